@@ -1,0 +1,34 @@
+/* X3P (ISO 5436-2 / ISO 25178-72) reader and writer. */
+#ifndef BF_X3P_H
+#define BF_X3P_H
+
+#include "bf_surface.h"
+
+#define BF_X3P_MAX_MEMBER (1L << 31) /* largest zip member we inflate (2 GiB): zip-bomb guard */
+
+/* What the reader saw and did, for `bfm info`. */
+typedef struct bf_x3p_info {
+  char data_type;        /* 'D', 'F', 'I' or 'L' for the Z axis */
+  char main_xml_path[256]; /* where main.xml was inside the zip (it may be in a sub-folder) */
+  int xy_converted_from_um; /* increments were micrometres: converted */
+  int z_converted_from_um;  /* heights were micrometres: converted */
+  int md5_main_ok;       /* 1 verified, 0 absent (no md5checksum.hex) */
+  int md5_data_ok;       /* 1 verified, 0 absent (no MD5ChecksumPointData) */
+  int has_mask, has_valid;
+  double z_increment, z_offset; /* raw CZ values from the header */
+  long file_bytes;
+} bf_x3p_info;
+
+/* Reads path into a new surface (heights in micrometres, NaN missing). info may be NULL.
+ * Every failure names path and the problem in bf_error_last(). Checksums are verified:
+ * a mismatch is BF_ECHECKSUM. */
+int bf_x3p_read(bf_surface **out, const char *path, bf_x3p_info *info);
+/* The same from bytes already in memory (name is used in messages). */
+int bf_x3p_read_mem(bf_surface **out, const void *buf, size_t len, const char *name, bf_x3p_info *info);
+
+/* Writes s as X3P with Z as 'D' (float64) or 'F' (float32), in metres, standard layout
+ * (main.xml, bindata/data.bin, md5checksum.hex), both checksums. Reading it back gives
+ * the same floats, bit for bit. Writes to a temporary file and renames it into place. */
+int bf_x3p_write(const char *path, const bf_surface *s, char data_type);
+
+#endif

@@ -1,0 +1,95 @@
+// The one C++ file: OpenCV called through extern "C" entry points that never throw.
+#include "bf_cv.h"
+
+extern "C" {
+#include "bf_error.h"
+}
+
+#include <cstdlib>
+#include <cstring>
+#include <exception>
+#include <opencv2/core.hpp>
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
+#include <vector>
+
+#define BF_CV_TRY try {
+#define BF_CV_CATCH(ctx_)                                                                   \
+  }                                                                                         \
+  catch (const std::exception &e)                                                           \
+  {                                                                                         \
+    return bf_error_set(BF_EFORMAT, "%s: OpenCV: %s", ctx_, e.what());                      \
+  }                                                                                         \
+  catch (...)                                                                               \
+  {                                                                                         \
+    return bf_error_set(BF_EFORMAT, "%s: OpenCV failed", ctx_);                             \
+  }
+
+static cv::Mat rgb_to_bgr_mat(const uint32_t *rgb, int w, int h)
+{
+  cv::Mat m(h, w, CV_8UC3);
+  for (int y = 0; y < h; y++) {
+    uint8_t *row = m.ptr<uint8_t>(y);
+    for (int x = 0; x < w; x++) {
+      uint32_t c = rgb[(size_t)y * w + x];
+      row[3 * x] = c & 255;
+      row[3 * x + 1] = (c >> 8) & 255;
+      row[3 * x + 2] = (c >> 16) & 255;
+    }
+  }
+  return m;
+}
+
+extern "C" int bf_cv_decode_rgb(uint32_t **out, int *w, int *h, const void *buf, size_t len)
+{
+  *out = NULL;
+  BF_CV_TRY
+  if (len == 0 || len > (size_t)INT32_MAX)
+    return bf_error_set(BF_EFORMAT, "image is empty or too large");
+  cv::Mat raw(1, (int)len, CV_8UC1, const_cast<void *>(buf));
+  cv::Mat img = cv::imdecode(raw, cv::IMREAD_COLOR);
+  if (img.empty())
+    return bf_error_set(BF_EFORMAT, "image could not be decoded");
+  size_t n = (size_t)img.cols * img.rows;
+  uint32_t *o = (uint32_t *)malloc(n * sizeof *o);
+  if (!o)
+    return bf_error_set(BF_ENOMEM, "out of memory decoding an image");
+  for (int y = 0; y < img.rows; y++) {
+    const uint8_t *row = img.ptr<uint8_t>(y);
+    for (int x = 0; x < img.cols; x++)
+      o[(size_t)y * img.cols + x] =
+        (uint32_t)row[3 * x + 2] << 16 | (uint32_t)row[3 * x + 1] << 8 | row[3 * x];
+  }
+  *out = o;
+  *w = img.cols;
+  *h = img.rows;
+  return 0;
+  BF_CV_CATCH("decode image")
+}
+
+extern "C" int bf_cv_encode_png_rgb(uint8_t **out, size_t *len, const uint32_t *rgb, int w, int h)
+{
+  *out = NULL;
+  *len = 0;
+  BF_CV_TRY
+  std::vector<uchar> v;
+  if (!cv::imencode(".png", rgb_to_bgr_mat(rgb, w, h), v))
+    return bf_error_set(BF_EFORMAT, "PNG encoding failed");
+  uint8_t *o = (uint8_t *)malloc(v.size() ? v.size() : 1);
+  if (!o)
+    return bf_error_set(BF_ENOMEM, "out of memory encoding PNG");
+  memcpy(o, v.data(), v.size());
+  *out = o;
+  *len = v.size();
+  return 0;
+  BF_CV_CATCH("encode PNG")
+}
+
+extern "C" int bf_cv_write_rgb(const char *path, const uint32_t *rgb, int w, int h)
+{
+  BF_CV_TRY
+  if (!cv::imwrite(path, rgb_to_bgr_mat(rgb, w, h)))
+    return bf_error_set(BF_EIO, "%s: could not write image", path);
+  return 0;
+  BF_CV_CATCH(path)
+}

@@ -1,0 +1,837 @@
+/* X3P reader and writer: a zip holding main.xml (ISO 5436-2 header), bindata/data.bin
+ * (little-endian heights, X fastest) and md5checksum.hex (MD5 of main.xml). */
+#include "bf_x3p.h"
+#include "bf_cv.h"
+#include "bf_error.h"
+#include "bf_hash.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <libxml/parser.h>
+#include <libxml/tree.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zip.h>
+
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "the X3P reader assumes a little-endian host"
+#endif
+
+#define X3P_NS "http://www.opengps.eu/2008/ISO5436_2"
+#define MAX_XML_BYTES (4L << 20)
+#define MAX_FILE_BYTES (4L << 30)
+
+/* ---------- zip helpers ---------- */
+
+/* Finds the member whose path ends in "/name" or equals name, skipping __MACOSX. */
+static zip_int64_t zip_find(zip_t *z, const char *name)
+{
+  zip_int64_t n = zip_get_num_entries(z, 0);
+  size_t ln = strlen(name);
+  for (zip_int64_t i = 0; i < n; i++) {
+    const char *p = zip_get_name(z, (zip_uint64_t)i, 0);
+    if (!p || !strncmp(p, "__MACOSX", 8) || strstr(p, "/__MACOSX"))
+      continue;
+    size_t lp = strlen(p);
+    if (lp == ln && !strcmp(p, name))
+      return i;
+  }
+  return -1;
+}
+
+/* Reads member idx, refusing more than limit bytes (declared or actual). */
+static int zip_slurp(uint8_t **out, size_t *len, zip_t *z, zip_int64_t idx, long limit,
+                     const char *file, const char *member)
+{
+  *out = NULL;
+  *len = 0;
+  zip_stat_t st;
+  zip_stat_init(&st);
+  if (zip_stat_index(z, (zip_uint64_t)idx, 0, &st) != 0 || !(st.valid & ZIP_STAT_SIZE))
+    return bf_error_set(BF_EFORMAT, "%s: cannot stat zip member %s", file, member);
+  if (st.size > (zip_uint64_t)limit)
+    return bf_error_set(BF_ELIMIT, "%s: zip member %s declares %llu bytes, more than the %ld allowed",
+                        file, member, (unsigned long long)st.size, limit);
+  zip_file_t *f = zip_fopen_index(z, (zip_uint64_t)idx, 0);
+  if (!f)
+    return bf_error_set(BF_EFORMAT, "%s: cannot open zip member %s: %s", file, member,
+                        zip_strerror(z));
+  uint8_t *buf = malloc(st.size + 1);
+  if (!buf) {
+    zip_fclose(f);
+    return bf_error_set(BF_ENOMEM, "%s: out of memory for %s", file, member);
+  }
+  size_t got = 0;
+  int rc = 0;
+  for (;;) {
+    /* read one byte past the declared size to catch members that inflate to more */
+    zip_int64_t r = zip_fread(f, buf + got, st.size + 1 - got);
+    if (r < 0) {
+      rc = bf_error_set(BF_EFORMAT, "%s: zip member %s is corrupt or truncated: %s", file, member,
+                        zip_file_strerror(f));
+      break;
+    }
+    if (r == 0)
+      break;
+    got += (size_t)r;
+    if (got > st.size) {
+      rc = bf_error_set(BF_EFORMAT, "%s: zip member %s inflates to more than its declared size",
+                        file, member);
+      break;
+    }
+  }
+  zip_fclose(f);
+  if (!rc && got != st.size)
+    rc = bf_error_set(BF_EFORMAT, "%s: zip member %s is truncated (%zu of %llu bytes)", file,
+                      member, got, (unsigned long long)st.size);
+  if (rc) {
+    free(buf);
+    return rc;
+  }
+  buf[got] = 0;
+  *out = buf;
+  *len = got;
+  return 0;
+}
+
+/* ---------- XML helpers: match by local name, in any order, any namespace prefix ---------- */
+
+static xmlNode *child(xmlNode *n, const char *name)
+{
+  for (xmlNode *c = n ? n->children : NULL; c; c = c->next)
+    if (c->type == XML_ELEMENT_NODE && !strcmp((const char *)c->name, name))
+      return c;
+  return NULL;
+}
+
+/* Path like "Record1/Axes/CX/Increment" below n. */
+static xmlNode *path(xmlNode *n, const char *p)
+{
+  char buf[256];
+  snprintf(buf, sizeof buf, "%s", p);
+  char *save = NULL;
+  for (char *tok = strtok_r(buf, "/", &save); tok && n; tok = strtok_r(NULL, "/", &save))
+    n = child(n, tok);
+  return n;
+}
+
+/* Copies the trimmed text of the node at p into out; "" when absent. */
+static void text_at(char *out, size_t cap, xmlNode *root, const char *p)
+{
+  out[0] = 0;
+  xmlNode *n = path(root, p);
+  if (!n)
+    return;
+  xmlChar *t = xmlNodeGetContent(n);
+  if (!t)
+    return;
+  const char *s = (const char *)t;
+  while (isspace((unsigned char)*s))
+    s++;
+  snprintf(out, cap, "%s", s);
+  size_t l = strlen(out);
+  while (l && isspace((unsigned char)out[l - 1]))
+    out[--l] = 0;
+  xmlFree(t);
+}
+
+static int parse_double(double *v, const char *s)
+{
+  char *end;
+  if (!*s)
+    return -1;
+  errno = 0;
+  *v = strtod(s, &end);
+  if (errno || *end || !isfinite(*v))
+    return -1;
+  return 0;
+}
+
+static int parse_long(long *v, const char *s)
+{
+  char *end;
+  if (!*s)
+    return -1;
+  errno = 0;
+  *v = strtol(s, &end, 10);
+  return (errno || *end) ? -1 : 0;
+}
+
+static int hexval(int c)
+{
+  if (c >= '0' && c <= '9') return c - '0';
+  c = tolower(c);
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  return -1;
+}
+
+/* Compares a hex string (either case, leading/trailing junk like " *main.xml" allowed after
+ * the 32 digits) with a digest. Returns 0 equal, 1 different, -1 not a digest. */
+static int hex_cmp(const char *s, const uint8_t d[16])
+{
+  while (isspace((unsigned char)*s))
+    s++;
+  for (int i = 0; i < 16; i++) {
+    int a = hexval((unsigned char)s[2 * i]), b = a < 0 ? -1 : hexval((unsigned char)s[2 * i + 1]);
+    if (a < 0 || b < 0)
+      return -1;
+    if ((uint8_t)(a * 16 + b) != d[i])
+      return 1;
+  }
+  char c = s[32];
+  return (c == 0 || isspace((unsigned char)c) || c == '*') ? 0 : -1;
+}
+
+static int type_size(char t)
+{
+  switch (t) {
+  case 'D': return 8;
+  case 'F': return 4;
+  case 'L': return 4;
+  case 'I': return 2;
+  default: return 0;
+  }
+}
+
+static uint32_t parse_colour(const char *s)
+{
+  /* "#rrggbb" or "rrggbb" */
+  if (*s == '#')
+    s++;
+  uint32_t v = 0;
+  for (int i = 0; i < 6 && s[i]; i++) {
+    int h = hexval((unsigned char)s[i]);
+    if (h < 0)
+      return 0;
+    v = v << 4 | (uint32_t)h;
+  }
+  return v;
+}
+
+/* Reads mask.png (decoded by OpenCV) and its legend from Record3/Mask. */
+static int read_mask(bf_surface *s, zip_t *z, const char *prefix, xmlNode *root, const char *name)
+{
+  char p[600];
+  snprintf(p, sizeof p, "%sbindata/mask.png", prefix);
+  zip_int64_t idx = zip_find(z, p);
+  if (idx < 0)
+    return 0;
+  uint8_t *png = NULL;
+  size_t len = 0;
+  uint32_t *rgb = NULL;
+  int w = 0, h = 0, rc = zip_slurp(&png, &len, z, idx, 256L << 20, name, "bindata/mask.png");
+  if (rc)
+    return rc;
+  rc = bf_cv_decode_rgb(&rgb, &w, &h, png, len);
+  free(png);
+  if (rc)
+    return bf_error_prefix(rc, "%s: bindata/mask.png: ", name);
+  size_t n = (size_t)s->nx * s->ny;
+  s->mask = malloc(n * sizeof *s->mask);
+  if (!s->mask) {
+    free(rgb);
+    return bf_error_set(BF_ENOMEM, "%s: out of memory for the mask", name);
+  }
+  /* The mask is drawn nx wide and ny high; other sizes are scaled (nearest point). */
+  for (int y = 0; y < s->ny; y++)
+    for (int x = 0; x < s->nx; x++) {
+      int mx = (int)((long)x * w / s->nx), my = (int)((long)y * h / s->ny);
+      s->mask[(size_t)y * s->nx + x] = rgb[(size_t)my * w + mx];
+    }
+  free(rgb);
+  s->flags |= BF_SURF_HAS_MASK;
+  char bg[64];
+  text_at(bg, sizeof bg, root, "Record3/Mask/Background");
+  s->mask_background = bg[0] ? parse_colour(bg) : 0xFFFFFF;
+  xmlNode *ann = path(root, "Record3/Mask/Annotations");
+  int count = 0;
+  for (xmlNode *c = ann ? ann->children : NULL; c; c = c->next)
+    if (c->type == XML_ELEMENT_NODE)
+      count++;
+  if (count) {
+    s->labels = calloc((size_t)count, sizeof *s->labels);
+    if (!s->labels)
+      return bf_error_set(BF_ENOMEM, "%s: out of memory for mask labels", name);
+    for (xmlNode *c = ann->children; c; c = c->next) {
+      if (c->type != XML_ELEMENT_NODE)
+        continue;
+      bf_mask_label *l = &s->labels[s->nlabels++];
+      xmlChar *col = xmlGetProp(c, (const xmlChar *)"color");
+      xmlChar *t = xmlNodeGetContent(c);
+      l->rgb = col ? parse_colour((const char *)col) : 0;
+      snprintf(l->name, sizeof l->name, "%s", t ? (const char *)t : "");
+      xmlFree(col);
+      xmlFree(t);
+    }
+  }
+  return 0;
+}
+
+/* ---------- reader ---------- */
+
+int bf_x3p_read_mem(bf_surface **out, const void *buf, size_t len, const char *name,
+                    bf_x3p_info *info)
+{
+  bf_x3p_info dummy;
+  if (!info)
+    info = &dummy;
+  memset(info, 0, sizeof *info);
+  info->file_bytes = (long)len;
+  *out = NULL;
+
+  int rc = 0;
+  zip_t *z = NULL;
+  zip_source_t *src = NULL;
+  uint8_t *xml = NULL, *data = NULL, *hexf = NULL, *valid = NULL;
+  size_t xml_len = 0, data_len = 0, hex_len = 0, valid_len = 0;
+  xmlDoc *doc = NULL;
+  bf_surface *s = NULL;
+  char prefix[512] = "";
+  char t[1024];
+
+  zip_error_t ze;
+  zip_error_init(&ze);
+  src = zip_source_buffer_create(buf, len, 0, &ze);
+  if (!src) {
+    rc = bf_error_set(BF_ENOMEM, "%s: cannot wrap the file for unzip", name);
+    goto done;
+  }
+  z = zip_open_from_source(src, ZIP_RDONLY | ZIP_CHECKCONS, &ze);
+  if (!z) {
+    rc = bf_error_set(BF_EFORMAT, "%s: not a readable zip archive (%s)", name, zip_error_strerror(&ze));
+    zip_source_free(src);
+    goto done;
+  }
+
+  /* main.xml may sit in a sub-folder; everything else is relative to it. */
+  zip_int64_t nent = zip_get_num_entries(z, 0), xml_idx = -1;
+  for (zip_int64_t i = 0; i < nent; i++) {
+    const char *p = zip_get_name(z, (zip_uint64_t)i, 0);
+    if (!p || !strncmp(p, "__MACOSX", 8) || strstr(p, "/__MACOSX"))
+      continue;
+    const char *base = strrchr(p, '/');
+    base = base ? base + 1 : p;
+    if (!strcmp(base, "main.xml") && (xml_idx < 0 || strlen(p) < strlen(zip_get_name(z, (zip_uint64_t)xml_idx, 0))))
+      xml_idx = i;
+  }
+  if (xml_idx < 0) {
+    rc = bf_error_set(BF_EFORMAT, "%s: no main.xml in the archive (not an X3P file)", name);
+    goto done;
+  }
+  {
+    const char *p = zip_get_name(z, (zip_uint64_t)xml_idx, 0);
+    snprintf(info->main_xml_path, sizeof info->main_xml_path, "%s", p);
+    size_t pl = strlen(p) - strlen("main.xml");
+    if (pl >= sizeof prefix) {
+      rc = bf_error_set(BF_EFORMAT, "%s: main.xml path too long", name);
+      goto done;
+    }
+    memcpy(prefix, p, pl);
+    prefix[pl] = 0;
+  }
+  if ((rc = zip_slurp(&xml, &xml_len, z, xml_idx, MAX_XML_BYTES, name, "main.xml")))
+    goto done;
+
+  /* No network, no entity expansion, no DTD loading; a DOCTYPE at all is refused. */
+  doc = xmlReadMemory((const char *)xml, (int)xml_len, "main.xml", NULL,
+                      XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
+  if (!doc) {
+    const xmlError *e = xmlGetLastError();
+    rc = bf_error_set(BF_EFORMAT, "%s: main.xml is not well-formed XML%s%s", name,
+                      e && e->message ? ": " : "", e && e->message ? e->message : "");
+    size_t l = strlen(bf_error_last());
+    if (l && bf_error_last()[l - 1] == '\n')
+      bf_error_set(rc, "%.*s", (int)l - 1, bf_error_last());
+    goto done;
+  }
+  if (doc->intSubset || doc->extSubset) {
+    rc = bf_error_set(BF_EFORMAT, "%s: main.xml has a DOCTYPE (refused: entities are never expanded)", name);
+    goto done;
+  }
+  xmlNode *root = xmlDocGetRootElement(doc);
+  if (!root || strcmp((const char *)root->name, "ISO5436_2")) {
+    rc = bf_error_set(BF_EFORMAT, "%s: main.xml root element is <%s>, not <ISO5436_2>", name,
+                      root ? (const char *)root->name : "none");
+    goto done;
+  }
+
+  /* Record1: axes. */
+  char dt[16];
+  text_at(dt, sizeof dt, root, "Record1/Axes/CZ/DataType");
+  if (!dt[0]) {
+    rc = bf_error_set(BF_EFORMAT, "%s: main.xml has no Record1/Axes/CZ/DataType", name);
+    goto done;
+  }
+  info->data_type = (char)toupper((unsigned char)dt[0]);
+  int tsize = dt[1] ? 0 : type_size(info->data_type);
+  if (!tsize) {
+    rc = bf_error_set(BF_EFORMAT, "%s: unknown Z data type '%s' (expected D, F, L or I)", name, dt);
+    goto done;
+  }
+  double inc[3] = {0, 0, 1}, off_z = 0;
+  const char *axes[2] = {"Record1/Axes/CX", "Record1/Axes/CY"};
+  for (int a = 0; a < 2; a++) {
+    char p[64];
+    snprintf(p, sizeof p, "%s/AxisType", axes[a]);
+    text_at(t, sizeof t, root, p);
+    if (t[0] && t[0] != 'I') {
+      rc = bf_error_set(BF_EFORMAT, "%s: axis %s is of type '%s'; only incremental (I) X/Y axes are supported",
+                        name, axes[a] + 13, t);
+      goto done;
+    }
+    snprintf(p, sizeof p, "%s/Increment", axes[a]);
+    text_at(t, sizeof t, root, p);
+    if (parse_double(&inc[a], t) || !(inc[a] > 0)) {
+      rc = bf_error_set(BF_EFORMAT, "%s: %s/Increment '%s' is not a positive number", name, axes[a] + 13, t);
+      goto done;
+    }
+  }
+  text_at(t, sizeof t, root, "Record1/Axes/CZ/Increment");
+  if (t[0] && (parse_double(&inc[2], t) || inc[2] == 0)) {
+    rc = bf_error_set(BF_EFORMAT, "%s: CZ/Increment '%s' is not a non-zero number", name, t);
+    goto done;
+  }
+  text_at(t, sizeof t, root, "Record1/Axes/CZ/Offset");
+  if (t[0] && parse_double(&off_z, t)) {
+    rc = bf_error_set(BF_EFORMAT, "%s: CZ/Offset '%s' is not a number", name, t);
+    goto done;
+  }
+  info->z_increment = inc[2];
+  info->z_offset = off_z;
+
+  /* Record3: dimensions and data link. */
+  long nx, ny, nz = 1;
+  text_at(t, sizeof t, root, "Record3/MatrixDimension/SizeX");
+  if (parse_long(&nx, t)) {
+    rc = bf_error_set(BF_EFORMAT, "%s: SizeX '%s' is not an integer", name, t);
+    goto done;
+  }
+  text_at(t, sizeof t, root, "Record3/MatrixDimension/SizeY");
+  if (parse_long(&ny, t)) {
+    rc = bf_error_set(BF_EFORMAT, "%s: SizeY '%s' is not an integer", name, t);
+    goto done;
+  }
+  text_at(t, sizeof t, root, "Record3/MatrixDimension/SizeZ");
+  if (t[0] && parse_long(&nz, t)) {
+    rc = bf_error_set(BF_EFORMAT, "%s: SizeZ '%s' is not an integer", name, t);
+    goto done;
+  }
+  if (nx <= 0 || ny <= 0) {
+    rc = bf_error_set(BF_EFORMAT, "%s: matrix size %ld x %ld is not positive", name, nx, ny);
+    goto done;
+  }
+  if (nz != 1) {
+    rc = bf_error_set(BF_EFORMAT, "%s: SizeZ is %ld; only single-layer surfaces are supported", name, nz);
+    goto done;
+  }
+  if (nx > BF_MAX_POINTS || ny > BF_MAX_POINTS || nx * ny > BF_MAX_POINTS) {
+    rc = bf_error_set(BF_ELIMIT, "%s: matrix size %ld x %ld exceeds the limit of %ld points", name,
+                      nx, ny, BF_MAX_POINTS);
+    goto done;
+  }
+
+  char link[512], p[1100];
+  text_at(link, sizeof link, root, "Record3/DataLink/PointDataLink");
+  if (!link[0]) {
+    rc = bf_error_set(BF_EFORMAT, "%s: main.xml has no Record3/DataLink/PointDataLink", name);
+    goto done;
+  }
+  snprintf(p, sizeof p, "%s%s", prefix, link);
+  zip_int64_t didx = zip_find(z, p);
+  if (didx < 0) {
+    rc = bf_error_set(BF_EFORMAT, "%s: point data %s is missing from the archive", name, p);
+    goto done;
+  }
+  size_t expect = (size_t)nx * (size_t)ny * (size_t)tsize;
+  {
+    zip_stat_t st;
+    zip_stat_init(&st);
+    if (zip_stat_index(z, (zip_uint64_t)didx, 0, &st) == 0 && (st.valid & ZIP_STAT_SIZE) &&
+        st.size != expect) {
+      rc = bf_error_set(BF_EFORMAT, "%s: %s holds %llu bytes but SizeX*SizeY*%d = %zu", name, link,
+                        (unsigned long long)st.size, tsize, expect);
+      goto done;
+    }
+  }
+  if ((rc = zip_slurp(&data, &data_len, z, didx, (long)expect, name, link)))
+    goto done;
+
+  /* Checksums: data.bin against Record3, main.xml against md5checksum.hex. */
+  uint8_t d[16];
+  text_at(t, sizeof t, root, "Record3/DataLink/MD5ChecksumPointData");
+  if (t[0]) {
+    bf_md5(d, data, data_len);
+    int c = hex_cmp(t, d);
+    if (c) {
+      rc = bf_error_set(BF_ECHECKSUM, "%s: MD5 checksum of %s %s", name, link,
+                        c < 0 ? "in main.xml is not a 32-digit hex value" : "does not match (data corrupted)");
+      goto done;
+    }
+    info->md5_data_ok = 1;
+  }
+  char ckf[512];
+  text_at(ckf, sizeof ckf, root, "Record4/ChecksumFile");
+  snprintf(p, sizeof p, "%s%s", prefix, ckf[0] ? ckf : "md5checksum.hex");
+  zip_int64_t hidx = zip_find(z, p);
+  if (hidx >= 0) {
+    if ((rc = zip_slurp(&hexf, &hex_len, z, hidx, 4096, name, "md5checksum.hex")))
+      goto done;
+    bf_md5(d, xml, xml_len);
+    int c = hex_cmp((const char *)hexf, d);
+    if (c) {
+      rc = bf_error_set(BF_ECHECKSUM, "%s: MD5 checksum of main.xml %s", name,
+                        c < 0 ? "file does not hold a 32-digit hex value" : "does not match md5checksum.hex (header corrupted)");
+      goto done;
+    }
+    info->md5_main_ok = 1;
+  } else if (ckf[0]) {
+    rc = bf_error_set(BF_EFORMAT, "%s: checksum file %s named in main.xml is missing", name, ckf);
+    goto done;
+  }
+
+  /* Heights. */
+  if ((rc = bf_surface_new(&s, (int)nx, (int)ny, inc[0], inc[1])))
+    goto done;
+  size_t n = (size_t)nx * ny, nvalid = 0;
+  double zmin = INFINITY, zmax = -INFINITY;
+  double *tmp = malloc(n * sizeof *tmp);
+  if (!tmp) {
+    rc = bf_error_set(BF_ENOMEM, "%s: out of memory for %zu points", name, n);
+    goto done;
+  }
+  for (size_t i = 0; i < n; i++) {
+    double v;
+    const uint8_t *q = data + i * tsize;
+    switch (info->data_type) {
+    case 'D': { double x; memcpy(&x, q, 8); v = x; break; }
+    case 'F': { float x; memcpy(&x, q, 4); v = x; break; }
+    case 'L': { int32_t x; memcpy(&x, q, 4); v = x; break; }
+    default: { int16_t x; memcpy(&x, q, 2); v = x; break; }
+    }
+    if (info->data_type == 'D' || info->data_type == 'F') {
+      if (inc[2] != 1 || off_z != 0)
+        v = v * inc[2] + off_z;
+    } else {
+      v = v * inc[2] + off_z;
+    }
+    if (!isfinite(v))
+      v = NAN;
+    else {
+      nvalid++;
+      if (v < zmin) zmin = v;
+      if (v > zmax) zmax = v;
+    }
+    tmp[i] = v;
+  }
+
+  /* valid.bin: one bit a point, LSB first; 0 marks a point as invalid. */
+  char vlink[512];
+  text_at(vlink, sizeof vlink, root, "Record3/DataLink/ValidPointsLink");
+  if (vlink[0]) {
+    snprintf(p, sizeof p, "%s%s", prefix, vlink);
+    zip_int64_t vidx = zip_find(z, p);
+    if (vidx < 0) {
+      free(tmp);
+      rc = bf_error_set(BF_EFORMAT, "%s: valid-points file %s is missing from the archive", name, vlink);
+      goto done;
+    }
+    if ((rc = zip_slurp(&valid, &valid_len, z, vidx, (long)((n + 7) / 8), name, vlink))) {
+      free(tmp);
+      goto done;
+    }
+    if (valid_len * 8 < n) {
+      free(tmp);
+      rc = bf_error_set(BF_EFORMAT, "%s: %s holds %zu bytes, fewer than the %zu points need", name,
+                        vlink, valid_len, n);
+      goto done;
+    }
+    for (size_t i = 0; i < n; i++)
+      if (!(valid[i >> 3] >> (i & 7) & 1) && !isnan(tmp[i])) {
+        tmp[i] = NAN;
+        nvalid--;
+      }
+    info->has_valid = 1;
+    s->flags |= BF_SURF_HAS_VALID;
+  }
+  if (nvalid == 0) {
+    free(tmp);
+    rc = bf_error_set(BF_EQUALITY, "%s: all %zu points are missing (NaN)", name, n);
+    goto done;
+  }
+
+  /* Units: X3P says metres, some writers put micrometres. A spacing over 1 mm per point or a
+   * height range over 1 cm cannot be metres on a ballistic scan. */
+  int xy_um = inc[0] > 1e-3 || inc[1] > 1e-3;
+  double range = zmax - zmin;
+  int z_um = range > 1e-2 || (xy_um && range > 1e-4);
+  info->xy_converted_from_um = xy_um;
+  info->z_converted_from_um = z_um;
+  if (xy_um)
+    s->flags |= BF_SURF_XY_FROM_UM;
+  else {
+    s->dx = inc[0] * 1e6;
+    s->dy = inc[1] * 1e6;
+  }
+  if (z_um)
+    s->flags |= BF_SURF_Z_FROM_UM;
+  double zs = z_um ? 1.0 : 1e6;
+  for (size_t i = 0; i < n; i++)
+    s->z[i] = (float)(tmp[i] * zs);
+  free(tmp);
+
+  /* Record2: where it came from. */
+  bf_meta *m = &s->meta;
+  text_at(m->feature_type, sizeof m->feature_type, root, "Record1/FeatureType");
+  text_at(m->date, sizeof m->date, root, "Record2/Date");
+  text_at(m->creator, sizeof m->creator, root, "Record2/Creator");
+  text_at(m->calibration_date, sizeof m->calibration_date, root, "Record2/CalibrationDate");
+  text_at(m->comment, sizeof m->comment, root, "Record2/Comment");
+  text_at(m->manufacturer, sizeof m->manufacturer, root, "Record2/Instrument/Manufacturer");
+  text_at(m->model, sizeof m->model, root, "Record2/Instrument/Model");
+  text_at(m->serial, sizeof m->serial, root, "Record2/Instrument/Serial");
+  text_at(m->version, sizeof m->version, root, "Record2/Instrument/Version");
+  text_at(m->probing_type, sizeof m->probing_type, root, "Record2/ProbingSystem/Type");
+  text_at(m->probing_id, sizeof m->probing_id, root, "Record2/ProbingSystem/Identification");
+
+  if ((rc = read_mask(s, z, prefix, root, name)))
+    goto done;
+  info->has_mask = s->mask != NULL;
+
+  *out = s;
+  s = NULL;
+done:
+  bf_surface_free(s);
+  if (doc)
+    xmlFreeDoc(doc);
+  if (z)
+    zip_discard(z);
+  free(xml);
+  free(data);
+  free(hexf);
+  free(valid);
+  return rc;
+}
+
+int bf_x3p_read(bf_surface **out, const char *p, bf_x3p_info *info)
+{
+  *out = NULL;
+  FILE *f = fopen(p, "rb");
+  if (!f)
+    return bf_error_set(errno == ENOENT ? BF_ENOTFOUND : BF_EIO, "%s: cannot open: %s", p, strerror(errno));
+  struct stat st;
+  if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+    fclose(f);
+    return bf_error_set(BF_EIO, "%s: not a regular file", p);
+  }
+  if (st.st_size > MAX_FILE_BYTES) {
+    fclose(f);
+    return bf_error_set(BF_ELIMIT, "%s: file of %lld bytes is larger than the %ld allowed", p,
+                        (long long)st.st_size, MAX_FILE_BYTES);
+  }
+  size_t len = (size_t)st.st_size;
+  uint8_t *buf = malloc(len ? len : 1);
+  if (!buf) {
+    fclose(f);
+    return bf_error_set(BF_ENOMEM, "%s: out of memory reading %zu bytes", p, len);
+  }
+  size_t got = fread(buf, 1, len, f);
+  fclose(f);
+  if (got != len) {
+    free(buf);
+    return bf_error_set(BF_EIO, "%s: short read (%zu of %zu bytes)", p, got, len);
+  }
+  int rc = bf_x3p_read_mem(out, buf, len, p, info);
+  free(buf);
+  return rc;
+}
+
+/* ---------- writer ---------- */
+
+static xmlNode *add(xmlNode *parent, xmlNs *ns, const char *name, const char *text)
+{
+  return xmlNewTextChild(parent, ns, (const xmlChar *)name, (const xmlChar *)text);
+}
+
+static void add_num(xmlNode *parent, const char *name, double v)
+{
+  char b[64];
+  snprintf(b, sizeof b, "%.17g", v);
+  add(parent, NULL, name, b);
+}
+
+static void add_axis(xmlNode *axes, const char *name, const char *type, const char *dt, double inc)
+{
+  xmlNode *a = add(axes, NULL, name, NULL);
+  add(a, NULL, "AxisType", type);
+  add(a, NULL, "DataType", dt);
+  add_num(a, "Increment", inc);
+  add_num(a, "Offset", 0);
+}
+
+/* The float metres nearest to f micrometres that reads back as exactly f. */
+static float metres_f(float f)
+{
+  float g = (float)((double)f / 1e6);
+  if ((float)((double)g * 1e6) == f || isnan(f))
+    return g;
+  float lo = g, hi = g;
+  for (int k = 0; k < 4; k++) {
+    lo = nextafterf(lo, -INFINITY);
+    hi = nextafterf(hi, INFINITY);
+    if ((float)((double)lo * 1e6) == f) return lo;
+    if ((float)((double)hi * 1e6) == f) return hi;
+  }
+  return g;
+}
+
+int bf_x3p_write(const char *p, const bf_surface *s, char data_type)
+{
+  if (data_type != 'D' && data_type != 'F')
+    return bf_error_set(BF_EINVAL, "%s: can only write D or F heights, not '%c'", p, data_type);
+  int rc = 0, tsize = type_size(data_type);
+  size_t n = (size_t)s->nx * s->ny, dlen = n * tsize;
+  uint8_t *data = malloc(dlen), *png = NULL;
+  size_t png_len = 0;
+  xmlChar *xml = NULL;
+  int xml_len = 0;
+  xmlDoc *doc = NULL;
+  zip_t *z = NULL;
+  char tmp[4200];
+  snprintf(tmp, sizeof tmp, "%s.tmp%ld", p, (long)getpid());
+  if (!data)
+    return bf_error_set(BF_ENOMEM, "%s: out of memory", p);
+
+  for (size_t i = 0; i < n; i++) {
+    if (data_type == 'D') {
+      double v = (double)s->z[i] / 1e6;
+      memcpy(data + 8 * i, &v, 8);
+    } else {
+      float v = metres_f(s->z[i]);
+      memcpy(data + 4 * i, &v, 4);
+    }
+  }
+  uint8_t d[16];
+  char hex[40];
+  bf_md5(d, data, dlen);
+  bf_hex(hex, d, 16);
+
+  doc = xmlNewDoc((const xmlChar *)"1.0");
+  xmlNode *root = xmlNewNode(NULL, (const xmlChar *)"ISO5436_2");
+  xmlNs *ns = xmlNewNs(root, (const xmlChar *)X3P_NS, (const xmlChar *)"p");
+  xmlSetNs(root, ns);
+  xmlNs *xsi = xmlNewNs(root, (const xmlChar *)"http://www.w3.org/2001/XMLSchema-instance", (const xmlChar *)"xsi");
+  xmlNewNsProp(root, xsi, (const xmlChar *)"schemaLocation",
+               (const xmlChar *)X3P_NS " " X3P_NS "/ISO5436_2.xsd");
+  xmlDocSetRootElement(doc, root);
+  xmlNode *r1 = add(root, NULL, "Record1", NULL);
+  add(r1, NULL, "Revision", "ISO5436 - 2000");
+  add(r1, NULL, "FeatureType", s->meta.feature_type[0] ? s->meta.feature_type : "SUR");
+  xmlNode *axes = add(r1, NULL, "Axes", NULL);
+  char dts[2] = {data_type, 0};
+  add_axis(axes, "CX", "I", "D", s->dx / 1e6);
+  add_axis(axes, "CY", "I", "D", s->dy / 1e6);
+  xmlNode *cz = add(axes, NULL, "CZ", NULL);
+  add(cz, NULL, "AxisType", "A");
+  add(cz, NULL, "DataType", dts);
+  add(cz, NULL, "Increment", "1");
+  add(cz, NULL, "Offset", "0");
+  xmlNode *r2 = add(root, NULL, "Record2", NULL);
+  add(r2, NULL, "Date", s->meta.date[0] ? s->meta.date : "1970-01-01T00:00:00");
+  add(r2, NULL, "Creator", s->meta.creator[0] ? s->meta.creator : "bfm");
+  xmlNode *ins = add(r2, NULL, "Instrument", NULL);
+  add(ins, NULL, "Manufacturer", s->meta.manufacturer[0] ? s->meta.manufacturer : "unknown");
+  add(ins, NULL, "Model", s->meta.model[0] ? s->meta.model : "unknown");
+  add(ins, NULL, "Serial", s->meta.serial[0] ? s->meta.serial : "unknown");
+  add(ins, NULL, "Version", s->meta.version[0] ? s->meta.version : "unknown");
+  add(r2, NULL, "CalibrationDate", s->meta.calibration_date[0] ? s->meta.calibration_date : "1970-01-01T00:00:00");
+  xmlNode *ps = add(r2, NULL, "ProbingSystem", NULL);
+  add(ps, NULL, "Type", s->meta.probing_type[0] ? s->meta.probing_type : "NonContacting");
+  add(ps, NULL, "Identification", s->meta.probing_id[0] ? s->meta.probing_id : "unknown");
+  add(r2, NULL, "Comment", s->meta.comment);
+  xmlNode *r3 = add(root, NULL, "Record3", NULL);
+  xmlNode *md = add(r3, NULL, "MatrixDimension", NULL);
+  char b[32];
+  snprintf(b, sizeof b, "%d", s->nx);
+  add(md, NULL, "SizeX", b);
+  snprintf(b, sizeof b, "%d", s->ny);
+  add(md, NULL, "SizeY", b);
+  add(md, NULL, "SizeZ", "1");
+  xmlNode *dl = add(r3, NULL, "DataLink", NULL);
+  add(dl, NULL, "PointDataLink", "bindata/data.bin");
+  add(dl, NULL, "MD5ChecksumPointData", hex);
+  if (s->mask) {
+    if ((rc = bf_cv_encode_png_rgb(&png, &png_len, s->mask, s->nx, s->ny))) {
+      bf_error_prefix(rc, "%s: mask: ", p);
+      goto done;
+    }
+    xmlNode *mk = add(r3, NULL, "Mask", NULL);
+    snprintf(b, sizeof b, "#%06x", s->mask_background & 0xFFFFFF);
+    add(mk, NULL, "Background", b);
+    xmlNode *an = add(mk, NULL, "Annotations", NULL);
+    for (int i = 0; i < s->nlabels; i++) {
+      xmlNode *a = add(an, NULL, "Annotation", s->labels[i].name);
+      snprintf(b, sizeof b, "#%06x", s->labels[i].rgb & 0xFFFFFF);
+      xmlNewProp(a, (const xmlChar *)"color", (const xmlChar *)b);
+    }
+  }
+  xmlNode *r4 = add(root, NULL, "Record4", NULL);
+  add(r4, NULL, "ChecksumFile", "md5checksum.hex");
+  xmlDocDumpFormatMemoryEnc(doc, &xml, &xml_len, "UTF-8", 1);
+  if (!xml) {
+    rc = bf_error_set(BF_ENOMEM, "%s: cannot serialise main.xml", p);
+    goto done;
+  }
+  bf_md5(d, xml, (size_t)xml_len);
+  char sum[64];
+  bf_hex(sum, d, 16);
+  strcat(sum, " *main.xml\n");
+
+  int zerr = 0;
+  unlink(tmp);
+  z = zip_open(tmp, ZIP_CREATE | ZIP_EXCL, &zerr);
+  if (!z) {
+    rc = bf_error_set(BF_EIO, "%s: cannot create the archive (libzip error %d)", p, zerr);
+    goto done;
+  }
+  struct { const char *name; const void *buf; size_t len; } mem[] = {
+    {"main.xml", xml, (size_t)xml_len},
+    {"bindata/data.bin", data, dlen},
+    {"md5checksum.hex", sum, strlen(sum)},
+    {"bindata/mask.png", png, png_len},
+  };
+  zip_dir_add(z, "bindata", ZIP_FL_ENC_UTF_8);
+  for (size_t i = 0; i < sizeof mem / sizeof mem[0]; i++) {
+    if (!mem[i].buf)
+      continue;
+    zip_source_t *zs = zip_source_buffer(z, mem[i].buf, mem[i].len, 0);
+    if (!zs || zip_file_add(z, mem[i].name, zs, ZIP_FL_OVERWRITE) < 0) {
+      zip_source_free(zs);
+      rc = bf_error_set(BF_EIO, "%s: cannot add %s: %s", p, mem[i].name, zip_strerror(z));
+      goto done;
+    }
+  }
+  if (zip_close(z) != 0) {
+    rc = bf_error_set(BF_EIO, "%s: cannot write the archive: %s", p, zip_strerror(z));
+    goto done;
+  }
+  z = NULL;
+  if (rename(tmp, p) != 0) {
+    rc = bf_error_set(BF_EIO, "%s: cannot move the new file into place: %s", p, strerror(errno));
+    goto done;
+  }
+done:
+  if (z)
+    zip_discard(z);
+  if (rc)
+    unlink(tmp);
+  if (doc)
+    xmlFreeDoc(doc);
+  xmlFree(xml);
+  free(data);
+  free(png);
+  return rc;
+}

@@ -1,0 +1,151 @@
+/* bfm: dispatch from a table of subcommands. */
+#include "bfm_cli.h"
+#include "bf_error.h"
+
+#include <stdarg.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+static const bfm_cmd commands[] = {
+  {"info", bfm_cmd_info, "describe X3P scans (or a store)",
+   "bfm info [--json] SCAN.x3p...\n"
+   "  Prints instrument, size, spacing (um), unit conversions applied, missing fraction,\n"
+   "  height range and checksum status of each scan. --json writes one JSON array.\n"},
+};
+static const int ncommands = sizeof commands / sizeof commands[0];
+
+static void print_help(FILE *f)
+{
+  fprintf(f, "bfm %s - ballistic fingerprint matching\n\nusage: bfm <command> [options]\n\ncommands:\n",
+          BF_VERSION);
+  for (int i = 0; i < ncommands; i++)
+    fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
+  fprintf(f, "\n`bfm <command> --help` describes one command. Exit codes: 0 ok, 1 failure, 2 usage error.\n");
+}
+
+void bfm_print_usage(FILE *f, const char *name)
+{
+  for (int i = 0; i < ncommands; i++)
+    if (!strcmp(commands[i].name, name)) {
+      fprintf(f, "%s", commands[i].usage);
+      return;
+    }
+}
+
+int bfm_usage_error(const char *cmd, const char *fmt, ...)
+{
+  va_list ap;
+  fprintf(stderr, "bfm %s: ", cmd);
+  va_start(ap, fmt);
+  vfprintf(stderr, fmt, ap);
+  va_end(ap);
+  fprintf(stderr, "\n(see `bfm %s --help`)\n", cmd);
+  return BFM_EXIT_USAGE;
+}
+
+int bfm_fail(const char *cmd)
+{
+  fprintf(stderr, "bfm %s: %s\n", cmd, bf_error_last());
+  return BFM_EXIT_FAIL;
+}
+
+int bfm_wants_help(int argc, char **argv)
+{
+  for (int i = 1; i < argc; i++)
+    if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help"))
+      return 1;
+  return 0;
+}
+
+double bfm_now(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+void bfm_progress_start(bfm_progress *p, const char *label, long total)
+{
+  p->label = label;
+  p->total = total;
+  p->done = 0;
+  p->t0 = bfm_now();
+  p->last_draw = 0;
+  p->tty = isatty(2);
+}
+
+void bfm_progress_step(bfm_progress *p, long done)
+{
+  p->done = done;
+  if (!p->tty)
+    return;
+  double t = bfm_now();
+  if (t - p->last_draw < 0.1 && done < p->total)
+    return;
+  p->last_draw = t;
+  double el = t - p->t0, rate = el > 0 ? done / el : 0;
+  double eta = rate > 0 ? (p->total - done) / rate : 0;
+  int w = 30, fill = p->total > 0 ? (int)(w * (double)done / p->total) : 0;
+  char bar[64];
+  for (int i = 0; i < w; i++)
+    bar[i] = i < fill ? '#' : '.';
+  bar[w] = 0;
+  fprintf(stderr, "\r%s [%s] %ld/%ld %.1f/s ETA %.0fs ", p->label, bar, done, p->total, rate, eta);
+  fflush(stderr);
+}
+
+void bfm_progress_end(bfm_progress *p)
+{
+  if (p->tty) {
+    p->last_draw = 0;
+    bfm_progress_step(p, p->done);
+    fprintf(stderr, "\n");
+  }
+}
+
+void bfm_json_str(FILE *f, const char *s)
+{
+  fputc('"', f);
+  for (; s && *s; s++) {
+    unsigned char c = (unsigned char)*s;
+    if (c == '"' || c == '\\')
+      fprintf(f, "\\%c", c);
+    else if (c == '\n')
+      fputs("\\n", f);
+    else if (c == '\t')
+      fputs("\\t", f);
+    else if (c < 0x20)
+      fprintf(f, "\\u%04x", c);
+    else
+      fputc(c, f);
+  }
+  fputc('"', f);
+}
+
+int main(int argc, char **argv)
+{
+  if (argc < 2) {
+    print_help(stderr);
+    return BFM_EXIT_USAGE;
+  }
+  if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+    print_help(stdout);
+    return BFM_EXIT_OK;
+  }
+  if (!strcmp(argv[1], "--version")) {
+    printf("bfm %s\n", BF_VERSION);
+    return BFM_EXIT_OK;
+  }
+  for (int i = 0; i < ncommands; i++)
+    if (!strcmp(commands[i].name, argv[1])) {
+      if (bfm_wants_help(argc - 1, argv + 1)) {
+        bfm_print_usage(stdout, argv[1]);
+        return BFM_EXIT_OK;
+      }
+      return commands[i].fn(argc - 1, argv + 1);
+    }
+  fprintf(stderr, "bfm: unknown command '%s' (see `bfm --help`)\n", argv[1]);
+  return BFM_EXIT_USAGE;
+}

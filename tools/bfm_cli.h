@@ -1,0 +1,47 @@
+/* The bfm command: subcommands, shared helpers. Only tools/ parses argv, prints or exits. */
+#ifndef BFM_CLI_H
+#define BFM_CLI_H
+
+#include <stdio.h>
+
+/* Exit codes of every subcommand. */
+enum { BFM_EXIT_OK = 0, BFM_EXIT_FAIL = 1, BFM_EXIT_USAGE = 2 };
+
+/* A subcommand: argv[0] is its name. Returns an exit code. */
+typedef int (*bfm_cmd_fn)(int argc, char **argv);
+
+typedef struct bfm_cmd {
+  const char *name;
+  bfm_cmd_fn fn;
+  const char *summary;
+  const char *usage; /* printed by `bfm NAME --help` */
+} bfm_cmd;
+
+/* Prints "bfm NAME: message" on stderr; returns BFM_EXIT_USAGE. */
+int bfm_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Prints "bfm NAME: <bf_error_last()>" on stderr; returns BFM_EXIT_FAIL. */
+int bfm_fail(const char *cmd);
+/* True when argv holds -h or --help. */
+int bfm_wants_help(int argc, char **argv);
+/* Prints the usage text of a command to f. */
+void bfm_print_usage(FILE *f, const char *name);
+
+/* A progress bar on stderr, drawn only when stderr is a terminal. */
+typedef struct bfm_progress {
+  const char *label;
+  long total, done;
+  double t0, last_draw;
+  int tty;
+} bfm_progress;
+void bfm_progress_start(bfm_progress *p, const char *label, long total);
+void bfm_progress_step(bfm_progress *p, long done);
+void bfm_progress_end(bfm_progress *p);
+double bfm_now(void);
+
+/* JSON string output with escaping. */
+void bfm_json_str(FILE *f, const char *s);
+
+/* Subcommands (one file each: cmd_<name>.c). */
+int bfm_cmd_info(int argc, char **argv);
+
+#endif
