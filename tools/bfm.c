@@ -13,6 +13,16 @@ static const bfm_cmd commands[] = {
    "bfm info [--json] SCAN.x3p...\n"
    "  Prints instrument, size, spacing (um), unit conversions applied, missing fraction,\n"
    "  height range and checksum status of each scan. --json writes one JSON array.\n"},
+  {"compare", bfm_cmd_compare, "compare two cartridge cases or two bullets",
+   "bfm compare [--kind cartridge|bullet] [--json] [--png FILE] A B\n"
+   "  Cartridge cases: A and B are X3P scans; prints the CMC result (see below).\n"
+   "  Bullets: A and B are folders of land scans (in land order) or comma-separated lists;\n"
+   "  prints the land-score matrix, the phase and the bullet score.\n"
+   "  The kind is guessed (folder or elongated scan = bullet) unless --kind says.\n"},
+  {"features", bfm_cmd_features, "extract comparison features from scans",
+   "bfm features [--kind cartridge|bullet] [--show DIR] [--json] SCAN...\n"
+   "  Runs the feature pipeline on each scan and prints what it found; --show writes the\n"
+   "  steps as PNG images into DIR.\n"},
 };
 static const int ncommands = sizeof commands / sizeof commands[0];
 

@@ -41,7 +41,22 @@ double bfm_now(void);
 /* JSON string output with escaping. */
 void bfm_json_str(FILE *f, const char *s);
 
+/* Which kind of evidence a command-line argument is: a folder (of land scans) is a bullet;
+ * a scan whose long side is at least 1.8x its short side is a bullet land; else a cartridge
+ * case. `--kind` on the command line overrides. Returns BF_KIND_* or 0 when unreadable. */
+int bfm_guess_kind(const char *path);
+/* Parses "cartridge" / "bullet"; 0 when neither. */
+int bfm_parse_kind(const char *s);
+
 /* Subcommands (one file each: cmd_<name>.c). */
 int bfm_cmd_info(int argc, char **argv);
+int bfm_cmd_compare(int argc, char **argv);
+int bfm_cmd_features(int argc, char **argv);
+/* Kind-specific halves of compare/features: compare_cartridge.c, compare_bullet.c.
+ * They receive the full argv of the subcommand. */
+int bfm_compare_cartridge(int argc, char **argv);
+int bfm_compare_bullet(int argc, char **argv);
+int bfm_features_cartridge(int argc, char **argv);
+int bfm_features_bullet(int argc, char **argv);
 
 #endif

@@ -1,0 +1,67 @@
+/* Guessing what a command-line argument is, for commands that take either kind. */
+#include "bf_feature.h"
+#include "bf_x3p.h"
+#include "bfm_cli.h"
+
+#include <string.h>
+#include <sys/stat.h>
+
+int bfm_parse_kind(const char *s)
+{
+  if (!strcmp(s, "cartridge") || !strcmp(s, "cartridge-case") || !strcmp(s, "case"))
+    return BF_KIND_CARTRIDGE;
+  if (!strcmp(s, "bullet") || !strcmp(s, "land"))
+    return BF_KIND_BULLET;
+  return 0;
+}
+
+int bfm_guess_kind(const char *path)
+{
+  struct stat st;
+  if (stat(path, &st) != 0)
+    return 0;
+  if (S_ISDIR(st.st_mode) || strchr(path, ','))
+    return BF_KIND_BULLET;
+  bf_surface *s = NULL;
+  if (bf_x3p_read(&s, path, NULL))
+    return 0;
+  double w = s->nx * s->dx, h = s->ny * s->dy;
+  int kind = (w > 1.8 * h || h > 1.8 * w) ? BF_KIND_BULLET : BF_KIND_CARTRIDGE;
+  bf_surface_free(s);
+  return kind;
+}
+
+/* Shared front half of compare and features: find --kind or guess it from the first operand. */
+static int dispatch(int argc, char **argv, int (*cart)(int, char **), int (*bul)(int, char **))
+{
+  int kind = 0;
+  const char *first = NULL;
+  for (int i = 1; i < argc; i++) {
+    if (!strcmp(argv[i], "--kind") && i + 1 < argc) {
+      kind = bfm_parse_kind(argv[++i]);
+      if (!kind)
+        return bfm_usage_error(argv[0], "--kind must be cartridge or bullet, not '%s'", argv[i]);
+    } else if ((!strcmp(argv[i], "--png") || !strcmp(argv[i], "--show")) && i + 1 < argc)
+      i++;
+    else if (argv[i][0] != '-' && !first)
+      first = argv[i];
+  }
+  if (!kind) {
+    if (!first)
+      return bfm_usage_error(argv[0], "no scan given");
+    kind = bfm_guess_kind(first);
+    if (!kind)
+      return bfm_usage_error(argv[0], "cannot read %s to tell its kind (give --kind)", first);
+  }
+  return kind == BF_KIND_BULLET ? bul(argc, argv) : cart(argc, argv);
+}
+
+int bfm_cmd_compare(int argc, char **argv)
+{
+  return dispatch(argc, argv, bfm_compare_cartridge, bfm_compare_bullet);
+}
+
+int bfm_cmd_features(int argc, char **argv)
+{
+  return dispatch(argc, argv, bfm_features_cartridge, bfm_features_bullet);
+}
