@@ -35,4 +35,10 @@ int bf_feature_new(bf_feature **out, int kind, int nx, int ny, double dx, double
 void bf_feature_free(bf_feature *f);
 const char *bf_kind_name(int kind);
 
+/* Runs the pipeline of `kind` on a scan with default options: the breech-face pipeline for
+ * cartridge cases, the land-signature pipeline for bullet lands (land = land number, 1-based,
+ * or 0). A usable but poor scan gives a feature with quality_flags set, not an error.
+ * Defined in extract.c. */
+int bf_feature_extract(bf_feature **out, const bf_surface *scan, int kind, int land);
+
 #endif
