@@ -1,0 +1,83 @@
+/* Bullet land-engraved-area (LEA) scans -> striation signatures.
+ *
+ * Pipeline (after Hare, Hofmann & Carriquiry 2017 / CSAFE bulletxtrctr, re-derived in µm):
+ *  1. orientation: striae run along the axis of least height change (mean |2nd difference|
+ *     along X vs along Y), unless the options say which; a contradicting flag sets BF_Q_ORIENTATION;
+ *  2. crosscut: profiles averaged over a band of rows (band_um wide) are taken every step_um from
+ *     start_frac of the length; the first band whose band-passed profile agrees (ccf >= crosscut_ccf)
+ *     with the next two bands is used (else the best-agreeing one);
+ *  3. grooves: a robust quadratic is fitted to the central half of the crosscut; going outwards,
+ *     the first sustained departure of the smoothed residual beyond max(k*sigma, shoulder_um) is
+ *     the groove shoulder, cut off with margin_um to spare; a long run of missing points ends it too;
+ *  4. curvature: robust (bisquare) quadratic over the land, then a NaN-aware Gaussian regression
+ *     band-pass (ISO 16610-21 weights) with cut-offs lambda_s_um and lambda_c_um.
+ *
+ * The resulting bf_feature (BF_KIND_BULLET, ny = 1, dx = scan spacing across the striae) holds
+ * the signature in µm, NaN where missing. params[]: see BF_BP_*. */
+#ifndef BF_BULLET_H
+#define BF_BULLET_H
+
+#include "bf_feature.h"
+#include "bf_surface.h"
+
+enum { BF_STRIAE_AUTO = 0, BF_STRIAE_X = 1, BF_STRIAE_Y = 2 };
+
+/* Indices into bf_feature.params[] of a bullet land. Positions are µm from the start of the
+ * crosscut (across the striae) or of the scan (along the striae). */
+enum {
+  BF_BP_GROOVE_LEFT = 0,  /* left cut (µm) */
+  BF_BP_GROOVE_RIGHT = 1, /* right cut (µm) */
+  BF_BP_CROSSCUT = 2,     /* crosscut centre along the striae (µm) */
+  BF_BP_ORIENT = 3,       /* BF_STRIAE_X or BF_STRIAE_Y as used */
+  BF_BP_AGREE = 4,        /* ccf of the chosen crosscut with its neighbours (striae consistency) */
+  BF_BP_ROUGH = 5,        /* sd of the signature (µm) */
+  BF_BP_LENGTH = 6,       /* full crosscut length (µm) */
+  BF_BP_GROOVES = 7       /* grooves found: bit 0 left, bit 1 right */
+};
+
+typedef struct bf_bullet_opts {
+  int orientation;      /* BF_STRIAE_AUTO / _X / _Y */
+  double band_um;       /* width of the band of rows averaged into one crosscut */
+  double step_um;       /* distance between candidate crosscuts */
+  double start_frac;    /* where along the striae the search starts (away from the heel) */
+  double crosscut_ccf;  /* agreement that makes a crosscut stable */
+  double shoulder_um;   /* minimum rise (µm) over the land curve that marks a groove shoulder */
+  double shoulder_k;    /* ... or k robust sigmas of the central residual, whichever is larger */
+  double margin_um;     /* cut this much more inside the detected shoulder */
+  double gap_um;        /* a missing run this long ends the land */
+  double lambda_s_um;   /* short cut-off of the band-pass (removes noise) */
+  double lambda_c_um;   /* long cut-off of the band-pass (removes waviness/curvature) */
+  double min_length_um; /* shorter signatures get BF_Q_TOO_SHORT */
+  double min_agree;     /* crosscut agreement below this: BF_Q_NO_MARKS (no consistent striae) */
+  int land;             /* land number to record (1-based) or 0 */
+} bf_bullet_opts;
+
+#define BF_BULLET_OPTS_INIT                                                                    \
+  { BF_STRIAE_AUTO, 40.0, 25.0, 0.15, 0.9, 3.0, 6.0, 20.0, 60.0, 5.0, 250.0, 500.0, 0.5, 0 }
+
+/* Diagnostics of one extraction, for `bfm features --show` (all arrays malloc'ed, len n). */
+typedef struct bf_bullet_trace {
+  int n;           /* crosscut length in points */
+  double dx;       /* spacing along the crosscut (µm) */
+  float *crosscut; /* averaged crosscut (µm) */
+  float *curve;    /* robust quadratic fitted over the land (NaN outside it) */
+  int left, right; /* land limits (indices, inclusive) */
+} bf_bullet_trace;
+
+void bf_bullet_trace_clear(bf_bullet_trace *t);
+
+/* Detects which axis the striae run along: BF_STRIAE_X or BF_STRIAE_Y; *ratio (may be NULL)
+ * gets the larger/smaller mean |2nd difference| (1 = undecided). */
+int bf_bullet_orientation(const bf_surface *scan, double *ratio);
+
+/* Extracts the land signature. Poor scans give a flagged feature; an empty or tiny scan is
+ * BF_EQUALITY. trace may be NULL. */
+int bf_bullet_land_extract_trace(bf_feature **out, bf_bullet_trace *trace, const bf_surface *scan,
+                                 const bf_bullet_opts *o);
+int bf_bullet_land_extract(bf_feature **out, const bf_surface *scan, const bf_bullet_opts *o);
+
+/* NaN-aware Gaussian regression low-pass (ISO 16610-21 weights, cut-off lambda in µm) of n
+ * points at spacing dx into out (may not alias in). Points with no valid neighbour stay NaN. */
+void bf_bullet_gauss_lowpass(float *out, const float *in, int n, double dx, double lambda_um);
+
+#endif

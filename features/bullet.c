@@ -1,0 +1,506 @@
+/* Bullet land scans -> striation signatures (see bf_bullet.h for the pipeline). */
+#include "bf_bullet.h"
+#include "bf_error.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define BULLET_VERSION 1
+
+void bf_bullet_trace_clear(bf_bullet_trace *t)
+{
+  if (!t)
+    return;
+  free(t->crosscut);
+  free(t->curve);
+  memset(t, 0, sizeof *t);
+}
+
+int bf_bullet_orientation(const bf_surface *s, double *ratio)
+{
+  /* Second differences ignore the bullet's curvature slope; striae make them large across. */
+  double sx = 0, sy = 0;
+  long nxv = 0, nyv = 0;
+  int step = s->ny > 400 ? s->ny / 200 : 1; /* a sample of rows is plenty */
+  for (int y = 1; y + 1 < s->ny; y += step)
+    for (int x = 1; x + 1 < s->nx; x++) {
+      const float *p = s->z + (size_t)y * s->nx + x;
+      double a = p[-1] - 2.0 * p[0] + p[1];
+      double b = p[-s->nx] - 2.0 * p[0] + p[s->nx];
+      if (isfinite(a)) {
+        sx += fabs(a);
+        nxv++;
+      }
+      if (isfinite(b)) {
+        sy += fabs(b);
+        nyv++;
+      }
+    }
+  if (nxv == 0 || nyv == 0 || sx <= 0 || sy <= 0) {
+    if (ratio)
+      *ratio = 1;
+    return s->nx >= s->ny ? BF_STRIAE_Y : BF_STRIAE_X; /* scans are wider across the striae */
+  }
+  sx /= nxv;
+  sy /= nyv;
+  if (ratio)
+    *ratio = sx > sy ? sx / sy : sy / sx;
+  /* large change along Y = the profile runs along Y = striae along X */
+  return sy > sx ? BF_STRIAE_X : BF_STRIAE_Y;
+}
+
+/* Averages the band [s0, s1) of rows along the striae into a crosscut of np points. */
+static void band_profile(float *out, const bf_surface *s, int orient, int s0, int s1)
+{
+  if (orient == BF_STRIAE_Y) { /* profile along X, striae along Y: average rows */
+    int np = s->nx;
+    for (int p = 0; p < np; p++) {
+      double sum = 0;
+      int n = 0;
+      for (int r = s0; r < s1; r++) {
+        float v = s->z[(size_t)r * s->nx + p];
+        if (isfinite(v)) {
+          sum += v;
+          n++;
+        }
+      }
+      out[p] = n * 2 >= (s1 - s0) ? (float)(sum / n) : NAN;
+    }
+  } else { /* profile along Y, striae along X: average within each row */
+    int np = s->ny;
+    for (int p = 0; p < np; p++) {
+      const float *row = s->z + (size_t)p * s->nx;
+      double sum = 0;
+      int n = 0;
+      for (int c = s0; c < s1; c++)
+        if (isfinite(row[c])) {
+          sum += row[c];
+          n++;
+        }
+      out[p] = n * 2 >= (s1 - s0) ? (float)(sum / n) : NAN;
+    }
+  }
+}
+
+void bf_bullet_gauss_lowpass(float *out, const float *in, int n, double dx, double lambda_um)
+{
+  /* ISO 16610-21: s(x) = exp(-pi (x / (alpha lambda))^2), alpha = sqrt(ln 2 / pi) */
+  const double alpha = 0.4697186393498257;
+  double w = alpha * lambda_um / dx; /* in points */
+  int h = (int)ceil(w * 1.2);        /* exp(-pi*1.44) ~ 1e-2: 99.9 % of the weight */
+  if (h < 1) {
+    memcpy(out, in, (size_t)n * sizeof *out);
+    return;
+  }
+  double kern[h + 1];
+  for (int k = 0; k <= h; k++)
+    kern[k] = exp(-M_PI * (k / w) * (k / w));
+  for (int i = 0; i < n; i++) {
+    double sw = 0, sz = 0;
+    int lo = i - h < 0 ? 0 : i - h, hi = i + h >= n ? n - 1 : i + h;
+    for (int j = lo; j <= hi; j++)
+      if (isfinite(in[j])) {
+        double k = kern[abs(j - i)];
+        sw += k;
+        sz += k * in[j];
+      }
+    /* a point with too little support nearby keeps no estimate */
+    out[i] = (sw > 0.25 * w && isfinite(in[i])) ? (float)(sz / sw) : NAN;
+  }
+}
+
+/* Robust (Tukey bisquare IRLS) quadratic fit of z over [a, b]; writes c0 + c1 t + c2 t^2 with
+ * t = (i - mid) / half. Returns 0, or -1 when fewer than 10 valid points. */
+static int robust_quad(double c[3], const float *z, int a, int b, int iters)
+{
+  double mid = 0.5 * (a + b), half = 0.5 * (b - a) + 1;
+  int nvalid = 0;
+  for (int i = a; i <= b; i++)
+    nvalid += isfinite(z[i]);
+  if (nvalid < 10)
+    return -1;
+  double scale = 0;
+  c[0] = c[1] = c[2] = 0;
+  for (int it = 0; it <= iters; it++) {
+    double m[3][4] = {{0}};
+    for (int i = a; i <= b; i++) {
+      if (!isfinite(z[i]))
+        continue;
+      double t = (i - mid) / half, w = 1;
+      if (it > 0) {
+        double r = (z[i] - (c[0] + c[1] * t + c[2] * t * t)) / (4.685 * scale);
+        w = fabs(r) >= 1 ? 0 : (1 - r * r) * (1 - r * r);
+      }
+      double v[3] = {1, t, t * t};
+      for (int p = 0; p < 3; p++) {
+        for (int q = 0; q < 3; q++)
+          m[p][q] += w * v[p] * v[q];
+        m[p][3] += w * v[p] * z[i];
+      }
+    }
+    /* Gaussian elimination with partial pivoting on the 3x3 normal equations */
+    for (int p = 0; p < 3; p++) {
+      int piv = p;
+      for (int q = p + 1; q < 3; q++)
+        if (fabs(m[q][p]) > fabs(m[piv][p]))
+          piv = q;
+      if (fabs(m[piv][p]) < 1e-12)
+        return -1;
+      for (int k = 0; k < 4; k++) {
+        double tmp = m[p][k];
+        m[p][k] = m[piv][k];
+        m[piv][k] = tmp;
+      }
+      for (int q = 0; q < 3; q++)
+        if (q != p) {
+          double f = m[q][p] / m[p][p];
+          for (int k = 0; k < 4; k++)
+            m[q][k] -= f * m[p][k];
+        }
+    }
+    for (int p = 0; p < 3; p++)
+      c[p] = m[p][3] / m[p][p];
+    /* robust scale: MAD of the residuals, from a histogram-free selection (sort a copy) */
+    int nr = 0;
+    float *res = malloc((size_t)(b - a + 1) * sizeof *res);
+    if (!res)
+      return -1;
+    for (int i = a; i <= b; i++)
+      if (isfinite(z[i])) {
+        double t = (i - mid) / half;
+        res[nr++] = (float)fabs(z[i] - (c[0] + c[1] * t + c[2] * t * t));
+      }
+    /* nth_element by partial quickselect */
+    int k = nr / 2, lo = 0, hi = nr - 1;
+    while (lo < hi) {
+      float pv = res[(lo + hi) / 2];
+      int i = lo, j = hi;
+      while (i <= j) {
+        while (res[i] < pv)
+          i++;
+        while (res[j] > pv)
+          j--;
+        if (i <= j) {
+          float tmp = res[i];
+          res[i] = res[j];
+          res[j] = tmp;
+          i++;
+          j--;
+        }
+      }
+      if (k <= j)
+        hi = j;
+      else if (k >= i)
+        lo = i;
+      else
+        break;
+    }
+    scale = 1.4826 * res[k];
+    free(res);
+    if (scale <= 1e-9)
+      break;
+  }
+  return 0;
+}
+
+static double quad_at(const double c[3], int i, int a, int b)
+{
+  double mid = 0.5 * (a + b), half = 0.5 * (b - a) + 1, t = (i - mid) / half;
+  return c[0] + c[1] * t + c[2] * t * t;
+}
+
+/* Pearson correlation of two arrays over the points valid in both. */
+static double pearson(const float *a, const float *b, int n)
+{
+  double sa = 0, sb = 0, saa = 0, sbb = 0, sab = 0;
+  int m = 0;
+  for (int i = 0; i < n; i++)
+    if (isfinite(a[i]) && isfinite(b[i])) {
+      sa += a[i];
+      sb += b[i];
+      saa += (double)a[i] * a[i];
+      sbb += (double)b[i] * b[i];
+      sab += (double)a[i] * b[i];
+      m++;
+    }
+  if (m < 10)
+    return 0;
+  double va = saa - sa * sa / m, vb = sbb - sb * sb / m;
+  if (va <= 0 || vb <= 0)
+    return 0;
+  return (sab - sa * sb / m) / sqrt(va * vb);
+}
+
+/* Band-passes the middle 60 % of a crosscut in place (for the stability test). */
+static void crosscut_bandpass(float *prof, float *tmp, int np, double dx, const bf_bullet_opts *o)
+{
+  int a = np / 5, b = np - np / 5;
+  for (int i = 0; i < np; i++)
+    if (i < a || i >= b)
+      prof[i] = NAN;
+  bf_bullet_gauss_lowpass(tmp, prof, np, dx, o->lambda_c_um);
+  for (int i = 0; i < np; i++)
+    tmp[i] = prof[i] - tmp[i];
+  bf_bullet_gauss_lowpass(prof, tmp, np, dx, o->lambda_s_um);
+}
+
+/* Finds one groove shoulder walking from c outwards by dir (+1/-1). Returns the land limit
+ * index and sets *found. r is the smoothed residual to the land curve. */
+static int find_shoulder(const float *r, int np, int c, int dir, double thr, int run_pts,
+                         int gap_pts, int margin_pts, int *found)
+{
+  int last_valid = c, run = 0, gap = 0;
+  *found = 0;
+  for (int i = c; i >= 0 && i < np; i += dir) {
+    if (!isfinite(r[i])) {
+      if (++gap >= gap_pts)
+        break;
+      continue;
+    }
+    gap = 0;
+    if (fabs(r[i]) > thr) {
+      if (++run >= run_pts) {
+        *found = 1;
+        int start = i - dir * (run - 1);
+        int lim = start - dir * margin_pts;
+        if ((lim - c) * dir < 0)
+          lim = c;
+        return lim;
+      }
+    } else {
+      run = 0;
+      last_valid = i;
+    }
+  }
+  /* no shoulder: the land ends at the data's end (less the margin) */
+  int lim = last_valid - dir * margin_pts;
+  if ((lim - c) * dir < 0)
+    lim = c;
+  return lim;
+}
+
+int bf_bullet_land_extract_trace(bf_feature **out, bf_bullet_trace *trace, const bf_surface *scan,
+                                 const bf_bullet_opts *o)
+{
+  bf_bullet_opts def = BF_BULLET_OPTS_INIT;
+  if (!o)
+    o = &def;
+  int rc = 0, flags = 0;
+  float *prof = NULL, *next = NULL, *tmp = NULL, *resid = NULL, *best = NULL;
+  bf_feature *f = NULL;
+  *out = NULL;
+  if (trace)
+    memset(trace, 0, sizeof *trace);
+  if (!scan || !scan->z || scan->nx < 16 || scan->ny < 16)
+    return bf_error_set(BF_EQUALITY, "bullet land scan is empty or smaller than 16 x 16 points");
+  if (o->orientation < BF_STRIAE_AUTO || o->orientation > BF_STRIAE_Y)
+    return bf_error_set(BF_EINVAL, "bullet orientation %d is not AUTO, X or Y", o->orientation);
+
+  double ratio = 1;
+  int detected = bf_bullet_orientation(scan, &ratio);
+  int orient = o->orientation ? o->orientation : detected;
+  if (o->orientation && o->orientation != detected && ratio > 1.3)
+    flags |= BF_Q_ORIENTATION;
+  int np = orient == BF_STRIAE_X ? scan->ny : scan->nx;   /* across the striae */
+  int ns = orient == BF_STRIAE_X ? scan->nx : scan->ny;   /* along the striae */
+  double dx = orient == BF_STRIAE_X ? scan->dy : scan->dx; /* spacing across */
+  double ds = orient == BF_STRIAE_X ? scan->dx : scan->dy;
+
+  bf_surface_stats st;
+  bf_surface_stats_get(&st, scan);
+  if (st.missing_fraction > 0.5)
+    flags |= BF_Q_MOSTLY_MISSING;
+  if (st.nvalid < 100) {
+    rc = bf_error_set(BF_EQUALITY, "bullet land scan has only %zu valid points", st.nvalid);
+    goto done;
+  }
+
+  prof = malloc((size_t)np * sizeof *prof);
+  next = malloc((size_t)np * sizeof *next);
+  tmp = malloc((size_t)np * sizeof *tmp);
+  resid = malloc((size_t)np * sizeof *resid);
+  best = malloc((size_t)np * sizeof *best);
+  if (!prof || !next || !tmp || !resid || !best) {
+    rc = bf_error_set(BF_ENOMEM, "out of memory for a %d-point crosscut", np);
+    goto done;
+  }
+
+  /* 2. Stable crosscut: the first band agreeing with its next two neighbours. */
+  int band = (int)lround(o->band_um / ds), step = (int)lround(o->step_um / ds);
+  if (band < 1)
+    band = 1;
+  if (band > ns)
+    band = ns;
+  if (step < 1)
+    step = 1;
+  int s_first = (int)(o->start_frac * ns);
+  if (s_first + band > ns)
+    s_first = ns - band;
+  int nb = (ns - band - s_first) / step + 1;
+  if (nb < 1)
+    nb = 1;
+  double *agree = calloc((size_t)nb, sizeof *agree);
+  float *bp = malloc((size_t)nb * np * sizeof *bp);
+  if (!agree || !bp) {
+    free(agree);
+    free(bp);
+    rc = bf_error_set(BF_ENOMEM, "out of memory for crosscut search");
+    goto done;
+  }
+  for (int k = 0; k < nb; k++) {
+    band_profile(bp + (size_t)k * np, scan, orient, s_first + k * step, s_first + k * step + band);
+    crosscut_bandpass(bp + (size_t)k * np, tmp, np, dx, o);
+  }
+  int chosen = -1;
+  double best_agree = -2;
+  int best_k = 0;
+  for (int k = 0; k < nb; k++) {
+    double c1 = k + 1 < nb ? pearson(bp + (size_t)k * np, bp + (size_t)(k + 1) * np, np) : -1;
+    double c2 = k + 2 < nb ? pearson(bp + (size_t)(k + 1) * np, bp + (size_t)(k + 2) * np, np) : -1;
+    if (nb == 1)
+      c1 = c2 = 0;
+    else if (nb == 2)
+      c2 = c1;
+    agree[k] = c1 < c2 ? c1 : c2;
+    if (agree[k] > best_agree) {
+      best_agree = agree[k];
+      best_k = k;
+    }
+    if (chosen < 0 && agree[k] >= o->crosscut_ccf)
+      chosen = k;
+  }
+  if (chosen < 0)
+    chosen = best_k;
+  double agreement = agree[chosen];
+  free(agree);
+  free(bp);
+  int s0 = s_first + chosen * step;
+  /* average the chosen band and the next two: the rows that agreed */
+  int s1 = s0 + band + 2 * step;
+  if (s1 > ns)
+    s1 = ns;
+  band_profile(prof, scan, orient, s0, s1);
+  if (agreement < o->min_agree)
+    flags |= BF_Q_NO_MARKS;
+
+  /* 3. Grooves: departures from the land's quadratic, walking out from the middle. */
+  int v0 = 0, v1 = np - 1;
+  while (v0 < np && !isfinite(prof[v0]))
+    v0++;
+  while (v1 >= 0 && !isfinite(prof[v1]))
+    v1--;
+  if (v1 - v0 < 20) {
+    rc = bf_error_set(BF_EQUALITY, "bullet land crosscut has fewer than 20 valid points");
+    goto done;
+  }
+  int qa = v0 + (v1 - v0) / 4, qb = v1 - (v1 - v0) / 4;
+  double c[3];
+  if (robust_quad(c, prof, qa, qb, 6)) {
+    rc = bf_error_set(BF_EQUALITY, "bullet land crosscut: too few valid points in its middle");
+    goto done;
+  }
+  for (int i = 0; i < np; i++)
+    tmp[i] = isfinite(prof[i]) ? (float)(prof[i] - quad_at(c, i, qa, qb)) : NAN;
+  bf_bullet_gauss_lowpass(resid, tmp, np, dx, 40.0); /* shoulders are wide, striae are not */
+  double sabs = 0;
+  int ns_mid = 0;
+  for (int i = qa; i <= qb; i++)
+    if (isfinite(resid[i])) {
+      sabs += fabs(resid[i]);
+      ns_mid++;
+    }
+  double sigma = ns_mid ? 1.2533 * sabs / ns_mid : 0; /* mean |r| -> sd for a normal */
+  double thr = o->shoulder_k * sigma;
+  if (thr < o->shoulder_um)
+    thr = o->shoulder_um;
+  int run_pts = (int)lround(15.0 / dx), gap_pts = (int)lround(o->gap_um / dx);
+  int margin_pts = (int)lround(o->margin_um / dx);
+  if (run_pts < 1)
+    run_pts = 1;
+  if (gap_pts < 2)
+    gap_pts = 2;
+  int cmid = (v0 + v1) / 2, fl = 0, fr = 0;
+  int left = find_shoulder(resid, np, cmid, -1, thr, run_pts, gap_pts, margin_pts, &fl);
+  int right = find_shoulder(resid, np, cmid, +1, thr, run_pts, gap_pts, margin_pts, &fr);
+  if (!fl && !fr)
+    flags |= BF_Q_NO_REGION;
+
+  /* 4. Curvature: robust quadratic over the land, then Gaussian band-pass in µm. */
+  int n = right - left + 1;
+  if (n < 20 || robust_quad(c, prof, left, right, 6)) {
+    flags |= BF_Q_TOO_SHORT;
+    if (n < 2) {
+      left = cmid;
+      right = cmid + 1 < np ? cmid + 1 : cmid;
+      n = right - left + 1;
+    }
+    for (int i = 0; i < n; i++)
+      tmp[i] = NAN;
+  } else {
+    for (int i = 0; i < n; i++)
+      best[i] = isfinite(prof[left + i]) ? (float)(prof[left + i] - quad_at(c, left + i, left, right)) : NAN;
+    bf_bullet_gauss_lowpass(next, best, n, dx, o->lambda_c_um);
+    for (int i = 0; i < n; i++)
+      best[i] = best[i] - next[i];
+    bf_bullet_gauss_lowpass(tmp, best, n, dx, o->lambda_s_um);
+  }
+  if ((rc = bf_feature_new(&f, BF_KIND_BULLET, n, 1, dx, dx)))
+    goto done;
+  int nvalid = 0;
+  double ss = 0, sm = 0;
+  for (int i = 0; i < n; i++) {
+    f->z[i] = tmp[i];
+    if (isfinite(tmp[i])) {
+      nvalid++;
+      sm += tmp[i];
+      ss += (double)tmp[i] * tmp[i];
+    }
+  }
+  f->valid_fraction = (float)nvalid / n;
+  if (nvalid * dx < o->min_length_um)
+    flags |= BF_Q_TOO_SHORT;
+  if (f->valid_fraction < 0.5)
+    flags |= BF_Q_MOSTLY_MISSING;
+  double rough = nvalid > 1 ? sqrt(fmax(0, (ss - sm * sm / nvalid) / (nvalid - 1))) : 0;
+  if (rough < 1e-3) /* below any instrument's noise: nothing was engraved */
+    flags |= BF_Q_NO_MARKS;
+  f->land = o->land;
+  f->quality_flags = flags;
+  f->version = BULLET_VERSION;
+  f->params[BF_BP_GROOVE_LEFT] = left * dx;
+  f->params[BF_BP_GROOVE_RIGHT] = right * dx;
+  f->params[BF_BP_CROSSCUT] = 0.5 * (s0 + s1) * ds;
+  f->params[BF_BP_ORIENT] = orient;
+  f->params[BF_BP_AGREE] = agreement;
+  f->params[BF_BP_ROUGH] = rough;
+  f->params[BF_BP_LENGTH] = np * dx;
+  f->params[BF_BP_GROOVES] = fl | (fr << 1);
+  if (trace) {
+    trace->n = np;
+    trace->dx = dx;
+    trace->left = left;
+    trace->right = right;
+    trace->crosscut = prof;
+    prof = NULL;
+    trace->curve = malloc((size_t)np * sizeof *trace->curve);
+    if (trace->curve)
+      for (int i = 0; i < np; i++)
+        trace->curve[i] = (i >= left && i <= right) ? (float)quad_at(c, i, left, right) : NAN;
+  }
+  *out = f;
+  f = NULL;
+done:
+  bf_feature_free(f);
+  free(prof);
+  free(next);
+  free(tmp);
+  free(resid);
+  free(best);
+  return rc;
+}
+
+int bf_bullet_land_extract(bf_feature **out, const bf_surface *scan, const bf_bullet_opts *o)
+{
+  return bf_bullet_land_extract_trace(out, NULL, scan, o);
+}
