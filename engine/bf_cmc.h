@@ -1,0 +1,79 @@
+/* Congruent Matching Cells (Song 2013; High CMC, Tong 2015) between two cartridge features,
+ * following the CSAFE cmcR package's definitions:
+ *  - the reference is split into cells_x x cells_y cells; cells with more than max_missing of
+ *    their points missing are dropped;
+ *  - for each rotation theta of the target (about its centre, nearest neighbour) each cell is
+ *    correlated (FFT, standardised heights, missing = 0) with the target region region_mult
+ *    times its side centred at the same place; the best translation is where the cell lies wholly
+ *    inside the region; its score is the Pearson correlation over points both have;
+ *  - original method: per cell the rotation of highest correlation; CMC when x, y, theta are
+ *    within the thresholds of their medians over cells and corr >= corr_thresh;
+ *  - High CMC: per theta, cells within x/y thresholds of that theta's medians with corr >=
+ *    corr_thresh; thetas with counts >= max - tau are "high"; they must span <= theta_thresh;
+ *  - both directions are run and combined as cmcR's decision_combineDirections (missing theta
+ *    decision "fail", thetas compared): when both pass and their modal thetas are opposite within
+ *    theta_thresh, the High CMCs of both directions (distinct cell positions) are counted, else
+ *    the smaller direction's original-method count.
+ * Lengths in micrometres, angles in degrees. x/y thresholds of cmcR are 20 points at 6.25 µm.
+ */
+#ifndef BF_CMC_H
+#define BF_CMC_H
+
+#include "bf_feature.h"
+
+typedef struct bf_cmc_opts {
+  int cells_x, cells_y;      /* grid of the reference (cmcR numCells c(8,8)) */
+  double max_missing;        /* cmcR maxMissingProp */
+  double region_mult;        /* cmcR regionSizeMultiplier */
+  double theta_min, theta_max, theta_step; /* rotations tried, degrees */
+  double x_thresh, y_thresh; /* µm (cmcR: 20 points x 6.25 µm) */
+  double theta_thresh;       /* degrees */
+  double corr_thresh;        /* cmcR corrThresh */
+  int tau;                   /* High CMC tau */
+  int match_min_cmc;         /* out->match = score >= this (literature: 6 CMCs) */
+  int threads;               /* 0: OpenMP default when not already inside a parallel region */
+} bf_cmc_opts;
+
+#define BF_CMC_OPTS_INIT                                                                     \
+  { 8, 8, 0.85, 3.0, -30.0, 30.0, 3.0, 125.0, 125.0, 6.0, 0.5, 1, 6, 0 }
+
+/* One reference cell's best (over rotations) registration, in one direction. */
+typedef struct bf_cmc_cell {
+  int direction;        /* 0: reference -> target, 1: target -> reference */
+  int row, col;         /* cell of the direction's reference grid */
+  double x0, y0, w, h;  /* the cell in its reference, µm from the feature's origin */
+  double theta, dx, dy; /* best rotation (deg) and translation (µm) */
+  double corr;          /* pairwise-complete correlation there */
+  int cmc_original;     /* 1: CMC under the original method */
+  int cmc_high;         /* 1: counted as High CMC in the combined result */
+} bf_cmc_cell;
+
+typedef struct bf_cmc_result {
+  double score;             /* combined CMC count (cmcR's combined High CMC rule) */
+  int match;                /* score >= opts.match_min_cmc */
+  int cmc_original[2];      /* original-method CMC count per direction */
+  int cmc_high[2];          /* High CMC count per direction (0 when it failed) */
+  int high_pass[2];         /* direction passed the High CMC criterion */
+  int cmc_combined;         /* = score */
+  int ncells[2];            /* cells compared per direction */
+  double theta, dx, dy;     /* consensus reference -> target: deg, µm (original-method medians) */
+  double theta_high[2];     /* modal High-CMC theta per direction (NaN when failed) */
+  int quality_flags;        /* BF_Q_* of either input (a flagged comparison is not trusted) */
+  bf_cmc_cell *cells;       /* ncell entries (both directions); free with bf_cmc_result_clear */
+  int ncell;
+} bf_cmc_result;
+
+/* Per-feature precomputation (cells, their FFTs): make once, compare many times. */
+typedef struct bf_cmc_prep bf_cmc_prep;
+int bf_cmc_prep_new(bf_cmc_prep **out, const bf_feature *f, const bf_cmc_opts *o);
+void bf_cmc_prep_free(bf_cmc_prep *p);
+
+/* Both directions, combined. Thread-safe; parallel inside when called outside a parallel region. */
+int bf_cmc_compare(bf_cmc_result *out, const bf_feature *ref, const bf_feature *tgt,
+                   const bf_cmc_opts *o);
+/* The same with preps made by bf_cmc_prep_new with the same opts. */
+int bf_cmc_compare_prep(bf_cmc_result *out, const bf_cmc_prep *ref, const bf_cmc_prep *tgt,
+                        const bf_cmc_opts *o);
+void bf_cmc_result_clear(bf_cmc_result *r);
+
+#endif

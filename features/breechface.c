@@ -1,0 +1,664 @@
+/* Breech-face pipeline: region, robust plane, Gaussian regression band-pass, resampling. */
+#include "bf_breechface.h"
+#include "bf_error.h"
+
+#include <fftw3.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define NRAYS 360
+
+static int cmp_float(const void *a, const void *b)
+{
+  float x = *(const float *)a, y = *(const float *)b;
+  return (x > y) - (x < y);
+}
+
+/* Percentiles of valid heights from a strided sample (enough for a range test). */
+static int valid_quantiles(const bf_surface *s, double *p01, double *p50, double *p99, size_t *nvalid)
+{
+  size_t n = (size_t)s->nx * s->ny, step = n / 200000 + 1, m = 0;
+  float *v = malloc((n / step + 1) * sizeof *v);
+  if (!v)
+    return bf_error_set(BF_ENOMEM, "out of memory for height percentiles");
+  *nvalid = 0;
+  for (size_t i = 0; i < n; i++)
+    if (!isnan(s->z[i])) {
+      ++*nvalid;
+      if (i % step == 0)
+        v[m++] = s->z[i];
+    }
+  if (m == 0) {
+    free(v);
+    *p01 = *p50 = *p99 = NAN;
+    return 0;
+  }
+  qsort(v, m, sizeof *v, cmp_float);
+  *p01 = v[(size_t)(0.01 * (m - 1))];
+  *p50 = v[(m - 1) / 2];
+  *p99 = v[(size_t)(0.99 * (m - 1))];
+  free(v);
+  return 0;
+}
+
+int bf_breechface_is_processed(const bf_surface *s, const bf_breechface_opts *o)
+{
+  bf_breechface_opts d = BF_BREECHFACE_OPTS_INIT;
+  if (!o)
+    o = &d;
+  if (o->force_raw)
+    return 0;
+  double p01 = 0, p50 = 0, p99 = 0;
+  size_t nv = 0;
+  if (valid_quantiles(s, &p01, &p50, &p99, &nv) || nv == 0)
+    return 0;
+  double missing = 1.0 - (double)nv / ((double)s->nx * s->ny);
+  return missing >= o->min_missing_processed && p99 - p01 < o->max_range_processed &&
+         fabs(p50) < 2.0;
+}
+
+/* ---- robust plane ---- */
+
+static int solve3(double A[3][3], double b[3], double x[3])
+{
+  double M[3][4];
+  for (int i = 0; i < 3; i++) {
+    for (int j = 0; j < 3; j++)
+      M[i][j] = A[i][j];
+    M[i][3] = b[i];
+  }
+  for (int c = 0; c < 3; c++) {
+    int p = c;
+    for (int r = c + 1; r < 3; r++)
+      if (fabs(M[r][c]) > fabs(M[p][c]))
+        p = r;
+    if (fabs(M[p][c]) < 1e-300)
+      return -1;
+    for (int j = 0; j < 4; j++) {
+      double t = M[c][j];
+      M[c][j] = M[p][j];
+      M[p][j] = t;
+    }
+    for (int r = 0; r < 3; r++)
+      if (r != c) {
+        double f = M[r][c] / M[c][c];
+        for (int j = c; j < 4; j++)
+          M[r][j] -= f * M[c][j];
+      }
+  }
+  for (int i = 0; i < 3; i++)
+    x[i] = M[i][3] / M[i][i];
+  return 0;
+}
+
+int bf_level_plane_robust(bf_surface *s)
+{
+  size_t n = (size_t)s->nx * s->ny, step = n / 150000 + 1, m = 0;
+  double *px = NULL, *py = NULL, *pz = NULL;
+  int rc = 0;
+  px = malloc((n / step + 1) * sizeof *px);
+  py = malloc((n / step + 1) * sizeof *py);
+  pz = malloc((n / step + 1) * sizeof *pz);
+  if (!px || !py || !pz) {
+    rc = bf_error_set(BF_ENOMEM, "out of memory levelling a %d x %d surface", s->nx, s->ny);
+    goto done;
+  }
+  double cx = 0.5 * (s->nx - 1), cy = 0.5 * (s->ny - 1);
+  for (size_t i = 0; i < n; i += step)
+    if (!isnan(s->z[i])) {
+      px[m] = ((double)(i % s->nx) - cx) * s->dx;
+      py[m] = ((double)(i / s->nx) - cy) * s->dy;
+      pz[m] = s->z[i];
+      m++;
+    }
+  if (m < 10) {
+    rc = bf_error_set(BF_EQUALITY, "too few valid points (%zu) to fit a plane", m);
+    goto done;
+  }
+  /* IRLS for least absolute deviations: weights 1/|r|, floored so exact fits stay finite. */
+  double c[3] = {0, 0, 0};
+  for (int it = 0; it < 40; it++) {
+    double A[3][3] = {{0}}, b[3] = {0}, nc[3];
+    for (size_t k = 0; k < m; k++) {
+      double w = 1.0;
+      if (it > 0) {
+        double r = fabs(pz[k] - (c[0] + c[1] * px[k] + c[2] * py[k]));
+        w = 1.0 / (r > 1e-4 ? r : 1e-4);
+      }
+      double v[3] = {1, px[k], py[k]};
+      for (int i = 0; i < 3; i++) {
+        for (int j = 0; j < 3; j++)
+          A[i][j] += w * v[i] * v[j];
+        b[i] += w * v[i] * pz[k];
+      }
+    }
+    if (solve3(A, b, nc)) {
+      rc = bf_error_set(BF_EQUALITY, "valid points are degenerate: no plane fits");
+      goto done;
+    }
+    double dlt = fabs(nc[0] - c[0]) + fabs(nc[1] - c[1]) * 1e3 + fabs(nc[2] - c[2]) * 1e3;
+    memcpy(c, nc, sizeof c);
+    if (it > 2 && dlt < 1e-6)
+      break;
+  }
+  for (int y = 0; y < s->ny; y++)
+    for (int x = 0; x < s->nx; x++) {
+      float *z = &s->z[(size_t)y * s->nx + x];
+      if (!isnan(*z))
+        *z -= (float)(c[0] + c[1] * (x - cx) * s->dx + c[2] * (y - cy) * s->dy);
+    }
+done:
+  free(px);
+  free(py);
+  free(pz);
+  return rc;
+}
+
+/* ---- Gaussian regression band-pass ---- */
+
+static int fft_good_size(int n)
+{
+  for (;; n++) {
+    int m = n;
+    while (m % 2 == 0)
+      m /= 2;
+    while (m % 3 == 0)
+      m /= 3;
+    while (m % 5 == 0)
+      m /= 5;
+    if (m == 1)
+      return n;
+  }
+}
+
+/* ISO 16610-61 Gaussian transfer along one axis: exp(-pi (alpha lambda f)^2). */
+static void gauss_tf(float *h, int n, double d, double lambda)
+{
+  const double alpha = sqrt(log(2.0) / M_PI);
+  for (int k = 0; k < n; k++) {
+    int kk = k <= n / 2 ? k : k - n;
+    double f = kk / (n * d), a = alpha * lambda * f;
+    h[k] = lambda > 0 ? (float)exp(-M_PI * a * a) : 1.0f;
+  }
+}
+
+int bf_gauss_bandpass(bf_surface *s, double lo, double hi)
+{
+  int rc = 0, nx = s->nx, ny = s->ny;
+  double lmax = hi > lo ? hi : lo;
+  int padx = (int)ceil(0.6 * lmax / s->dx), pady = (int)ceil(0.6 * lmax / s->dy);
+  int NX = fft_good_size(nx + 2 * padx), NY = fft_good_size(ny + 2 * pady), NH = NX / 2 + 1;
+  size_t nr = (size_t)NX * NY, nc = (size_t)NH * NY;
+  float *zw = NULL, *w = NULL, *tmp = NULL, *hx = NULL, *hy = NULL, *low[2] = {NULL, NULL};
+  fftwf_complex *Fz = NULL, *Fw = NULL, *F = NULL;
+  fftwf_plan pf = NULL, pb = NULL;
+  if (nr > (size_t)BF_MAX_POINTS)
+    return bf_error_set(BF_ELIMIT, "band-pass of %d x %d points is too large", nx, ny);
+  zw = fftwf_alloc_real(nr);
+  w = fftwf_alloc_real(nr);
+  tmp = fftwf_alloc_real(nr);
+  Fz = fftwf_alloc_complex(nc);
+  Fw = fftwf_alloc_complex(nc);
+  F = fftwf_alloc_complex(nc);
+  hx = malloc(NX * sizeof *hx);
+  hy = malloc(NY * sizeof *hy);
+  low[0] = malloc((size_t)nx * ny * sizeof(float));
+  low[1] = malloc((size_t)nx * ny * sizeof(float));
+  if (!zw || !w || !tmp || !Fz || !Fw || !F || !hx || !hy || !low[0] || !low[1]) {
+    rc = bf_error_set(BF_ENOMEM, "out of memory for a %d x %d band-pass", NX, NY);
+    goto done;
+  }
+  memset(zw, 0, nr * sizeof *zw);
+  memset(w, 0, nr * sizeof *w);
+  for (int y = 0; y < ny; y++)
+    for (int x = 0; x < nx; x++) {
+      float z = s->z[(size_t)y * nx + x];
+      if (!isnan(z)) {
+        zw[(size_t)(y + pady) * NX + x + padx] = z;
+        w[(size_t)(y + pady) * NX + x + padx] = 1;
+      }
+    }
+  /* The FFTW planner is not thread-safe: plans are made under one named lock. */
+#pragma omp critical(bf_fftw_planner)
+  {
+    pf = fftwf_plan_dft_r2c_2d(NY, NX, tmp, F, FFTW_ESTIMATE);
+    pb = fftwf_plan_dft_c2r_2d(NY, NX, F, tmp, FFTW_ESTIMATE);
+  }
+  if (!pf || !pb) {
+    rc = bf_error_set(BF_ENOMEM, "FFTW could not plan a %d x %d transform", NX, NY);
+    goto done;
+  }
+  fftwf_execute_dft_r2c(pf, zw, Fz);
+  fftwf_execute_dft_r2c(pf, w, Fw);
+  double lam[2] = {lo, hi};
+  for (int k = 0; k < 2; k++) {
+    if (lam[k] <= 0)
+      continue;
+    gauss_tf(hx, NX, s->dx, lam[k]);
+    gauss_tf(hy, NY, s->dy, lam[k]);
+    /* normalised convolution: L = G*(z w) / G*(w), the zero-order regression filter */
+    float *num = low[k];
+    for (int pass = 0; pass < 2; pass++) {
+      fftwf_complex *src = pass == 0 ? Fz : Fw;
+      for (int y = 0; y < NY; y++)
+        for (int x = 0; x < NH; x++) {
+          size_t i = (size_t)y * NH + x;
+          float g = hx[x] * hy[y] / (float)nr;
+          F[i][0] = src[i][0] * g;
+          F[i][1] = src[i][1] * g;
+        }
+      fftwf_execute_dft_c2r(pb, F, tmp);
+      for (int y = 0; y < ny; y++)
+        for (int x = 0; x < nx; x++) {
+          float v = tmp[(size_t)(y + pady) * NX + x + padx];
+          if (pass == 0)
+            num[(size_t)y * nx + x] = v;
+          else
+            num[(size_t)y * nx + x] = v > 0.05f ? num[(size_t)y * nx + x] / v : NAN;
+        }
+    }
+  }
+  for (size_t i = 0; i < (size_t)nx * ny; i++) {
+    if (isnan(s->z[i]))
+      continue;
+    float a = lo > 0 ? low[0][i] : s->z[i];
+    float b = hi > 0 ? low[1][i] : 0.0f;
+    s->z[i] = a - b;
+  }
+done:
+  if (pf || pb) {
+#pragma omp critical(bf_fftw_planner)
+    {
+      if (pf)
+        fftwf_destroy_plan(pf);
+      if (pb)
+        fftwf_destroy_plan(pb);
+    }
+  }
+  fftwf_free(zw);
+  fftwf_free(w);
+  fftwf_free(tmp);
+  fftwf_free(Fz);
+  fftwf_free(Fw);
+  fftwf_free(F);
+  free(hx);
+  free(hy);
+  free(low[0]);
+  free(low[1]);
+  return rc;
+}
+
+/* ---- resampling ---- */
+
+int bf_resample(bf_surface **out, const bf_surface *s, double sp)
+{
+  *out = NULL;
+  if (!(sp > 0))
+    return bf_error_set(BF_EINVAL, "resampling spacing %g must be positive", sp);
+  if (fabs(s->dx - sp) < 1e-6 * sp && fabs(s->dy - sp) < 1e-6 * sp)
+    return bf_surface_copy(out, s);
+  int nx = (int)floor((s->nx - 1) * s->dx / sp) + 1, ny = (int)floor((s->ny - 1) * s->dy / sp) + 1;
+  int rc = bf_surface_new(out, nx, ny, sp, sp);
+  if (rc)
+    return rc;
+  bf_surface *o = *out;
+  o->flags = s->flags;
+  o->meta = s->meta;
+#pragma omp parallel for schedule(static)
+  for (int y = 0; y < ny; y++) {
+    double fy = y * sp / s->dy;
+    int y0 = (int)fy;
+    double ty = fy - y0;
+    for (int x = 0; x < nx; x++) {
+      double fx = x * sp / s->dx;
+      int x0 = (int)fx;
+      double tx = fx - x0, sw = 0, sz = 0;
+      for (int j = 0; j < 2; j++)
+        for (int i = 0; i < 2; i++) {
+          int xx = x0 + i, yy = y0 + j;
+          double wt = (i ? tx : 1 - tx) * (j ? ty : 1 - ty);
+          if (xx >= s->nx || yy >= s->ny || wt <= 0)
+            continue;
+          float z = s->z[(size_t)yy * s->nx + xx];
+          if (!isnan(z)) {
+            sw += wt;
+            sz += wt * z;
+          }
+        }
+      /* at least half the interpolation weight must come from valid points */
+      o->z[(size_t)y * nx + x] = sw >= 0.5 ? (float)(sz / sw) : NAN;
+    }
+  }
+  return 0;
+}
+
+/* ---- region: circle fits on the valid mask ---- */
+
+/* Algebraic circle fit (Kasa) with iterative trimming of points off the circle. */
+static int fit_circle(const double *px, const double *py, int n, double *cx, double *cy, double *r)
+{
+  char *use = malloc(n ? n : 1);
+  double *res = malloc((n ? n : 1) * sizeof *res);
+  int rc = -1;
+  if (!use || !res)
+    goto done;
+  memset(use, 1, n);
+  for (int it = 0; it < 5; it++) {
+    double A[3][3] = {{0}}, b[3] = {0}, c[3];
+    int m = 0;
+    for (int k = 0; k < n; k++) {
+      if (!use[k])
+        continue;
+      double v[3] = {px[k], py[k], 1}, t = px[k] * px[k] + py[k] * py[k];
+      for (int i = 0; i < 3; i++) {
+        for (int j = 0; j < 3; j++)
+          A[i][j] += v[i] * v[j];
+        b[i] += v[i] * t;
+      }
+      m++;
+    }
+    if (m < 8 || solve3(A, b, c))
+      goto done;
+    *cx = c[0] / 2;
+    *cy = c[1] / 2;
+    double rr = c[2] + *cx * *cx + *cy * *cy;
+    if (!(rr > 0))
+      goto done;
+    *r = sqrt(rr);
+    /* trim at 3 x the median absolute residual (at least one pixel) */
+    int q = 0;
+    for (int k = 0; k < n; k++)
+      if (use[k])
+        res[q++] = fabs(hypot(px[k] - *cx, py[k] - *cy) - *r);
+    float *tmp = malloc(q * sizeof *tmp);
+    if (!tmp)
+      goto done;
+    for (int k = 0; k < q; k++)
+      tmp[k] = (float)res[k];
+    qsort(tmp, q, sizeof *tmp, cmp_float);
+    double lim = 3.0 * tmp[q / 2];
+    free(tmp);
+    if (lim < 1.5)
+      lim = 1.5;
+    for (int k = 0; k < n; k++)
+      use[k] = fabs(hypot(px[k] - *cx, py[k] - *cy) - *r) <= lim;
+  }
+  rc = 0;
+done:
+  free(use);
+  free(res);
+  return rc;
+}
+
+/* Along NRAYS rays from (cx, cy): first and last valid pixel radii (-1 when the ray has none). */
+static void ray_extents(const unsigned char *v, int nx, int ny, double cx, double cy, double *rin,
+                        double *rout, int *touches_border)
+{
+  double rmax = hypot(nx, ny);
+  *touches_border = 0;
+  for (int k = 0; k < NRAYS; k++) {
+    double a = 2 * M_PI * k / NRAYS, c = cos(a), s = sin(a);
+    rin[k] = rout[k] = -1;
+    for (double r = 0; r < rmax; r += 1.0) {
+      int x = (int)lround(cx + r * c), y = (int)lround(cy + r * s);
+      if (x < 0 || y < 0 || x >= nx || y >= ny) {
+        if (rout[k] >= 0 && rout[k] > r - 3)
+          (*touches_border)++;
+        break;
+      }
+      if (v[(size_t)y * nx + x]) {
+        if (rin[k] < 0)
+          rin[k] = r;
+        rout[k] = r;
+      }
+    }
+  }
+}
+
+/* Builds keep[] (1 = breech face) for a raw scan; fills the circle fields of tr. Returns 0, or
+ * 1 when no region could be found (keep = all valid then). */
+static int find_region(unsigned char *keep, const bf_surface *s, const bf_breechface_opts *o,
+                       bf_breechface_trace *tr)
+{
+  int nx = s->nx, ny = s->ny;
+  size_t n = (size_t)nx * ny, nfg = 0;
+  if (s->mask) {
+    for (size_t i = 0; i < n; i++)
+      nfg += s->mask[i] != s->mask_background;
+    if (nfg > 0.02 * n && nfg < 0.95 * n) {
+      for (size_t i = 0; i < n; i++)
+        keep[i] = s->mask[i] != s->mask_background && !isnan(s->z[i]);
+      tr->used_mask = 1;
+      return 0;
+    }
+  }
+  unsigned char *v = malloc(n);
+  double rin[NRAYS], rout[NRAYS], px[NRAYS], py[NRAYS];
+  int nb, rc = 1;
+  if (!v)
+    return -1;
+  double mx = 0, my = 0, cnt = 0;
+  for (size_t i = 0; i < n; i++) {
+    v[i] = !isnan(s->z[i]);
+    keep[i] = v[i];
+    if (v[i]) {
+      mx += (double)(i % nx);
+      my += (double)(i / nx);
+      cnt++;
+    }
+  }
+  if (cnt < 100)
+    goto done;
+  mx /= cnt;
+  my /= cnt;
+  double cx = mx, cy = my, R = 0, cfx = 0, cfy = 0, Rf = 0;
+  /* two passes: the second casts rays from the fitted centre */
+  for (int pass = 0; pass < 2; pass++) {
+    ray_extents(v, nx, ny, cx, cy, rin, rout, &nb);
+    int m = 0;
+    for (int k = 0; k < NRAYS; k++)
+      if (rout[k] > 0) {
+        double a = 2 * M_PI * k / NRAYS;
+        px[m] = cx + rout[k] * cos(a);
+        py[m] = cy + rout[k] * sin(a);
+        m++;
+      }
+    if (nb > NRAYS / 2 || fit_circle(px, py, m, &cx, &cy, &R))
+      goto done; /* valid points fill the frame: no primer edge to fit */
+  }
+  if (R < 0.15 * (nx < ny ? nx : ny))
+    goto done;
+  /* firing pin: innermost valid point along rays, when a hole exists on most rays */
+  ray_extents(v, nx, ny, cx, cy, rin, rout, &nb);
+  int m = 0;
+  for (int k = 0; k < NRAYS; k++)
+    if (rin[k] > 3 && rin[k] < 0.8 * R) {
+      double a = 2 * M_PI * k / NRAYS;
+      px[m] = cx + rin[k] * cos(a);
+      py[m] = cy + rin[k] * sin(a);
+      m++;
+    }
+  if (m > NRAYS / 2 && !fit_circle(px, py, m, &cfx, &cfy, &Rf) && Rf < 0.8 * R) {
+    tr->r_fp = Rf;
+  } else
+    Rf = 0;
+  tr->cx = cx;
+  tr->cy = cy;
+  tr->r_out = R;
+  double ro = R - o->edge_margin / s->dx, rf = Rf > 0 ? Rf + o->fp_margin / s->dx : 0;
+  for (int y = 0; y < ny; y++)
+    for (int x = 0; x < nx; x++) {
+      size_t i = (size_t)y * nx + x;
+      double d = hypot(x - cx, y - cy);
+      double df = Rf > 0 ? hypot(x - cfx, y - cfy) : 1e30;
+      keep[i] = v[i] && d <= ro && df > rf;
+    }
+  rc = 0;
+done:
+  free(v);
+  return rc;
+}
+
+/* Copies the bounding box of keep[] out of s, NaN outside keep. */
+static int crop_to(bf_surface **out, const bf_surface *s, const unsigned char *keep, int *x0o,
+                   int *y0o)
+{
+  int x0 = s->nx, y0 = s->ny, x1 = -1, y1 = -1;
+  for (int y = 0; y < s->ny; y++)
+    for (int x = 0; x < s->nx; x++)
+      if (keep[(size_t)y * s->nx + x]) {
+        if (x < x0) x0 = x;
+        if (x > x1) x1 = x;
+        if (y < y0) y0 = y;
+        if (y > y1) y1 = y;
+      }
+  if (x1 < 0)
+    return bf_error_set(BF_EQUALITY, "no breech-face points left after cropping");
+  int rc = bf_surface_new(out, x1 - x0 + 1, y1 - y0 + 1, s->dx, s->dy);
+  if (rc)
+    return rc;
+  bf_surface *c = *out;
+  c->meta = s->meta;
+  c->flags = s->flags & ~BF_SURF_HAS_MASK;
+  for (int y = y0; y <= y1; y++)
+    for (int x = x0; x <= x1; x++) {
+      size_t i = (size_t)y * s->nx + x;
+      c->z[(size_t)(y - y0) * c->nx + (x - x0)] = keep[i] ? s->z[i] : NAN;
+    }
+  *x0o = x0;
+  *y0o = y0;
+  return 0;
+}
+
+void bf_breechface_trace_clear(bf_breechface_trace *tr)
+{
+  if (!tr)
+    return;
+  bf_surface_free(tr->input);
+  bf_surface_free(tr->cropped);
+  bf_surface_free(tr->levelled);
+  bf_surface_free(tr->filtered);
+  memset(tr, 0, sizeof *tr);
+}
+
+int bf_breechface_extract(bf_feature **out, const bf_surface *scan, const bf_breechface_opts *o)
+{
+  return bf_breechface_extract_trace(out, NULL, scan, o);
+}
+
+int bf_breechface_extract_trace(bf_feature **out, bf_breechface_trace *trace,
+                                const bf_surface *scan, const bf_breechface_opts *o)
+{
+  bf_breechface_opts def = BF_BREECHFACE_OPTS_INIT;
+  bf_breechface_trace local;
+  bf_breechface_trace *tr = trace ? trace : &local;
+  bf_surface *work = NULL, *res = NULL;
+  unsigned char *keep = NULL;
+  bf_feature *f = NULL;
+  int rc = 0, qflags = 0, processed = 0, x0 = 0, y0 = 0;
+  *out = NULL;
+  memset(tr, 0, sizeof *tr);
+  if (!o)
+    o = &def;
+  if (!scan || !scan->z || scan->nx < 16 || scan->ny < 16)
+    return bf_error_set(BF_EINVAL, "breech face: scan is empty or smaller than 16 x 16 points");
+  if (!(o->spacing > 0) || !(o->lambda_short >= 0) || !(o->lambda_long > o->lambda_short))
+    return bf_error_set(BF_EINVAL, "breech face: options need spacing > 0 and 0 <= short < long "
+                                   "cut-off (got %g, %g, %g)", o->spacing, o->lambda_short,
+                        o->lambda_long);
+  double w = scan->nx * scan->dx, h = scan->ny * scan->dy;
+  if (w > 1.8 * h || h > 1.8 * w)
+    return bf_error_set(BF_EFORMAT, "breech face: a %.0f x %.0f um scan is not a cartridge case "
+                                    "(aspect %.1f: a bullet land?)", w, h, w > h ? w / h : h / w);
+  double ratio = scan->dx / o->spacing;
+  if (ratio < 1.0 / o->max_spacing_ratio || ratio > o->max_spacing_ratio ||
+      fabs(scan->dx - scan->dy) > 0.05 * scan->dx)
+    return bf_error_set(BF_EFORMAT, "breech face: spacing %g x %g um is unusable for comparison "
+                                    "at %g um", scan->dx, scan->dy, o->spacing);
+  if (ratio < 1.0 / o->warn_spacing_ratio || ratio > o->warn_spacing_ratio)
+    qflags |= BF_Q_SPACING;
+  if (trace && (rc = bf_surface_copy(&tr->input, scan)))
+    goto done;
+  processed = bf_breechface_is_processed(scan, o);
+  double r_out = 0, r_fp = 0, ccx = 0, ccy = 0;
+  if (processed) {
+    if ((rc = bf_surface_copy(&work, scan)))
+      goto done;
+  } else {
+    keep = malloc((size_t)scan->nx * scan->ny);
+    if (!keep) {
+      rc = bf_error_set(BF_ENOMEM, "out of memory for a region mask");
+      goto done;
+    }
+    int fr = find_region(keep, scan, o, tr);
+    if (fr < 0) {
+      rc = bf_error_set(BF_ENOMEM, "out of memory finding the breech face");
+      goto done;
+    }
+    if (fr > 0)
+      qflags |= BF_Q_NO_REGION;
+    if ((rc = crop_to(&work, scan, keep, &x0, &y0)))
+      goto done;
+    r_out = tr->r_out * scan->dx;
+    r_fp = tr->r_fp * scan->dx;
+    ccx = (tr->cx - x0) * scan->dx;
+    ccy = (tr->cy - y0) * scan->dy;
+    if (trace && (rc = bf_surface_copy(&tr->cropped, work)))
+      goto done;
+    if ((rc = bf_level_plane_robust(work)))
+      goto done;
+    if (trace && (rc = bf_surface_copy(&tr->levelled, work)))
+      goto done;
+    if ((rc = bf_gauss_bandpass(work, o->lambda_short, o->lambda_long)))
+      goto done;
+    if (trace && (rc = bf_surface_copy(&tr->filtered, work)))
+      goto done;
+  }
+  if ((rc = bf_resample(&res, work, o->spacing)))
+    goto done;
+  size_t n = (size_t)res->nx * res->ny, nv = 0;
+  double sum = 0, sum2 = 0;
+  for (size_t i = 0; i < n; i++)
+    if (!isnan(res->z[i])) {
+      nv++;
+      sum += res->z[i];
+      sum2 += (double)res->z[i] * res->z[i];
+    }
+  if (nv < 100) {
+    rc = bf_error_set(BF_EQUALITY, "breech face: only %zu valid points left: nothing to compare",
+                      nv);
+    goto done;
+  }
+  double sd = sqrt(fmax(0, sum2 / nv - (sum / nv) * (sum / nv)));
+  if ((double)nv / n < o->min_valid)
+    qflags |= BF_Q_MOSTLY_MISSING;
+  if (sd < 1e-3)
+    qflags |= BF_Q_NO_MARKS;
+  if ((rc = bf_feature_new(&f, BF_KIND_CARTRIDGE, res->nx, res->ny, o->spacing, o->spacing)))
+    goto done;
+  memcpy(f->z, res->z, n * sizeof *f->z);
+  f->quality_flags = qflags;
+  f->valid_fraction = (float)((double)nv / n);
+  f->version = BF_BREECHFACE_VERSION;
+  f->params[0] = scan->dx;
+  f->params[1] = r_out;
+  f->params[2] = r_fp;
+  f->params[3] = ccx;
+  f->params[4] = ccy;
+  f->params[5] = processed;
+  f->params[6] = sd;
+  f->params[7] = (double)nv / n;
+  *out = f;
+  f = NULL;
+done:
+  free(keep);
+  bf_surface_free(work);
+  bf_surface_free(res);
+  bf_feature_free(f);
+  if (!trace)
+    bf_breechface_trace_clear(&local);
+  else if (rc)
+    bf_breechface_trace_clear(tr);
+  return rc;
+}
