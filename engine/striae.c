@@ -1,0 +1,522 @@
+/* Striation comparison: land vs land and bullet vs bullet (see bf_striae.h). */
+#include "bf_striae.h"
+#include "bf_error.h"
+
+#include <fftw3.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- FFT plans: made once per size under a lock, executed from any thread ---------------- */
+
+#define PLAN_CACHE 32
+static struct {
+  int n;
+  fftwf_plan fwd, inv;
+} plans[PLAN_CACHE];
+static int nplans;
+static pthread_mutex_t plan_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* Smallest 2^a 3^b 5^c >= n: sizes FFTW handles fastest. */
+static int good_size(int n)
+{
+  int best = 1;
+  while (best < n)
+    best <<= 1;
+  for (int p5 = 1; p5 < 2 * n; p5 *= 5)
+    for (int p3 = p5; p3 < 2 * n; p3 *= 3) {
+      int v = p3;
+      while (v < n)
+        v <<= 1;
+      if (v < best)
+        best = v;
+    }
+  return best;
+}
+
+static pthread_once_t planner_once = PTHREAD_ONCE_INIT;
+static void planner_init(void)
+{
+  fftwf_make_planner_thread_safe(); /* other modules may plan at the same time as we do */
+}
+
+static int get_plans(int n, fftwf_plan *fwd, fftwf_plan *inv)
+{
+  int rc = 0;
+  pthread_once(&planner_once, planner_init);
+  pthread_mutex_lock(&plan_lock);
+  for (int i = 0; i < nplans; i++)
+    if (plans[i].n == n) {
+      *fwd = plans[i].fwd;
+      *inv = plans[i].inv;
+      goto done;
+    }
+  if (nplans == PLAN_CACHE) {
+    rc = bf_error_set(BF_ELIMIT, "striae: more than %d FFT sizes in use", PLAN_CACHE);
+    goto done;
+  }
+  float *r = fftwf_malloc(sizeof(float) * n);
+  fftwf_complex *c = fftwf_malloc(sizeof(fftwf_complex) * (n / 2 + 1));
+  if (!r || !c) {
+    fftwf_free(r);
+    fftwf_free(c);
+    rc = bf_error_set(BF_ENOMEM, "striae: out of memory planning an FFT of %d", n);
+    goto done;
+  }
+  /* ESTIMATE: planning costs microseconds and leaves the arrays alone */
+  *fwd = fftwf_plan_dft_r2c_1d(n, r, c, FFTW_ESTIMATE);
+  *inv = fftwf_plan_dft_c2r_1d(n, c, r, FFTW_ESTIMATE);
+  fftwf_free(r);
+  fftwf_free(c);
+  if (!*fwd || !*inv) {
+    rc = bf_error_set(BF_EINVAL, "striae: FFTW could not plan a transform of %d", n);
+    goto done;
+  }
+  plans[nplans].n = n;
+  plans[nplans].fwd = *fwd;
+  plans[nplans].inv = *inv;
+  nplans++;
+done:
+  pthread_mutex_unlock(&plan_lock);
+  return rc;
+}
+
+/* ---- land vs land -------------------------------------------------------------------------- */
+
+/* b resampled to spacing dx (linear interpolation, NaN-aware). */
+static float *resample(const bf_feature *b, double dx, int *n)
+{
+  int m = (int)floor((b->nx - 1) * b->dx / dx) + 1;
+  float *o = malloc((size_t)m * sizeof *o);
+  if (!o)
+    return NULL;
+  for (int i = 0; i < m; i++) {
+    double t = i * dx / b->dx;
+    int k = (int)t;
+    double f = t - k;
+    if (k + 1 >= b->nx)
+      o[i] = b->z[b->nx - 1];
+    else if (f < 1e-6)
+      o[i] = b->z[k];
+    else
+      o[i] = (float)((1 - f) * b->z[k] + f * b->z[k + 1]); /* NaN propagates */
+  }
+  *n = m;
+  return o;
+}
+
+/* Marks: runs beyond +-thr; kind +1 peak, -1 valley; span [s, e]; height = extreme value. */
+typedef struct mark {
+  int s, e, kind;
+  float h;
+} mark;
+
+static int find_marks(mark *m, const float *z, int n, double thr)
+{
+  int nm = 0;
+  for (int i = 0; i < n;) {
+    int kind = !isfinite(z[i]) ? 0 : z[i] > thr ? 1 : z[i] < -thr ? -1 : 0;
+    if (!kind) {
+      i++;
+      continue;
+    }
+    int s = i;
+    float h = z[i];
+    while (i < n && isfinite(z[i]) && (kind > 0 ? z[i] > thr : z[i] < -thr)) {
+      if (fabsf(z[i]) > fabsf(h))
+        h = z[i];
+      i++;
+    }
+    m[nm].s = s;
+    m[nm].e = i - 1;
+    m[nm].kind = kind;
+    m[nm].h = h;
+    nm++;
+  }
+  return nm;
+}
+
+/* Logistic weights of the land score. Set by leave-one-study-out cross-validation on the two
+ * Hamby sets of ../shared/data (fit on Hamby 252, checked on Hamby 44 and vice versa), then
+ * rounded; see bench_bullet and the report of issue 4. Order: w0, ccf, cms/mm, match_frac, D_rel. */
+static const double BF_LAND_WEIGHTS[5] = {-9.0, 9.0, 0.25, 4.0, -1.0};
+
+double bf_land_score(const bf_land_result *r)
+{
+  if (!r->scored)
+    return 0;
+  double mm = r->overlap_um / 1000.0;
+  double cms_mm = mm > 0 ? r->cms / mm : 0;
+  int nmk = r->matches + r->mismatches;
+  double mf = nmk ? (double)r->matches / nmk : 0;
+  double drel = r->rough > 0 ? r->D / r->rough : 2;
+  double t = BF_LAND_WEIGHTS[0] + BF_LAND_WEIGHTS[1] * r->ccf + BF_LAND_WEIGHTS[2] * cms_mm +
+             BF_LAND_WEIGHTS[3] * mf + BF_LAND_WEIGHTS[4] * drel;
+  return 1.0 / (1.0 + exp(-t));
+}
+
+static int check_land(const bf_feature *f, const char *which)
+{
+  if (!f || f->kind != BF_KIND_BULLET || f->ny != 1 || f->nx < 1 || !f->z || !(f->dx > 0))
+    return bf_error_set(BF_EINVAL, "land compare: %s is not a bullet land signature", which);
+  return 0;
+}
+
+int bf_land_compare(bf_land_result *out, const bf_feature *a, const bf_feature *b,
+                    const bf_land_opts *o)
+{
+  bf_land_opts def = BF_LAND_OPTS_INIT;
+  if (!o)
+    o = &def;
+  memset(out, 0, sizeof *out);
+  int rc;
+  if ((rc = check_land(a, "first")) || (rc = check_land(b, "second")))
+    return rc;
+  if ((a->quality_flags | b->quality_flags) & o->skip_flags)
+    return 0; /* flagged: reported as not scored, never a silent score */
+
+  double dx = a->dx;
+  int na = a->nx, nb = b->nx;
+  float *bz = NULL, *buf = NULL;
+  fftwf_complex *spec = NULL;
+  mark *ma = NULL, *mb = NULL;
+  const float *bsrc = b->z;
+  if (fabs(b->dx - dx) > 0.01 * dx) {
+    if (!(bz = resample(b, dx, &nb))) {
+      rc = bf_error_set(BF_ENOMEM, "land compare: out of memory resampling");
+      goto done;
+    }
+    bsrc = bz;
+  }
+  int shorter = na < nb ? na : nb;
+  int mo = (int)lround(o->min_overlap_um / dx);
+  if (mo > 0.75 * shorter)
+    mo = (int)(0.75 * shorter);
+  if (mo < 16) {
+    out->scored = 0;
+    goto done; /* too little signal to align */
+  }
+  int N = good_size(na + nb - mo);
+  fftwf_plan fwd = NULL, inv = NULL;
+  if ((rc = get_plans(N, &fwd, &inv)))
+    goto done;
+  /* strides padded to 64 bytes: new-array execute needs the planner's alignment */
+  int nc = N / 2 + 1, SR = (N + 15) & ~15, SC = (nc + 7) & ~7;
+  /* real arrays: A, A2, MA, B, B2, MB, and 6 outputs; complex spectra: 6 inputs + 1 product */
+  buf = fftwf_malloc(sizeof(float) * (size_t)SR * 12);
+  spec = fftwf_malloc(sizeof(fftwf_complex) * (size_t)SC * 7);
+  if (!buf || !spec) {
+    rc = bf_error_set(BF_ENOMEM, "land compare: out of memory for FFT of %d", N);
+    goto done;
+  }
+  memset(buf, 0, sizeof(float) * (size_t)SR * 6);
+  float *A = buf, *A2 = buf + SR, *MA = buf + 2 * SR, *B = buf + 3 * SR, *B2 = buf + 4 * SR,
+        *MB = buf + 5 * SR;
+  double mean_a = 0, mean_b = 0;
+  int ca = 0, cb = 0;
+  for (int i = 0; i < na; i++)
+    if (isfinite(a->z[i])) {
+      mean_a += a->z[i];
+      ca++;
+    }
+  for (int i = 0; i < nb; i++)
+    if (isfinite(bsrc[i])) {
+      mean_b += bsrc[i];
+      cb++;
+    }
+  if (ca < mo || cb < mo) {
+    out->scored = 0;
+    goto done;
+  }
+  mean_a /= ca;
+  mean_b /= cb;
+  for (int i = 0; i < na; i++)
+    if (isfinite(a->z[i])) {
+      A[i] = (float)(a->z[i] - mean_a);
+      A2[i] = A[i] * A[i];
+      MA[i] = 1;
+    }
+  for (int i = 0; i < nb; i++)
+    if (isfinite(bsrc[i])) {
+      B[i] = (float)(bsrc[i] - mean_b);
+      B2[i] = B[i] * B[i];
+      MB[i] = 1;
+    }
+  for (int k = 0; k < 6; k++)
+    fftwf_execute_dft_r2c(fwd, buf + (size_t)k * SR, spec + (size_t)k * SC);
+  /* correlations x (*) y: IFFT(X conj(Y))[L] = sum_i x[i] y[i - L] */
+  static const int pairs[6][2] = {{0, 3}, {2, 5}, {0, 5}, {2, 3}, {1, 5}, {2, 4}};
+  float *res = buf + 6 * SR; /* ab, n, sa, sb, saa, sbb */
+  fftwf_complex *prod = spec + 6 * (size_t)SC;
+  for (int k = 0; k < 6; k++) {
+    const fftwf_complex *x = spec + (size_t)pairs[k][0] * SC, *y = spec + (size_t)pairs[k][1] * SC;
+    for (int f = 0; f < nc; f++) {
+      prod[f][0] = x[f][0] * y[f][0] + x[f][1] * y[f][1];
+      prod[f][1] = x[f][1] * y[f][0] - x[f][0] * y[f][1];
+    }
+    fftwf_execute_dft_c2r(inv, prod, res + (size_t)k * SR);
+  }
+  double bestc = -2;
+  int bestL = 0;
+  for (int L = -(nb - mo); L <= na - mo; L++) {
+    int idx = L < 0 ? L + N : L;
+    double cnt = res[SR + idx] / N;
+    if (cnt < mo - 0.5)
+      continue;
+    double sab = res[idx] / N, sa = res[2 * SR + idx] / N, sb = res[3 * SR + idx] / N;
+    double saa = res[4 * SR + idx] / N, sbb = res[5 * SR + idx] / N;
+    double va = saa - sa * sa / cnt, vb = sbb - sb * sb / cnt;
+    if (va <= 1e-12 || vb <= 1e-12)
+      continue;
+    double c = (sab - sa * sb / cnt) / sqrt(va * vb);
+    if (c > bestc) {
+      bestc = c;
+      bestL = L;
+    }
+  }
+  if (bestc < -1.5) {
+    out->scored = 0;
+    goto done;
+  }
+
+  /* Features over the aligned overlap, exactly (double) on the common valid points. */
+  int i0 = bestL > 0 ? bestL : 0, i1 = na < nb + bestL ? na : nb + bestL;
+  int n = i1 - i0;
+  float *sa = res, *sb = res + SR; /* reuse: aligned copies with NaN where either is missing */
+  double s1 = 0, s2 = 0, s11 = 0, s22 = 0, s12 = 0;
+  int m = 0;
+  for (int k = 0; k < n; k++) {
+    float va = a->z[i0 + k], vb = bsrc[i0 + k - bestL];
+    if (isfinite(va) && isfinite(vb)) {
+      sa[k] = va;
+      sb[k] = vb;
+      s1 += va;
+      s2 += vb;
+      s11 += (double)va * va;
+      s22 += (double)vb * vb;
+      s12 += (double)va * vb;
+      m++;
+    } else
+      sa[k] = sb[k] = NAN;
+  }
+  if (m < 16) {
+    out->scored = 0;
+    goto done;
+  }
+  double v1 = (s11 - s1 * s1 / m) / m, v2 = (s22 - s2 * s2 / m) / m;
+  out->ccf = (v1 > 0 && v2 > 0) ? ((s12 - s1 * s2 / m) / m) / sqrt(v1 * v2) : 0;
+  out->lag_um = bestL * dx;
+  out->overlap_um = m * dx;
+  out->rough = sqrt(0.5 * (v1 + v2));
+  double dd = 0, ds = 0;
+  for (int k = 0; k < n; k++)
+    if (isfinite(sa[k])) {
+      double d = sa[k] - sb[k];
+      ds += d;
+      dd += d * d;
+    }
+  out->D = sqrt(dd / m);
+  out->sd_D = m > 1 ? sqrt(fmax(0, (dd - ds * ds / m) / (m - 1))) : 0;
+
+  /* striation marks */
+  ma = malloc(sizeof *ma * (size_t)(n / 2 + 1));
+  mb = malloc(sizeof *mb * (size_t)(n / 2 + 1));
+  if (!ma || !mb) {
+    rc = bf_error_set(BF_ENOMEM, "land compare: out of memory for marks");
+    goto done;
+  }
+  int nma = find_marks(ma, sa, n, o->peak_k * sqrt(v1));
+  int nmb = find_marks(mb, sb, n, o->peak_k * sqrt(v2));
+  int i = 0, j = 0, run_m = 0, run_n = 0;
+  while (i < nma || j < nmb) {
+    int matched = 0;
+    if (i < nma && j < nmb && ma[i].kind == mb[j].kind && ma[i].s <= mb[j].e && mb[j].s <= ma[i].e) {
+      matched = 1;
+      out->sum_peaks += 0.5 * (fabsf(ma[i].h) + fabsf(mb[j].h));
+      i++;
+      j++;
+    } else if (j >= nmb || (i < nma && ma[i].s <= mb[j].s)) {
+      i++; /* the earlier of the two is unmatched */
+    } else {
+      j++;
+    }
+    if (matched) {
+      out->matches++;
+      run_m++;
+      run_n = 0;
+      if (run_m > out->cms)
+        out->cms = run_m;
+    } else {
+      out->mismatches++;
+      run_n++;
+      run_m = 0;
+      if (run_n > out->non_cms)
+        out->non_cms = run_n;
+    }
+  }
+  out->scored = 1;
+  out->score = bf_land_score(out);
+done:
+  free(bz);
+  fftwf_free(buf);
+  fftwf_free(spec);
+  free(ma);
+  free(mb);
+  return rc;
+}
+
+int bf_land_aligned(float **sa, float **sb, int *n, const bf_feature *a, const bf_feature *b,
+                    const bf_land_result *r)
+{
+  *sa = *sb = NULL;
+  *n = 0;
+  int rc;
+  if ((rc = check_land(a, "first")) || (rc = check_land(b, "second")))
+    return rc;
+  int nb = b->nx;
+  float *bz = NULL;
+  const float *bsrc = b->z;
+  if (fabs(b->dx - a->dx) > 0.01 * a->dx) {
+    if (!(bz = resample(b, a->dx, &nb)))
+      return bf_error_set(BF_ENOMEM, "land aligned: out of memory");
+    bsrc = bz;
+  }
+  int L = (int)lround(r->lag_um / a->dx);
+  int start = L < 0 ? L : 0, end = a->nx > nb + L ? a->nx : nb + L;
+  int m = end - start;
+  float *x = malloc(sizeof *x * (size_t)m), *y = malloc(sizeof *y * (size_t)m);
+  if (!x || !y) {
+    free(x);
+    free(y);
+    free(bz);
+    return bf_error_set(BF_ENOMEM, "land aligned: out of memory");
+  }
+  for (int k = 0; k < m; k++) {
+    int ia = k + start, ib = k + start - L;
+    x[k] = ia >= 0 && ia < a->nx ? a->z[ia] : NAN;
+    y[k] = ib >= 0 && ib < nb ? bsrc[ib] : NAN;
+  }
+  free(bz);
+  *sa = x;
+  *sb = y;
+  *n = m;
+  return 0;
+}
+
+/* ---- bullet vs bullet ---------------------------------------------------------------------- */
+
+void bf_bullet_result_clear(bf_bullet_result *r)
+{
+  if (!r)
+    return;
+  free(r->lands);
+  free(r->pos_a);
+  free(r->pos_b);
+  free(r->phase_score);
+  free(r->phase_pairs);
+  memset(r, 0, sizeof *r);
+}
+
+/* Positions by land number when all present lands carry distinct numbers, else by order. */
+static void place(int *pos, const bf_feature *const *f, int n, int *maxpos)
+{
+  int by_number = 1;
+  unsigned long long seen = 0;
+  for (int i = 0; i < n; i++)
+    if (f[i]) {
+      int l = f[i]->land;
+      if (l < 1 || l > 64 || (seen >> (l - 1) & 1ULL)) {
+        by_number = 0;
+        break;
+      }
+      seen |= 1ULL << (l - 1);
+    }
+  for (int i = 0; i < n; i++) {
+    pos[i] = by_number && f[i] ? f[i]->land - 1 : i;
+    if (pos[i] + 1 > *maxpos)
+      *maxpos = pos[i] + 1;
+  }
+}
+
+int bf_bullet_compare(bf_bullet_result *out, const bf_feature *const *a, int na,
+                      const bf_feature *const *b, int nb, const bf_land_opts *o)
+{
+  bf_land_opts def = BF_LAND_OPTS_INIT;
+  if (!o)
+    o = &def;
+  memset(out, 0, sizeof *out);
+  if (na < 1 || nb < 1 || na > 64 || nb > 64)
+    return bf_error_set(BF_EINVAL, "bullet compare: %d and %d lands (1 to 64 each)", na, nb);
+  int rc = 0;
+  out->na = na;
+  out->nb = nb;
+  out->lands = calloc((size_t)na * nb, sizeof *out->lands);
+  out->pos_a = calloc((size_t)na, sizeof *out->pos_a);
+  out->pos_b = calloc((size_t)nb, sizeof *out->pos_b);
+  if (!out->lands || !out->pos_a || !out->pos_b) {
+    rc = bf_error_set(BF_ENOMEM, "bullet compare: out of memory");
+    goto done;
+  }
+  int n = na > nb ? na : nb;
+  place(out->pos_a, a, na, &n);
+  place(out->pos_b, b, nb, &n);
+  out->n = out->nphase = n;
+  out->phase_score = calloc((size_t)n, sizeof *out->phase_score);
+  out->phase_pairs = calloc((size_t)n, sizeof *out->phase_pairs);
+  if (!out->phase_score || !out->phase_pairs) {
+    rc = bf_error_set(BF_ENOMEM, "bullet compare: out of memory");
+    goto done;
+  }
+  int err = 0;
+  int np = na * nb;
+#pragma omp parallel for schedule(dynamic) reduction(min : err)
+  for (int k = 0; k < np; k++) {
+    const bf_feature *fa = a[k / nb], *fb = b[k % nb];
+    if (!fa || !fb)
+      continue;
+    int e = bf_land_compare(&out->lands[k], fa, fb, o);
+    if (e < err)
+      err = e;
+  }
+  if (err) {
+    rc = bf_error_set(err, "bullet compare: a land comparison failed (%s)", bf_error_name(err));
+    goto done;
+  }
+  int best = -1, second = -1;
+  for (int p = 0; p < n; p++) {
+    double s = 0;
+    int c = 0;
+    for (int i = 0; i < na; i++)
+      for (int j = 0; j < nb; j++)
+        if ((out->pos_a[i] + p) % n == out->pos_b[j] && out->lands[i * nb + j].scored) {
+          s += out->lands[i * nb + j].score;
+          c++;
+        }
+    out->phase_pairs[p] = c;
+    out->phase_score[p] = c ? s / c : NAN;
+    if (!c)
+      continue;
+    if (best < 0 || out->phase_score[p] > out->phase_score[best]) {
+      second = best;
+      best = p;
+    } else if (second < 0 || out->phase_score[p] > out->phase_score[second])
+      second = p;
+  }
+  if (best < 0) {
+    /* nothing comparable: no score, no match - reported, not an error */
+    out->phase = -1;
+    out->score = 0;
+    out->margin = 0;
+    out->match = 0;
+    goto done;
+  }
+  out->phase = best;
+  out->score = out->phase_score[best];
+  out->margin = second >= 0 ? out->score - out->phase_score[second] : out->score;
+  out->match = out->score >= o->match_threshold && out->margin >= o->margin_threshold;
+done:
+  if (rc)
+    bf_bullet_result_clear(out);
+  return rc;
+}
