@@ -14,6 +14,7 @@ typedef struct bf_x3p_info {
   int z_converted_from_um;  /* heights were micrometres: converted */
   int md5_main_ok;       /* 1 verified, 0 absent (no md5checksum.hex) */
   int md5_data_ok;       /* 1 verified, 0 absent (no MD5ChecksumPointData) */
+  int md5_valid_ok;      /* 1 verified, 0 absent (no valid.bin or no MD5ChecksumValidPoints) */
   int has_mask, has_valid;
   double z_increment, z_offset; /* raw CZ values from the header */
   long file_bytes;

@@ -13,7 +13,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <pthread.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <zip.h>
 
@@ -27,20 +30,50 @@
 
 /* ---------- zip helpers ---------- */
 
-/* Finds the member whose path ends in "/name" or equals name, skipping __MACOSX. */
+static int skip_entry(const char *p)
+{
+  return !p || !strncmp(p, "__MACOSX", 8) || strstr(p, "/__MACOSX");
+}
+
+/* Member names compare with '\' and '/' as the same separator (Windows zippers), exactly or,
+ * when icase, ignoring ASCII case (some writers spell "BinData/Data.bin"). */
+static int name_eq(const char *a, const char *b, int icase)
+{
+  for (;; a++, b++) {
+    int ca = *a == '\\' ? '/' : (unsigned char)*a, cb = *b == '\\' ? '/' : (unsigned char)*b;
+    if (icase) {
+      ca = tolower(ca);
+      cb = tolower(cb);
+    }
+    if (ca != cb)
+      return 0;
+    if (!ca)
+      return 1;
+  }
+}
+
+/* Finds the member named name (exact first, then ignoring case), skipping __MACOSX. */
 static zip_int64_t zip_find(zip_t *z, const char *name)
 {
   zip_int64_t n = zip_get_num_entries(z, 0);
-  size_t ln = strlen(name);
-  for (zip_int64_t i = 0; i < n; i++) {
-    const char *p = zip_get_name(z, (zip_uint64_t)i, 0);
-    if (!p || !strncmp(p, "__MACOSX", 8) || strstr(p, "/__MACOSX"))
-      continue;
-    size_t lp = strlen(p);
-    if (lp == ln && !strcmp(p, name))
-      return i;
-  }
+  for (int icase = 0; icase < 2; icase++)
+    for (zip_int64_t i = 0; i < n; i++) {
+      const char *p = zip_get_name(z, (zip_uint64_t)i, 0);
+      if (!skip_entry(p) && name_eq(p, name, icase))
+        return i;
+    }
   return -1;
+}
+
+/* A link from main.xml made relative to the zip root: "./" and "/" dropped, '\' made '/'. */
+static void link_path(char *out, size_t cap, const char *prefix, const char *link)
+{
+  while (*link == '/' || *link == '\\' || (link[0] == '.' && (link[1] == '/' || link[1] == '\\')))
+    link += link[0] == '.' ? 2 : 1;
+  snprintf(out, cap, "%s%s", prefix, link);
+  for (char *c = out; *c; c++)
+    if (*c == '\\')
+      *c = '/';
 }
 
 /* Reads member idx, refusing more than limit bytes (declared or actual). */
@@ -79,7 +112,7 @@ static int zip_slurp(uint8_t **out, size_t *len, zip_t *z, zip_int64_t idx, long
       break;
     got += (size_t)r;
     if (got > st.size) {
-      rc = bf_error_set(BF_EFORMAT, "%s: zip member %s inflates to more than its declared size",
+      rc = bf_error_set(BF_ELIMIT, "%s: zip member %s inflates to more than its declared size",
                         file, member);
       break;
     }
@@ -133,6 +166,9 @@ static void text_at(char *out, size_t cap, xmlNode *root, const char *p)
   while (isspace((unsigned char)*s))
     s++;
   snprintf(out, cap, "%s", s);
+  for (char *c = out; *c; c++) /* keeps error messages that quote it on one line */
+    if (*c == '\n' || *c == '\r' || *c == '\t')
+      *c = ' ';
   size_t l = strlen(out);
   while (l && isspace((unsigned char)out[l - 1]))
     out[--l] = 0;
@@ -169,12 +205,21 @@ static int hexval(int c)
   return -1;
 }
 
-/* Compares a hex string (either case, leading/trailing junk like " *main.xml" allowed after
- * the 32 digits) with a digest. Returns 0 equal, 1 different, -1 not a digest. */
+/* Compares a checksum text with a digest. Takes md5sum's "HEX", "HEX  main.xml" and
+ * "HEX *main.xml", BSD's "MD5 (main.xml) = HEX", either case, a leading BOM or blanks.
+ * Returns 0 equal, 1 different, -1 no 32-digit hex value there. */
 static int hex_cmp(const char *s, const uint8_t d[16])
 {
+  if (!strncmp(s, "\xEF\xBB\xBF", 3))
+    s += 3;
   while (isspace((unsigned char)*s))
     s++;
+  if (!strncmp(s, "MD5 (", 5) || !strncmp(s, "MD5(", 4)) {
+    const char *eq = strstr(s, ") = ");
+    if (!eq)
+      return -1;
+    s = eq + 4;
+  }
   for (int i = 0; i < 16; i++) {
     int a = hexval((unsigned char)s[2 * i]), b = a < 0 ? -1 : hexval((unsigned char)s[2 * i + 1]);
     if (a < 0 || b < 0)
@@ -197,26 +242,56 @@ static int type_size(char t)
   }
 }
 
-static uint32_t parse_colour(const char *s)
+/* The colours R (x3ptools) writes in a mask legend: "#rrggbb", "#rrggbbaa" (alpha dropped)
+ * or one of R's common colour names. Returns 0 and sets *v, or -1 when unknown. */
+static int parse_colour(uint32_t *v, const char *s)
 {
-  /* "#rrggbb" or "rrggbb" */
-  if (*s == '#')
+  static const struct { const char *name; uint32_t rgb; } names[] = {
+    {"white", 0xFFFFFF}, {"black", 0x000000}, {"red", 0xFF0000}, {"green", 0x00FF00},
+    {"blue", 0x0000FF}, {"yellow", 0xFFFF00}, {"cyan", 0x00FFFF}, {"magenta", 0xFF00FF},
+    {"orange", 0xFFA500}, {"purple", 0xA020F0}, {"grey", 0xBEBEBE}, {"gray", 0xBEBEBE},
+    {"brown", 0xA52A2A}, {"pink", 0xFFC0CB}, {"darkred", 0x8B0000}, {"darkgreen", 0x006400},
+    {"darkblue", 0x00008B}, {"lightblue", 0xADD8E6}, {"lightgreen", 0x90EE90},
+    {"darkorange", 0xFF8C00}, {"gold", 0xFFD700}, {"steelblue", 0x4682B4}};
+  while (isspace((unsigned char)*s))
     s++;
-  uint32_t v = 0;
-  for (int i = 0; i < 6 && s[i]; i++) {
-    int h = hexval((unsigned char)s[i]);
-    if (h < 0)
+  if (*s == '#' || isxdigit((unsigned char)*s)) {
+    const char *h = *s == '#' ? s + 1 : s;
+    size_t n = 0;
+    while (isxdigit((unsigned char)h[n]))
+      n++;
+    if ((n == 6 || n == 8) && (!h[n] || isspace((unsigned char)h[n]))) {
+      uint32_t x = 0;
+      for (int i = 0; i < 6; i++)
+        x = x << 4 | (uint32_t)hexval((unsigned char)h[i]);
+      *v = x;
       return 0;
-    v = v << 4 | (uint32_t)h;
+    }
   }
-  return v;
+  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+    if (!strcasecmp(s, names[i].name)) {
+      *v = names[i].rgb;
+      return 0;
+    }
+  return -1;
+}
+
+/* Width and height from a PNG's IHDR, so a decompression bomb is refused before decoding. */
+static int png_size(long *w, long *h, const uint8_t *p, size_t len)
+{
+  static const uint8_t sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'};
+  if (len < 24 || memcmp(p, sig, 8) || memcmp(p + 12, "IHDR", 4))
+    return -1;
+  *w = (long)p[16] << 24 | (long)p[17] << 16 | (long)p[18] << 8 | p[19];
+  *h = (long)p[20] << 24 | (long)p[21] << 16 | (long)p[22] << 8 | p[23];
+  return 0;
 }
 
 /* Reads mask.png (decoded by OpenCV) and its legend from Record3/Mask. */
 static int read_mask(bf_surface *s, zip_t *z, const char *prefix, xmlNode *root, const char *name)
 {
   char p[600];
-  snprintf(p, sizeof p, "%sbindata/mask.png", prefix);
+  link_path(p, sizeof p, prefix, "bindata/mask.png");
   zip_int64_t idx = zip_find(z, p);
   if (idx < 0)
     return 0;
@@ -226,11 +301,22 @@ static int read_mask(bf_surface *s, zip_t *z, const char *prefix, xmlNode *root,
   int w = 0, h = 0, rc = zip_slurp(&png, &len, z, idx, 256L << 20, name, "bindata/mask.png");
   if (rc)
     return rc;
+  long pw, ph;
+  size_t n = (size_t)s->nx * s->ny;
+  if (png_size(&pw, &ph, png, len)) {
+    free(png);
+    return bf_error_set(BF_EFORMAT, "%s: bindata/mask.png is not a PNG image", name);
+  }
+  /* A mask is nx by ny; allow rescaled ones but not a bomb (pw*ph cannot overflow: < 2^62). */
+  if (pw <= 0 || ph <= 0 || (size_t)(pw * ph) > 16 * n + 4096 || pw * ph > BF_MAX_POINTS) {
+    free(png);
+    return bf_error_set(BF_ELIMIT, "%s: bindata/mask.png is %ld x %ld pixels for a %d x %d scan",
+                        name, pw, ph, s->nx, s->ny);
+  }
   rc = bf_cv_decode_rgb(&rgb, &w, &h, png, len);
   free(png);
   if (rc)
     return bf_error_prefix(rc, "%s: bindata/mask.png: ", name);
-  size_t n = (size_t)s->nx * s->ny;
   s->mask = malloc(n * sizeof *s->mask);
   if (!s->mask) {
     free(rgb);
@@ -246,7 +332,8 @@ static int read_mask(bf_surface *s, zip_t *z, const char *prefix, xmlNode *root,
   s->flags |= BF_SURF_HAS_MASK;
   char bg[64];
   text_at(bg, sizeof bg, root, "Record3/Mask/Background");
-  s->mask_background = bg[0] ? parse_colour(bg) : 0xFFFFFF;
+  if (!bg[0] || parse_colour(&s->mask_background, bg))
+    s->mask_background = 0xFFFFFF;
   xmlNode *ann = path(root, "Record3/Mask/Annotations");
   int count = 0;
   for (xmlNode *c = ann ? ann->children : NULL; c; c = c->next)
@@ -262,7 +349,8 @@ static int read_mask(bf_surface *s, zip_t *z, const char *prefix, xmlNode *root,
       bf_mask_label *l = &s->labels[s->nlabels++];
       xmlChar *col = xmlGetProp(c, (const xmlChar *)"color");
       xmlChar *t = xmlNodeGetContent(c);
-      l->rgb = col ? parse_colour((const char *)col) : 0;
+      if (!col || parse_colour(&l->rgb, (const char *)col))
+        l->rgb = 0;
       snprintf(l->name, sizeof l->name, "%s", t ? (const char *)t : "");
       xmlFree(col);
       xmlFree(t);
@@ -273,6 +361,44 @@ static int read_mask(bf_surface *s, zip_t *z, const char *prefix, xmlNode *root,
 
 /* ---------- reader ---------- */
 
+/* libxml2 2.9 wants one initialisation before parsers run on several threads. */
+static pthread_once_t xml_once = PTHREAD_ONCE_INIT;
+static void xml_init(void) { xmlInitParser(); }
+
+/* True when the bytes hold a document type declaration: such files are refused before
+ * parsing, so no entity is ever declared, expanded or fetched. */
+static int has_doctype(const uint8_t *x, size_t n)
+{
+  static const char key[] = "<!DOCTYPE";
+  for (size_t i = 0; i + 9 <= n; i++)
+    if (x[i] == '<' && !memcmp(x + i, key, 9))
+      return 1;
+  return 0;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+/* Spread of the valid heights between the 1st and 99th percentiles of a sample of at most
+ * 2^16 of them: a few wild values (sentinels, spikes) cannot sway the unit decision. */
+static double robust_range(const double *v, size_t n, size_t nvalid)
+{
+  size_t step = nvalid > 65536 ? nvalid / 65536 : 1, m = 0, seen = 0;
+  double *s = malloc((nvalid / step + 1) * sizeof *s);
+  if (!s)
+    return NAN;
+  for (size_t i = 0; i < n; i++)
+    if (!isnan(v[i]) && seen++ % step == 0)
+      s[m++] = v[i];
+  qsort(s, m, sizeof *s, cmp_double);
+  double r = s[(size_t)(0.99 * (m - 1))] - s[(size_t)(0.01 * (m - 1))];
+  free(s);
+  return r;
+}
+
 int bf_x3p_read_mem(bf_surface **out, const void *buf, size_t len, const char *name,
                     bf_x3p_info *info)
 {
@@ -282,12 +408,14 @@ int bf_x3p_read_mem(bf_surface **out, const void *buf, size_t len, const char *n
   memset(info, 0, sizeof *info);
   info->file_bytes = (long)len;
   *out = NULL;
+  pthread_once(&xml_once, xml_init);
 
   int rc = 0;
   zip_t *z = NULL;
   zip_source_t *src = NULL;
   uint8_t *xml = NULL, *data = NULL, *hexf = NULL, *valid = NULL;
   size_t xml_len = 0, data_len = 0, hex_len = 0, valid_len = 0;
+  double *tmp = NULL;
   xmlDoc *doc = NULL;
   bf_surface *s = NULL;
   char prefix[512] = "";
@@ -307,16 +435,20 @@ int bf_x3p_read_mem(bf_surface **out, const void *buf, size_t len, const char *n
     goto done;
   }
 
-  /* main.xml may sit in a sub-folder; everything else is relative to it. */
+  /* main.xml may sit in a sub-folder; everything else is relative to it. The shallowest wins. */
   zip_int64_t nent = zip_get_num_entries(z, 0), xml_idx = -1;
+  size_t xml_plen = 0;
   for (zip_int64_t i = 0; i < nent; i++) {
     const char *p = zip_get_name(z, (zip_uint64_t)i, 0);
-    if (!p || !strncmp(p, "__MACOSX", 8) || strstr(p, "/__MACOSX"))
+    if (skip_entry(p))
       continue;
-    const char *base = strrchr(p, '/');
-    base = base ? base + 1 : p;
-    if (!strcmp(base, "main.xml") && (xml_idx < 0 || strlen(p) < strlen(zip_get_name(z, (zip_uint64_t)xml_idx, 0))))
+    const char *base = p + strlen(p);
+    while (base > p && base[-1] != '/' && base[-1] != '\\')
+      base--;
+    if (!strcasecmp(base, "main.xml") && (xml_idx < 0 || strlen(p) < xml_plen)) {
       xml_idx = i;
+      xml_plen = strlen(p);
+    }
   }
   if (xml_idx < 0) {
     rc = bf_error_set(BF_EFORMAT, "%s: no main.xml in the archive (not an X3P file)", name);
@@ -327,7 +459,7 @@ int bf_x3p_read_mem(bf_surface **out, const void *buf, size_t len, const char *n
     snprintf(info->main_xml_path, sizeof info->main_xml_path, "%s", p);
     size_t pl = strlen(p) - strlen("main.xml");
     if (pl >= sizeof prefix) {
-      rc = bf_error_set(BF_EFORMAT, "%s: main.xml path too long", name);
+      rc = bf_error_set(BF_ELIMIT, "%s: main.xml path is longer than %zu bytes", name, sizeof prefix);
       goto done;
     }
     memcpy(prefix, p, pl);
@@ -336,25 +468,34 @@ int bf_x3p_read_mem(bf_surface **out, const void *buf, size_t len, const char *n
   if ((rc = zip_slurp(&xml, &xml_len, z, xml_idx, MAX_XML_BYTES, name, "main.xml")))
     goto done;
 
-  /* No network, no entity expansion, no DTD loading; a DOCTYPE at all is refused. */
+  if (has_doctype(xml, xml_len)) {
+    rc = bf_error_set(BF_EFORMAT, "%s: main.xml has a DOCTYPE (refused: entities are never expanded or fetched)", name);
+    goto done;
+  }
+  /* No network, no entity substitution, no DTD loading. */
   doc = xmlReadMemory((const char *)xml, (int)xml_len, "main.xml", NULL,
                       XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
   if (!doc) {
     const xmlError *e = xmlGetLastError();
-    rc = bf_error_set(BF_EFORMAT, "%s: main.xml is not well-formed XML%s%s", name,
-                      e && e->message ? ": " : "", e && e->message ? e->message : "");
-    size_t l = strlen(bf_error_last());
-    if (l && bf_error_last()[l - 1] == '\n')
-      bf_error_set(rc, "%.*s", (int)l - 1, bf_error_last());
+    char msg[300] = "";
+    if (e && e->message) {
+      snprintf(msg, sizeof msg, "%s", e->message);
+      for (char *c = msg; *c; c++)
+        if (*c == '\n' || *c == '\r')
+          *c = *(c + 1) ? ' ' : 0;
+    }
+    rc = bf_error_set(BF_EFORMAT, "%s: main.xml is not well-formed XML (line %d: %s)", name,
+                      e ? e->line : 0, msg[0] ? msg : "parse error");
     goto done;
   }
   if (doc->intSubset || doc->extSubset) {
-    rc = bf_error_set(BF_EFORMAT, "%s: main.xml has a DOCTYPE (refused: entities are never expanded)", name);
+    rc = bf_error_set(BF_EFORMAT, "%s: main.xml has a DOCTYPE (refused: entities are never expanded or fetched)", name);
     goto done;
   }
+  /* Elements are matched by local name: namespace prefix present or absent, any order. */
   xmlNode *root = xmlDocGetRootElement(doc);
   if (!root || strcmp((const char *)root->name, "ISO5436_2")) {
-    rc = bf_error_set(BF_EFORMAT, "%s: main.xml root element is <%s>, not <ISO5436_2>", name,
+    rc = bf_error_set(BF_EFORMAT, "%s: main.xml root element is <%.64s>, not <ISO5436_2>", name,
                       root ? (const char *)root->name : "none");
     goto done;
   }
@@ -378,59 +519,63 @@ int bf_x3p_read_mem(bf_surface **out, const void *buf, size_t len, const char *n
     char p[64];
     snprintf(p, sizeof p, "%s/AxisType", axes[a]);
     text_at(t, sizeof t, root, p);
-    if (t[0] && t[0] != 'I') {
-      rc = bf_error_set(BF_EFORMAT, "%s: axis %s is of type '%s'; only incremental (I) X/Y axes are supported",
+    if (t[0] && strcmp(t, "I")) {
+      rc = bf_error_set(BF_EFORMAT, "%s: axis %s is of type '%.40s'; only incremental (I) X/Y axes are supported",
                         name, axes[a] + 13, t);
       goto done;
     }
     snprintf(p, sizeof p, "%s/Increment", axes[a]);
     text_at(t, sizeof t, root, p);
     if (parse_double(&inc[a], t) || !(inc[a] > 0)) {
-      rc = bf_error_set(BF_EFORMAT, "%s: %s/Increment '%s' is not a positive number", name, axes[a] + 13, t);
+      rc = bf_error_set(BF_EFORMAT, "%s: %s/Increment '%.40s' is not a positive number", name,
+                        axes[a] + 13, t);
       goto done;
     }
   }
   text_at(t, sizeof t, root, "Record1/Axes/CZ/Increment");
   if (t[0] && (parse_double(&inc[2], t) || inc[2] == 0)) {
-    rc = bf_error_set(BF_EFORMAT, "%s: CZ/Increment '%s' is not a non-zero number", name, t);
+    rc = bf_error_set(BF_EFORMAT, "%s: CZ/Increment '%.40s' is not a non-zero number", name, t);
     goto done;
   }
   text_at(t, sizeof t, root, "Record1/Axes/CZ/Offset");
   if (t[0] && parse_double(&off_z, t)) {
-    rc = bf_error_set(BF_EFORMAT, "%s: CZ/Offset '%s' is not a number", name, t);
+    rc = bf_error_set(BF_EFORMAT, "%s: CZ/Offset '%.40s' is not a number", name, t);
     goto done;
   }
   info->z_increment = inc[2];
   info->z_offset = off_z;
 
-  /* Record3: dimensions and data link. */
-  long nx, ny, nz = 1;
-  text_at(t, sizeof t, root, "Record3/MatrixDimension/SizeX");
-  if (parse_long(&nx, t)) {
-    rc = bf_error_set(BF_EFORMAT, "%s: SizeX '%s' is not an integer", name, t);
-    goto done;
+  /* Record3: dimensions (capped before anything is allocated) and data link. */
+  long dim[3] = {0, 0, 1};
+  static const char *const dname[3] = {"SizeX", "SizeY", "SizeZ"};
+  for (int k = 0; k < 3; k++) {
+    char p[64];
+    snprintf(p, sizeof p, "Record3/MatrixDimension/%s", dname[k]);
+    text_at(t, sizeof t, root, p);
+    if (k == 2 && !t[0])
+      continue;
+    if (!t[0]) {
+      rc = bf_error_set(BF_EFORMAT, "%s: main.xml has no Record3/MatrixDimension/%s", name, dname[k]);
+      goto done;
+    }
+    if (parse_long(&dim[k], t)) {
+      rc = bf_error_set(errno == ERANGE ? BF_ELIMIT : BF_EFORMAT, "%s: %s '%.40s' is %s", name,
+                        dname[k], t, errno == ERANGE ? "absurdly large" : "not an integer");
+      goto done;
+    }
   }
-  text_at(t, sizeof t, root, "Record3/MatrixDimension/SizeY");
-  if (parse_long(&ny, t)) {
-    rc = bf_error_set(BF_EFORMAT, "%s: SizeY '%s' is not an integer", name, t);
-    goto done;
-  }
-  text_at(t, sizeof t, root, "Record3/MatrixDimension/SizeZ");
-  if (t[0] && parse_long(&nz, t)) {
-    rc = bf_error_set(BF_EFORMAT, "%s: SizeZ '%s' is not an integer", name, t);
-    goto done;
-  }
+  long nx = dim[0], ny = dim[1], nz = dim[2];
   if (nx <= 0 || ny <= 0) {
-    rc = bf_error_set(BF_EFORMAT, "%s: matrix size %ld x %ld is not positive", name, nx, ny);
-    goto done;
-  }
-  if (nz != 1) {
-    rc = bf_error_set(BF_EFORMAT, "%s: SizeZ is %ld; only single-layer surfaces are supported", name, nz);
+    rc = bf_error_set(BF_EFORMAT, "%s: matrix size SizeX x SizeY = %ld x %ld is not positive", name, nx, ny);
     goto done;
   }
   if (nx > BF_MAX_POINTS || ny > BF_MAX_POINTS || nx * ny > BF_MAX_POINTS) {
     rc = bf_error_set(BF_ELIMIT, "%s: matrix size %ld x %ld exceeds the limit of %ld points", name,
                       nx, ny, BF_MAX_POINTS);
+    goto done;
+  }
+  if (nz != 1) {
+    rc = bf_error_set(BF_EFORMAT, "%s: SizeZ is %ld; only single-layer surfaces are supported", name, nz);
     goto done;
   }
 
@@ -440,7 +585,7 @@ int bf_x3p_read_mem(bf_surface **out, const void *buf, size_t len, const char *n
     rc = bf_error_set(BF_EFORMAT, "%s: main.xml has no Record3/DataLink/PointDataLink", name);
     goto done;
   }
-  snprintf(p, sizeof p, "%s%s", prefix, link);
+  link_path(p, sizeof p, prefix, link);
   zip_int64_t didx = zip_find(z, p);
   if (didx < 0) {
     rc = bf_error_set(BF_EFORMAT, "%s: point data %s is missing from the archive", name, p);
@@ -452,8 +597,9 @@ int bf_x3p_read_mem(bf_surface **out, const void *buf, size_t len, const char *n
     zip_stat_init(&st);
     if (zip_stat_index(z, (zip_uint64_t)didx, 0, &st) == 0 && (st.valid & ZIP_STAT_SIZE) &&
         st.size != expect) {
-      rc = bf_error_set(BF_EFORMAT, "%s: %s holds %llu bytes but SizeX*SizeY*%d = %zu", name, link,
-                        (unsigned long long)st.size, tsize, expect);
+      rc = bf_error_set(BF_EFORMAT, "%s: %s holds %llu bytes but SizeX*SizeY*%d = %ld*%ld*%d = %zu (%s)",
+                        name, link, (unsigned long long)st.size, tsize, nx, ny, tsize, expect,
+                        st.size < expect ? "too short" : "too long");
       goto done;
     }
   }
@@ -468,14 +614,14 @@ int bf_x3p_read_mem(bf_surface **out, const void *buf, size_t len, const char *n
     int c = hex_cmp(t, d);
     if (c) {
       rc = bf_error_set(BF_ECHECKSUM, "%s: MD5 checksum of %s %s", name, link,
-                        c < 0 ? "in main.xml is not a 32-digit hex value" : "does not match (data corrupted)");
+                        c < 0 ? "in main.xml is not a 32-digit hex value" : "does not match MD5ChecksumPointData (point data corrupted)");
       goto done;
     }
     info->md5_data_ok = 1;
   }
   char ckf[512];
   text_at(ckf, sizeof ckf, root, "Record4/ChecksumFile");
-  snprintf(p, sizeof p, "%s%s", prefix, ckf[0] ? ckf : "md5checksum.hex");
+  link_path(p, sizeof p, prefix, ckf[0] ? ckf : "md5checksum.hex");
   zip_int64_t hidx = zip_find(z, p);
   if (hidx >= 0) {
     if ((rc = zip_slurp(&hexf, &hex_len, z, hidx, 4096, name, "md5checksum.hex")))
@@ -484,7 +630,8 @@ int bf_x3p_read_mem(bf_surface **out, const void *buf, size_t len, const char *n
     int c = hex_cmp((const char *)hexf, d);
     if (c) {
       rc = bf_error_set(BF_ECHECKSUM, "%s: MD5 checksum of main.xml %s", name,
-                        c < 0 ? "file does not hold a 32-digit hex value" : "does not match md5checksum.hex (header corrupted)");
+                        c < 0 ? "cannot be checked: md5checksum.hex holds no 32-digit hex value"
+                              : "does not match md5checksum.hex (header corrupted)");
       goto done;
     }
     info->md5_main_ok = 1;
@@ -493,16 +640,15 @@ int bf_x3p_read_mem(bf_surface **out, const void *buf, size_t len, const char *n
     goto done;
   }
 
-  /* Heights. */
-  if ((rc = bf_surface_new(&s, (int)nx, (int)ny, inc[0], inc[1])))
-    goto done;
+  /* Heights, through CZ increment and offset (ISO 5436-2 needs them for I and L; F and D
+   * files carry 1 and 0, applied when they do not). */
   size_t n = (size_t)nx * ny, nvalid = 0;
-  double zmin = INFINITY, zmax = -INFINITY;
-  double *tmp = malloc(n * sizeof *tmp);
+  tmp = malloc(n * sizeof *tmp);
   if (!tmp) {
     rc = bf_error_set(BF_ENOMEM, "%s: out of memory for %zu points", name, n);
     goto done;
   }
+  int scale = inc[2] != 1 || off_z != 0;
   for (size_t i = 0; i < n; i++) {
     double v;
     const uint8_t *q = data + i * tsize;
@@ -512,42 +658,43 @@ int bf_x3p_read_mem(bf_surface **out, const void *buf, size_t len, const char *n
     case 'L': { int32_t x; memcpy(&x, q, 4); v = x; break; }
     default: { int16_t x; memcpy(&x, q, 2); v = x; break; }
     }
-    if (info->data_type == 'D' || info->data_type == 'F') {
-      if (inc[2] != 1 || off_z != 0)
-        v = v * inc[2] + off_z;
-    } else {
+    if (scale)
       v = v * inc[2] + off_z;
-    }
     if (!isfinite(v))
       v = NAN;
-    else {
+    else
       nvalid++;
-      if (v < zmin) zmin = v;
-      if (v > zmax) zmax = v;
-    }
     tmp[i] = v;
   }
 
-  /* valid.bin: one bit a point, LSB first; 0 marks a point as invalid. */
+  /* valid.bin (ISO 5436-2, as openGPS packs it): one bit a point in data order, bit i%8 of
+   * byte i/8 (least significant first), 1 = valid. */
   char vlink[512];
   text_at(vlink, sizeof vlink, root, "Record3/DataLink/ValidPointsLink");
   if (vlink[0]) {
-    snprintf(p, sizeof p, "%s%s", prefix, vlink);
+    link_path(p, sizeof p, prefix, vlink);
     zip_int64_t vidx = zip_find(z, p);
     if (vidx < 0) {
-      free(tmp);
       rc = bf_error_set(BF_EFORMAT, "%s: valid-points file %s is missing from the archive", name, vlink);
       goto done;
     }
-    if ((rc = zip_slurp(&valid, &valid_len, z, vidx, (long)((n + 7) / 8), name, vlink))) {
-      free(tmp);
+    if ((rc = zip_slurp(&valid, &valid_len, z, vidx, (long)((n + 7) / 8), name, vlink)))
+      goto done;
+    if (valid_len * 8 < n) {
+      rc = bf_error_set(BF_EFORMAT, "%s: %s holds %zu bytes, fewer than the %zu its %zu points need",
+                        name, vlink, valid_len, (n + 7) / 8, n);
       goto done;
     }
-    if (valid_len * 8 < n) {
-      free(tmp);
-      rc = bf_error_set(BF_EFORMAT, "%s: %s holds %zu bytes, fewer than the %zu points need", name,
-                        vlink, valid_len, n);
-      goto done;
+    text_at(t, sizeof t, root, "Record3/DataLink/MD5ChecksumValidPoints");
+    if (t[0]) {
+      bf_md5(d, valid, valid_len);
+      int c = hex_cmp(t, d);
+      if (c) {
+        rc = bf_error_set(BF_ECHECKSUM, "%s: MD5 checksum of %s %s", name, vlink,
+                          c < 0 ? "in main.xml is not a 32-digit hex value" : "does not match MD5ChecksumValidPoints (valid-points data corrupted)");
+        goto done;
+      }
+      info->md5_valid_ok = 1;
     }
     for (size_t i = 0; i < n; i++)
       if (!(valid[i >> 3] >> (i & 7) & 1) && !isnan(tmp[i])) {
@@ -555,33 +702,39 @@ int bf_x3p_read_mem(bf_surface **out, const void *buf, size_t len, const char *n
         nvalid--;
       }
     info->has_valid = 1;
-    s->flags |= BF_SURF_HAS_VALID;
   }
   if (nvalid == 0) {
-    free(tmp);
-    rc = bf_error_set(BF_EQUALITY, "%s: all %zu points are missing (NaN)", name, n);
+    rc = bf_error_set(BF_EQUALITY, "%s: all %zu points are missing (NaN or marked invalid)", name, n);
     goto done;
   }
 
-  /* Units: X3P says metres, some writers put micrometres. A spacing over 1 mm per point or a
-   * height range over 1 cm cannot be metres on a ballistic scan. */
+  /* Units. X3P says metres; some writers put micrometres. A spacing over 1 mm per point cannot
+   * be metres on a ballistic scan, nor a (robust) height spread over 1 cm; with increments in
+   * micrometres, a spread over 1 mm is taken as micrometres too. */
   int xy_um = inc[0] > 1e-3 || inc[1] > 1e-3;
-  double range = zmax - zmin;
-  int z_um = range > 1e-2 || (xy_um && range > 1e-4);
+  double range = robust_range(tmp, n, nvalid);
+  if (isnan(range)) {
+    rc = bf_error_set(BF_ENOMEM, "%s: out of memory sampling heights", name);
+    goto done;
+  }
+  int z_um = range > 1e-2 || (xy_um && range > 1e-3);
   info->xy_converted_from_um = xy_um;
   info->z_converted_from_um = z_um;
+
+  if ((rc = bf_surface_new(&s, (int)nx, (int)ny, xy_um ? inc[0] : inc[0] * 1e6,
+                           xy_um ? inc[1] : inc[1] * 1e6))) {
+    bf_error_prefix(rc, "%s: ", name);
+    goto done;
+  }
   if (xy_um)
     s->flags |= BF_SURF_XY_FROM_UM;
-  else {
-    s->dx = inc[0] * 1e6;
-    s->dy = inc[1] * 1e6;
-  }
   if (z_um)
     s->flags |= BF_SURF_Z_FROM_UM;
+  if (info->has_valid)
+    s->flags |= BF_SURF_HAS_VALID;
   double zs = z_um ? 1.0 : 1e6;
   for (size_t i = 0; i < n; i++)
     s->z[i] = (float)(tmp[i] * zs);
-  free(tmp);
 
   /* Record2: where it came from. */
   bf_meta *m = &s->meta;
@@ -613,6 +766,7 @@ done:
   free(data);
   free(hexf);
   free(valid);
+  free(tmp);
   return rc;
 }
 
@@ -651,28 +805,36 @@ int bf_x3p_read(bf_surface **out, const char *p, bf_x3p_info *info)
 
 /* ---------- writer ---------- */
 
-static xmlNode *add(xmlNode *parent, xmlNs *ns, const char *name, const char *text)
+/* Elements below the root are unqualified (the schema's elementFormDefault), so children are
+ * made without a namespace rather than inheriting the root's "p:". */
+static xmlNode *add(xmlNode *parent, const char *name, const char *text)
 {
-  return xmlNewTextChild(parent, ns, (const xmlChar *)name, (const xmlChar *)text);
+  xmlNode *c = xmlNewDocNode(parent->doc, NULL, (const xmlChar *)name, NULL);
+  if (c && text)
+    xmlNodeAddContent(c, (const xmlChar *)text);
+  if (c)
+    xmlAddChild(parent, c);
+  return c;
 }
 
 static void add_num(xmlNode *parent, const char *name, double v)
 {
   char b[64];
   snprintf(b, sizeof b, "%.17g", v);
-  add(parent, NULL, name, b);
+  add(parent, name, b);
 }
 
 static void add_axis(xmlNode *axes, const char *name, const char *type, const char *dt, double inc)
 {
-  xmlNode *a = add(axes, NULL, name, NULL);
-  add(a, NULL, "AxisType", type);
-  add(a, NULL, "DataType", dt);
+  xmlNode *a = add(axes, name, NULL);
+  add(a, "AxisType", type);
+  add(a, "DataType", dt);
   add_num(a, "Increment", inc);
   add_num(a, "Offset", 0);
 }
 
-/* The float metres nearest to f micrometres that reads back as exactly f. */
+/* The float metres nearest to f micrometres that reads back as exactly f. About 4 % of floats
+ * have no such neighbour (1e6 is not a power of two); they come back within one ulp. */
 static float metres_f(float f)
 {
   float g = (float)((double)f / 1e6);
@@ -688,10 +850,45 @@ static float metres_f(float f)
   return g;
 }
 
+/* The same for a spacing held in double. */
+static double metres_d(double um)
+{
+  double g = um / 1e6;
+  if (g * 1e6 == um)
+    return g;
+  double lo = g, hi = g;
+  for (int k = 0; k < 4; k++) {
+    lo = nextafter(lo, -INFINITY);
+    hi = nextafter(hi, INFINITY);
+    if (lo * 1e6 == um) return lo;
+    if (hi * 1e6 == um) return hi;
+  }
+  return g;
+}
+
+/* xsd:dateTime wants "YYYY-MM-DDThh:mm:ss[.s][zone]": keep a date that is one, complete a bare
+ * date, and otherwise use fallback. */
+static void date_time(char *out, size_t cap, const char *in, const char *fallback)
+{
+  int Y, M, D, h, m, sec, k = 0;
+  if (sscanf(in, "%4d-%2d-%2dT%2d:%2d:%2d%n", &Y, &M, &D, &h, &m, &sec, &k) == 6 && k == 19)
+    snprintf(out, cap, "%s", in);
+  else if (sscanf(in, "%4d-%2d-%2d%n", &Y, &M, &D, &k) == 3 && k == 10 && !in[10])
+    snprintf(out, cap, "%sT00:00:00", in);
+  else
+    snprintf(out, cap, "%s", fallback);
+}
+
 int bf_x3p_write(const char *p, const bf_surface *s, char data_type)
 {
   if (data_type != 'D' && data_type != 'F')
     return bf_error_set(BF_EINVAL, "%s: can only write D or F heights, not '%c'", p, data_type);
+  if (!s || !s->z || s->nx <= 0 || s->ny <= 0 || (long)s->nx * s->ny > BF_MAX_POINTS)
+    return bf_error_set(BF_EINVAL, "%s: no surface, or a size of %d x %d points that cannot be written",
+                        p, s ? s->nx : 0, s ? s->ny : 0);
+  if (!(s->dx > 0) || !(s->dy > 0) || !isfinite(s->dx) || !isfinite(s->dy))
+    return bf_error_set(BF_EINVAL, "%s: spacing %g x %g um is not positive", p, s->dx, s->dy);
+  pthread_once(&xml_once, xml_init);
   int rc = 0, tsize = type_size(data_type);
   size_t n = (size_t)s->nx * s->ny, dlen = n * tsize;
   uint8_t *data = malloc(dlen), *png = NULL;
@@ -701,7 +898,8 @@ int bf_x3p_write(const char *p, const bf_surface *s, char data_type)
   xmlDoc *doc = NULL;
   zip_t *z = NULL;
   char tmp[4200];
-  snprintf(tmp, sizeof tmp, "%s.tmp%ld", p, (long)getpid());
+  static long serial;
+  snprintf(tmp, sizeof tmp, "%s.tmp%ld.%ld", p, (long)getpid(), __atomic_add_fetch(&serial, 1, __ATOMIC_RELAXED));
   if (!data)
     return bf_error_set(BF_ENOMEM, "%s: out of memory", p);
 
@@ -719,67 +917,79 @@ int bf_x3p_write(const char *p, const bf_surface *s, char data_type)
   bf_md5(d, data, dlen);
   bf_hex(hex, d, 16);
 
+  /* Element order follows ISO5436_2.xsd; Record2 is complete because x3ptools reads it. */
+  const bf_meta *mt = &s->meta;
+  char now[32], date[64], cal[64], b[64];
+  time_t tnow = time(NULL);
+  struct tm tm;
+  gmtime_r(&tnow, &tm);
+  strftime(now, sizeof now, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  date_time(date, sizeof date, mt->date, now);
+  date_time(cal, sizeof cal, mt->calibration_date, "1970-01-01T00:00:00");
+  const char *probe = (!strcmp(mt->probing_type, "Contacting") || !strcmp(mt->probing_type, "NonContacting") ||
+                       !strcmp(mt->probing_type, "Software")) ? mt->probing_type : "NonContacting";
+
   doc = xmlNewDoc((const xmlChar *)"1.0");
-  xmlNode *root = xmlNewNode(NULL, (const xmlChar *)"ISO5436_2");
+  xmlNode *root = xmlNewDocNode(doc, NULL, (const xmlChar *)"ISO5436_2", NULL);
   xmlNs *ns = xmlNewNs(root, (const xmlChar *)X3P_NS, (const xmlChar *)"p");
   xmlSetNs(root, ns);
   xmlNs *xsi = xmlNewNs(root, (const xmlChar *)"http://www.w3.org/2001/XMLSchema-instance", (const xmlChar *)"xsi");
   xmlNewNsProp(root, xsi, (const xmlChar *)"schemaLocation",
                (const xmlChar *)X3P_NS " " X3P_NS "/ISO5436_2.xsd");
   xmlDocSetRootElement(doc, root);
-  xmlNode *r1 = add(root, NULL, "Record1", NULL);
-  add(r1, NULL, "Revision", "ISO5436 - 2000");
-  add(r1, NULL, "FeatureType", s->meta.feature_type[0] ? s->meta.feature_type : "SUR");
-  xmlNode *axes = add(r1, NULL, "Axes", NULL);
+  xmlNode *r1 = add(root, "Record1", NULL);
+  add(r1, "Revision", "ISO5436 - 2000");
+  add(r1, "FeatureType", s->ny == 1 && !strcmp(mt->feature_type, "PRF") ? "PRF" : "SUR");
+  xmlNode *axes = add(r1, "Axes", NULL);
   char dts[2] = {data_type, 0};
-  add_axis(axes, "CX", "I", "D", s->dx / 1e6);
-  add_axis(axes, "CY", "I", "D", s->dy / 1e6);
-  xmlNode *cz = add(axes, NULL, "CZ", NULL);
-  add(cz, NULL, "AxisType", "A");
-  add(cz, NULL, "DataType", dts);
-  add(cz, NULL, "Increment", "1");
-  add(cz, NULL, "Offset", "0");
-  xmlNode *r2 = add(root, NULL, "Record2", NULL);
-  add(r2, NULL, "Date", s->meta.date[0] ? s->meta.date : "1970-01-01T00:00:00");
-  add(r2, NULL, "Creator", s->meta.creator[0] ? s->meta.creator : "bfm");
-  xmlNode *ins = add(r2, NULL, "Instrument", NULL);
-  add(ins, NULL, "Manufacturer", s->meta.manufacturer[0] ? s->meta.manufacturer : "unknown");
-  add(ins, NULL, "Model", s->meta.model[0] ? s->meta.model : "unknown");
-  add(ins, NULL, "Serial", s->meta.serial[0] ? s->meta.serial : "unknown");
-  add(ins, NULL, "Version", s->meta.version[0] ? s->meta.version : "unknown");
-  add(r2, NULL, "CalibrationDate", s->meta.calibration_date[0] ? s->meta.calibration_date : "1970-01-01T00:00:00");
-  xmlNode *ps = add(r2, NULL, "ProbingSystem", NULL);
-  add(ps, NULL, "Type", s->meta.probing_type[0] ? s->meta.probing_type : "NonContacting");
-  add(ps, NULL, "Identification", s->meta.probing_id[0] ? s->meta.probing_id : "unknown");
-  add(r2, NULL, "Comment", s->meta.comment);
-  xmlNode *r3 = add(root, NULL, "Record3", NULL);
-  xmlNode *md = add(r3, NULL, "MatrixDimension", NULL);
-  char b[32];
+  add_axis(axes, "CX", "I", "D", metres_d(s->dx));
+  add_axis(axes, "CY", "I", "D", metres_d(s->dy));
+  xmlNode *cz = add(axes, "CZ", NULL);
+  add(cz, "AxisType", "A");
+  add(cz, "DataType", dts);
+  add(cz, "Increment", "1");
+  add(cz, "Offset", "0");
+  xmlNode *r2 = add(root, "Record2", NULL);
+  add(r2, "Date", date);
+  add(r2, "Creator", mt->creator[0] ? mt->creator : "bfm");
+  xmlNode *ins = add(r2, "Instrument", NULL);
+  add(ins, "Manufacturer", mt->manufacturer[0] ? mt->manufacturer : "unknown");
+  add(ins, "Model", mt->model[0] ? mt->model : "unknown");
+  add(ins, "Serial", mt->serial[0] ? mt->serial : "unknown");
+  add(ins, "Version", mt->version[0] ? mt->version : "unknown");
+  add(r2, "CalibrationDate", cal);
+  xmlNode *ps = add(r2, "ProbingSystem", NULL);
+  add(ps, "Type", probe);
+  add(ps, "Identification", mt->probing_id[0] ? mt->probing_id : "unknown");
+  add(r2, "Comment", mt->comment);
+  xmlNode *r3 = add(root, "Record3", NULL);
+  xmlNode *md = add(r3, "MatrixDimension", NULL);
   snprintf(b, sizeof b, "%d", s->nx);
-  add(md, NULL, "SizeX", b);
+  add(md, "SizeX", b);
   snprintf(b, sizeof b, "%d", s->ny);
-  add(md, NULL, "SizeY", b);
-  add(md, NULL, "SizeZ", "1");
-  xmlNode *dl = add(r3, NULL, "DataLink", NULL);
-  add(dl, NULL, "PointDataLink", "bindata/data.bin");
-  add(dl, NULL, "MD5ChecksumPointData", hex);
+  add(md, "SizeY", b);
+  add(md, "SizeZ", "1");
+  xmlNode *dl = add(r3, "DataLink", NULL);
+  add(dl, "PointDataLink", "bindata/data.bin");
+  add(dl, "MD5ChecksumPointData", hex);
   if (s->mask) {
+    /* Not in ISO5436_2.xsd: the mask legend as x3ptools writes and reads it. */
     if ((rc = bf_cv_encode_png_rgb(&png, &png_len, s->mask, s->nx, s->ny))) {
       bf_error_prefix(rc, "%s: mask: ", p);
       goto done;
     }
-    xmlNode *mk = add(r3, NULL, "Mask", NULL);
+    xmlNode *mk = add(r3, "Mask", NULL);
     snprintf(b, sizeof b, "#%06x", s->mask_background & 0xFFFFFF);
-    add(mk, NULL, "Background", b);
-    xmlNode *an = add(mk, NULL, "Annotations", NULL);
+    add(mk, "Background", b);
+    xmlNode *an = add(mk, "Annotations", NULL);
     for (int i = 0; i < s->nlabels; i++) {
-      xmlNode *a = add(an, NULL, "Annotation", s->labels[i].name);
+      xmlNode *a = add(an, "Annotation", s->labels[i].name);
       snprintf(b, sizeof b, "#%06x", s->labels[i].rgb & 0xFFFFFF);
       xmlNewProp(a, (const xmlChar *)"color", (const xmlChar *)b);
     }
   }
-  xmlNode *r4 = add(root, NULL, "Record4", NULL);
-  add(r4, NULL, "ChecksumFile", "md5checksum.hex");
+  xmlNode *r4 = add(root, "Record4", NULL);
+  add(r4, "ChecksumFile", "md5checksum.hex");
   xmlDocDumpFormatMemoryEnc(doc, &xml, &xml_len, "UTF-8", 1);
   if (!xml) {
     rc = bf_error_set(BF_ENOMEM, "%s: cannot serialise main.xml", p);
@@ -788,13 +998,16 @@ int bf_x3p_write(const char *p, const bf_surface *s, char data_type)
   bf_md5(d, xml, (size_t)xml_len);
   char sum[64];
   bf_hex(sum, d, 16);
-  strcat(sum, " *main.xml\n");
+  strcat(sum, " *main.xml\n"); /* as `md5sum -b main.xml` writes it */
 
   int zerr = 0;
   unlink(tmp);
   z = zip_open(tmp, ZIP_CREATE | ZIP_EXCL, &zerr);
   if (!z) {
-    rc = bf_error_set(BF_EIO, "%s: cannot create the archive (libzip error %d)", p, zerr);
+    zip_error_t e;
+    zip_error_init_with_code(&e, zerr);
+    rc = bf_error_set(BF_EIO, "%s: cannot create the archive: %s", p, zip_error_strerror(&e));
+    zip_error_fini(&e);
     goto done;
   }
   struct { const char *name; const void *buf; size_t len; } mem[] = {
