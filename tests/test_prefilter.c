@@ -159,7 +159,7 @@ static void fadul(const bf_prefilter *pf)
   for (int i = 0; i < n && ok; i++) {
     bf_surface *s = NULL;
     bf_feature *f = NULL, *o = NULL;
-    snprintf(path, sizeof path, "%s/%s", data, names[i]);
+    snprintf(path, sizeof path, "%.4000s/%.1000s", data, names[i]);
     ok = bf_x3p_read(&s, path, NULL) == 0 && bf_feature_new(&f, BF_KIND_CARTRIDGE, s->nx, s->ny, s->dx, s->dy) == 0;
     if (ok) {
       memcpy(f->z, s->z, sizeof(float) * s->nx * s->ny);

@@ -1,0 +1,116 @@
+/* Search: ranked candidates for one or many query items, in two stages.
+ *
+ *  1. prefilter: every candidate's descriptor (bf_prefilter.h) is scored against every query;
+ *     descriptors are streamed in blocks of `block` rows: inside one OpenMP region, thread 0
+ *     reads block b+1 (the only thread touching the source, so HDF5 sees one thread) while the
+ *     others score block b (dynamic schedule: the reader joins the scoring once its read is
+ *     done). Per query only the best `keep` survive (a bounded heap), so memory is two blocks +
+ *     keep candidates per query, whatever the store size.
+ *  2. full comparison (CMC for cartridge cases, SAM land signatures for bullets) of each query
+ *     against its kept candidates: features of `chunk` candidates are loaded by one thread while
+ *     the others compare the previous chunk, OpenMP across candidates.
+ * The result per query is every kept candidate ranked by full score (ties: prefilter score).
+ *
+ * The engine sees candidates through a callback interface (bf_search_source), so it is tested
+ * without a store; bf_search_store_source() binds it to a bf_store. */
+#ifndef BF_SEARCH_H
+#define BF_SEARCH_H
+
+#include "bf_feature.h"
+#include "bf_prefilter.h"
+#include "bf_store.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Where candidates come from. Callbacks are called from one thread at a time. */
+typedef struct bf_search_source {
+  void *ctx;
+  size_t nrows; /* descriptor rows, in storage order */
+  /* Rows [first, first+n): ids[i] = the row's item id (<= 0: not a candidate, skipped) and its
+   * descriptor at desc + i * len (len = bf_prefilter_len of the kind searched). */
+  int (*read_desc)(void *ctx, size_t first, size_t n, int64_t *ids, float *desc);
+  /* The full features of an item (caller frees each and the array). */
+  int (*load)(void *ctx, int64_t item, bf_feature ***feat, int *n);
+} bf_search_source;
+
+/* The full comparison (stage 2). prepare/release are optional (NULL): a per-query state made
+ * once (e.g. bf_cmc_prep) and passed to every compare of that query. compare must be
+ * thread-safe; higher score = more alike; sub[4] = kind-specific details (0 when unused). */
+typedef struct bf_search_cmp {
+  void *ctx;
+  int (*prepare)(void *ctx, void **state, bf_feature *const *q, int nq);
+  void (*release)(void *ctx, void *state);
+  int (*compare)(void *ctx, void *qstate, bf_feature *const *q, int nq, bf_feature *const *c,
+                 int nc, double *score, double sub[4]);
+} bf_search_cmp;
+
+typedef struct bf_search_opts {
+  int keep;      /* K: candidates the prefilter passes to the full comparison per query */
+  size_t block;  /* descriptor rows per streamed block */
+  int chunk;     /* candidates whose features are loaded at once in stage 2 */
+  int threads;   /* 0: OpenMP default */
+  int prefilter_only; /* 1: skip stage 2 (rank by prefilter score) */
+} bf_search_opts;
+
+#define BF_SEARCH_OPTS_INIT { 50, 4096, 16, 0, 0 }
+
+/* A query: its item id (excluded from its own results; 0 for scans given on the spot), kind,
+ * prefilter descriptor (bf_prefilter_len floats) and full features. */
+typedef struct bf_search_query {
+  int64_t item;
+  int kind;
+  const float *desc;
+  bf_feature *const *feat;
+  int nfeat;
+} bf_search_query;
+
+typedef struct bf_cand {
+  int64_t item;
+  double pre;     /* prefilter score */
+  int pre_rank;   /* 1-based rank in the prefilter */
+  double score;   /* full comparison score (NaN when not compared or it failed) */
+  double sub[4];
+  int rank;       /* 1-based final rank */
+} bf_cand;
+
+typedef struct bf_search_stats {
+  size_t rows;        /* descriptor rows streamed (per pass) */
+  size_t pre_pairs;   /* prefilter scores computed */
+  size_t full_pairs;  /* full comparisons run */
+  size_t full_failed; /* full comparisons that returned an error (candidate kept, score NaN) */
+  double t_read, t_prefilter, t_full; /* seconds (t_read: time thread 0 spent reading) */
+} bf_search_stats;
+
+/* Searches nq queries of one kind in one streaming pass. out[q] (malloc'ed, caller frees) gets
+ * n[q] <= keep candidates, ranked. stats may be NULL. */
+int bf_search_run(bf_cand **out, size_t *n, const bf_search_query *q, int nq,
+                  const bf_search_source *src, const bf_search_cmp *cmp, const bf_prefilter *pf,
+                  const bf_search_opts *o, bf_search_stats *stats);
+
+/* The default full comparison of a kind: bf_cmc_compare (score = CMC count, sub = original-
+ * method counts of both directions, theta) or bf_bullet_compare (score = SAM score, sub = margin,
+ * phase). */
+void bf_search_default_cmp(bf_search_cmp *cmp, int kind);
+
+/* A source over a store: the descriptor rows of bf_prefilter_kind_name(kind), restricted to
+ * items of that kind whose calibre matches (NULL/"" = any; an item with no calibre always
+ * matches). Items with features but no descriptor are described on the fly first (see
+ * bf_search_store_index). Free with bf_search_store_source_free. */
+typedef struct bf_search_store_ctx bf_search_store_ctx;
+int bf_search_store_source(bf_search_source *src, bf_search_store_ctx **ctx, bf_store *st,
+                           int kind, const char *calibre);
+void bf_search_store_source_free(bf_search_store_ctx *ctx);
+
+/* Computes and stores (inside the caller's write transaction) the missing descriptors of
+ * items of a kind that have features; *added counts them. Items whose features cannot be
+ * described are reported in *failed (may be NULL) and left out of the search. */
+int bf_search_store_index(bf_store *st, const bf_prefilter *pf, int kind, size_t *added,
+                          size_t *failed);
+
+/* The features and descriptor of one stored item (for a query by id). */
+int bf_search_store_item(bf_store *st, const bf_prefilter *pf, int64_t item, bf_feature ***feat,
+                         int *nfeat, bf_feature **desc);
+void bf_search_free_features(bf_feature **f, int n);
+
+#endif

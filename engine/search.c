@@ -1,0 +1,600 @@
+/* Two-stage search (see bf_search.h): streamed prefilter with bounded top-K, then the full
+ * comparison of the kept candidates, OpenMP across candidates, one thread feeding data. */
+#include "bf_search.h"
+#include "bf_cmc.h"
+#include "bf_error.h"
+#include "bf_striae.h"
+
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+static double now_s(void) { return omp_get_wtime(); }
+
+void bf_search_free_features(bf_feature **f, int n)
+{
+  if (!f)
+    return;
+  for (int i = 0; i < n; i++)
+    bf_feature_free(f[i]);
+  free(f);
+}
+
+/* ---- bounded min-heap of (prefilter score, item) ---- */
+typedef struct heap {
+  double *s;
+  int64_t *id;
+  int n, cap;
+} heap;
+
+static void heap_push(heap *h, double s, int64_t id)
+{
+  if (h->n == h->cap) {
+    if (h->cap == 0 || s <= h->s[0])
+      return;
+    /* replace the root and sift down */
+    int i = 0;
+    for (;;) {
+      int l = 2 * i + 1, r = l + 1, m = i;
+      double ms = s;
+      if (l < h->n && h->s[l] < ms)
+        m = l, ms = h->s[l];
+      if (r < h->n && h->s[r] < ms)
+        m = r;
+      if (m == i)
+        break;
+      h->s[i] = h->s[m];
+      h->id[i] = h->id[m];
+      i = m;
+    }
+    h->s[i] = s;
+    h->id[i] = id;
+    return;
+  }
+  int i = h->n++;
+  while (i > 0) {
+    int p = (i - 1) / 2;
+    if (h->s[p] <= s)
+      break;
+    h->s[i] = h->s[p];
+    h->id[i] = h->id[p];
+    i = p;
+  }
+  h->s[i] = s;
+  h->id[i] = id;
+}
+
+static int cmp_pre(const void *a, const void *b)
+{
+  const bf_cand *x = a, *y = b;
+  if (x->pre != y->pre)
+    return x->pre < y->pre ? 1 : -1;
+  return x->item < y->item ? -1 : x->item > y->item;
+}
+
+static int cmp_full(const void *a, const void *b)
+{
+  const bf_cand *x = a, *y = b;
+  int nx = isnan(x->score), ny = isnan(y->score);
+  if (nx != ny)
+    return nx - ny; /* not compared / failed go last */
+  if (!nx && x->score != y->score)
+    return x->score < y->score ? 1 : -1;
+  return x->pre_rank - y->pre_rank;
+}
+
+/* ---- stage 1 ---- */
+static int stage_prefilter(heap *hp, const bf_search_query *q, int nq, const bf_search_source *src,
+                           const bf_prefilter *pf, const bf_search_opts *o, int nthreads,
+                           bf_search_stats *stats)
+{
+  int ret = 0, kind = q[0].kind;
+  size_t len = bf_prefilter_len(pf, kind), B = o->block ? o->block : 4096;
+  if (src->nrows == 0)
+    return 0;
+  if (B > src->nrows)
+    B = src->nrows;
+  int64_t *ids[2] = {NULL, NULL};
+  float *desc[2] = {NULL, NULL}, *sc = NULL;
+  for (int i = 0; i < 2; i++) {
+    ids[i] = malloc(B * sizeof(int64_t));
+    desc[i] = malloc(B * len * sizeof(float));
+  }
+  sc = malloc(B * (size_t)nq * sizeof(float));
+  if (!ids[0] || !ids[1] || !desc[0] || !desc[1] || !sc) {
+    ret = bf_error_set(BF_ENOMEM, "search: out of memory for %zu-row blocks", B);
+    goto done;
+  }
+  size_t nb = (src->nrows + B - 1) / B;
+  double t = now_s();
+  ret = src->read_desc(src->ctx, 0, B < src->nrows ? B : src->nrows, ids[0], desc[0]);
+  double tread = now_s() - t;
+  for (size_t b = 0; b < nb && !ret; b++) {
+    int cur = b & 1, nxt = cur ^ 1;
+    size_t first = b * B, rows = src->nrows - first < B ? src->nrows - first : B;
+    size_t nfirst = first + rows, nrows = nb > b + 1 ? (src->nrows - nfirst < B ? src->nrows - nfirst : B) : 0;
+    int rret = 0;
+    double tr = 0;
+    const int64_t *cid = ids[cur];
+    const float *cd = desc[cur];
+#pragma omp parallel num_threads(nthreads)
+    {
+      if (omp_get_thread_num() == 0 && nrows) {
+        double t0 = now_s();
+        rret = src->read_desc(src->ctx, nfirst, nrows, ids[nxt], desc[nxt]);
+        tr = now_s() - t0;
+      }
+#pragma omp for schedule(dynamic, 32) nowait
+      for (size_t i = 0; i < rows; i++)
+        for (int k = 0; k < nq; k++)
+          sc[(size_t)k * B + i] = (cid[i] > 0 && cid[i] != q[k].item)
+                                    ? (float)bf_prefilter_score(pf, kind, q[k].desc, cd + i * len, NULL)
+                                    : -INFINITY;
+    }
+    tread += tr;
+    for (int k = 0; k < nq; k++)
+      for (size_t i = 0; i < rows; i++)
+        if (cid[i] > 0 && cid[i] != q[k].item)
+          heap_push(&hp[k], sc[(size_t)k * B + i], cid[i]);
+    if (stats) {
+      stats->rows += rows;
+      for (int k = 0; k < nq; k++)
+        for (size_t i = 0; i < rows; i++)
+          stats->pre_pairs += cid[i] > 0 && cid[i] != q[k].item;
+    }
+    ret = rret;
+  }
+  if (stats) {
+    stats->t_read += tread;
+    stats->t_prefilter += now_s() - t - tread;
+  }
+done:
+  for (int i = 0; i < 2; i++) {
+    free(ids[i]);
+    free(desc[i]);
+  }
+  free(sc);
+  return ret;
+}
+
+/* ---- stage 2 ---- */
+typedef struct loaded {
+  bf_feature **f;
+  int n;
+  int err; /* load failed: candidate stays with score NaN */
+} loaded;
+
+static int load_chunk(const bf_search_source *src, bf_cand *c, int n, loaded *l)
+{
+  for (int i = 0; i < n; i++) {
+    l[i].f = NULL;
+    l[i].n = 0;
+    l[i].err = src->load(src->ctx, c[i].item, &l[i].f, &l[i].n);
+    if (l[i].err == BF_ENOMEM)
+      return l[i].err;
+  }
+  return 0;
+}
+
+static void free_chunk(loaded *l, int n)
+{
+  for (int i = 0; i < n; i++) {
+    bf_search_free_features(l[i].f, l[i].n);
+    l[i].f = NULL;
+    l[i].n = 0;
+  }
+}
+
+static int stage_full(bf_cand *c, int n, const bf_search_query *q, const bf_search_source *src,
+                      const bf_search_cmp *cmp, const bf_search_opts *o, int nthreads,
+                      bf_search_stats *stats)
+{
+  int ret = 0, C = o->chunk > 0 ? o->chunk : 16;
+  void *state = NULL;
+  loaded *buf[2] = {calloc(C, sizeof(loaded)), calloc(C, sizeof(loaded))};
+  if (!buf[0] || !buf[1]) {
+    ret = bf_error_set(BF_ENOMEM, "search: out of memory");
+    goto done;
+  }
+  double t = now_s();
+  if (cmp->prepare && (ret = cmp->prepare(cmp->ctx, &state, q->feat, q->nfeat)))
+    goto done;
+  int nch = (n + C - 1) / C;
+  if (nch && (ret = load_chunk(src, c, n < C ? n : C, buf[0])))
+    goto done;
+  size_t failed = 0;
+  for (int ch = 0; ch < nch && !ret; ch++) {
+    int cur = ch & 1, nxt = cur ^ 1, first = ch * C, rows = n - first < C ? n - first : C;
+    int nfirst = first + rows, nrows = ch + 1 < nch ? (n - nfirst < C ? n - nfirst : C) : 0;
+    int rret = 0;
+    loaded *L = buf[cur];
+#pragma omp parallel num_threads(nthreads) reduction(+ : failed)
+    {
+      if (omp_get_thread_num() == 0 && nrows)
+        rret = load_chunk(src, c + nfirst, nrows, buf[nxt]);
+#pragma omp for schedule(dynamic, 1) nowait
+      for (int i = 0; i < rows; i++) {
+        bf_cand *ci = &c[first + i];
+        if (L[i].err) {
+          failed++;
+          continue;
+        }
+        double s = NAN, sub[4] = {0, 0, 0, 0};
+        if (cmp->compare(cmp->ctx, state, q->feat, q->nfeat, L[i].f, L[i].n, &s, sub)) {
+          failed++;
+          s = NAN;
+        }
+        ci->score = s;
+        memcpy(ci->sub, sub, sizeof sub);
+      }
+    }
+    free_chunk(L, rows);
+    ret = rret;
+  }
+  if (stats) {
+    stats->full_pairs += n;
+    stats->full_failed += failed;
+    stats->t_full += now_s() - t;
+  }
+done:
+  if (state && cmp->release)
+    cmp->release(cmp->ctx, state);
+  if (buf[0])
+    free_chunk(buf[0], C);
+  if (buf[1])
+    free_chunk(buf[1], C);
+  free(buf[0]);
+  free(buf[1]);
+  return ret;
+}
+
+int bf_search_run(bf_cand **out, size_t *n, const bf_search_query *q, int nq,
+                  const bf_search_source *src, const bf_search_cmp *cmp, const bf_prefilter *pf,
+                  const bf_search_opts *o, bf_search_stats *stats)
+{
+  bf_search_opts def = BF_SEARCH_OPTS_INIT;
+  int ret = 0;
+  heap *hp = NULL;
+  if (!o)
+    o = &def;
+  if (stats)
+    memset(stats, 0, sizeof *stats);
+  for (int k = 0; k < nq; k++) {
+    out[k] = NULL;
+    n[k] = 0;
+  }
+  if (nq < 1 || !q || !src || !pf || o->keep < 1)
+    return bf_error_set(BF_EINVAL, "search: no query or no candidates to keep");
+  for (int k = 0; k < nq; k++)
+    if (q[k].kind != q[0].kind || !q[k].desc || !bf_prefilter_len(pf, q[k].kind))
+      return bf_error_set(BF_EINVAL, "search: query %d has no descriptor or another kind", k);
+  if (!o->prefilter_only && (!cmp || !cmp->compare || !src->load))
+    return bf_error_set(BF_EINVAL, "search: no full comparison given");
+  int nthreads = o->threads > 0 ? o->threads : omp_get_max_threads();
+  size_t keep = (size_t)o->keep;
+  if (keep > src->nrows)
+    keep = src->nrows;
+  hp = calloc(nq, sizeof *hp);
+  if (!hp)
+    return bf_error_set(BF_ENOMEM, "search: out of memory");
+  for (int k = 0; k < nq && !ret; k++) {
+    hp[k].cap = (int)keep;
+    hp[k].s = malloc((keep + 1) * sizeof(double));
+    hp[k].id = malloc((keep + 1) * sizeof(int64_t));
+    if (!hp[k].s || !hp[k].id)
+      ret = bf_error_set(BF_ENOMEM, "search: out of memory");
+  }
+  if (ret || (ret = stage_prefilter(hp, q, nq, src, pf, o, nthreads, stats)))
+    goto done;
+  for (int k = 0; k < nq && !ret; k++) {
+    bf_cand *c = calloc(hp[k].n ? hp[k].n : 1, sizeof *c);
+    if (!c) {
+      ret = bf_error_set(BF_ENOMEM, "search: out of memory");
+      break;
+    }
+    for (int i = 0; i < hp[k].n; i++) {
+      c[i].item = hp[k].id[i];
+      c[i].pre = hp[k].s[i];
+      c[i].score = NAN;
+    }
+    qsort(c, hp[k].n, sizeof *c, cmp_pre);
+    for (int i = 0; i < hp[k].n; i++)
+      c[i].pre_rank = i + 1;
+    out[k] = c;
+    n[k] = hp[k].n;
+    if (!o->prefilter_only) {
+      if ((ret = stage_full(c, hp[k].n, &q[k], src, cmp, o, nthreads, stats)))
+        break;
+      qsort(c, hp[k].n, sizeof *c, cmp_full);
+    }
+    for (int i = 0; i < hp[k].n; i++)
+      c[i].rank = i + 1;
+  }
+done:
+  if (hp)
+    for (int k = 0; k < nq; k++) {
+      free(hp[k].s);
+      free(hp[k].id);
+    }
+  free(hp);
+  if (ret)
+    for (int k = 0; k < nq; k++) {
+      free(out[k]);
+      out[k] = NULL;
+      n[k] = 0;
+    }
+  return ret;
+}
+
+/* ---- default comparisons ---- */
+static int cmp_cartridge(void *ctx, void *qs, bf_feature *const *q, int nq, bf_feature *const *c,
+                         int nc, double *score, double sub[4])
+{
+  (void)ctx;
+  (void)qs;
+  if (nq < 1 || nc < 1)
+    return bf_error_set(BF_EINVAL, "search: a cartridge case without a feature");
+  bf_cmc_opts o = BF_CMC_OPTS_INIT;
+  bf_cmc_result r;
+  memset(&r, 0, sizeof r);
+  int ret = bf_cmc_compare(&r, q[0], c[0], &o);
+  if (!ret) {
+    *score = r.score;
+    sub[0] = r.cmc_original[0];
+    sub[1] = r.cmc_original[1];
+    sub[2] = r.theta;
+    sub[3] = r.quality_flags;
+  }
+  bf_cmc_result_clear(&r);
+  return ret;
+}
+
+static int cmp_bullet(void *ctx, void *qs, bf_feature *const *q, int nq, bf_feature *const *c,
+                      int nc, double *score, double sub[4])
+{
+  (void)ctx;
+  (void)qs;
+  bf_bullet_result r;
+  memset(&r, 0, sizeof r);
+  int ret = bf_bullet_compare(&r, (const bf_feature *const *)q, nq, (const bf_feature *const *)c,
+                              nc, NULL);
+  if (!ret) {
+    *score = isnan(r.score) ? 0 : r.score;
+    sub[0] = r.margin;
+    sub[1] = r.phase;
+    sub[2] = r.match;
+    sub[3] = 0;
+  }
+  bf_bullet_result_clear(&r);
+  return ret;
+}
+
+void bf_search_default_cmp(bf_search_cmp *cmp, int kind)
+{
+  memset(cmp, 0, sizeof *cmp);
+  cmp->compare = kind == BF_KIND_BULLET ? cmp_bullet : cmp_cartridge;
+}
+
+/* ---- binding to a bf_store ---- */
+struct bf_search_store_ctx {
+  bf_store *st;
+  int kind;
+  char calibre[32];
+  const char *pfkind;
+  size_t len;
+  bf_feature **tmp;
+  size_t ntmp;
+};
+
+static int calibre_ok(const bf_item *it, int kind, const char *calibre)
+{
+  if (!it || it->kind != kind)
+    return 0;
+  return !calibre[0] || !it->calibre[0] || !strcmp(it->calibre, calibre);
+}
+
+static int store_read_desc(void *vctx, size_t first, size_t n, int64_t *ids, float *desc)
+{
+  bf_search_store_ctx *c = vctx;
+  if (n > c->ntmp) {
+    bf_feature **t = realloc(c->tmp, n * sizeof *t);
+    if (!t)
+      return bf_error_set(BF_ENOMEM, "search: out of memory");
+    c->tmp = t;
+    c->ntmp = n;
+  }
+  int ret = bf_store_read_block(c->st, c->pfkind, first, n, c->tmp);
+  if (ret)
+    return ret;
+  const bf_feat_row *rows;
+  size_t nr;
+  bf_store_feature_index(c->st, c->pfkind, &rows, &nr);
+  for (size_t i = 0; i < n; i++) {
+    const bf_feature *f = c->tmp[i];
+    const bf_item *it = bf_store_item(c->st, rows[first + i].item);
+    int ok = f && (size_t)f->nx * f->ny == c->len && f->version == BF_PREFILTER_VERSION &&
+             calibre_ok(it, c->kind, c->calibre);
+    ids[i] = ok ? rows[first + i].item : 0;
+    if (ok)
+      memcpy(desc + i * c->len, f->z, c->len * sizeof(float));
+    else
+      memset(desc + i * c->len, 0, c->len * sizeof(float));
+    bf_feature_free(c->tmp[i]);
+    c->tmp[i] = NULL;
+  }
+  return 0;
+}
+
+static int store_load(void *vctx, int64_t item, bf_feature ***feat, int *n)
+{
+  bf_search_store_ctx *c = vctx;
+  return bf_store_get_features(c->st, bf_kind_name(c->kind), item, feat, n);
+}
+
+int bf_search_store_source(bf_search_source *src, bf_search_store_ctx **ctx, bf_store *st,
+                           int kind, const char *calibre)
+{
+  *ctx = NULL;
+  memset(src, 0, sizeof *src);
+  const char *pfk = bf_prefilter_kind_name(kind);
+  if (!pfk)
+    return bf_error_set(BF_EINVAL, "search: unknown kind %d", kind);
+  bf_search_store_ctx *c = calloc(1, sizeof *c);
+  if (!c)
+    return bf_error_set(BF_ENOMEM, "search: out of memory");
+  bf_prefilter *pf = NULL;
+  int ret = bf_prefilter_new(&pf, NULL);
+  if (ret) {
+    free(c);
+    return ret;
+  }
+  c->len = bf_prefilter_len(pf, kind);
+  bf_prefilter_free(pf);
+  c->st = st;
+  c->kind = kind;
+  snprintf(c->calibre, sizeof c->calibre, "%s", calibre ? calibre : "");
+  c->pfkind = pfk;
+  const bf_feat_row *rows;
+  size_t nr = 0;
+  if ((ret = bf_store_feature_index(st, pfk, &rows, &nr))) {
+    free(c);
+    return ret;
+  }
+  src->ctx = c;
+  src->nrows = nr;
+  src->read_desc = store_read_desc;
+  src->load = store_load;
+  *ctx = c;
+  return 0;
+}
+
+void bf_search_store_source_free(bf_search_store_ctx *ctx)
+{
+  if (!ctx)
+    return;
+  for (size_t i = 0; i < ctx->ntmp; i++)
+    bf_feature_free(ctx->tmp[i]);
+  free(ctx->tmp);
+  free(ctx);
+}
+
+int bf_search_store_index(bf_store *st, const bf_prefilter *pf, int kind, size_t *added,
+                          size_t *failed)
+{
+  const char *fk = bf_kind_name(kind), *pfk = bf_prefilter_kind_name(kind);
+  const bf_feat_row *rows;
+  size_t nr = 0, np = 0, nmiss = 0;
+  int64_t *miss = NULL, *have = NULL, *scan = NULL;
+  int ret = 0;
+  *added = 0;
+  if (failed)
+    *failed = 0;
+  if (!pfk)
+    return bf_error_set(BF_EINVAL, "search: unknown kind %d", kind);
+  if ((ret = bf_store_feature_index(st, pfk, &rows, &np)))
+    return ret;
+  have = malloc((np + 1) * sizeof *have);
+  if (!have)
+    return bf_error_set(BF_ENOMEM, "search: out of memory");
+  for (size_t i = 0; i < np; i++)
+    have[i] = rows[i].item;
+  /* sort the indexed ids for lookup */
+  for (size_t i = 1; i < np; i++) { /* insertion sort is fine: rows are appended in id order */
+    int64_t v = have[i];
+    size_t j = i;
+    while (j > 0 && have[j - 1] > v) {
+      have[j] = have[j - 1];
+      j--;
+    }
+    have[j] = v;
+  }
+  if ((ret = bf_store_feature_index(st, fk, &rows, &nr)))
+    goto done;
+  miss = malloc((nr + 1) * sizeof *miss);
+  scan = malloc((nr + 1) * sizeof *scan);
+  if (!miss || !scan) {
+    ret = bf_error_set(BF_ENOMEM, "search: out of memory");
+    goto done;
+  }
+  for (size_t i = 0; i < nr; i++) {
+    if (i > 0 && rows[i].item == rows[i - 1].item)
+      continue;
+    size_t lo = 0, hi = np;
+    while (lo < hi) {
+      size_t m = (lo + hi) / 2;
+      if (have[m] < rows[i].item)
+        lo = m + 1;
+      else
+        hi = m;
+    }
+    if (lo < np && have[lo] == rows[i].item)
+      continue;
+    const bf_item *it = bf_store_item(st, rows[i].item);
+    if (!it || it->kind != kind)
+      continue;
+    miss[nmiss] = rows[i].item;
+    scan[nmiss++] = rows[i].scan;
+  }
+  /* groups: load serially (HDF5), describe in parallel, store serially */
+  enum { G = 16 };
+  for (size_t g0 = 0; g0 < nmiss && !ret; g0 += G) {
+    size_t gn = nmiss - g0 < G ? nmiss - g0 : G;
+    bf_feature **f[G] = {0}, *d[G] = {0};
+    int nf[G] = {0}, rc[G] = {0};
+    for (size_t i = 0; i < gn && !ret; i++) {
+      rc[i] = bf_store_get_features(st, fk, miss[g0 + i], &f[i], &nf[i]);
+      if (rc[i] == BF_ENOMEM)
+        ret = rc[i];
+    }
+#pragma omp parallel for schedule(dynamic, 1)
+    for (size_t i = 0; i < gn; i++)
+      if (!rc[i])
+        rc[i] = bf_prefilter_describe(pf, &d[i], f[i], nf[i]);
+    for (size_t i = 0; i < gn && !ret; i++)
+      if (rc[i] == BF_ENOMEM)
+        ret = bf_error_set(BF_ENOMEM, "search: out of memory describing item %lld",
+                           (long long)miss[g0 + i]);
+    for (size_t i = 0; i < gn && !ret; i++) {
+      if (rc[i]) {
+        if (failed)
+          (*failed)++;
+        continue;
+      }
+      if ((ret = bf_store_put_feature(st, pfk, miss[g0 + i], scan[g0 + i], d[i])))
+        break;
+      (*added)++;
+    }
+    for (size_t i = 0; i < gn; i++) {
+      bf_search_free_features(f[i], nf[i]);
+      bf_feature_free(d[i]);
+    }
+  }
+done:
+  free(have);
+  free(miss);
+  free(scan);
+  return ret;
+}
+
+int bf_search_store_item(bf_store *st, const bf_prefilter *pf, int64_t item, bf_feature ***feat,
+                         int *nfeat, bf_feature **desc)
+{
+  *feat = NULL;
+  *nfeat = 0;
+  *desc = NULL;
+  const bf_item *it = bf_store_item(st, item);
+  if (!it)
+    return bf_error_set(BF_ENOTFOUND, "%s: no item %lld", bf_store_path(st), (long long)item);
+  int ret = bf_store_get_features(st, bf_kind_name(it->kind), item, feat, nfeat);
+  if (ret)
+    return ret;
+  ret = bf_prefilter_describe(pf, desc, *feat, *nfeat);
+  if (ret) {
+    bf_error_prefix(ret, "item %lld: ", (long long)item);
+    bf_search_free_features(*feat, *nfeat);
+    *feat = NULL;
+    *nfeat = 0;
+  }
+  return ret;
+}

@@ -1,0 +1,221 @@
+/* Search engine plumbing through the callback interface (no store): the prefilter keeps the
+ * best K, the full comparison re-ranks them, the query itself and non-candidates are skipped,
+ * results do not depend on block size, thread count or how many queries share a pass, and a
+ * candidate whose features fail to load is kept last with a NaN score. */
+#include "bf_error.h"
+#include "bf_search.h"
+#include "bf_test.h"
+
+#include <math.h>
+#include <stdint.h>
+
+typedef struct mem_src {
+  size_t n, len;
+  int64_t *ids;
+  float *desc;
+  int *group;   /* mates share a group */
+  int64_t fail_item; /* load of this item fails */
+  int nread_calls, nload_calls;
+} mem_src;
+
+static int mem_read(void *ctx, size_t first, size_t n, int64_t *ids, float *desc)
+{
+  mem_src *m = ctx;
+  m->nread_calls++;
+  if (first + n > m->n)
+    return bf_error_set(BF_EINVAL, "rows beyond the source");
+  memcpy(ids, m->ids + first, n * sizeof *ids);
+  memcpy(desc, m->desc + first * m->len, n * m->len * sizeof *desc);
+  return 0;
+}
+
+static int mem_load(void *ctx, int64_t item, bf_feature ***feat, int *n)
+{
+  mem_src *m = ctx;
+  m->nload_calls++;
+  if (item == m->fail_item)
+    return bf_error_set(BF_EIO, "item %lld unreadable", (long long)item);
+  bf_feature *f = NULL;
+  if (bf_feature_new(&f, BF_KIND_CARTRIDGE, 1, 1, 1, 1))
+    return BF_ENOMEM;
+  f->z[0] = (float)m->group[item - 1];
+  f->params[0] = (double)item;
+  *feat = malloc(sizeof **feat);
+  (*feat)[0] = f;
+  *n = 1;
+  return 0;
+}
+
+/* The "full comparison": 10 for a mate, else a small deterministic value below any mate. */
+static int fake_cmp(void *ctx, void *qs, bf_feature *const *q, int nq, bf_feature *const *c, int nc,
+                    double *score, double sub[4])
+{
+  (void)ctx;
+  (void)qs;
+  (void)nq;
+  (void)nc;
+  *score = q[0]->z[0] == c[0]->z[0] ? 10.0 : fmod(c[0]->params[0] * 0.37, 1.0);
+  sub[0] = c[0]->params[0];
+  return 0;
+}
+
+static uint32_t rng = 99;
+static double urand(void)
+{
+  rng = rng * 1664525u + 1013904223u;
+  return (rng >> 8) / 16777216.0;
+}
+
+int main(void)
+{
+  bf_prefilter *pf = NULL;
+  CHECK(bf_prefilter_new(&pf, NULL) == 0);
+  if (!pf)
+    return bf_t_done();
+  const char *quick = getenv("BF_QUICK");
+  size_t N = quick ? 600 : 3000, len = bf_prefilter_len(pf, BF_KIND_CARTRIDGE);
+  int ngroups = (int)N / 3;
+  mem_src m = {0};
+  m.n = N;
+  m.len = len;
+  m.ids = malloc(N * sizeof *m.ids);
+  m.desc = malloc(N * len * sizeof *m.desc);
+  m.group = malloc(N * sizeof *m.group);
+  float *base = malloc((size_t)ngroups * len * sizeof(float));
+  for (size_t i = 0; i < (size_t)ngroups * len; i++)
+    base[i] = (float)(urand() - 0.5);
+  /* item i (1-based) belongs to group (i-1) % ngroups: three mates each, noisy copies */
+  for (size_t i = 0; i < N; i++) {
+    m.ids[i] = (int64_t)i + 1;
+    m.group[i] = (int)(i % ngroups);
+    for (size_t k = 0; k < len; k++)
+      m.desc[i * len + k] = base[(size_t)m.group[i] * len + k] + (float)(0.6 * (urand() - 0.5));
+  }
+  m.ids[5] = 0; /* row 6 is not a candidate (other calibre, say) */
+  m.fail_item = -1;
+  bf_search_source src = {&m, N, mem_read, mem_load};
+  bf_search_cmp cmp = {NULL, NULL, NULL, fake_cmp};
+
+  /* one query: item 1 (group 0, mates = items 1+ngroups, 1+2*ngroups) */
+  bf_search_query q[4];
+  int qitems[4] = {1, 2, 7, 50};
+  for (int k = 0; k < 4; k++) {
+    q[k].item = qitems[k];
+    q[k].kind = BF_KIND_CARTRIDGE;
+    q[k].desc = m.desc + (size_t)(qitems[k] - 1) * len;
+    q[k].feat = NULL;
+    q[k].nfeat = 0;
+  }
+  bf_feature *qf[4] = {0};
+  for (int k = 0; k < 4; k++) {
+    bf_feature **ff = NULL;
+    int nf = 0;
+    mem_load(&m, qitems[k], &ff, &nf);
+    qf[k] = ff[0];
+    free(ff);
+    q[k].feat = &qf[k];
+    q[k].nfeat = 1;
+  }
+  bf_search_opts o = BF_SEARCH_OPTS_INIT;
+  o.keep = 20;
+  o.block = 257; /* not a divisor of N: last block is partial */
+  o.chunk = 7;
+  bf_cand *res1[4] = {0};
+  size_t n1[4] = {0};
+  bf_search_stats stats;
+  CHECK(bf_search_run(res1, n1, q, 1, &src, &cmp, pf, &o, &stats) == 0);
+  CHECK(n1[0] == 20);
+  if (n1[0] == 20) {
+    int mates = 0, self = 0, skipped = 0;
+    for (size_t i = 0; i < n1[0]; i++) {
+      mates += res1[0][i].score == 10.0;
+      self += res1[0][i].item == 1;
+      skipped += res1[0][i].item == 6;
+      CHECK(res1[0][i].rank == (int)i + 1);
+      CHECK(res1[0][i].sub[0] == (double)res1[0][i].item);
+      if (i)
+        CHECK(res1[0][i].score <= res1[0][i - 1].score);
+    }
+    CHECKF(mates == 2, "mates kept %d", mates);
+    CHECK(self == 0 && skipped == 0);
+    CHECK(res1[0][0].score == 10.0 && res1[0][1].score == 10.0);
+    CHECK(res1[0][0].pre_rank <= 2 && res1[0][1].pre_rank <= 2);
+  }
+  CHECK(stats.rows == N);
+  CHECK(stats.pre_pairs == N - 2); /* minus self and the non-candidate */
+  CHECK(stats.full_pairs == 20);
+  CHECK(m.nread_calls == (int)((N + 256) / 257));
+
+  /* four queries in one pass, one thread, other block size: same answer for query 0 */
+  bf_cand *res4[4] = {0};
+  size_t n4[4] = {0};
+  o.threads = 1;
+  o.block = 1000;
+  o.chunk = 3;
+  CHECK(bf_search_run(res4, n4, q, 4, &src, &cmp, pf, &o, &stats) == 0);
+  CHECK(n4[0] == n1[0]);
+  int same = n4[0] == n1[0];
+  for (size_t i = 0; same && i < n1[0]; i++)
+    same = res4[0][i].item == res1[0][i].item && res4[0][i].pre == res1[0][i].pre &&
+           res4[0][i].score == res1[0][i].score;
+  CHECK(same);
+  CHECK(stats.pre_pairs == 4 * (N - 1) - 4); /* each query skips itself and row 6 (query 7 is row 7) */
+  for (int k = 1; k < 4; k++) {
+    CHECK(n4[k] == 20);
+    int mates = 0;
+    for (size_t i = 0; i < n4[k]; i++)
+      mates += res4[k][i].score == 10.0;
+    CHECKF(mates == 2, "query %d: mates %d", k, mates);
+  }
+
+  /* a candidate that fails to load: kept, NaN score, ranked last */
+  m.fail_item = 1 + ngroups;
+  bf_cand *rf = NULL;
+  size_t nf = 0;
+  o.threads = 0;
+  CHECK(bf_search_run(&rf, &nf, q, 1, &src, &cmp, pf, &o, &stats) == 0);
+  CHECK(nf == 20 && stats.full_failed == 1);
+  if (nf == 20) {
+    CHECK(rf[19].item == 1 + ngroups && isnan(rf[19].score));
+    CHECK(rf[0].score == 10.0);
+  }
+  free(rf);
+  m.fail_item = -1;
+
+  /* prefilter only: ranked by prefilter score, no loads */
+  int loads = m.nload_calls;
+  o.prefilter_only = 1;
+  CHECK(bf_search_run(&rf, &nf, q, 1, &src, NULL, pf, &o, &stats) == 0);
+  CHECK(m.nload_calls == loads && stats.full_pairs == 0);
+  if (nf)
+    CHECK(isnan(rf[0].score) && rf[0].pre >= rf[nf - 1].pre);
+  free(rf);
+  o.prefilter_only = 0;
+
+  /* K larger than the store; an empty store; bad arguments */
+  o.keep = (int)N * 2;
+  CHECK(bf_search_run(&rf, &nf, q, 1, &src, &cmp, pf, &o, &stats) == 0);
+  CHECK(nf == N - 2);
+  free(rf);
+  bf_search_source empty = {&m, 0, mem_read, mem_load};
+  CHECK(bf_search_run(&rf, &nf, q, 1, &empty, &cmp, pf, &o, &stats) == 0 && nf == 0);
+  free(rf);
+  CHECK(bf_search_run(&rf, &nf, q, 1, &src, NULL, pf, &o, &stats) == BF_EINVAL && rf == NULL);
+  /* a read error in the middle of streaming is reported, nothing returned */
+  bf_search_source broken = {&m, N + 100, mem_read, mem_load};
+  o.block = 256;
+  CHECK(bf_search_run(&rf, &nf, q, 1, &broken, &cmp, pf, &o, &stats) == BF_EINVAL && rf == NULL);
+  CHECK(strstr(bf_error_last(), "beyond") != NULL);
+
+  for (int k = 0; k < 4; k++) {
+    free(res1[k]);
+    free(res4[k]);
+    bf_feature_free(qf[k]);
+  }
+  free(base);
+  free(m.ids);
+  free(m.desc);
+  free(m.group);
+  bf_prefilter_free(pf);
+  return bf_t_done();
+}
