@@ -2,10 +2,10 @@
  *
  * Pipeline (every length in micrometres):
  *  1. region: the breech face is the primer surface inside the case head, minus the firing-pin
- *     impression. An annotation mask (mask.png with non-background pixels) is used when present;
- *     otherwise circles are fitted on the valid-point mask: the primer edge on the outermost
- *     valid point of each of 360 rays from the valid centroid, the firing-pin hole on the
- *     innermost one, each an algebraic (Kasa) fit with iterative trimming of outliers. The
+ *     impression. An annotation mask (mask.png, the class off the frame border) restricts the
+ *     valid points when present; then circles are fitted on the valid-point mask: the primer edge on the outermost
+ *     valid point of each of 360 rays from the valid centroid, the firing-pin impression on the
+ *     last gap (3+ missing points: its steep wall) within 0.85 R along each ray, each an algebraic (Kasa) fit with iterative trimming of outliers. The
  *     outside minus edge_margin and the firing pin plus fp_margin are removed, then cropped.
  *  2. level: plane fitted by least absolute deviations (IRLS, the median regression cmcR uses),
  *     so the firing-pin bulge and outliers do not tilt it.
@@ -49,7 +49,7 @@ typedef struct bf_breechface_opts {
 } bf_breechface_opts;
 
 #define BF_BREECHFACE_OPTS_INIT                                                             \
-  { 6.25, 16.0, 500.0, 60.0, 60.0, 0.05, 8.0, 2.5, 0.2, 40.0, 0 }
+  { 6.25, 16.0, 500.0, 150.0, 60.0, 0.05, 8.0, 2.5, 0.2, 40.0, 0 }
 
 /* Intermediate surfaces kept for `bfm features --show` (any pointer may stay NULL). */
 typedef struct bf_breechface_trace {
@@ -57,7 +57,8 @@ typedef struct bf_breechface_trace {
   bf_surface *cropped;  /* region kept, cropped */
   bf_surface *levelled; /* after the robust plane */
   bf_surface *filtered; /* after the band-pass (source spacing) */
-  double cx, cy, r_out, r_fp; /* circles in input pixel units (0 when not fitted) */
+  double cx, cy, r_out;   /* primer circle, input points (r_out 0 when not fitted) */
+  double fcx, fcy, r_fp;  /* firing-pin circle, input points (r_fp 0 when not fitted) */
   int used_mask;        /* region came from mask.png */
 } bf_breechface_trace;
 

@@ -421,17 +421,28 @@ static void ray_extents(const unsigned char *v, int nx, int ny, double cx, doubl
 static int find_region(unsigned char *keep, const bf_surface *s, const bf_breechface_opts *o,
                        bf_breechface_trace *tr)
 {
-  int nx = s->nx, ny = s->ny;
+  int nx = s->nx, ny = s->ny, mask_fg = 1;
   size_t n = (size_t)nx * ny, nfg = 0;
   if (s->mask) {
-    for (size_t i = 0; i < n; i++)
-      nfg += s->mask[i] != s->mask_background;
-    if (nfg > 0.02 * n && nfg < 0.95 * n) {
-      for (size_t i = 0; i < n; i++)
-        keep[i] = s->mask[i] != s->mask_background && !isnan(s->z[i]);
-      tr->used_mask = 1;
-      return 0;
+    /* Annotated masks mark the breech face either as the foreground or (white on black, as
+     * in CSAFE's DFSC scans) as the "background" colour: take the class that stays off the
+     * frame border, the breech face being an inner ring. */
+    size_t nbord = 0, fgbord = 0;
+    for (size_t i = 0; i < n; i++) {
+      int fg = s->mask[i] != s->mask_background;
+      int x = (int)(i % nx), y = (int)(i / nx);
+      nfg += fg;
+      if (x == 0 || y == 0 || x == nx - 1 || y == ny - 1) {
+        nbord++;
+        fgbord += fg;
+      }
     }
+    int want_fg = fgbord <= nbord - fgbord;
+    size_t nsel = want_fg ? nfg : n - nfg;
+    if (nsel > 0.02 * n && nsel < 0.95 * n)
+      tr->used_mask = 1;
+    (void)want_fg;
+    mask_fg = want_fg;
   }
   unsigned char *v = malloc(n);
   double rin[NRAYS], rout[NRAYS], px[NRAYS], py[NRAYS];
@@ -440,7 +451,9 @@ static int find_region(unsigned char *keep, const bf_surface *s, const bf_breech
     return -1;
   double mx = 0, my = 0, cnt = 0;
   for (size_t i = 0; i < n; i++) {
-    v[i] = !isnan(s->z[i]);
+    /* the annotated region (when there is one) is fitted like the valid-point mask */
+    v[i] = !isnan(s->z[i]) &&
+           (!tr->used_mask || (s->mask[i] != s->mask_background) == mask_fg);
     keep[i] = v[i];
     if (v[i]) {
       mx += (double)(i % nx);
@@ -450,6 +463,7 @@ static int find_region(unsigned char *keep, const bf_surface *s, const bf_breech
   }
   if (cnt < 100)
     goto done;
+  rc = tr->used_mask ? 0 : 1; /* a mask alone is a region even when no circle fits */
   mx /= cnt;
   my /= cnt;
   double cx = mx, cy = my, R = 0, cfx = 0, cfy = 0, Rf = 0;
@@ -472,15 +486,29 @@ static int find_region(unsigned char *keep, const bf_surface *s, const bf_breech
   /* firing pin: innermost valid point along rays, when a hole exists on most rays */
   ray_extents(v, nx, ny, cx, cy, rin, rout, &nb);
   int m = 0;
-  for (int k = 0; k < NRAYS; k++)
-    if (rin[k] > 3 && rin[k] < 0.8 * R) {
-      double a = 2 * M_PI * k / NRAYS;
-      px[m] = cx + rin[k] * cos(a);
-      py[m] = cy + rin[k] * sin(a);
+  /* The impression ends at its wall: the last gap (3+ missing points in a row) along each ray
+   * within 0.85 R, beyond the hole; steep walls are where optical scanners lose points. */
+  for (int k = 0; k < NRAYS; k++) {
+    double a = 2 * M_PI * k / NRAYS, last = -1;
+    int run = 0;
+    for (double r = 0; r < 0.85 * R; r += 1.0) {
+      int x = (int)lround(cx + r * cos(a)), y = (int)lround(cy + r * sin(a));
+      if (x < 0 || y < 0 || x >= nx || y >= ny)
+        break;
+      run = v[(size_t)y * nx + x] ? 0 : run + 1;
+      if (run >= 3)
+        last = r;
+    }
+    if (last > 3) {
+      px[m] = cx + last * cos(a);
+      py[m] = cy + last * sin(a);
       m++;
     }
+  }
   if (m > NRAYS / 2 && !fit_circle(px, py, m, &cfx, &cfy, &Rf) && Rf < 0.8 * R) {
     tr->r_fp = Rf;
+    tr->fcx = cfx;
+    tr->fcy = cfy;
   } else
     Rf = 0;
   tr->cx = cx;

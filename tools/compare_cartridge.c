@@ -1,17 +1,334 @@
-/* bfm compare / bfm features for cartridges. Being written (issue: cartridge comparison). */
+/* bfm compare / bfm features for cartridge cases: breech-face features and CMC comparison. */
+#include "bf_breechface.h"
+#include "bf_cmc.h"
+#include "bf_cv.h"
 #include "bf_error.h"
+#include "bf_fft.h"
+#include "bf_x3p.h"
 #include "bfm_cli.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static int load_feature(bf_feature **f, bf_breechface_trace *tr, const char *path)
+{
+  bf_surface *s = NULL;
+  int rc = bf_x3p_read(&s, path, NULL);
+  if (!rc && (rc = bf_breechface_extract_trace(f, tr, s, NULL)))
+    bf_error_prefix(rc, "%s: ", path);
+  bf_surface_free(s);
+  return rc;
+}
+
+/* Heights to colours: a blue-white-red ramp over +-3 robust sd; missing points light grey. */
+static void heights_rgb(uint32_t *rgb, int stride, const float *z, int nx, int ny)
+{
+  double s2 = 0;
+  long n = 0;
+  for (long i = 0; i < (long)nx * ny; i++)
+    if (!isnan(z[i])) {
+      s2 += (double)z[i] * z[i];
+      n++;
+    }
+  double lim = n ? 3 * sqrt(s2 / n) : 1;
+  if (!(lim > 0))
+    lim = 1;
+  for (int y = 0; y < ny; y++)
+    for (int x = 0; x < nx; x++) {
+      float v = z[(size_t)y * nx + x];
+      uint32_t c = 0xdddddd;
+      if (!isnan(v)) {
+        double t = v / lim;
+        t = t < -1 ? -1 : t > 1 ? 1 : t;
+        int r = t > 0 ? 255 : (int)(255 * (1 + t)), b = t < 0 ? 255 : (int)(255 * (1 - t));
+        int g = (int)(255 * (1 - fabs(t)));
+        c = (uint32_t)r << 16 | (uint32_t)g << 8 | (uint32_t)b;
+      }
+      rgb[(size_t)y * stride + x] = c;
+    }
+}
+
+static void draw_rect(uint32_t *rgb, int w, int h, double x0, double y0, double rw, double rh,
+                      uint32_t col)
+{
+  int a = (int)lround(x0), b = (int)lround(y0), c = (int)lround(x0 + rw - 1),
+      d = (int)lround(y0 + rh - 1);
+  for (int t = 0; t < 2; t++) {
+    for (int x = a; x <= c; x++) {
+      if (x < 0 || x >= w) continue;
+      if (b + t >= 0 && b + t < h) rgb[(size_t)(b + t) * w + x] = col;
+      if (d - t >= 0 && d - t < h) rgb[(size_t)(d - t) * w + x] = col;
+    }
+    for (int y = b; y <= d; y++) {
+      if (y < 0 || y >= h) continue;
+      if (a + t >= 0 && a + t < w) rgb[(size_t)y * w + a + t] = col;
+      if (c - t >= 0 && c - t < w) rgb[(size_t)y * w + c - t] = col;
+    }
+  }
+}
+
+static int write_surface_png(const char *path, const bf_surface *s)
+{
+  uint32_t *rgb = malloc((size_t)s->nx * s->ny * sizeof *rgb);
+  if (!rgb)
+    return bf_error_set(BF_ENOMEM, "out of memory drawing %s", path);
+  heights_rgb(rgb, s->nx, s->z, s->nx, s->ny);
+  int rc = bf_cv_write_rgb(path, rgb, s->nx, s->ny);
+  free(rgb);
+  return rc;
+}
+
+/* Reference left with its CMC cells; target right, rotated by the consensus theta, with the
+ * cells where they registered. Both at the comparison spacing. */
+static int write_compare_png(const char *path, const bf_feature *a, const bf_feature *b,
+                             const bf_cmc_result *r)
+{
+  int gap = 10, w = a->nx + gap + b->nx, h = a->ny > b->ny ? a->ny : b->ny, rc;
+  uint32_t *rgb = malloc((size_t)w * h * sizeof *rgb);
+  float *rot = malloc((size_t)b->nx * b->ny * sizeof *rot);
+  if (!rgb || !rot) {
+    free(rgb);
+    free(rot);
+    return bf_error_set(BF_ENOMEM, "out of memory drawing %s", path);
+  }
+  for (size_t i = 0; i < (size_t)w * h; i++)
+    rgb[i] = 0xffffff;
+  heights_rgb(rgb, w, a->z, a->nx, a->ny);
+  double th = r->theta * M_PI / 180, c = cos(th), s = sin(th);
+  double bcx = 0.5 * (b->nx - 1), bcy = 0.5 * (b->ny - 1);
+  for (int y = 0; y < b->ny; y++)
+    for (int x = 0; x < b->nx; x++) {
+      double u = x - bcx, v = y - bcy;
+      int xs = (int)lround(c * u + s * v + bcx), ys = (int)lround(-s * u + c * v + bcy);
+      rot[(size_t)y * b->nx + x] = (xs >= 0 && ys >= 0 && xs < b->nx && ys < b->ny)
+                                     ? b->z[(size_t)ys * b->nx + xs] : NAN;
+    }
+  heights_rgb(rgb + a->nx + gap, w, rot, b->nx, b->ny);
+  double offx = bcx - 0.5 * (a->nx - 1), offy = bcy - 0.5 * (a->ny - 1);
+  for (int i = 0; i < r->ncell; i++) {
+    const bf_cmc_cell *cl = &r->cells[i];
+    if (cl->direction != 0)
+      continue;
+    uint32_t col = cl->cmc_original || cl->cmc_high ? 0x00b000 : 0x606060;
+    if (!(cl->cmc_original || cl->cmc_high))
+      continue;
+    double x0 = cl->x0 / a->dx, y0 = cl->y0 / a->dx, cw = cl->w / a->dx, ch = cl->h / a->dx;
+    draw_rect(rgb, w, h, x0, y0, cw, ch, col);
+    draw_rect(rgb, w, h, a->nx + gap + x0 + offx + cl->dx / a->dx, y0 + offy + cl->dy / a->dx,
+              cw, ch, col);
+  }
+  rc = bf_cv_write_rgb(path, rgb, w, h);
+  free(rgb);
+  free(rot);
+  return rc;
+}
+
+static void print_flags(FILE *f, int q)
+{
+  static const char *names[] = {"mostly-missing", "no-region", "too-short", "spacing",
+                                "no-marks", "orientation"};
+  int any = 0;
+  for (int i = 0; i < 6; i++)
+    if (q & (1 << i))
+      fprintf(f, "%s%s", any++ ? "," : "", names[i]);
+  if (!any)
+    fprintf(f, "none");
+}
 
 int bfm_compare_cartridge(int argc, char **argv)
 {
-  (void)argc;
-  fprintf(stderr, "bfm %s: cartridge comparison is not built yet\n", argv[0]);
-  return BFM_EXIT_FAIL;
+  const char *files[2] = {NULL, NULL}, *png = NULL;
+  int json = 0, nf = 0, ret = BFM_EXIT_FAIL;
+  for (int i = 1; i < argc; i++) {
+    if (!strcmp(argv[i], "--json"))
+      json = 1;
+    else if (!strcmp(argv[i], "--png") && i + 1 < argc)
+      png = argv[++i];
+    else if (!strcmp(argv[i], "--kind") && i + 1 < argc)
+      i++;
+    else if (argv[i][0] == '-')
+      return bfm_usage_error(argv[0], "unknown option %s", argv[i]);
+    else if (nf < 2)
+      files[nf++] = argv[i];
+    else
+      return bfm_usage_error(argv[0], "cartridge cases are compared two at a time");
+  }
+  if (nf != 2)
+    return bfm_usage_error(argv[0], "give two scans A B");
+  bf_feature *a = NULL, *b = NULL;
+  bf_cmc_result r;
+  memset(&r, 0, sizeof r);
+  if (load_feature(&a, NULL, files[0]) || load_feature(&b, NULL, files[1]) ||
+      bf_cmc_compare(&r, a, b, NULL)) {
+    ret = bfm_fail(argv[0]);
+    goto done;
+  }
+  if (json) {
+    printf("{\"reference\": ");
+    bfm_json_str(stdout, files[0]);
+    printf(", \"target\": ");
+    bfm_json_str(stdout, files[1]);
+    printf(", \"method\": \"cmc\", \"score\": %g, \"match\": %s, \"cmc_original\": [%d, %d], "
+           "\"cmc_high\": [%d, %d], \"high_pass\": [%s, %s], \"cells_compared\": [%d, %d], "
+           "\"theta_deg\": %g, \"dx_um\": %.3f, \"dy_um\": %.3f, \"quality_flags\": %d, \"cells\": [",
+           r.score, r.match ? "true" : "false", r.cmc_original[0], r.cmc_original[1],
+           r.cmc_high[0], r.cmc_high[1], r.high_pass[0] ? "true" : "false",
+           r.high_pass[1] ? "true" : "false", r.ncells[0], r.ncells[1], r.theta, r.dx, r.dy,
+           r.quality_flags);
+    for (int i = 0; i < r.ncell; i++) {
+      const bf_cmc_cell *c = &r.cells[i];
+      printf("%s{\"direction\": %d, \"row\": %d, \"col\": %d, \"theta_deg\": %g, \"dx_um\": %.3f, "
+             "\"dy_um\": %.3f, \"corr\": %.4f, \"cmc_original\": %s, \"cmc_high\": %s}",
+             i ? ", " : "", c->direction, c->row, c->col, c->theta, c->dx, c->dy, c->corr,
+             c->cmc_original ? "true" : "false", c->cmc_high ? "true" : "false");
+    }
+    printf("]}\n");
+  } else {
+    printf("reference  %s\ntarget     %s\n", files[0], files[1]);
+    printf("score      %g CMCs (combined, cmcR rule): %s (threshold %d)\n", r.score,
+           r.match ? "MATCH" : "no match", (int)((bf_cmc_opts)BF_CMC_OPTS_INIT).match_min_cmc);
+    printf("original   %d (A->B)  %d (B->A)   of %d / %d cells compared\n", r.cmc_original[0],
+           r.cmc_original[1], r.ncells[0], r.ncells[1]);
+    printf("high CMC   %d (A->B, %s)  %d (B->A, %s)\n", r.cmc_high[0],
+           r.high_pass[0] ? "passed" : "failed", r.cmc_high[1], r.high_pass[1] ? "passed" : "failed");
+    printf("consensus  theta %g deg, dx %.1f um, dy %.1f um (A->B)\n", r.theta, r.dx, r.dy);
+    printf("quality    ");
+    print_flags(stdout, r.quality_flags);
+    printf("\n\n dir row col  theta     dx_um     dy_um    corr  CMC\n");
+    for (int i = 0; i < r.ncell; i++) {
+      const bf_cmc_cell *c = &r.cells[i];
+      printf(" %s %3d %3d %6g %9.1f %9.1f %7.3f  %s%s\n", c->direction ? "B>A" : "A>B", c->row,
+             c->col, c->theta, c->dx, c->dy, c->corr, c->cmc_original ? "orig " : "",
+             c->cmc_high ? "high" : "");
+    }
+  }
+  if (png && write_compare_png(png, a, b, &r)) {
+    ret = bfm_fail(argv[0]);
+    goto done;
+  }
+  ret = BFM_EXIT_OK;
+done:
+  bf_cmc_result_clear(&r);
+  bf_feature_free(a);
+  bf_feature_free(b);
+  bf_fft_cleanup();
+  return ret;
+}
+
+static int show_steps(const char *dir, const char *scan, const bf_breechface_trace *tr,
+                      const bf_feature *f)
+{
+  const char *base = strrchr(scan, '/');
+  base = base ? base + 1 : scan;
+  char stem[512], path[1200];
+  snprintf(stem, sizeof stem, "%s", base);
+  char *dot = strrchr(stem, '.');
+  if (dot)
+    *dot = 0;
+  mkdir(dir, 0777);
+  const bf_surface *st[4] = {tr->input, tr->cropped, tr->levelled, tr->filtered};
+  const char *nm[4] = {"1-input", "2-cropped", "3-levelled", "4-filtered"};
+  for (int k = 0; k < 4; k++) {
+    if (!st[k])
+      continue;
+    snprintf(path, sizeof path, "%s/%s-%s.png", dir, stem, nm[k]);
+    if (k == 0 && (tr->r_out > 0)) {
+      /* the input with the fitted circles drawn */
+      const bf_surface *s = st[0];
+      uint32_t *rgb = malloc((size_t)s->nx * s->ny * sizeof *rgb);
+      if (!rgb)
+        return bf_error_set(BF_ENOMEM, "out of memory drawing %s", path);
+      heights_rgb(rgb, s->nx, s->z, s->nx, s->ny);
+      double rr[2] = {tr->r_out, tr->r_fp}, ox[2] = {tr->cx, tr->fcx}, oy[2] = {tr->cy, tr->fcy};
+      for (int c = 0; c < 2; c++)
+        for (int a = 0; a < 3600 && rr[c] > 0; a++) {
+          int x = (int)lround(ox[c] + rr[c] * cos(a * M_PI / 1800)),
+              y = (int)lround(oy[c] + rr[c] * sin(a * M_PI / 1800));
+          if (x >= 0 && y >= 0 && x < s->nx && y < s->ny)
+            rgb[(size_t)y * s->nx + x] = 0x00c000;
+        }
+      int rc = bf_cv_write_rgb(path, rgb, s->nx, s->ny);
+      free(rgb);
+      if (rc)
+        return rc;
+    } else if (write_surface_png(path, st[k]))
+      return -1;
+  }
+  bf_surface fs;
+  memset(&fs, 0, sizeof fs);
+  fs.nx = f->nx;
+  fs.ny = f->ny;
+  fs.dx = f->dx;
+  fs.dy = f->dy;
+  fs.z = f->z;
+  snprintf(path, sizeof path, "%s/%s-5-feature.png", dir, stem);
+  return write_surface_png(path, &fs);
 }
 
 int bfm_features_cartridge(int argc, char **argv)
 {
-  (void)argc;
-  fprintf(stderr, "bfm %s: cartridge features are not built yet\n", argv[0]);
-  return BFM_EXIT_FAIL;
+  const char *show = NULL;
+  int json = 0, failed = 0, n = 0;
+  for (int i = 1; i < argc; i++) {
+    if (!strcmp(argv[i], "--json"))
+      json = 1;
+    else if (!strcmp(argv[i], "--show") && i + 1 < argc)
+      show = argv[++i];
+    else if (!strcmp(argv[i], "--kind") && i + 1 < argc)
+      i++;
+    else if (argv[i][0] == '-')
+      return bfm_usage_error(argv[0], "unknown option %s", argv[i]);
+  }
+  if (json)
+    printf("[");
+  for (int i = 1; i < argc; i++) {
+    if (!strcmp(argv[i], "--show") || !strcmp(argv[i], "--kind")) {
+      i++;
+      continue;
+    }
+    if (argv[i][0] == '-')
+      continue;
+    bf_feature *f = NULL;
+    bf_breechface_trace tr;
+    memset(&tr, 0, sizeof tr);
+    if (load_feature(&f, show ? &tr : NULL, argv[i])) {
+      fprintf(stderr, "bfm %s: %s\n", argv[0], bf_error_last());
+      failed++;
+      continue;
+    }
+    if (json) {
+      printf("%s{\"file\": ", n ? ", " : "");
+      bfm_json_str(stdout, argv[i]);
+      printf(", \"kind\": \"cartridge\", \"nx\": %d, \"ny\": %d, \"spacing_um\": %g, "
+             "\"valid_fraction\": %.4f, \"quality_flags\": %d, \"source_spacing_um\": %g, "
+             "\"primer_radius_um\": %.1f, \"firing_pin_radius_um\": %.1f, \"processed_input\": %s, "
+             "\"sd_um\": %.4f}", f->nx, f->ny, f->dx, f->valid_fraction, f->quality_flags,
+             f->params[0], f->params[1], f->params[2], f->params[5] ? "true" : "false", f->params[6]);
+    } else {
+      printf("%s\n  feature      %d x %d points at %g um, %.1f %% valid, sd %.3f um\n", argv[i],
+             f->nx, f->ny, f->dx, 100 * f->valid_fraction, f->params[6]);
+      printf("  input        %s, spacing %g um\n",
+             f->params[5] ? "already processed (only resampled)" : "raw (full preprocessing)",
+             f->params[0]);
+      if (!f->params[5])
+        printf("  circles      primer r %.0f um, firing pin r %.0f um\n", f->params[1], f->params[2]);
+      printf("  quality      ");
+      print_flags(stdout, f->quality_flags);
+      printf("\n");
+    }
+    n++;
+    if (show && show_steps(show, argv[i], &tr, f)) {
+      fprintf(stderr, "bfm %s: %s\n", argv[0], bf_error_last());
+      failed++;
+    }
+    bf_breechface_trace_clear(&tr);
+    bf_feature_free(f);
+  }
+  if (json)
+    printf("]\n");
+  if (!n && !failed)
+    return bfm_usage_error(argv[0], "no scan given");
+  return failed ? BFM_EXIT_FAIL : BFM_EXIT_OK;
 }
