@@ -28,6 +28,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #define BF_STORE_SCHEMA 1
 
@@ -193,6 +194,13 @@ int bf_store_read_x3p(bf_store *st, int64_t scan_id, uint8_t **bytes, size_t *n)
  * nothing is wrong, else BF_ECHECKSUM (or the first error) with *nproblems set. */
 typedef void (*bf_store_report_fn)(void *ctx, const char *problem);
 int bf_store_verify(bf_store *st, bf_store_report_fn report, void *ctx, int *nproblems);
+
+/* Names of the stored feature kinds (up to max, each < 48 chars); returns how many. */
+int bf_store_feature_kinds(bf_store *st, char (*names)[48], int max);
+
+/* Writes a table ("firearms", "evidence", "items", "scans", "hits", "audit") as CSV (header row,
+ * RFC 4180 quoting; arrays joined with ';') or as a JSON array of objects (json = 1). */
+int bf_store_export(bf_store *st, const char *what, int json, FILE *out);
 
 /* ISO 8601 UTC now, for records. */
 void bf_store_now(char out[32]);

@@ -1680,3 +1680,120 @@ int bf_store_verify(bf_store *st, bf_store_report_fn report, void *ctx, int *npr
     *nproblems = v.n;
   return v.n ? bf_error_set(BF_ECHECKSUM, "%s: %d problem(s) found", st->path, v.n) : 0;
 }
+
+/* ---- kinds and export ---- */
+
+int bf_store_feature_kinds(bf_store *st, char (*names)[48], int max)
+{
+  char *v[MAXKINDS] = {0};
+  int n = 0;
+  hid_t fg = H5Gopen2(st->f, "/features", H5P_DEFAULT);
+  if (fg >= 0) {
+    H5Literate(fg, H5_INDEX_NAME, H5_ITER_NATIVE, NULL, kind_iter, v);
+    H5Gclose(fg);
+  }
+  for (int k = 0; k < MAXKINDS && v[k]; k++) {
+    if (n < max)
+      scopy(names[n++], 48, v[k]);
+    free(v[k]);
+  }
+  return n;
+}
+
+static void csv_str(FILE *o, const char *s)
+{
+  if (!strpbrk(s, ",\"\n\r")) {
+    fputs(s, o);
+    return;
+  }
+  fputc('"', o);
+  for (; *s; s++) {
+    if (*s == '"')
+      fputc('"', o);
+    fputc(*s, o);
+  }
+  fputc('"', o);
+}
+
+static void json_str(FILE *o, const char *s)
+{
+  fputc('"', o);
+  for (; *s; s++) {
+    unsigned char c = (unsigned char)*s;
+    if (c == '"' || c == '\\')
+      fprintf(o, "\\%c", c);
+    else if (c < 0x20)
+      fprintf(o, "\\u%04x", c);
+    else
+      fputc(c, o);
+  }
+  fputc('"', o);
+}
+
+int bf_store_export(bf_store *st, const char *what, int json, FILE *out)
+{
+  const tbl *t = NULL;
+  const void *rows = NULL;
+  size_t n = 0;
+  bf_audit_rec *au = NULL;
+  int rc = 0;
+  if (!strcmp(what, "firearms"))
+    t = &T_FIREARMS, rows = st->fa, n = st->nfa;
+  else if (!strcmp(what, "evidence"))
+    t = &T_EVIDENCE, rows = st->ev, n = st->nev;
+  else if (!strcmp(what, "items"))
+    t = &T_ITEMS, rows = st->it, n = st->nit;
+  else if (!strcmp(what, "scans"))
+    t = &T_SCANS, rows = st->sc, n = st->nsc;
+  else if (!strcmp(what, "hits"))
+    t = &T_HITS, rows = st->hi, n = st->nhi;
+  else if (!strcmp(what, "audit")) {
+    if ((rc = bf_store_read_audit(st, &au, &n)))
+      return rc;
+    t = &T_AUDIT, rows = au;
+  } else
+    return bf_error_set(BF_EINVAL, "cannot export '%s': firearms, evidence, items, scans, hits or audit", what);
+  if (json)
+    fputs("[", out);
+  else
+    for (int j = 0; j < t->nf; j++)
+      fprintf(out, "%s%s", j ? "," : "", t->f[j].name);
+  if (!json)
+    fputs("\n", out);
+  for (size_t i = 0; i < n; i++) {
+    const char *row = (const char *)rows + i * t->rowsize;
+    if (json)
+      fputs(i ? ",\n {" : "\n {", out);
+    for (int j = 0; j < t->nf; j++) {
+      const fld *f = &t->f[j];
+      const char *p = row + f->off;
+      if (j)
+        fputs(json ? ", " : ",", out);
+      if (json)
+        fprintf(out, "\"%s\": ", f->name);
+      if (f->type == T_I64)
+        fprintf(out, "%lld", (long long)*(const int64_t *)p);
+      else if (f->type == T_I32)
+        fprintf(out, "%d", *(const int32_t *)p);
+      else if (f->type == T_F64)
+        fprintf(out, "%.10g", *(const double *)p);
+      else if (f->type == T_F32)
+        fprintf(out, "%.7g", *(const float *)p);
+      else if (f->type == T_STR)
+        (json ? json_str : csv_str)(out, p);
+      else {
+        fputs(json ? "[" : "", out);
+        for (size_t k = 0; k < f->size; k++)
+          fprintf(out, "%s%.10g", k ? (json ? ", " : ";") : "", ((const double *)p)[k]);
+        fputs(json ? "]" : "", out);
+      }
+    }
+    fputs(json ? "}" : "\n", out);
+  }
+  if (json)
+    fputs("]\n", out);
+  free(au);
+  if (fflush(out) || ferror(out))
+    rc = bf_error_set(BF_EIO, "cannot write the %s export", what);
+  return rc;
+}

@@ -23,6 +23,46 @@ static const bfm_cmd commands[] = {
    "bfm features [--kind cartridge|bullet] [--show DIR] [--json] SCAN...\n"
    "  Runs the feature pipeline on each scan and prints what it found; --show writes the\n"
    "  steps as PNG images into DIR.\n"},
+  {"init", bfm_cmd_init, "create an empty store",
+   "bfm init [--user NAME] STORE\n"
+   "  Creates an empty HDF5 store (schema in storage/bf_store.h).\n"},
+  {"firearm", bfm_cmd_firearm, "add a test-fire record with its test-fire scans",
+   "bfm firearm add STORE --serial S [--make M --manufacturer M --model M --calibre C --country C\n"
+   "    --manufactured DATE --markings T --testfire-date DATE --test-lab L --export DATE\n"
+   "    --export-country C --import-country C --transit 'C1;C2' --consignee N]\n"
+   "    [--kind cartridge|bullet] [--user NAME] SCAN...\n"
+   "  Each SCAN is one test-fired item: a cartridge-case X3P, or a bullet as a folder of land\n"
+   "  scans or a comma-separated list of them in land order. Features are extracted and stored\n"
+   "  with the original files. A serial already stored gets the new items. Duplicates (same\n"
+   "  SHA-256) are reported and skipped.\n"},
+  {"evidence", bfm_cmd_evidence, "add a crime-scene item with its scans",
+   "bfm evidence add STORE --case C --item I --kind cartridge|bullet [--calibre C --agency A\n"
+   "    --date DATE --place P --lab L --notes N] [--user NAME] SCAN...\n"
+   "  The scans are the item's: one cartridge-case X3P, or a bullet's lands in order (or a folder).\n"},
+  {"ingest", bfm_cmd_ingest, "bulk submission from a CSV manifest",
+   "bfm ingest [--commit-every N] [--quiet] [--user NAME] STORE manifest.csv\n"
+   "  One row per item; columns: type (firearm|evidence), kind, scans (';'-separated, relative to\n"
+   "  the manifest), calibre, the firearm fields (serial make manufacturer model country\n"
+   "  manufactured markings testfire_date test_lab export_date export_country import_country\n"
+   "  transit consignee) or the evidence fields (case agency item date place lab notes).\n"
+   "  Bad rows are reported with their line and skipped; exit 1 when any row was not stored.\n"},
+  {"verify", bfm_cmd_verify, "recheck a store's SHA-256s and checksums",
+   "bfm verify STORE\n"
+   "  Rereads every original scan (SHA-256), every table and feature dataset (fletcher32) and the\n"
+   "  cross references; lists each problem. Exit 1 when any is found.\n"},
+  {"export", bfm_cmd_export, "write store tables as CSV or JSON",
+   "bfm export STORE --what firearms|evidence|items|scans|hits|audit [--format csv|json] [-o FILE]\n"},
+  {"synth", bfm_cmd_synth, "write synthetic scans with a key",
+   "bfm synth --out DIR [--kind cartridge|bullet|both] [--firearms N] [--firings M]\n"
+   "    [--questioned Q] [--unknown U] [--seed S] [--raw] [--spacing UM] [--lands N]\n"
+   "    [--land-spacing UM] [--striae-x] [--transfer F] [--damage P] [--type D|F]\n"
+   "  N firearms (barrels) x M firings (bullets) each; the last Q firings of each (default 1 when\n"
+   "  M >= 2) are questioned, the rest known test-fires; U more firearms have questioned items\n"
+   "  only. Cartridge cases are processed breech faces at 6.25 um unless --raw; bullets are raw\n"
+   "  land scans (N lands, default 6) at 1.5625 um, striae along Y unless --striae-x.\n"
+   "  Writes DIR/cartridge/Fnnnn-m.x3p, DIR/bullet/Bnnnn-m/landK.x3p, DIR/key.csv (columns of\n"
+   "  ../shared/data/KEY.csv; the note holds the true rotation/shift) and DIR/manifest.csv for\n"
+   "  `bfm ingest`. Same options and seed: the same files, bit for bit.\n"},
 };
 static const int ncommands = sizeof commands / sizeof commands[0];
 

@@ -52,6 +52,18 @@ int bfm_parse_kind(const char *s);
 int bfm_cmd_info(int argc, char **argv);
 int bfm_cmd_compare(int argc, char **argv);
 int bfm_cmd_features(int argc, char **argv);
+/* Store commands (cmd_store.c). */
+int bfm_cmd_init(int argc, char **argv);
+int bfm_cmd_firearm(int argc, char **argv);
+int bfm_cmd_evidence(int argc, char **argv);
+int bfm_cmd_ingest(int argc, char **argv);
+int bfm_cmd_verify(int argc, char **argv);
+int bfm_cmd_export(int argc, char **argv);
+/* bfm synth (cmd_synth.c). */
+int bfm_cmd_synth(int argc, char **argv);
+/* True when path is an HDF5 file (a store); bfm info prints its summary with bfm_store_info. */
+int bfm_store_is(const char *path);
+int bfm_store_info(const char *path, int json);
 /* Kind-specific halves of compare/features: compare_cartridge.c, compare_bullet.c.
  * They receive the full argv of the subcommand. */
 int bfm_compare_cartridge(int argc, char **argv);

@@ -73,6 +73,10 @@ int bfm_cmd_info(int argc, char **argv)
   for (int i = 1; i < argc; i++) {
     if (argv[i][0] == '-' && argv[i][1])
       continue;
+    if (bfm_store_is(argv[i])) { /* an HDF5 store: its summary */
+      failed |= bfm_store_info(argv[i], json) != BFM_EXIT_OK;
+      continue;
+    }
     bf_surface *s = NULL;
     bf_x3p_info in;
     if (bf_x3p_read(&s, argv[i], &in)) {
