@@ -409,6 +409,8 @@ int bf_x3p_read_mem(bf_surface **out, const void *buf, size_t len, const char *n
   info->file_bytes = (long)len;
   *out = NULL;
   pthread_once(&xml_once, xml_init);
+  if (len == 0)
+    return bf_error_set(BF_EFORMAT, "%s: empty file (not an X3P zip archive)", name);
 
   int rc = 0;
   zip_t *z = NULL;
@@ -817,22 +819,6 @@ static xmlNode *add(xmlNode *parent, const char *name, const char *text)
   return c;
 }
 
-static void add_num(xmlNode *parent, const char *name, double v)
-{
-  char b[64];
-  snprintf(b, sizeof b, "%.17g", v);
-  add(parent, name, b);
-}
-
-static void add_axis(xmlNode *axes, const char *name, const char *type, const char *dt, double inc)
-{
-  xmlNode *a = add(axes, name, NULL);
-  add(a, "AxisType", type);
-  add(a, "DataType", dt);
-  add_num(a, "Increment", inc);
-  add_num(a, "Offset", 0);
-}
-
 /* The float metres nearest to f micrometres that reads back as exactly f. About 4 % of floats
  * have no such neighbour (1e6 is not a power of two); they come back within one ulp. */
 static float metres_f(float f)
@@ -850,20 +836,33 @@ static float metres_f(float f)
   return g;
 }
 
-/* The same for a spacing held in double. */
-static double metres_d(double um)
+/* The shortest text of a spacing in metres that reads back as exactly um micrometres. */
+static void metres_text(char *out, size_t cap, double um)
 {
-  double g = um / 1e6;
-  if (g * 1e6 == um)
-    return g;
-  double lo = g, hi = g;
-  for (int k = 0; k < 4; k++) {
-    lo = nextafter(lo, -INFINITY);
-    hi = nextafter(hi, INFINITY);
-    if (lo * 1e6 == um) return lo;
-    if (hi * 1e6 == um) return hi;
+  double g = um / 1e6, cand[9];
+  cand[0] = g;
+  for (int k = 1; k <= 4; k++) {
+    cand[2 * k - 1] = nextafter(cand[k > 1 ? 2 * k - 3 : 0], -INFINITY);
+    cand[2 * k] = nextafter(cand[k > 1 ? 2 * k - 2 : 0], INFINITY);
   }
-  return g;
+  for (int prec = 6; prec <= 17; prec++)
+    for (int k = 0; k < 9; k++) {
+      snprintf(out, cap, "%.*g", prec, cand[k]);
+      if (strtod(out, NULL) * 1e6 == um)
+        return;
+    }
+  snprintf(out, cap, "%.17g", g);
+}
+
+static void add_axis(xmlNode *axes, const char *name, double inc_um)
+{
+  char b[64];
+  metres_text(b, sizeof b, inc_um);
+  xmlNode *a = add(axes, name, NULL);
+  add(a, "AxisType", "I");
+  add(a, "DataType", "D");
+  add(a, "Increment", b);
+  add(a, "Offset", "0");
 }
 
 /* xsd:dateTime wants "YYYY-MM-DDThh:mm:ss[.s][zone]": keep a date that is one, complete a bare
@@ -942,8 +941,8 @@ int bf_x3p_write(const char *p, const bf_surface *s, char data_type)
   add(r1, "FeatureType", s->ny == 1 && !strcmp(mt->feature_type, "PRF") ? "PRF" : "SUR");
   xmlNode *axes = add(r1, "Axes", NULL);
   char dts[2] = {data_type, 0};
-  add_axis(axes, "CX", "I", "D", metres_d(s->dx));
-  add_axis(axes, "CY", "I", "D", metres_d(s->dy));
+  add_axis(axes, "CX", s->dx);
+  add_axis(axes, "CY", s->dy);
   xmlNode *cz = add(axes, "CZ", NULL);
   add(cz, "AxisType", "A");
   add(cz, "DataType", dts);
