@@ -338,17 +338,20 @@ static float bilinear(const float *a, int n, double x, double y)
   return (float)((1 - fy) * ((1 - fx) * p[0] + fx * p[1]) + fy * ((1 - fx) * p[n] + fx * p[n + 1]));
 }
 
-/* Clusters of missing points: holes of radius 0.7..2.5 px at random places. */
-static void dropouts(bf_surface *s, rng *r, double frac)
+/* Clusters of missing points: holes of radius 0.7..2.5 px at random places. Drawn in a w x h
+ * frame that is the surface's (transpose 0) or its transpose (1), so a transposed scan loses
+ * the same points. */
+static void dropouts(bf_surface *s, rng *r, double frac, int transpose)
 {
+  int w = transpose ? s->ny : s->nx, h = transpose ? s->nx : s->ny;
   double mean_area = M_PI * 2.4;
-  long count = (long)(frac * s->nx * (double)s->ny / mean_area + 0.5);
+  long count = (long)(frac * w * (double)h / mean_area + 0.5);
   for (long c = 0; c < count; c++) {
-    double cx = unif(r) * s->nx, cy = unif(r) * s->ny, rad = unif2(r, 0.7, 2.5);
+    double cx = unif(r) * w, cy = unif(r) * h, rad = unif2(r, 0.7, 2.5);
     for (int y = (int)(cy - rad); y <= (int)(cy + rad); y++)
       for (int x = (int)(cx - rad); x <= (int)(cx + rad); x++)
-        if (x >= 0 && y >= 0 && x < s->nx && y < s->ny && hypot(x - cx, y - cy) <= rad)
-          s->z[(size_t)y * s->nx + x] = NAN;
+        if (x >= 0 && y >= 0 && x < w && y < h && hypot(x - cx, y - cy) <= rad)
+          s->z[transpose ? (size_t)x * s->nx + y : (size_t)y * s->nx + x] = NAN;
   }
 }
 
@@ -495,7 +498,7 @@ int bf_synth_cartridge(bf_surface **out, const bf_synth *g, int firearm, int fir
     s->flags |= BF_SURF_PROCESSED;
   }
   rng rd = rng_key(o->seed, S_FIRING_DROP, (uint64_t)firearm, (uint64_t)firing, 0);
-  dropouts(s, &rd, o->dropout);
+  dropouts(s, &rd, o->dropout, 0);
   set_meta(s, "cartridge case", o->seed, firearm, firing, -1);
   if (truth) {
     memset(truth, 0, sizeof *truth);
@@ -624,7 +627,7 @@ int bf_synth_land(bf_surface **out, const bf_synth *g, int barrel, int bullet, i
       s->z[k] = (float)z;
     }
   }
-  dropouts(s, &rn, o->dropout);
+  dropouts(s, &rn, o->dropout, o->striae_along_x);
   set_meta(s, "bullet land", o->seed, barrel, bullet, land);
   if (truth) {
     memset(truth, 0, sizeof *truth);

@@ -62,7 +62,7 @@ static const bfm_cmd commands[] = {
    "  land scans (N lands, default 6) at 1.5625 um, striae along Y unless --striae-x.\n"
    "  Writes DIR/cartridge/Fnnnn-m.x3p, DIR/bullet/Bnnnn-m/landK.x3p, DIR/key.csv (columns of\n"
    "  ../shared/data/KEY.csv; the note holds the true rotation/shift) and DIR/manifest.csv for\n"
-   "  `bfm ingest`. Same options and seed: the same files, bit for bit.\n"},
+   "  `bfm ingest`. Same options and seed: the same heights (threads and order do not matter).\n"},
 };
 static const int ncommands = sizeof commands / sizeof commands[0];
 
