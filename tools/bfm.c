@@ -63,6 +63,33 @@ static const bfm_cmd commands[] = {
    "  Writes DIR/cartridge/Fnnnn-m.x3p, DIR/bullet/Bnnnn-m/landK.x3p, DIR/key.csv (columns of\n"
    "  ../shared/data/KEY.csv; the note holds the true rotation/shift) and DIR/manifest.csv for\n"
    "  `bfm ingest`. Same options and seed: the same heights (threads and order do not matter).\n"},
+  {"match", bfm_cmd_match, "rank stored items against one evidence item",
+   "bfm match STORE ITEM|SCAN... [--top K] [--keep N] [--kind cartridge|bullet] [--calibre C]\n"
+   "    [--threads N] [--prefilter-only] [--json]\n"
+   "  ITEM is a stored item id; or give the scans on the spot (one cartridge-case X3P, or a\n"
+   "  bullet's land scans in order / a folder of them). Every stored item of the same kind (and\n"
+   "  calibre, when known) is scored by the prefilter; the best N (default 50) are fully compared\n"
+   "  (CMC / land signatures) and the top K (default 10) printed with, for test-fires, the\n"
+   "  firearm's trace fields. Items not yet indexed by `bfm batch` are not searched (a note says so).\n"},
+  {"batch", bfm_cmd_batch, "search every unsearched item (the overnight run)",
+   "bfm batch STORE [--threads N] [--keep N] [--min-score S] [--group G] [--limit N] [--quiet]\n"
+   "  Indexes items without a prefilter descriptor, then searches each item not yet searched\n"
+   "  against everything stored of its kind and calibre (the best N=20 fully compared); hits at\n"
+   "  or above the threshold (default: 6 CMCs for cartridge cases, SAM 0.5 for bullets) are\n"
+   "  stored. Groups of G (32) items are committed at once with their searched mark: kill it and\n"
+   "  rerun, it continues and never duplicates hits. Progress with rate and ETA on a terminal.\n"},
+  {"hits", bfm_cmd_hits, "list candidate hits (for a case, a firearm, ...)",
+   "bfm hits STORE [--case C] [--firearm SERIAL] [--item ID] [--run N] [--min-score S]\n"
+   "    [--status candidate|confirmed|rejected] [--format table|json|csv]\n"
+   "  Hits by descending score; a case or serial matches either side of a hit.\n"},
+  {"review", bfm_cmd_review, "confirm or reject a hit (audited)",
+   "bfm review STORE HIT --confirm|--reject --examiner NAME [--note TEXT]\n"},
+  {"links", bfm_cmd_links, "crime linkage: linked series of cases and firearms",
+   "bfm links STORE [--min-score S | --confirmed] [--dot FILE | --png FILE] [--json]\n"
+   "  Cases and firearms are nodes, hits (never rejected ones) edges; each connected component is\n"
+   "  a linked series. --png draws it with Graphviz `dot`.\n"},
+  {"show", bfm_cmd_show, "draw the two items of a hit side by side, aligned",
+   "bfm show STORE HIT --png FILE\n"},
 };
 static const int ncommands = sizeof commands / sizeof commands[0];
 

@@ -64,6 +64,25 @@ int bfm_cmd_synth(int argc, char **argv);
 /* True when path is an HDF5 file (a store); bfm info prints its summary with bfm_store_info. */
 int bfm_store_is(const char *path);
 int bfm_store_info(const char *path, int json);
+/* Search commands (cmd_match.c, cmd_batch.c, cmd_hits.c, cmd_review.c, cmd_links.c, cmd_show.c). */
+int bfm_cmd_match(int argc, char **argv);
+int bfm_cmd_batch(int argc, char **argv);
+int bfm_cmd_hits(int argc, char **argv);
+int bfm_cmd_review(int argc, char **argv);
+int bfm_cmd_links(int argc, char **argv);
+int bfm_cmd_show(int argc, char **argv);
+/* Shared by them (cmd_hits.c): "test-fire of firearm S (make model, calibre)" / "evidence case
+ * C item I, agency"; the firearm or evidence owning an item (NULL when the other); a firearm's
+ * trace fields as indented text lines or as one JSON object. */
+#include <stdint.h>
+struct bf_store;
+struct bf_firearm;
+struct bf_evidence;
+void bfm_item_what(const struct bf_store *st, int64_t item, char *buf, size_t n);
+const struct bf_firearm *bfm_item_firearm(const struct bf_store *st, int64_t item);
+const struct bf_evidence *bfm_item_evidence(const struct bf_store *st, int64_t item);
+void bfm_print_trace(FILE *out, const struct bf_firearm *f, const char *indent);
+void bfm_json_trace(FILE *out, const struct bf_firearm *f);
 /* Kind-specific halves of compare/features: compare_cartridge.c, compare_bullet.c.
  * They receive the full argv of the subcommand. */
 int bfm_compare_cartridge(int argc, char **argv);

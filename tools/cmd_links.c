@@ -1,0 +1,134 @@
+/* bfm links: the crime linkage graph of a store's hits, listed as linked series and drawn with
+ * Graphviz (`dot -Tpng`, run as a child process). */
+#include "bf_error.h"
+#include "bf_linkage.h"
+#include "bfm_cli.h"
+
+#include <math.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char **environ;
+
+/* Runs `dot -Tpng dotfile -o png`; 0 on success, else a message in bf_error_last(). */
+static int run_dot(const char *dotfile, const char *png)
+{
+  char *args[] = {"dot", "-Tpng", (char *)dotfile, "-o", (char *)png, NULL};
+  pid_t pid;
+  int st = posix_spawnp(&pid, "dot", NULL, NULL, args, environ);
+  if (st)
+    return bf_error_set(BF_EIO, "cannot run Graphviz `dot` to draw %s (is graphviz installed?)", png);
+  if (waitpid(pid, &st, 0) < 0 || !WIFEXITED(st) || WEXITSTATUS(st))
+    return bf_error_set(BF_EIO, "Graphviz `dot` failed drawing %s", png);
+  return 0;
+}
+
+int bfm_cmd_links(int argc, char **argv)
+{
+  const char *store = NULL, *dot = NULL, *png = NULL;
+  int confirmed = 0, json = 0, have_min = 0;
+  bf_hit_filter flt = BF_HIT_FILTER_INIT;
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i];
+    if (!strcmp(a, "--min-score") && i + 1 < argc) {
+      char *e;
+      flt.min_score = strtod(argv[++i], &e);
+      if (*e || e == argv[i] || !isfinite(flt.min_score))
+        return bfm_usage_error("links", "--min-score needs a number, not '%s'", argv[i]);
+      have_min = 1;
+    } else if (!strcmp(a, "--confirmed"))
+      confirmed = 1;
+    else if (!strcmp(a, "--dot") && i + 1 < argc)
+      dot = argv[++i];
+    else if (!strcmp(a, "--png") && i + 1 < argc)
+      png = argv[++i];
+    else if (!strcmp(a, "--json"))
+      json = 1;
+    else if (a[0] == '-')
+      return bfm_usage_error("links", "unknown option %s", a);
+    else if (!store)
+      store = a;
+    else
+      return bfm_usage_error("links", "one store at a time");
+  }
+  if (!store)
+    return bfm_usage_error("links", "no store given");
+  if (confirmed && have_min)
+    return bfm_usage_error("links", "give --min-score or --confirmed, not both");
+  bf_store *st = NULL;
+  bf_linkage *g = NULL;
+  int rc = BFM_EXIT_OK;
+  if (bf_store_open(&st, store, BF_STORE_READ, NULL))
+    return bfm_fail("links");
+  if (bf_linkage_from_store(&g, st, &flt, confirmed)) {
+    rc = bfm_fail("links");
+    goto done;
+  }
+  if (json)
+    printf("[");
+  else
+    printf("%d linked series (%s)\n", g->ncomp,
+           confirmed ? "confirmed hits" : have_min ? "hits above the minimum score, not rejected"
+                                                   : "all hits not rejected");
+  for (int c = 0; c < g->ncomp; c++) {
+    int *m = NULL, nm = 0, ne = 0;
+    double best = -INFINITY;
+    if (bf_linkage_members(g, c, &m, &nm)) {
+      rc = bfm_fail("links");
+      goto done;
+    }
+    for (int e = 0; e < g->nedges; e++)
+      if (g->nodes[g->edges[e].a].component == c) {
+        ne++;
+        if (g->edges[e].score > best)
+          best = g->edges[e].score;
+      }
+    if (json) {
+      printf("%s\n {\"series\": %d, \"links\": %d, \"best_score\": %.6g, \"firearms\": [", c ? "," : "",
+             c + 1, ne, best);
+      int k = 0;
+      for (int i = 0; i < nm; i++)
+        if (g->nodes[m[i]].type == BF_NODE_FIREARM) {
+          printf("%s", k++ ? ", " : "");
+          bfm_json_str(stdout, g->nodes[m[i]].name);
+        }
+      printf("], \"cases\": [");
+      k = 0;
+      for (int i = 0; i < nm; i++)
+        if (g->nodes[m[i]].type == BF_NODE_CASE) {
+          printf("%s", k++ ? ", " : "");
+          bfm_json_str(stdout, g->nodes[m[i]].name);
+        }
+      printf("]}");
+    } else {
+      printf("series %d: %d link%s, best score %.3g\n", c + 1, ne, ne == 1 ? "" : "s", best);
+      for (int i = 0; i < nm; i++) {
+        const bf_link_node *n = &g->nodes[m[i]];
+        printf("  %-8s %s%s%s\n", n->type == BF_NODE_FIREARM ? "firearm" : "case", n->name,
+               n->label[0] ? "  " : "", n->label);
+      }
+    }
+    free(m);
+  }
+  if (json)
+    printf("%s]\n", g->ncomp ? "\n" : "");
+  if (dot && bf_linkage_write_dot(g, dot)) {
+    rc = bfm_fail("links");
+    goto done;
+  }
+  if (png) {
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.dot.tmp", png);
+    if (bf_linkage_write_dot(g, tmp) || run_dot(tmp, png))
+      rc = bfm_fail("links");
+    unlink(tmp);
+  }
+done:
+  bf_linkage_free(g);
+  bf_store_close(st);
+  return rc;
+}
