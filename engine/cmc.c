@@ -159,12 +159,13 @@ static void rotate_nn(float *rot, const bf_cmc_prep *b, double theta)
   double cx = 0.5 * (b->nx - 1), cy = 0.5 * (b->ny - 1);
   for (int y = 0; y < b->ny; y++) {
     double v = y - cy;
-    for (int x = 0; x < b->nx; x++) {
-      double u = x - cx;
-      /* source = R(-theta) (p - c) + c */
-      int xs = (int)lround(c * u + s * v + cx), ys = (int)lround(-s * u + c * v + cy);
-      rot[(size_t)y * b->nx + x] = (xs >= 0 && ys >= 0 && xs < b->nx && ys < b->ny)
-                                     ? b->z[(size_t)ys * b->nx + xs] : NAN;
+    /* source = R(-theta) (p - c) + c, stepped along the row; +0.5 and floor = round */
+    double fx = c * (0 - cx) + s * v + cx + 0.5, fy = -s * (0 - cx) + c * v + cy + 0.5;
+    float *row = rot + (size_t)y * b->nx;
+    for (int x = 0; x < b->nx; x++, fx += c, fy -= s) {
+      int xs = (int)floor(fx), ys = (int)floor(fy);
+      row[x] = ((unsigned)xs < (unsigned)b->nx && (unsigned)ys < (unsigned)b->ny)
+                 ? b->z[(size_t)ys * b->nx + xs] : NAN;
     }
   }
 }
@@ -203,12 +204,18 @@ static void register_theta(reg *out, const bf_cmc_prep *a, const bf_cmc_prep *b,
     win_stats(region, rx, ry, rx, &mean, &sd);
     if (!(sd > 0))
       continue;
-    memset(buf, 0, (size_t)n0 * n1 * sizeof *buf);
-    for (int y = 0; y < ry; y++)
+    /* only the padding outside the region needs zeros (the rows beyond ry stay zero) */
+    float fm = (float)mean, fs = (float)(1.0 / sd);
+    for (int y = 0; y < ry; y++) {
+      float *brow = buf + (size_t)y * n1;
+      const float *rrow = region + (size_t)y * rx;
       for (int x = 0; x < rx; x++) {
-        float v = region[(size_t)y * rx + x];
-        buf[(size_t)y * n1 + x] = isnan(v) ? 0.0f : (float)((v - mean) / sd);
+        float v = rrow[x];
+        brow[x] = isnan(v) ? 0.0f : (v - fm) * fs;
       }
+      for (int x = rx; x < n1; x++)
+        brow[x] = 0.0f;
+    }
     fftwf_execute_dft_r2c(a->plan->r2c, buf, F);
     const fftwf_complex *C = a->cfft[i];
     /* correlation c * r (s) = sum_p c(p) r(p + s): R(k) conj(C(k)) */
@@ -458,6 +465,8 @@ int bf_cmc_compare_prep(bf_cmc_result *out, const bf_cmc_prep *a, const bf_cmc_p
     float *buf = fftwf_alloc_real((size_t)r->n0 * r->n1);
     float *cc = fftwf_alloc_real((size_t)r->n0 * r->n1);
     fftwf_complex *F = fftwf_alloc_complex((size_t)r->n0 * r->nh);
+    if (buf)
+      memset(buf, 0, (size_t)r->n0 * r->n1 * sizeof *buf);
     if (rot && region && buf && cc && F)
       register_theta(g[dir] + (size_t)t * ncell, r, s, th[t], o, rot, region, buf, F, cc);
     else {

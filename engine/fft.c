@@ -4,6 +4,13 @@
 
 #include <stdlib.h>
 
+/* Plans are measured (once per size, a fraction of a second) unless BF_FFTW_ESTIMATE is set,
+ * which sanitizer runs use to keep start-up short. */
+static unsigned planner_flags(void)
+{
+  return getenv("BF_FFTW_ESTIMATE") ? FFTW_ESTIMATE : FFTW_MEASURE;
+}
+
 #define BF_FFT_MAX_PLANS 64
 
 static bf_fft_plan *cache[BF_FFT_MAX_PLANS];
@@ -45,11 +52,11 @@ const bf_fft_plan *bf_fft_plan_get(int n0, int n1)
         q->n0 = n0;
         q->n1 = n1;
         if (n0 == 1) {
-          q->r2c = fftwf_plan_dft_r2c_1d(n1, r, c, FFTW_ESTIMATE);
-          q->c2r = fftwf_plan_dft_c2r_1d(n1, c, r, FFTW_ESTIMATE);
+          q->r2c = fftwf_plan_dft_r2c_1d(n1, r, c, planner_flags());
+          q->c2r = fftwf_plan_dft_c2r_1d(n1, c, r, planner_flags());
         } else {
-          q->r2c = fftwf_plan_dft_r2c_2d(n0, n1, r, c, FFTW_ESTIMATE);
-          q->c2r = fftwf_plan_dft_c2r_2d(n0, n1, c, r, FFTW_ESTIMATE);
+          q->r2c = fftwf_plan_dft_r2c_2d(n0, n1, r, c, planner_flags());
+          q->c2r = fftwf_plan_dft_c2r_2d(n0, n1, c, r, planner_flags());
         }
         if (q->r2c && q->c2r) {
           cache[ncache++] = q;
