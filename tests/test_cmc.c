@@ -1,0 +1,185 @@
+/* CMC: synthetic rotated/shifted copies, concurrency, prep reuse, real Fadul pair, bad input. */
+#include "bf_breechface.h"
+#include "bf_cmc.h"
+#include "bf_error.h"
+#include "bf_x3p.h"
+#include "bf_test.h"
+
+#include <math.h>
+#include <omp.h>
+
+/* Band-passed noise texture on a big grid (the "firearm"), sampled into ring-shaped features. */
+static bf_surface *texture(int n, unsigned seed)
+{
+  bf_surface *s = NULL;
+  if (bf_surface_new(&s, n, n, 6.25, 6.25))
+    return NULL;
+  for (size_t i = 0; i < (size_t)n * n; i++) {
+    seed = seed * 1664525u + 1013904223u;
+    s->z[i] = (float)((seed >> 8) / 16777216.0 - 0.5);
+  }
+  bf_gauss_bandpass(s, 16, 500);
+  return s;
+}
+
+/* Feature of m x m points: texture seen rotated by theta (deg) and shifted (points), ring mask. */
+static bf_feature *view(const bf_surface *t, int m, double theta, double sx, double sy)
+{
+  bf_feature *f = NULL;
+  if (bf_feature_new(&f, BF_KIND_CARTRIDGE, m, m, 6.25, 6.25))
+    return NULL;
+  double a = theta * M_PI / 180, c = cos(a), s = sin(a), cm = (m - 1) / 2.0, ct = (t->nx - 1) / 2.0;
+  for (int y = 0; y < m; y++)
+    for (int x = 0; x < m; x++) {
+      double u = x - cm, v = y - cm, r = hypot(u, v);
+      if (r > 0.48 * m || r < 0.2 * m)
+        continue;
+      double X = c * u - s * v + ct + sx, Y = s * u + c * v + ct + sy;
+      int x0 = (int)floor(X), y0 = (int)floor(Y);
+      double tx = X - x0, ty = Y - y0;
+      if (x0 < 0 || y0 < 0 || x0 + 1 >= t->nx || y0 + 1 >= t->ny)
+        continue;
+      const float *z = t->z + (size_t)y0 * t->nx + x0;
+      f->z[(size_t)y * m + x] = (float)((1 - ty) * ((1 - tx) * z[0] + tx * z[1]) +
+                                        ty * ((1 - tx) * z[t->nx] + tx * z[t->nx + 1]));
+    }
+  return f;
+}
+
+static void test_synthetic(void)
+{
+  bf_surface *t1 = texture(420, 7), *t2 = texture(420, 99);
+  bf_feature *a = view(t1, 300, 0, 0, 0), *b = view(t1, 300, 12, 4, -3), *c = view(t2, 300, 0, 0, 0);
+  bf_cmc_result r;
+  CHECK(a && b && c);
+  CHECK(bf_cmc_compare(&r, a, b, NULL) == 0);
+  CHECKF(r.match && r.score >= 20, "same texture: score %g", r.score);
+  CHECKF(r.cmc_original[0] >= 20 && r.cmc_original[1] >= 20, "original %d %d", r.cmc_original[0],
+         r.cmc_original[1]);
+  /* the two directions see opposite rotations */
+  CHECKF(fabs(fabs(r.theta) - 12) <= 3, "consensus theta %g", r.theta);
+  CHECK(r.high_pass[0] && r.high_pass[1]);
+  CHECK(fabs(r.theta_high[0] + r.theta_high[1]) <= 6);
+  CHECK(r.ncell > 0 && r.cells != NULL);
+  int ncmc = 0;
+  for (int i = 0; i < r.ncell; i++)
+    ncmc += r.cells[i].cmc_original && r.cells[i].corr >= 0.5;
+  CHECK(ncmc == r.cmc_original[0] + r.cmc_original[1]);
+  double score_ab = r.score;
+  bf_cmc_result_clear(&r);
+  CHECK(r.cells == NULL);
+
+  CHECK(bf_cmc_compare(&r, a, c, NULL) == 0);
+  CHECKF(!r.match && r.score < 6, "different textures: score %g", r.score);
+  bf_cmc_result_clear(&r);
+
+  /* prep reuse gives the same result; concurrent calls give the same result */
+  bf_cmc_prep *pa = NULL, *pb = NULL;
+  CHECK(bf_cmc_prep_new(&pa, a, NULL) == 0 && bf_cmc_prep_new(&pb, b, NULL) == 0);
+  double sc[4] = {0};
+  int bad = 0;
+#pragma omp parallel for num_threads(2) reduction(+ : bad)
+  for (int k = 0; k < 4; k++) {
+    bf_cmc_result q;
+    if (bf_cmc_compare_prep(&q, pa, pb, NULL))
+      bad++;
+    else
+      sc[k] = q.score;
+    bf_cmc_result_clear(&q);
+  }
+  CHECK(bad == 0);
+  for (int k = 0; k < 4; k++)
+    CHECKF(sc[k] == score_ab, "concurrent call %d: %g vs %g", k, sc[k], score_ab);
+  bf_cmc_prep_free(pa);
+  bf_cmc_prep_free(pb);
+  bf_cmc_prep_free(NULL);
+  bf_cmc_result_clear(NULL);
+
+  bf_feature_free(a);
+  bf_feature_free(b);
+  bf_feature_free(c);
+  bf_surface_free(t1);
+  bf_surface_free(t2);
+}
+
+static void test_bad(void)
+{
+  bf_feature *a = NULL, *b = NULL;
+  bf_cmc_result r;
+  CHECK(bf_feature_new(&a, BF_KIND_CARTRIDGE, 200, 200, 6.25, 6.25) == 0);
+  CHECK(bf_feature_new(&b, BF_KIND_CARTRIDGE, 200, 200, 3.125, 3.125) == 0);
+  /* spacings differ */
+  CHECK(bf_cmc_compare(&r, a, b, NULL) == BF_EINVAL);
+  CHECK(strstr(bf_error_last(), "spacing") != NULL);
+  bf_feature_free(b);
+  /* all missing: compared, nothing to count, no crash */
+  CHECK(bf_feature_new(&b, BF_KIND_CARTRIDGE, 200, 200, 6.25, 6.25) == 0);
+  CHECK(bf_cmc_compare(&r, a, b, NULL) == 0);
+  CHECK(r.score == 0 && !r.match && r.ncells[0] == 0);
+  bf_cmc_result_clear(&r);
+  bf_feature_free(b);
+  /* a bullet signature is not a cartridge feature */
+  CHECK(bf_feature_new(&b, BF_KIND_BULLET, 500, 1, 6.25, 6.25) == 0);
+  CHECK(bf_cmc_compare(&r, a, b, NULL) == BF_EINVAL);
+  bf_feature_free(b);
+  /* too small for the grid */
+  CHECK(bf_feature_new(&b, BF_KIND_CARTRIDGE, 20, 20, 6.25, 6.25) == 0);
+  CHECK(bf_cmc_compare(&r, a, b, NULL) == BF_EQUALITY);
+  bf_feature_free(b);
+  /* nonsense options */
+  bf_cmc_opts o = BF_CMC_OPTS_INIT;
+  o.theta_step = 0;
+  CHECK(bf_cmc_compare(&r, a, a, &o) == BF_EINVAL);
+  bf_feature_free(a);
+}
+
+static int load(bf_feature **f, const char *dir, const char *name)
+{
+  char p[4200];
+  bf_surface *s = NULL;
+  snprintf(p, sizeof p, "%s/%s", dir, name);
+  int rc = bf_x3p_read(&s, p, NULL);
+  if (!rc)
+    rc = bf_breechface_extract(f, s, NULL);
+  bf_surface_free(s);
+  return rc;
+}
+
+static void test_real(void)
+{
+  const char *d = bf_t_shared("data");
+  if (!d)
+    return;
+  char dir[4200];
+  snprintf(dir, sizeof dir, "%s/cartridge/fadul", d);
+  bf_feature *a = NULL, *b = NULL, *c = NULL;
+  CHECK(load(&a, dir, "Fadul 1-1.x3p") == 0);
+  CHECK(load(&b, dir, "Fadul 1-2.x3p") == 0);
+  CHECK(load(&c, dir, "Fadul 2-1.x3p") == 0);
+  bf_cmc_result r;
+  if (a && b && bf_cmc_compare(&r, a, b, NULL) == 0) {
+    /* cmcR with its defaults: 19 and 18 original-method CMCs, theta -21 deg */
+    CHECKF(abs(r.cmc_original[0] - 19) <= 3 && abs(r.cmc_original[1] - 18) <= 3,
+           "original CMCs %d %d", r.cmc_original[0], r.cmc_original[1]);
+    CHECKF(fabs(r.theta + 21) <= 3, "theta %g", r.theta);
+    CHECK(r.match);
+    bf_cmc_result_clear(&r);
+  } else
+    CHECK(0);
+  if (a && c && bf_cmc_compare(&r, a, c, NULL) == 0) {
+    CHECKF(!r.match, "1-1 vs 2-1 score %g", r.score);
+    bf_cmc_result_clear(&r);
+  } else
+    CHECK(0);
+  bf_feature_free(a);
+  bf_feature_free(b);
+  bf_feature_free(c);
+}
+
+int main(void)
+{
+  test_synthetic();
+  test_bad();
+  test_real();
+  return bf_t_done();
+}
