@@ -96,10 +96,20 @@ static double unif2(rng *r, double a, double b)
   return a + (b - a) * unif(r);
 }
 
-static double normal(rng *r)
+/* Two uniforms on [-1, 1) from one draw: enough for random spectral coefficients. */
+static void unif_pair(rng *r, double *a, double *b)
 {
-  double u1 = unif(r), u2 = unif(r);
-  return sqrt(-2.0 * log(1.0 - u1)) * cos(2 * M_PI * u2);
+  uint64_t v = rng_u64(r);
+  *a = (double)(v >> 32) * 0x1p-31 - 1;
+  *b = (double)(v & 0xffffffffu) * 0x1p-31 - 1;
+}
+
+/* Irwin-Hall(4) from one draw: unit variance, near-normal; for measurement noise. */
+static double normal_fast(rng *r)
+{
+  uint64_t v = rng_u64(r);
+  double s = (double)(v & 0xffff) + (double)((v >> 16) & 0xffff) + (double)((v >> 32) & 0xffff) + (double)(v >> 48);
+  return (s / 65536.0 + 4 * 0.5 / 65536.0 - 2) * 1.7320508075688772;
 }
 
 /* ---------- sizes and filters ---------- */
@@ -158,7 +168,8 @@ static void field1(const struct bf_synth *g, fftwf_plan p, const float *h, int n
   (void)g;
   for (int k = 0; k <= n / 2; k++) {
     double a = h[k] * 1.7320508075688772; /* uniform on +-sqrt(3): unit variance */
-    double u1 = 2 * unif(r) - 1, u2 = 2 * unif(r) - 1;
+    double u1, u2;
+    unif_pair(r, &u1, &u2);
     spec[k][0] = (float)(a * u1);
     spec[k][1] = (float)(a * u2);
   }
@@ -173,7 +184,8 @@ static void field2(const struct bf_synth *g, const float *h, rng *r, fftwf_compl
     for (int kx = 0; kx < nh; kx++) {
       size_t i = (size_t)ky * nh + kx;
       double a = h[i] * 1.7320508075688772;
-      double u1 = 2 * unif(r) - 1, u2 = 2 * unif(r) - 1;
+      double u1, u2;
+      unif_pair(r, &u1, &u2);
       spec[i][0] = (float)(a * u1);
       spec[i][1] = (float)(a * u2);
     }
@@ -207,7 +219,7 @@ int bf_synth_new(bf_synth **out, const bf_synth_opts *o)
     return bf_error_set(BF_ENOMEM, "synth: out of memory");
   g->o = *o;
   /* The texture grid covers the scan disk under any rotation and shift. */
-  g->nf = fast_size((int)ceil(field * 1.03 / o->cart_spacing + 2 * o->max_shift / o->cart_spacing + 8));
+  g->nf = fast_size((int)ceil(field * 1.03 / o->cart_spacing + 2 * o->max_shift / o->cart_spacing + 4));
   g->ng = fast_size((int)ceil(g->nf * 1.4143) + 8);
   g->ns = fast_size((int)ceil(nsig));
   int nf = g->nf, nh = nf / 2 + 1;
@@ -319,15 +331,6 @@ static void contact_init(contact *c, rng *r, double amp)
   c->amp = amp;
 }
 
-static double contact_at(const contact *c, double x, double y)
-{
-  double s = 0;
-  for (int i = 0; i < 4; i++)
-    s += cos(c->kx[i] * x + c->ky[i] * y + c->ph[i]);
-  double w = 1 + c->amp * s / sqrt(2.0);
-  return w < 0.15 ? 0.15 : w > 1.6 ? 1.6 : w;
-}
-
 static float bilinear(const float *a, int n, double x, double y)
 {
   int ix = (int)floor(x), iy = (int)floor(y);
@@ -384,6 +387,7 @@ int bf_synth_cartridge(bf_surface **out, const bf_synth *g, int firearm, int fir
   float *tex = fftwf_alloc_real((size_t)nf * nf), *ind = fftwf_alloc_real((size_t)nf * nf);
   float *tm = fftwf_alloc_real((size_t)g->ng);
   fftwf_complex *spec = fftwf_alloc_complex((size_t)nf * nh);
+  double *cw = NULL;
   if (!tex || !ind || !tm || !spec) {
     rc = bf_error_set(BF_ENOMEM, "synth: out of memory for a %d x %d texture", nf, nf);
     goto done;
@@ -445,18 +449,45 @@ int bf_synth_cartridge(bf_surface **out, const bf_synth *g, int firearm, int fir
   double turn = unif2(&rg, 20, 40), corner = field / 2 * unif2(&rg, 1.0, 1.1);
 
   double c0 = (n - 1) / 2.0, gc = nf / 2;
+  /* The contact weight's plane waves split into per-column and per-row factors. */
+  cw = malloc((size_t)n * 16 * sizeof *cw);
+  if (!cw) {
+    rc = bf_error_set(BF_ENOMEM, "synth: out of memory");
+    goto done;
+  }
+  for (int i = 0; i < n; i++)
+    for (int k = 0; k < 4; k++) {
+      double c = (i - c0) * dx;
+      cw[(size_t)i * 16 + k] = cos(ct.kx[k] * c + ct.ph[k]);
+      cw[(size_t)i * 16 + 4 + k] = sin(ct.kx[k] * c + ct.ph[k]);
+      cw[(size_t)i * 16 + 8 + k] = cos(ct.ky[k] * c);
+      cw[(size_t)i * 16 + 12 + k] = sin(ct.ky[k] * c);
+    }
+  /* Edges wobble by at most 0.008 R (disk) and 0.02 rh (hole): the angle is needed only there. */
+  double r_in = R * (1 - 0.008), r_out = R * (1 + 0.008), h_in = rh * (1 - 0.02), h_out = rh * (1 + 0.02);
   for (int y = 0; y < n; y++)
     for (int x = 0; x < n; x++) {
-      double u = (x - c0) * dx, v = (y - c0) * dx, r = hypot(u, v), ang = atan2(v, u);
+      double u = (x - c0) * dx, v = (y - c0) * dx, r = hypot(u, v);
+      if (o->processed && r > r_out)
+        continue;
+      double hx = u - ux, hy = v - uy, rho = hypot(hx, hy);
+      if (o->processed && rho < h_in)
+        continue;
+      double edge = r < r_in ? r_in : r > r_out ? r_out : R * (1 + 0.004 * wobble_at(&wo, atan2(v, u)));
+      double hole = rho > h_out ? h_out : rho < h_in ? h_in : rh * (1 + 0.01 * wobble_at(&wh, atan2(hy, hx)));
       double px = cr * u - sr * v + tx, py = sr * u + cr * v + ty; /* firearm frame, µm */
-      double hx = u - ux, hy = v - uy, rho = hypot(hx, hy), hang = atan2(hy, hx);
       float t = bilinear(tex, nf, px / dx + gc, py / dx + gc);
       float iv = ind[(size_t)(y + (nf - n) / 2) * nf + x + (nf - n) / 2];
-      double z, edge = R * (1 + 0.004 * wobble_at(&wo, ang)), hole = rh * (1 + 0.01 * wobble_at(&wh, hang));
+      const double *wx = cw + (size_t)x * 16, *wy = cw + (size_t)y * 16;
+      double cs = 0;
+      for (int k = 0; k < 4; k++)
+        cs += wx[k] * wy[8 + k] - wx[4 + k] * wy[12 + k];
+      double w = 1 + ct.amp * cs / sqrt(2.0), z;
+      w = w < 0.15 ? 0.15 : w > 1.6 ? 1.6 : w;
       if (o->processed) {
         if (r > edge || rho < hole || isnan(t))
           continue;
-        z = amp_f * (q * contact_at(&ct, u, v) * t + qi * iv);
+        z = amp_f * (q * w * t + qi * iv);
       } else {
         double fuzz = unif(&rg);
         z = z0 + sx * u + sy * v;
@@ -471,7 +502,7 @@ int bf_synth_cartridge(bf_surface **out, const bf_synth *g, int firearm, int fir
             if (rho < rfp * 1.06 && fuzz < 0.6)
               continue; /* the crater wall */
           } else if (!isnan(t))
-            z += amp_f * (q * contact_at(&ct, u, v) * t + qi * iv);
+            z += amp_f * (q * w * t + qi * iv);
         } else if (r <= edge + gap) {
           if (fuzz < 0.9)
             continue; /* the primer seal: a dark gap */
@@ -514,6 +545,7 @@ done:
   fftwf_free(ind);
   fftwf_free(tm);
   fftwf_free(spec);
+  free(cw);
   return rc;
 }
 
@@ -540,6 +572,7 @@ int bf_synth_land(bf_surface **out, const bf_synth *g, int barrel, int bullet, i
   bf_surface *s = NULL;
   float *sig = fftwf_alloc_real((size_t)ns), *i1 = fftwf_alloc_real((size_t)ns), *i2 = fftwf_alloc_real((size_t)ns);
   float *prof = NULL;
+  double *form = NULL;
   fftwf_complex *spec = fftwf_alloc_complex((size_t)ns / 2 + 1);
   if (!sig || !i1 || !i2 || !spec) {
     rc = bf_error_set(BF_ENOMEM, "synth: out of memory for a land signature");
@@ -599,27 +632,37 @@ int bf_synth_land(bf_surface **out, const bf_synth *g, int barrel, int bullet, i
     goto done;
   rng rn = rng_key(o->seed, S_BULLET_NOISE, (uint64_t)barrel, (uint64_t)bullet, (uint64_t)land);
   double c_across = (nacross - 1) / 2.0, c_along = (nalong - 1) / 2.0;
+  /* Per column: the land's form (arc, shoulders, groove slope) and its chance of dropping out. */
+  form = malloc((size_t)nacross * 2 * sizeof *form);
+  if (!form) {
+    rc = bf_error_set(BF_ENOMEM, "synth: out of memory for a land profile");
+    goto done;
+  }
+  double *miss = form + nacross;
+  for (int i = 0; i < nacross; i++) {
+    double x = (i - c_across) * dx - xc, ax = fabs(x); /* from the LEA centre */
+    double e = (ax - width / 2) / sh_w;                  /* the groove shoulder: a steep rise */
+    form[i] = z0 + sqrt(radius * radius - x * x) - radius + shoulder * 0.5 * (1 + tanh(2 * e));
+    if (ax > width / 2)
+      form[i] -= slope_out * (ax - width / 2);
+    miss[i] = 0;
+    if (e > -0.4 && e < 1.6)
+      miss[i] = 0.35; /* steep shoulders drop out */
+    if (ax > width / 2 + groove * 0.75)
+      miss[i] = 0.3;
+    if (damaged && x >= d0 && x <= d1)
+      miss[i] += 0.1;
+  }
   for (int j = 0; j < nalong; j++) {
     double t = (double)j / (nalong > 1 ? nalong - 1 : 1), along = (j - c_along) * dx;
+    int at_end = end_top ? j < end_len : j > nalong - end_len;
     for (int i = 0; i < nacross; i++) {
-      double x = (i - c_across) * dx - xc; /* from the LEA centre */
-      double xs = x + tilt * along;        /* striae run slightly off the axis */
-      double ax = fabs(x), z = z0 + sqrt(radius * radius - x * x) - radius + ky * along;
-      double e = (ax - width / 2) / sh_w;  /* the groove shoulder: a steep rise */
-      z += shoulder * 0.5 * (1 + tanh(2 * e));
-      if (ax > width / 2)
-        z -= slope_out * (ax - width / 2);
-      double pidx = xs / dx + ns / 2;
-      z += interp1(prof, ns, pidx) + (2 * t - 1) * interp1(prof2, ns, pidx);
-      z += o->noise_sd * normal(&rn);
-      double pmiss = 0;
-      if (e > -0.4 && e < 1.6)
-        pmiss = 0.35; /* steep shoulders drop out */
-      if (ax > width / 2 + groove * 0.75)
-        pmiss = 0.3;
-      if (damaged && x >= d0 && x <= d1)
-        pmiss += 0.1;
-      if (x * end_side > width / 2 - 150 && (end_top ? j < end_len : j > nalong - end_len))
+      double x = (i - c_across) * dx - xc;
+      double pidx = (x + tilt * along) / dx + ns / 2; /* striae run slightly off the axis */
+      double z = form[i] + ky * along + interp1(prof, ns, pidx) + (2 * t - 1) * interp1(prof2, ns, pidx);
+      z += o->noise_sd * normal_fast(&rn);
+      double pmiss = miss[i];
+      if (at_end && x * end_side > width / 2 - 150)
         pmiss = 0.6; /* the scan's end near a groove: a lost corner */
       if (pmiss > 0 && unif(&rn) < pmiss)
         continue;
@@ -644,6 +687,7 @@ done:
   fftwf_free(i2);
   fftwf_free(spec);
   free(prof);
+  free(form);
   return rc;
 }
 
