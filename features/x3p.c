@@ -27,6 +27,7 @@
 #define X3P_NS "http://www.opengps.eu/2008/ISO5436_2"
 #define MAX_XML_BYTES (4L << 20)
 #define MAX_FILE_BYTES (4L << 30)
+#define MAX_ENTRIES 10000 /* an X3P holds a handful of members; more is a directory bomb */
 
 /* ---------- zip helpers ---------- */
 
@@ -432,8 +433,16 @@ int bf_x3p_read_mem(bf_surface **out, const void *buf, size_t len, const char *n
   }
   z = zip_open_from_source(src, ZIP_RDONLY | ZIP_CHECKCONS, &ze);
   if (!z) {
-    rc = bf_error_set(BF_EFORMAT, "%s: not a readable zip archive (%s)", name, zip_error_strerror(&ze));
+    int pk = len >= 4 && !memcmp(buf, "PK\003\004", 4);
+    rc = bf_error_set(BF_EFORMAT, "%s: %s (%s)", name,
+                      pk ? "damaged or truncated zip archive" : "not a readable zip archive",
+                      zip_error_strerror(&ze));
     zip_source_free(src);
+    goto done;
+  }
+  if (zip_get_num_entries(z, 0) > MAX_ENTRIES) {
+    rc = bf_error_set(BF_ELIMIT, "%s: zip archive lists %lld members, more than the %d an X3P may have",
+                      name, (long long)zip_get_num_entries(z, 0), MAX_ENTRIES);
     goto done;
   }
 
