@@ -126,6 +126,8 @@ struct bf_store {
   size_t nhi, chi;
   int64_t *hset; /* open addressing over hi (index+1, 0 empty) */
   size_t hcap;
+  int64_t *sset; /* the same over sc, keyed by SHA-256: duplicate checks in O(1) */
+  size_t scap_set;
   kindcache kinds[MAXKINDS];
   int nkinds;
 };
@@ -412,6 +414,38 @@ static void hset_add(bf_store *st, size_t j)
   st->hset[i] = (int64_t)j + 1;
 }
 
+/* ---- SHA-256 set over the scans ---- */
+
+static size_t skey(const char *hex, size_t cap)
+{
+  uint64_t k = 1469598103934665603ull;
+  for (int i = 0; i < 16 && hex[i]; i++)
+    k = (k ^ (unsigned char)hex[i]) * 1099511628211ull;
+  return (size_t)(k & (cap - 1));
+}
+
+static int sset_build(bf_store *st, size_t need)
+{
+  size_t cap = 1024;
+  while (cap < 2 * need)
+    cap *= 2;
+  if (cap <= st->scap_set && st->sset)
+    return 0;
+  int64_t *s = calloc(cap, sizeof *s);
+  if (!s)
+    return bf_error_set(BF_ENOMEM, "out of memory for the SHA-256 index");
+  free(st->sset);
+  st->sset = s;
+  st->scap_set = cap;
+  for (size_t j = 0; j < st->nsc; j++) {
+    size_t i = skey(st->sc[j].sha256, cap);
+    while (s[i])
+      i = (i + 1) & (cap - 1);
+    s[i] = (int64_t)j + 1;
+  }
+  return 0;
+}
+
 /* ---- open / load / close ---- */
 
 static void drop_caches(bf_store *st)
@@ -423,6 +457,9 @@ static void drop_caches(bf_store *st)
   free(st->hset);
   st->hset = NULL;
   st->hcap = 0;
+  free(st->sset);
+  st->sset = NULL;
+  st->scap_set = 0;
 }
 
 static int load_tables(bf_store *st)
@@ -435,6 +472,8 @@ static int load_tables(bf_store *st)
       (rc = tbl_read(st->f, &T_SCANS, (void **)&st->sc, &st->nsc, &st->csc)) ||
       (rc = tbl_read(st->f, &T_HITS, (void **)&st->hi, &st->nhi, &st->chi)))
     return bf_error_prefix(rc, "%s: ", st->path);
+  if ((rc = sset_build(st, st->nsc)))
+    return rc;
   return hset_build(st, st->nhi);
 }
 
@@ -504,8 +543,8 @@ static int take_lock(bf_store *st)
 static void set_paths(bf_store *st, const char *path)
 {
   scopy(st->path, sizeof st->path, path);
-  snprintf(st->tmp, sizeof st->tmp, "%s.tmp", path);
-  snprintf(st->lockpath, sizeof st->lockpath, "%s.lock", path);
+  snprintf(st->tmp, sizeof st->tmp, "%s.tmp", st->path);
+  snprintf(st->lockpath, sizeof st->lockpath, "%s.lock", st->path);
 }
 
 static int fsync_dir(const char *path)
@@ -912,13 +951,18 @@ int bf_store_add_item(bf_store *st, int64_t *id, int kind, const char *calibre, 
 
 int bf_store_find_sha256(const bf_store *st, const char *hex, int64_t *scan_id)
 {
-  for (size_t i = 0; i < st->nsc; i++)
-    if (!strcmp(st->sc[i].sha256, hex)) {
+  if (!st->scap_set)
+    return BF_ENOTFOUND;
+  for (size_t i = skey(hex, st->scap_set);; i = (i + 1) & (st->scap_set - 1)) {
+    int64_t v = st->sset[i];
+    if (!v)
+      return BF_ENOTFOUND;
+    if (!strcmp(st->sc[v - 1].sha256, hex)) {
       if (scan_id)
-        *scan_id = st->sc[i].id;
+        *scan_id = st->sc[v - 1].id;
       return 0;
     }
-  return BF_ENOTFOUND;
+  }
 }
 
 static int x3p_name(char *buf, size_t n, int64_t id)
@@ -931,7 +975,8 @@ int bf_store_add_scan(bf_store *st, int64_t *id, int64_t item, int land, const v
 {
   int rc;
   hid_t sp = -1, p = -1, ds = -1;
-  if ((rc = need_tx(st)) || (rc = grow((void **)&st->sc, &st->csc, st->nsc + 1, sizeof *st->sc)))
+  if ((rc = need_tx(st)) || (rc = grow((void **)&st->sc, &st->csc, st->nsc + 1, sizeof *st->sc)) ||
+      (rc = sset_build(st, st->nsc + 1)))
     return rc;
   bf_item *it = (bf_item *)bf_store_item(st, item);
   if (!it)
@@ -987,7 +1032,14 @@ int bf_store_add_scan(bf_store *st, int64_t *id, int64_t item, int land, const v
     it->nscans--;
     goto done;
   }
-  st->sc[st->nsc++] = r;
+  st->sc[st->nsc] = r;
+  {
+    size_t i = skey(r.sha256, st->scap_set);
+    while (st->sset[i])
+      i = (i + 1) & (st->scap_set - 1);
+    st->sset[i] = (int64_t)st->nsc + 1;
+  }
+  st->nsc++;
   if (id)
     *id = r.id;
 done:
