@@ -137,9 +137,12 @@ static int find_marks(mark *m, const float *z, int n, double thr)
   return nm;
 }
 
-/* Logistic weights of the land score. Set by leave-one-study-out cross-validation on the two
- * Hamby sets of ../shared/data (fit on Hamby 252, checked on Hamby 44 and vice versa), then
- * rounded; see bench_bullet and the report of issue 4. Order: w0, ccf, cms/mm, match_frac, D_rel. */
+/* Logistic weights of the land score, order w0, ccf, cms/mm, match_frac, D_rel. Set by hand,
+ * not trained: the score reaches 0.5 at ccf ~ 0.75 with half the marks matching and D_rel ~ 0.6,
+ * each extra consecutive match per mm adds a little, D_rel (misfit relative to roughness)
+ * subtracts. Checked, not tuned, against a leave-one-study-out logistic fit on Hamby 252 /
+ * Hamby 44 (bench_bullet --csv): the fitted weights ranked the pairs no better than these (both
+ * fail Hamby 44 B1L6-B2L4, a land whose heel end is damaged), so the plainer hand weights stay. */
 static const double BF_LAND_WEIGHTS[5] = {-9.0, 9.0, 0.25, 4.0, -1.0};
 
 double bf_land_score(const bf_land_result *r)
