@@ -50,8 +50,8 @@ typedef struct bf_synth_opts {
 } bf_synth_opts;
 
 #define BF_SYNTH_OPTS_INIT                                                                  \
-  { 1, 1, 6.25, 3406.0, 3850.0, 1.55, 0.25, 0.72, 180.0, 100.0, 0.004, 1.5625, 6, 2050.0, \
-    700.0, 4200.0, 0.45, 0.82, 60.0, 0.2, 0.45, 0 }
+  { 1, 1, 6.25, 3406.0, 3850.0, 1.55, 0.2, 0.72, 180.0, 100.0, 0.002, 1.5625, 6, 2050.0, \
+    700.0, 4200.0, 0.38, 0.82, 60.0, 0.2, 0.45, 0 }
 
 /* What was done to one item (the truth a test can undo). */
 typedef struct bf_synth_truth {

@@ -55,7 +55,7 @@ struct bf_synth {
 /* ---------- counter-based random numbers (splitmix64 keyed by the ids) ---------- */
 
 enum { S_FIREARM = 1, S_FIREARM_TEX, S_FIREARM_TM, S_FIRING, S_FIRING_TEX, S_FIRING_DROP,
-       S_LAND_SIG, S_BULLET, S_BULLET_LAND, S_BULLET_IND, S_BULLET_NOISE };
+       S_LAND_SIG, S_BULLET, S_BULLET_LAND, S_BULLET_IND, S_BULLET_NOISE, S_BULLET_MISS };
 
 typedef struct rng {
   uint64_t s;
@@ -331,7 +331,7 @@ static void contact_init(contact *c, rng *r, double amp)
   c->amp = amp;
 }
 
-static float bilinear(const float *a, int n, double x, double y)
+static inline float bilinear(const float *a, int n, double x, double y)
 {
   int ix = (int)floor(x), iy = (int)floor(y);
   if (ix < 0 || iy < 0 || ix + 1 >= n || iy + 1 >= n)
@@ -353,7 +353,7 @@ static void dropouts(bf_surface *s, rng *r, double frac, int transpose)
     double cx = unif(r) * w, cy = unif(r) * h, rad = unif2(r, 0.7, 2.5);
     for (int y = (int)(cy - rad); y <= (int)(cy + rad); y++)
       for (int x = (int)(cx - rad); x <= (int)(cx + rad); x++)
-        if (x >= 0 && y >= 0 && x < w && y < h && hypot(x - cx, y - cy) <= rad)
+        if (x >= 0 && y >= 0 && x < w && y < h && (x - cx) * (x - cx) + (y - cy) * (y - cy) <= rad * rad)
           s->z[transpose ? (size_t)x * s->nx + y : (size_t)y * s->nx + x] = NAN;
   }
 }
@@ -388,6 +388,7 @@ int bf_synth_cartridge(bf_surface **out, const bf_synth *g, int firearm, int fir
   float *tm = fftwf_alloc_real((size_t)g->ng);
   fftwf_complex *spec = fftwf_alloc_complex((size_t)nf * nh);
   double *cw = NULL;
+  float *dark = NULL;
   if (!tex || !ind || !tm || !spec) {
     rc = bf_error_set(BF_ENOMEM, "synth: out of memory for a %d x %d texture", nf, nf);
     goto done;
@@ -463,18 +464,40 @@ int bf_synth_cartridge(bf_surface **out, const bf_synth *g, int firearm, int fir
       cw[(size_t)i * 16 + 8 + k] = cos(ct.ky[k] * c);
       cw[(size_t)i * 16 + 12 + k] = sin(ct.ky[k] * c);
     }
-  /* Edges wobble by at most 0.008 R (disk) and 0.02 rh (hole): the angle is needed only there. */
-  double r_in = R * (1 - 0.008), r_out = R * (1 + 0.008), h_in = rh * (1 - 0.02), h_out = rh * (1 + 0.02);
+  /* Raw scans lose points in ragged clusters (dark crater, primer seal, corners): a fine-scale
+   * field, the case's own texture minus its 3-px neighbourhood, thresholded at normal quantiles. */
+  if (!o->processed) {
+    dark = malloc((size_t)n * n * sizeof *dark);
+    if (!dark) {
+      rc = bf_error_set(BF_ENOMEM, "synth: out of memory");
+      goto done;
+    }
+    double ss = 0;
+    int off = (nf - n) / 2;
+    for (int y = 0; y < n; y++)
+      for (int x = 0; x < n; x++) {
+        const float *p = ind + (size_t)(y + off) * nf + x + off;
+        int lx = x >= 3 ? -3 : 0, hx = x + 3 < n ? 3 : 0, ly = y >= 3 ? -3 : 0, hy = y + 3 < n ? 3 : 0;
+        double d = p[0] - 0.25 * (p[lx] + p[hx] + p[(ptrdiff_t)ly * nf] + p[(ptrdiff_t)hy * nf]);
+        dark[(size_t)y * n + x] = (float)d;
+        ss += d * d;
+      }
+    float k = (float)(1 / sqrt(ss / ((double)n * n) + 1e-30));
+    for (size_t i = 0; i < (size_t)n * n; i++)
+      dark[i] *= k;
+  }
+  /* Edges wobble by at most 0.008 R (disk) and 0.008 rh (hole): the angle is needed only there. */
+  double r_in = R * (1 - 0.008), r_out = R * (1 + 0.008), h_in = rh * (1 - 0.008), h_out = rh * (1 + 0.008);
   for (int y = 0; y < n; y++)
     for (int x = 0; x < n; x++) {
-      double u = (x - c0) * dx, v = (y - c0) * dx, r = hypot(u, v);
+      double u = (x - c0) * dx, v = (y - c0) * dx, r = sqrt(u * u + v * v);
       if (o->processed && r > r_out)
         continue;
-      double hx = u - ux, hy = v - uy, rho = hypot(hx, hy);
+      double hx = u - ux, hy = v - uy, rho = sqrt(hx * hx + hy * hy);
       if (o->processed && rho < h_in)
         continue;
       double edge = r < r_in ? r_in : r > r_out ? r_out : R * (1 + 0.004 * wobble_at(&wo, atan2(v, u)));
-      double hole = rho > h_out ? h_out : rho < h_in ? h_in : rh * (1 + 0.01 * wobble_at(&wh, atan2(hy, hx)));
+      double hole = rho > h_out ? h_out : rho < h_in ? h_in : rh * (1 + 0.004 * wobble_at(&wh, atan2(hy, hx)));
       double px = cr * u - sr * v + tx, py = sr * u + cr * v + ty; /* firearm frame, µm */
       float t = bilinear(tex, nf, px / dx + gc, py / dx + gc);
       float iv = ind[(size_t)(y + (nf - n) / 2) * nf + x + (nf - n) / 2];
@@ -489,26 +512,26 @@ int bf_synth_cartridge(bf_surface **out, const bf_synth *g, int firearm, int fir
           continue;
         z = amp_f * (q * w * t + qi * iv);
       } else {
-        double fuzz = unif(&rg);
+        double dk = dark[(size_t)y * n + x]; /* lost where dk < the normal quantile of the loss */
         z = z0 + sx * u + sy * v;
         if (r <= edge) {
           z += -sag * (r / R) * (r / R);
           if (rho < rfp) {
-            if (rho < 0.72 * rfp && fuzz < 0.97)
+            if (rho < 0.72 * rfp && dk < 1.88)
               continue; /* the crater bottom: too steep and dark to measure */
             z += -depth * (1 - (rho / rfp) * (rho / rfp)) + 0.3 * amp_f * iv;
           } else if (rho < hole) {
             z += rim * sin(M_PI * (rho - rfp) / (hole - rfp)) + 0.5 * amp_f * iv;
-            if (rho < rfp * 1.06 && fuzz < 0.6)
+            if (rho < rfp * 1.06 && dk < 0.25)
               continue; /* the crater wall */
           } else if (!isnan(t))
             z += amp_f * (q * w * t + qi * iv);
         } else if (r <= edge + gap) {
-          if (fuzz < 0.9)
+          if (dk < 1.28)
             continue; /* the primer seal: a dark gap */
           z += -30 * sin(M_PI * (r - edge) / gap);
         } else {
-          if (r > corner && fuzz < 0.5)
+          if (r > corner && dk < 0)
             continue;
           z += head + 0.5 * amp_f * iv + 0.3 * sin(2 * M_PI * r / turn);
         }
@@ -546,12 +569,13 @@ done:
   fftwf_free(tm);
   fftwf_free(spec);
   free(cw);
+  free(dark);
   return rc;
 }
 
 /* ---------- bullet lands ---------- */
 
-static double interp1(const float *a, int n, double t)
+static inline double interp1(const float *a, int n, double t)
 {
   int i = (int)floor(t);
   if (i < 0) return a[0];
@@ -632,26 +656,27 @@ int bf_synth_land(bf_surface **out, const bf_synth *g, int barrel, int bullet, i
     goto done;
   rng rn = rng_key(o->seed, S_BULLET_NOISE, (uint64_t)barrel, (uint64_t)bullet, (uint64_t)land);
   double c_across = (nacross - 1) / 2.0, c_along = (nalong - 1) / 2.0;
-  /* Per column: the land's form (arc, shoulders, groove slope) and its chance of dropping out. */
-  form = malloc((size_t)nacross * 2 * sizeof *form);
+  /* Per column: the land's form (arc, shoulders, groove slope) and how it drops out: steep
+   * shoulder and groove columns lose points in streaks along the striae (a sine over the rows
+   * above a per-column threshold), everywhere a few single points. */
+  form = malloc((size_t)nacross * 4 * sizeof *form);
   if (!form) {
     rc = bf_error_set(BF_ENOMEM, "synth: out of memory for a land profile");
     goto done;
   }
-  double *miss = form + nacross;
+  double *thr = form + nacross, *per = form + 2 * (size_t)nacross, *pha = form + 3 * (size_t)nacross;
+  rng rmiss = rng_key(o->seed, S_BULLET_MISS, (uint64_t)barrel, (uint64_t)bullet, (uint64_t)land);
   for (int i = 0; i < nacross; i++) {
     double x = (i - c_across) * dx - xc, ax = fabs(x); /* from the LEA centre */
     double e = (ax - width / 2) / sh_w;                  /* the groove shoulder: a steep rise */
     form[i] = z0 + sqrt(radius * radius - x * x) - radius + shoulder * 0.5 * (1 + tanh(2 * e));
     if (ax > width / 2)
       form[i] -= slope_out * (ax - width / 2);
-    miss[i] = 0;
-    if (e > -0.4 && e < 1.6)
-      miss[i] = 0.35; /* steep shoulders drop out */
-    if (ax > width / 2 + groove * 0.75)
-      miss[i] = 0.3;
-    if (damaged && x >= d0 && x <= d1)
-      miss[i] += 0.1;
+    int lossy = (e > -0.4 && e < 1.6) || ax > width / 2 + groove * 0.75;
+    double u = unif(&rmiss);
+    thr[i] = lossy && u < 0.6 ? unif2(&rmiss, -0.4, 0.7) : 2; /* 2: never */
+    per[i] = 2 * M_PI / unif2(&rmiss, 15, 90);
+    pha[i] = unif2(&rmiss, 0, 2 * M_PI);
   }
   for (int j = 0; j < nalong; j++) {
     double t = (double)j / (nalong > 1 ? nalong - 1 : 1), along = (j - c_along) * dx;
@@ -661,10 +686,12 @@ int bf_synth_land(bf_surface **out, const bf_synth *g, int barrel, int bullet, i
       double pidx = (x + tilt * along) / dx + ns / 2; /* striae run slightly off the axis */
       double z = form[i] + ky * along + interp1(prof, ns, pidx) + (2 * t - 1) * interp1(prof2, ns, pidx);
       z += o->noise_sd * normal_fast(&rn);
-      double pmiss = miss[i];
+      if (thr[i] < 1 && sin(per[i] * j + pha[i]) > thr[i])
+        continue;
+      double pmiss = 0.002;
       if (at_end && x * end_side > width / 2 - 150)
         pmiss = 0.6; /* the scan's end near a groove: a lost corner */
-      if (pmiss > 0 && unif(&rn) < pmiss)
+      if (unif(&rn) < pmiss)
         continue;
       size_t k = o->striae_along_x ? (size_t)i * nx + j : (size_t)j * nx + i;
       s->z[k] = (float)z;
