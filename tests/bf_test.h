@@ -59,7 +59,7 @@ static inline const char *bf_t_tmpdir(const char *name)
 {
   static char buf[4096];
   snprintf(buf, sizeof buf, "%s/%s", BF_TEST_TMP, name);
-  char cmd[4200];
+  char cmd[8400];
   snprintf(cmd, sizeof cmd, "rm -rf '%s' && mkdir -p '%s'", buf, buf);
   if (system(cmd) != 0) {
     fprintf(stderr, "cannot make %s\n", buf);
