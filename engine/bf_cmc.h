@@ -32,10 +32,13 @@ typedef struct bf_cmc_opts {
   int tau;                   /* High CMC tau */
   int match_min_cmc;         /* out->match = score >= this (literature: 6 CMCs) */
   int threads;               /* 0: OpenMP default when not already inside a parallel region */
+  int coarse;                /* 1: find each cell's translation by FFT at half resolution, then
+                                the exact correlation at full resolution around that peak
+                                (hill-climbing); 0: FFT at full resolution (slower) */
 } bf_cmc_opts;
 
 #define BF_CMC_OPTS_INIT                                                                     \
-  { 8, 8, 0.85, 3.0, -30.0, 30.0, 3.0, 125.0, 125.0, 6.0, 0.5, 1, 6, 0 }
+  { 8, 8, 0.85, 3.0, -30.0, 30.0, 3.0, 125.0, 125.0, 6.0, 0.5, 1, 6, 0, 1 }
 
 /* One reference cell's best (over rotations) registration, in one direction. */
 typedef struct bf_cmc_cell {

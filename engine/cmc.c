@@ -20,16 +20,34 @@ struct bf_cmc_prep {
   fftwf_complex **cfft;    /* per kept cell: FFT of its standardised, zero-filled heights */
   const bf_fft_plan *plan;
   int cells_x, cells_y;
+  double max_missing;
+  /* two-level search (opts.coarse): FFT correlation at half resolution, then the exact
+   * zero-filled correlation at full resolution around the coarse peak */
+  int coarse;
+  int cnx, cny;            /* half-resolution size */
+  float *cz;               /* 2x2 NaN-aware means (NaN when fewer than 2 of 4 are valid) */
+  int ccw, cch, crx, cry, cn0, cn1, cnh;
+  fftwf_complex **ccfft;   /* per kept cell: coarse FFT */
+  float **cstd;            /* per kept cell: standardised, zero-filled full-resolution cell */
+  const bf_fft_plan *cplan;
 };
 
 void bf_cmc_prep_free(bf_cmc_prep *p)
 {
   if (!p)
     return;
-  if (p->cfft)
-    for (int i = 0; i < p->ncell; i++)
+  for (int i = 0; i < p->ncell; i++) {
+    if (p->cfft)
       fftwf_free(p->cfft[i]);
+    if (p->ccfft)
+      fftwf_free(p->ccfft[i]);
+    if (p->cstd)
+      free(p->cstd[i]);
+  }
   free(p->cfft);
+  free(p->ccfft);
+  free(p->cstd);
+  free(p->cz);
   free(p->use);
   free(p->z);
   free(p);
@@ -66,6 +84,82 @@ static int check_opts(const bf_cmc_opts *o)
   return 0;
 }
 
+/* Half-resolution copy, coarse cell FFTs and standardised full-resolution cells. */
+static int prep_coarse(bf_cmc_prep *p)
+{
+  float *buf = NULL;
+  int rc = 0;
+  p->cnx = p->nx / 2;
+  p->cny = p->ny / 2;
+  p->ccw = p->cw / 2;
+  p->cch = p->ch / 2;
+  p->crx = (int)lround((double)p->rx / p->cw * p->ccw);
+  p->cry = (int)lround((double)p->ry / p->ch * p->cch);
+  p->cn1 = bf_fft_good_size(p->crx);
+  p->cn0 = bf_fft_good_size(p->cry);
+  p->cnh = p->cn1 / 2 + 1;
+  p->cz = malloc((size_t)p->cnx * p->cny * sizeof *p->cz);
+  p->ccfft = calloc(p->ncell, sizeof *p->ccfft);
+  p->cstd = calloc(p->ncell, sizeof *p->cstd);
+  buf = fftwf_alloc_real((size_t)p->cn0 * p->cn1);
+  if (!p->cz || !p->ccfft || !p->cstd || !buf) {
+    rc = bf_error_set(BF_ENOMEM, "out of memory for a CMC prep");
+    goto done;
+  }
+  for (int y = 0; y < p->cny; y++)
+    for (int x = 0; x < p->cnx; x++) {
+      const float *z = p->z + (size_t)2 * y * p->nx + 2 * x;
+      float v[4] = {z[0], z[1], z[p->nx], z[p->nx + 1]}, s = 0;
+      int m = 0;
+      for (int k = 0; k < 4; k++)
+        if (!isnan(v[k])) {
+          s += v[k];
+          m++;
+        }
+      p->cz[(size_t)y * p->cnx + x] = m >= 2 ? s / m : NAN;
+    }
+  if (!(p->cplan = bf_fft_plan_get(p->cn0, p->cn1))) {
+    rc = BF_ENOMEM;
+    goto done;
+  }
+  for (int i = 0; i < p->ncell; i++) {
+    int r = i / p->cells_x, c = i % p->cells_x;
+    int x0 = p->ox + c * p->cw, y0 = p->oy + r * p->ch;
+    const float *fz = p->z + (size_t)y0 * p->nx + x0;
+    double mean, sd;
+    int nv = win_stats(fz, p->cw, p->ch, p->nx, &mean, &sd);
+    if (nv < 10 || 1.0 - (double)nv / (p->cw * p->ch) > p->max_missing || !(sd > 0))
+      continue;
+    p->cstd[i] = malloc((size_t)p->cw * p->ch * sizeof(float));
+    p->ccfft[i] = fftwf_alloc_complex((size_t)p->cn0 * p->cnh);
+    if (!p->cstd[i] || !p->ccfft[i]) {
+      rc = bf_error_set(BF_ENOMEM, "out of memory for CMC cell transforms");
+      goto done;
+    }
+    for (int y = 0; y < p->ch; y++)
+      for (int x = 0; x < p->cw; x++) {
+        float v = fz[(size_t)y * p->nx + x];
+        p->cstd[i][(size_t)y * p->cw + x] = isnan(v) ? 0.0f : (float)((v - mean) / sd);
+      }
+    const float *cz = p->cz + (size_t)(y0 / 2) * p->cnx + x0 / 2;
+    double cm, cs;
+    win_stats(cz, p->ccw, p->cch, p->cnx, &cm, &cs);
+    if (!(cs > 0))
+      cs = 1;
+    memset(buf, 0, (size_t)p->cn0 * p->cn1 * sizeof *buf);
+    for (int y = 0; y < p->cch; y++)
+      for (int x = 0; x < p->ccw; x++) {
+        float v = cz[(size_t)y * p->cnx + x];
+        buf[(size_t)y * p->cn1 + x] = isnan(v) ? 0.0f : (float)((v - cm) / cs);
+      }
+    fftwf_execute_dft_r2c(p->cplan->r2c, buf, p->ccfft[i]);
+    p->use[i] = 1;
+  }
+done:
+  fftwf_free(buf);
+  return rc;
+}
+
 int bf_cmc_prep_new(bf_cmc_prep **out, const bf_feature *f, const bf_cmc_opts *o)
 {
   bf_cmc_opts def = BF_CMC_OPTS_INIT;
@@ -93,6 +187,7 @@ int bf_cmc_prep_new(bf_cmc_prep **out, const bf_feature *f, const bf_cmc_opts *o
   p->qflags = f->quality_flags;
   p->cells_x = o->cells_x;
   p->cells_y = o->cells_y;
+  p->max_missing = o->max_missing;
   p->cw = f->nx / o->cells_x;
   p->ch = f->ny / o->cells_y;
   p->ox = (f->nx - p->cw * o->cells_x) / 2;
@@ -113,6 +208,11 @@ int bf_cmc_prep_new(bf_cmc_prep **out, const bf_feature *f, const bf_cmc_opts *o
     goto done;
   }
   memcpy(p->z, f->z, n * sizeof *p->z);
+  p->coarse = o->coarse;
+  if (p->coarse) {
+    rc = prep_coarse(p);
+    goto done;
+  }
   if (!(p->plan = bf_fft_plan_get(p->n0, p->n1))) {
     rc = BF_ENOMEM;
     goto done;
@@ -137,9 +237,11 @@ int bf_cmc_prep_new(bf_cmc_prep **out, const bf_feature *f, const bf_cmc_opts *o
     fftwf_execute_dft_r2c(p->plan->r2c, buf, p->cfft[i]);
     p->use[i] = 1;
   }
-  *out = p;
-  p = NULL;
 done:
+  if (!rc) {
+    *out = p;
+    p = NULL;
+  }
   fftwf_free(buf);
   bf_cmc_prep_free(p);
   return rc;
@@ -262,6 +364,186 @@ static void register_theta(reg *out, const bf_cmc_prep *a, const bf_cmc_prep *b,
     g->corr = (float)((s12 - s1 * s2 / m) / sqrt(v1 * v2));
     g->sx = (float)(bx - 0.5 * (rx - a->cw));
     g->sy = (float)(by - 0.5 * (ry - a->ch));
+    g->ok = 1;
+  }
+}
+
+/* Nearest-neighbour rotation of a plain nx x ny array about its centre (as rotate_nn). */
+static void rotate_arr(float *rot, const float *z, int nx, int ny, double theta)
+{
+  double a = theta * M_PI / 180.0, c = cos(a), s = sin(a);
+  double cx = 0.5 * (nx - 1), cy = 0.5 * (ny - 1);
+  for (int y = 0; y < ny; y++) {
+    double v = y - cy;
+    double fx = c * (0 - cx) + s * v + cx + 0.5, fy = -s * (0 - cx) + c * v + cy + 0.5;
+    float *row = rot + (size_t)y * nx;
+    for (int x = 0; x < nx; x++, fx += c, fy -= s) {
+      int xs = (int)floor(fx), ys = (int)floor(fy);
+      row[x] = ((unsigned)xs < (unsigned)nx && (unsigned)ys < (unsigned)ny)
+                 ? z[(size_t)ys * nx + xs] : NAN;
+    }
+  }
+}
+
+/* Two-level registration of every kept cell of a against b rotated by theta: FFT correlation
+ * at half resolution, then hill-climbing on the full-resolution zero-filled correlation. */
+#define HC_W 3 /* full-resolution search half-width around the coarse peak, points */
+static void register_theta_coarse(reg *out, const bf_cmc_prep *a, const bf_cmc_prep *b,
+                                  double theta, const bf_cmc_opts *o, float *crot, float *region,
+                                  float *buf, fftwf_complex *F, float *cc, float *win, float *wz)
+{
+  rotate_arr(crot, b->cz, b->cnx, b->cny, theta);
+  double ang = theta * M_PI / 180.0, cth = cos(ang), sth = sin(ang);
+  int rx = a->rx, ry = a->ry, crx = a->crx, cry = a->cry, n1 = a->cn1, nh = a->cnh, n0 = a->cn0;
+  int cw = a->cw, ch = a->ch, ww = cw + 2 * HC_W, wh = ch + 2 * HC_W;
+  double acx = 0.5 * (a->nx - 1), acy = 0.5 * (a->ny - 1);
+  double bcx = 0.5 * (b->nx - 1), bcy = 0.5 * (b->ny - 1);
+  double cacx = 0.5 * (a->cnx - 1), cacy = 0.5 * (a->cny - 1);
+  double cbcx = 0.5 * (b->cnx - 1), cbcy = 0.5 * (b->cny - 1);
+  for (int i = 0; i < a->ncell; i++) {
+    reg *g = &out[i];
+    g->ok = 0;
+    if (!a->use[i])
+      continue;
+    int r = i / a->cells_x, c = i % a->cells_x;
+    int cx0 = a->ox + c * cw, cy0 = a->oy + r * ch;
+    double ux = cx0 + 0.5 * (cw - 1) - acx, uy = cy0 + 0.5 * (ch - 1) - acy;
+    int gx0 = (int)lround(bcx + ux - 0.5 * (rx - 1)), gy0 = (int)lround(bcy + uy - 0.5 * (ry - 1));
+    /* coarse region */
+    int ccx0 = cx0 / 2, ccy0 = cy0 / 2;
+    double cux = ccx0 + 0.5 * (a->ccw - 1) - cacx, cuy = ccy0 + 0.5 * (a->cch - 1) - cacy;
+    int cgx0 = (int)lround(cbcx + cux - 0.5 * (crx - 1)),
+        cgy0 = (int)lround(cbcy + cuy - 0.5 * (cry - 1));
+    int nv = 0;
+    for (int y = 0; y < cry; y++)
+      for (int x = 0; x < crx; x++) {
+        int xx = cgx0 + x, yy = cgy0 + y;
+        float v = ((unsigned)xx < (unsigned)b->cnx && (unsigned)yy < (unsigned)b->cny)
+                    ? crot[(size_t)yy * b->cnx + xx] : NAN;
+        region[(size_t)y * crx + x] = v;
+        nv += !isnan(v);
+      }
+    if (nv < 10 || 1.0 - (double)nv / ((double)crx * cry) > o->max_missing)
+      continue;
+    double mean, sd;
+    win_stats(region, crx, cry, crx, &mean, &sd);
+    if (!(sd > 0))
+      continue;
+    float fm = (float)mean, fs = (float)(1.0 / sd);
+    for (int y = 0; y < cry; y++) {
+      float *brow = buf + (size_t)y * n1;
+      const float *rrow = region + (size_t)y * crx;
+      for (int x = 0; x < crx; x++)
+        brow[x] = isnan(rrow[x]) ? 0.0f : (rrow[x] - fm) * fs;
+      for (int x = crx; x < n1; x++)
+        brow[x] = 0.0f;
+    }
+    fftwf_execute_dft_r2c(a->cplan->r2c, buf, F);
+    const fftwf_complex *C = a->ccfft[i];
+    for (size_t k = 0; k < (size_t)n0 * nh; k++) {
+      float re = F[k][0] * C[k][0] + F[k][1] * C[k][1];
+      float im = F[k][1] * C[k][0] - F[k][0] * C[k][1];
+      F[k][0] = re;
+      F[k][1] = im;
+    }
+    fftwf_execute_dft_c2r(a->cplan->c2r, F, cc);
+    int bx = 0, by = 0;
+    float best = -INFINITY;
+    for (int sy = 0; sy <= cry - a->cch; sy++)
+      for (int sx = 0; sx <= crx - a->ccw; sx++) {
+        float v = cc[(size_t)sy * n1 + sx];
+        if (v > best) {
+          best = v;
+          bx = sx;
+          by = sy;
+        }
+      }
+    /* full-resolution window of the rotated target around the coarse peak */
+    int px0 = 2 * (cgx0 + bx) - gx0, py0 = 2 * (cgy0 + by) - gy0; /* predicted shift */
+    int wx0 = gx0 + px0 - HC_W, wy0 = gy0 + py0 - HC_W;
+    for (int y = 0; y < wh; y++) {
+      double v = wy0 + y - bcy, u0 = wx0 - bcx;
+      double fx = cth * u0 + sth * v + bcx + 0.5, fy = -sth * u0 + cth * v + bcy + 0.5;
+      for (int x = 0; x < ww; x++, fx += cth, fy -= sth) {
+        int xs = (int)floor(fx), ys = (int)floor(fy);
+        float z = ((unsigned)xs < (unsigned)b->nx && (unsigned)ys < (unsigned)b->ny)
+                    ? b->z[(size_t)ys * b->nx + xs] : NAN;
+        win[(size_t)y * ww + x] = z;
+        wz[(size_t)y * ww + x] = isnan(z) ? 0.0f : z - fm;
+      }
+    }
+    /* hill-climb the exact zero-filled correlation (cmcR's criterion) within the window and
+     * with the cell wholly inside the region */
+    const float *cs = a->cstd[i];
+    int sx = px0, sy = py0;
+    double cur = -INFINITY;
+    float memo[(2 * HC_W + 1) * (2 * HC_W + 1)];
+    for (int k = 0; k < (2 * HC_W + 1) * (2 * HC_W + 1); k++)
+      memo[k] = NAN;
+    for (int it = 0; it < 4 * HC_W; it++) {
+      int nbx = sx, nby = sy;
+      double nb = cur;
+      for (int dy = -1; dy <= 1; dy++)
+        for (int dx = -1; dx <= 1; dx++) {
+          int tx = sx + dx, ty = sy + dy;
+          if ((it > 0 && dx == 0 && dy == 0) || tx < 0 || ty < 0 || tx > rx - cw || ty > ry - ch ||
+              abs(tx - px0) > HC_W || abs(ty - py0) > HC_W)
+            continue;
+          float *mv = &memo[(ty - py0 + HC_W) * (2 * HC_W + 1) + (tx - px0 + HC_W)];
+          float acc = *mv;
+          if (isnan(acc)) {
+            const float *w0 = wz + (size_t)(ty - py0 + HC_W) * ww + (tx - px0 + HC_W);
+            acc = 0;
+            for (int y = 0; y < ch; y++) {
+              const float *cr = cs + (size_t)y * cw, *wr = w0 + (size_t)y * ww;
+              /* simd: the sum may be reassociated (float rounding only) */
+#pragma omp simd reduction(+ : acc)
+              for (int x = 0; x < cw; x++)
+                acc += cr[x] * wr[x];
+            }
+            *mv = acc;
+          }
+          if (acc > nb) {
+            nb = acc;
+            nbx = tx;
+            nby = ty;
+          }
+        }
+      if (nbx == sx && nby == sy && it > 0)
+        break;
+      sx = nbx;
+      sy = nby;
+      cur = nb;
+      if (!isfinite(cur))
+        break;
+    }
+    if (!isfinite(cur))
+      continue;
+    /* score: Pearson correlation over the points both surfaces have there */
+    const float *czr = a->z + (size_t)cy0 * a->nx + cx0;
+    const float *w0 = win + (size_t)(sy - py0 + HC_W) * ww + (sx - px0 + HC_W);
+    double s1 = 0, s2 = 0, s11 = 0, s22 = 0, s12 = 0;
+    int m = 0;
+    for (int y = 0; y < ch; y++)
+      for (int x = 0; x < cw; x++) {
+        float p = czr[(size_t)y * a->nx + x], q = w0[(size_t)y * ww + x];
+        if (isnan(p) || isnan(q))
+          continue;
+        s1 += p;
+        s2 += q;
+        s11 += (double)p * p;
+        s22 += (double)q * q;
+        s12 += (double)p * q;
+        m++;
+      }
+    if (m < 10)
+      continue;
+    double v1 = s11 - s1 * s1 / m, v2 = s22 - s2 * s2 / m;
+    if (!(v1 > 0 && v2 > 0))
+      continue;
+    g->corr = (float)((s12 - s1 * s2 / m) / sqrt(v1 * v2));
+    g->sx = (float)(sx - 0.5 * (rx - cw));
+    g->sy = (float)(sy - 0.5 * (ry - ch));
     g->ok = 1;
   }
 }
@@ -442,7 +724,7 @@ int bf_cmc_compare_prep(bf_cmc_result *out, const bf_cmc_prep *a, const bf_cmc_p
     return bf_error_set(BF_EINVAL, "CMC compare: spacings differ (%g and %g um): extract both "
                         "features at the comparison spacing", a->sp, b->sp);
   if (a->cells_x != o->cells_x || a->cells_y != o->cells_y || b->cells_x != o->cells_x ||
-      b->cells_y != o->cells_y)
+      b->cells_y != o->cells_y || a->coarse != o->coarse || b->coarse != o->coarse)
     return bf_error_set(BF_EINVAL, "CMC compare: preps were made with other cell options");
   int nt = (int)floor((o->theta_max - o->theta_min) / o->theta_step + 1e-9) + 1;
   int ncell = a->ncell;
@@ -460,19 +742,28 @@ int bf_cmc_compare_prep(bf_cmc_result *out, const bf_cmc_prep *a, const bf_cmc_p
   for (int task = 0; task < 2 * nt; task++) {
     int dir = task / nt, t = task % nt;
     const bf_cmc_prep *r = dir ? b : a, *s = dir ? a : b;
-    float *rot = malloc((size_t)s->nx * s->ny * sizeof *rot);
+    int co = r->coarse;
+    int n0 = co ? r->cn0 : r->n0, n1 = co ? r->cn1 : r->n1, nhh = n1 / 2 + 1;
+    size_t wsz = (size_t)(r->cw + 2 * HC_W) * (r->ch + 2 * HC_W);
+    float *rot = malloc((co ? (size_t)s->cnx * s->cny : (size_t)s->nx * s->ny) * sizeof *rot);
     float *region = malloc((size_t)r->rx * r->ry * sizeof *region);
-    float *buf = fftwf_alloc_real((size_t)r->n0 * r->n1);
-    float *cc = fftwf_alloc_real((size_t)r->n0 * r->n1);
-    fftwf_complex *F = fftwf_alloc_complex((size_t)r->n0 * r->nh);
+    float *buf = fftwf_alloc_real((size_t)n0 * n1);
+    float *cc = fftwf_alloc_real((size_t)n0 * n1);
+    fftwf_complex *F = fftwf_alloc_complex((size_t)n0 * nhh);
+    float *win = co ? malloc(2 * wsz * sizeof *win) : NULL;
     if (buf)
-      memset(buf, 0, (size_t)r->n0 * r->n1 * sizeof *buf);
-    if (rot && region && buf && cc && F)
-      register_theta(g[dir] + (size_t)t * ncell, r, s, th[t], o, rot, region, buf, F, cc);
-    else {
+      memset(buf, 0, (size_t)n0 * n1 * sizeof *buf);
+    if (rot && region && buf && cc && F && (win || !co)) {
+      if (co)
+        register_theta_coarse(g[dir] + (size_t)t * ncell, r, s, th[t], o, rot, region, buf, F,
+                              cc, win, win + wsz);
+      else
+        register_theta(g[dir] + (size_t)t * ncell, r, s, th[t], o, rot, region, buf, F, cc);
+    } else {
 #pragma omp atomic write
       failed = 1;
     }
+    free(win);
     free(rot);
     free(region);
     fftwf_free(buf);
