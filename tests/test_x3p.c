@@ -597,6 +597,44 @@ static void test_bad(void)
     free(zeros);
   }
 
+  /* lying sizes: data.bin's declared size (local header and central directory patched to
+   * 96 bytes, what 4x3 D needs) against a stream that inflates to more, or to less */
+  {
+    static double more[40], less[5];
+    struct { const void *d; size_t n; const char *name; int code; const char *words; } lie[] = {
+      {more, sizeof more, "lie_more.x3p", BF_ELIMIT, "inflates to more than its declared size"},
+      {less, sizeof less, "lie_less.x3p", BF_EFORMAT, "bindata/data.bin"},
+    };
+    for (int k = 0; k < 2; k++) {
+      spec_init(&s);
+      s.data = lie[k].d;
+      s.data_len = lie[k].n;
+      s.data_md5 = "";
+      p = tmp(lie[k].name);
+      CHECK(build(p, &s) == 0);
+      static uint8_t zb[1 << 16];
+      FILE *fz = fopen(p, "rb");
+      size_t zn = fz ? fread(zb, 1, sizeof zb, fz) : 0;
+      if (fz)
+        fclose(fz);
+      int patched = 0;
+      for (size_t i = 0; i + 46 + 16 < zn; i++) {
+        uint32_t want = 96;
+        if (!memcmp(zb + i, "PK\003\004", 4) && !memcmp(zb + i + 30, "bindata/data.bin", 16)) {
+          memcpy(zb + i + 22, &want, 4); /* local header: uncompressed size */
+          patched++;
+        }
+        if (!memcmp(zb + i, "PK\001\002", 4) && !memcmp(zb + i + 46, "bindata/data.bin", 16)) {
+          memcpy(zb + i + 24, &want, 4); /* central directory: uncompressed size */
+          patched++;
+        }
+      }
+      CHECK(patched == 2);
+      CHECK(write_bytes(p, zb, zn) == 0);
+      expect_fail(p, lie[k].code, lie[k].words, lie[k].name);
+    }
+  }
+
   /* a directory bomb: more members than any X3P has */
   {
     int err = 0;
