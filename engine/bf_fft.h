@@ -1,4 +1,5 @@
-/* FFTW plans cached per size: created once under a lock, executed from many threads with the
+/* FFTW plans cached per size: created once under the lock every FFTW planner call in bfm takes
+ * (`#pragma omp critical(bf_fftw_plan)`), executed from many threads with the
  * new-array execute functions. Arrays passed to the plans must come from fftwf_malloc. */
 #ifndef BF_FFT_H
 #define BF_FFT_H

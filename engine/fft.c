@@ -38,7 +38,7 @@ const bf_fft_plan *bf_fft_plan_get(int n0, int n1)
     return NULL;
   }
   /* FFTW's planner is not thread-safe: every plan is made inside this one named lock. */
-#pragma omp critical(bf_fftw_planner)
+#pragma omp critical(bf_fftw_plan)
   {
     for (int i = 0; i < ncache; i++)
       if (cache[i]->n0 == n0 && cache[i]->n1 == n1)
@@ -81,7 +81,7 @@ const bf_fft_plan *bf_fft_plan_get(int n0, int n1)
 
 void bf_fft_cleanup(void)
 {
-#pragma omp critical(bf_fftw_planner)
+#pragma omp critical(bf_fftw_plan)
   {
     for (int i = 0; i < ncache; i++) {
       fftwf_destroy_plan(cache[i]->r2c);

@@ -220,7 +220,7 @@ int bf_gauss_bandpass(bf_surface *s, double lo, double hi)
       }
     }
   /* The FFTW planner is not thread-safe: plans are made under one named lock. */
-#pragma omp critical(bf_fftw_planner)
+#pragma omp critical(bf_fftw_plan)
   {
     pf = fftwf_plan_dft_r2c_2d(NY, NX, tmp, F, FFTW_ESTIMATE);
     pb = fftwf_plan_dft_c2r_2d(NY, NX, F, tmp, FFTW_ESTIMATE);
@@ -268,7 +268,7 @@ int bf_gauss_bandpass(bf_surface *s, double lo, double hi)
   }
 done:
   if (pf || pb) {
-#pragma omp critical(bf_fftw_planner)
+#pragma omp critical(bf_fftw_plan)
     {
       if (pf)
         fftwf_destroy_plan(pf);
