@@ -447,6 +447,18 @@ static void test_command(void)
   CHECK(a && b && close_surface(a, b));
   bf_surface_free(a);
   bf_surface_free(b);
+  /* Flags take no value: --raw before another option. */
+  snprintf(cmd, sizeof cmd, "'%s' synth --out '%s/raw' --raw --firearms 1 --firings 1 --striae-x --kind both --lands 2 >/dev/null",
+           BF_BFM_EXE, dir);
+  CHECK(system(cmd) == 0);
+  snprintf(path, sizeof path, "%s/raw/cartridge/F0001-1.x3p", dir);
+  CHECK(bf_x3p_read(&a, path, NULL) == 0 && a && !(a->flags & BF_SURF_PROCESSED) && a->nx > 590);
+  bf_surface_free(a);
+  a = NULL;
+  snprintf(path, sizeof path, "%s/raw/bullet/B0001-1/land2.x3p", dir);
+  CHECK(bf_x3p_read(&a, path, NULL) == 0 && a && a->ny > a->nx); /* striae along X */
+  bf_surface_free(a);
+  a = NULL;
   /* Usage errors exit 2. */
   snprintf(cmd, sizeof cmd, "'%s' synth --firearms 2 2>/dev/null", BF_BFM_EXE);
   CHECK(WEXITSTATUS(system(cmd)) == 2);

@@ -101,11 +101,13 @@ int bfm_cmd_synth(int argc, char **argv)
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
     int bad = 0;
-    if (!strcmp(a, "--raw"))
+    if (!strcmp(a, "--raw")) {
       o.processed = 0;
-    else if (!strcmp(a, "--striae-x"))
+      continue;
+    } else if (!strcmp(a, "--striae-x")) {
       o.striae_along_x = 1;
-    else if (!v)
+      continue;
+    } else if (!v)
       return bfm_usage_error(cmd, "%s needs a value or is unknown", a);
     else if (!strcmp(a, "--out"))
       outdir = v;
