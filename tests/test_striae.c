@@ -1,0 +1,266 @@
+/* Striation comparison: alignment, features, land score, SAM bullet phase, bad input. */
+#include "bf_bullet.h"
+#include "bf_error.h"
+#include "bf_striae.h"
+#include "bf_test.h"
+#include "bf_x3p.h"
+
+#include <math.h>
+#include <stdint.h>
+
+static uint64_t rng = 88172645463325252ULL;
+static double urand(void)
+{
+  rng ^= rng << 13;
+  rng ^= rng >> 7;
+  rng ^= rng << 17;
+  return (rng >> 11) * (1.0 / 9007199254740992.0);
+}
+static double nrand(void)
+{
+  double u = urand() + 1e-12, v = urand();
+  return sqrt(-2 * log(u)) * cos(2 * M_PI * v);
+}
+
+/* A smooth random "barrel land" profile of n points at dx: band-limited noise. */
+static void land_profile(float *z, int n, double dx)
+{
+  float *w = malloc(sizeof *w * n);
+  for (int i = 0; i < n; i++)
+    w[i] = (float)nrand();
+  bf_bullet_gauss_lowpass(z, w, n, dx, 15.0);
+  free(w);
+}
+
+/* A land feature cut from a long profile at offset off, length n, plus noise of sd eps. */
+static bf_feature *land_from(const float *prof, int off, int n, double dx, double eps, int land)
+{
+  bf_feature *f = NULL;
+  if (bf_feature_new(&f, BF_KIND_BULLET, n, 1, dx, dx))
+    return NULL;
+  for (int i = 0; i < n; i++)
+    f->z[i] = prof[off + i] + (float)(eps * nrand());
+  f->land = land;
+  return f;
+}
+
+int main(void)
+{
+  const double dx = 1.5625;
+  int quick = getenv("BF_QUICK") != NULL;
+  int L = 2000;
+  float *p1 = malloc(sizeof *p1 * L), *p2 = malloc(sizeof *p2 * L);
+  land_profile(p1, L, dx);
+  land_profile(p2, L, dx);
+
+  /* same land, shifted by 37 points, a little noise */
+  bf_feature *a = land_from(p1, 100, 1200, dx, 0.02, 1), *b = land_from(p1, 137, 1150, dx, 0.02, 1);
+  bf_feature *c = land_from(p2, 100, 1200, dx, 0.02, 1);
+  bf_land_result r;
+  CHECK(bf_land_compare(&r, a, b, NULL) == 0);
+  CHECK(r.scored == 1);
+  CHECKF(fabs(r.lag_um - 37 * dx) < 1.01 * dx, "lag %.2f um, expected %.2f", r.lag_um, 37 * dx);
+  CHECKF(r.ccf > 0.9, "ccf %.3f", r.ccf);
+  CHECKF(r.score > 0.8, "same-land score %.3f", r.score);
+  CHECK(r.matches > r.mismatches);
+  CHECK(r.cms >= 5);
+  CHECK(r.score >= 0 && r.score <= 1);
+
+  /* different lands */
+  bf_land_result rn;
+  CHECK(bf_land_compare(&rn, a, c, NULL) == 0);
+  CHECKF(rn.score < 0.3, "different-land score %.3f", rn.score);
+  CHECK(rn.score < r.score);
+  CHECK(rn.ccf < r.ccf);
+
+  /* self: perfect */
+  bf_land_result rs;
+  CHECK(bf_land_compare(&rs, a, a, NULL) == 0);
+  CHECK(fabs(rs.ccf - 1) < 1e-3 && fabs(rs.lag_um) < 1e-9 && rs.mismatches == 0 && rs.D < 1e-6);
+
+  /* another instrument spacing: b resampled at 1.935 um still lines up */
+  {
+    int n2 = (int)(1150 * dx / 1.935);
+    bf_feature *b2 = NULL;
+    CHECK(bf_feature_new(&b2, BF_KIND_BULLET, n2, 1, 1.935, 1.935) == 0);
+    for (int i = 0; i < n2; i++) {
+      double t = 137 + i * 1.935 / dx;
+      int k = (int)t;
+      double f = t - k;
+      b2->z[i] = (float)((1 - f) * p1[k] + f * p1[k + 1]);
+    }
+    bf_land_result r2;
+    CHECK(bf_land_compare(&r2, a, b2, NULL) == 0);
+    CHECKF(r2.ccf > 0.85 && fabs(r2.lag_um - 37 * dx) < 3 * dx, "resampled ccf %.3f lag %.1f", r2.ccf,
+           r2.lag_um);
+    bf_feature_free(b2);
+  }
+
+  /* missing points inside a signature are tolerated */
+  {
+    bf_feature *h = land_from(p1, 137, 1150, dx, 0.02, 1);
+    for (int i = 300; i < 420; i++)
+      h->z[i] = NAN;
+    bf_land_result rh;
+    CHECK(bf_land_compare(&rh, a, h, NULL) == 0);
+    CHECKF(rh.ccf > 0.9 && rh.score > 0.7, "with a hole: ccf %.3f score %.3f", rh.ccf, rh.score);
+    bf_feature_free(h);
+  }
+
+  /* flagged land: not scored, no error; wrong kind: error */
+  {
+    bf_feature *fl = land_from(p1, 137, 1150, dx, 0.02, 1);
+    fl->quality_flags = BF_Q_NO_MARKS;
+    bf_land_result rf;
+    CHECK(bf_land_compare(&rf, a, fl, NULL) == 0 && rf.scored == 0 && rf.score == 0);
+    fl->quality_flags = 0;
+    fl->kind = BF_KIND_CARTRIDGE;
+    CHECK(bf_land_compare(&rf, a, fl, NULL) == BF_EINVAL);
+    CHECK(strstr(bf_error_last(), "not a bullet land") != NULL);
+    bf_feature_free(fl);
+    /* too short to align: not scored */
+    bf_feature *tiny = land_from(p1, 0, 10, dx, 0, 1);
+    CHECK(bf_land_compare(&rf, a, tiny, NULL) == 0 && rf.scored == 0);
+    bf_feature_free(tiny);
+  }
+
+  /* concurrent comparisons give the serial answers */
+  {
+    int n = quick ? 16 : 64;
+    bf_land_result *par = calloc(n, sizeof *par);
+    int errs = 0;
+#pragma omp parallel for reduction(+ : errs)
+    for (int k = 0; k < n; k++)
+      errs += bf_land_compare(&par[k], a, (k & 1) ? b : c, NULL) != 0;
+    CHECK(errs == 0);
+    int same = 1;
+    for (int k = 0; k < n; k++)
+      same &= par[k].score == ((k & 1) ? r.score : rn.score) && par[k].lag_um == ((k & 1) ? r.lag_um : rn.lag_um);
+    CHECK(same);
+    free(par);
+  }
+
+  /* aligned signatures for drawing */
+  {
+    float *sa, *sb;
+    int n;
+    CHECK(bf_land_aligned(&sa, &sb, &n, a, b, &r) == 0);
+    CHECK(n >= 1200);
+    int k0 = 200; /* a point in the overlap: both values within noise */
+    CHECK(isfinite(sa[k0]) && isfinite(sb[k0]) && fabs(sa[k0] - sb[k0]) < 0.2);
+    free(sa);
+    free(sb);
+  }
+
+  /* bullets: 6 barrel lands; B engraved by the same barrel, rotated by phase 2 */
+  {
+    float *bar[6];
+    for (int l = 0; l < 6; l++) {
+      bar[l] = malloc(sizeof(float) * L);
+      land_profile(bar[l], L, dx);
+    }
+    bf_feature *A[6], *B[6], *C[6];
+    for (int i = 0; i < 6; i++) {
+      A[i] = land_from(bar[i], 50 + 7 * i, 1100, dx, 0.05, i + 1);
+      B[(i + 2) % 6] = land_from(bar[i], 90 - 5 * i, 1150, dx, 0.05, (i + 2) % 6 + 1);
+    }
+    float *other = malloc(sizeof(float) * L);
+    for (int i = 0; i < 6; i++) {
+      land_profile(other, L, dx);
+      C[i] = land_from(other, 100, 1100, dx, 0.05, i + 1);
+    }
+    bf_bullet_result br;
+    CHECK(bf_bullet_compare(&br, (const bf_feature *const *)A, 6, (const bf_feature *const *)B, 6, NULL) == 0);
+    CHECKF(br.phase == 2 && br.match && br.score > 0.8 && br.margin > 0.5, "phase %d score %.3f margin %.3f",
+           br.phase, br.score, br.margin);
+    CHECK(br.phase_pairs[2] == 6);
+    bf_bullet_result_clear(&br);
+    CHECK(br.lands == NULL);
+
+    /* a missing land and a damaged (flagged) one: still the right phase */
+    const bf_feature *A2[6];
+    for (int i = 0; i < 6; i++)
+      A2[i] = A[i];
+    A2[1] = NULL;
+    A[3]->quality_flags = BF_Q_TOO_SHORT;
+    CHECK(bf_bullet_compare(&br, A2, 6, (const bf_feature *const *)B, 6, NULL) == 0);
+    CHECKF(br.phase == 2 && br.match && br.phase_pairs[2] == 4, "missing/damaged: phase %d pairs %d", br.phase,
+           br.phase_pairs[2]);
+    bf_bullet_result_clear(&br);
+    A[3]->quality_flags = 0;
+
+    /* lands by number: bullet B given with land 3 left out, in another order */
+    const bf_feature *B5[5] = {B[5], B[0], B[1], B[3], B[4]};
+    CHECK(bf_bullet_compare(&br, (const bf_feature *const *)A, 6, B5, 5, NULL) == 0);
+    CHECKF(br.phase == 2 && br.match, "by land number: phase %d", br.phase);
+    bf_bullet_result_clear(&br);
+
+    /* another barrel: no match */
+    CHECK(bf_bullet_compare(&br, (const bf_feature *const *)A, 6, (const bf_feature *const *)C, 6, NULL) == 0);
+    CHECKF(!br.match && br.score < 0.5, "different barrels: score %.3f", br.score);
+    bf_bullet_result_clear(&br);
+
+    /* nothing comparable: no score, no error */
+    const bf_feature *none[2] = {NULL, NULL};
+    CHECK(bf_bullet_compare(&br, none, 2, (const bf_feature *const *)B, 6, NULL) == 0);
+    CHECK(br.phase == -1 && br.match == 0);
+    bf_bullet_result_clear(&br);
+    CHECK(bf_bullet_compare(&br, none, 0, (const bf_feature *const *)B, 6, NULL) == BF_EINVAL);
+
+    for (int i = 0; i < 6; i++) {
+      bf_feature_free(A[i]);
+      bf_feature_free(B[i]);
+      bf_feature_free(C[i]);
+      free(bar[i]);
+    }
+    free(other);
+  }
+
+  /* real data: Hamby 252 bullet 1 vs bullet 2, phase 2 (B1 land i = B2 land i+2) */
+  const char *data = bf_t_shared("data");
+  if (data && !quick) {
+    int b1[5] = {1, 2, 3, 4, 5}, b2[5] = {1, 2, 4, 5, 6};
+    bf_feature *A[5] = {0}, *B[5] = {0};
+    int ok = 1;
+    for (int k = 0; k < 10; k++) {
+      char p[4200];
+      int bullet = k < 5 ? 1 : 2, land = k < 5 ? b1[k] : b2[k - 5];
+      snprintf(p, sizeof p, "%s/bullet/hamby252/Hamby252_Barrel1_Bullet%d_Land%d.x3p", data, bullet, land);
+      bf_surface *s = NULL;
+      bf_bullet_opts o = BF_BULLET_OPTS_INIT;
+      o.land = land;
+      if (bf_x3p_read(&s, p, NULL) || bf_bullet_land_extract(k < 5 ? &A[k] : &B[k - 5], s, &o))
+        ok = 0;
+      bf_surface_free(s);
+    }
+    CHECK(ok);
+    if (ok) {
+      bf_bullet_result br;
+      CHECK(bf_bullet_compare(&br, (const bf_feature *const *)A, 5, (const bf_feature *const *)B, 5, NULL) == 0);
+      CHECKF(br.phase == 2 && br.match, "Hamby 252: phase %d score %.3f", br.phase, br.score);
+      /* the four same-land pairs score above every different-land pair */
+      double min_same = 2, max_diff = -1;
+      for (int i = 0; i < 5; i++)
+        for (int j = 0; j < 5; j++) {
+          double s = br.lands[i * 5 + j].score;
+          if ((b1[i] + 1) % 6 + 1 == b2[j] || (b1[i] == 5 && b2[j] == 1))
+            min_same = fmin(min_same, s);
+          else
+            max_diff = fmax(max_diff, s);
+        }
+      CHECKF(min_same > max_diff, "same-land min %.3f vs different max %.3f", min_same, max_diff);
+      bf_bullet_result_clear(&br);
+    }
+    for (int k = 0; k < 5; k++) {
+      bf_feature_free(A[k]);
+      bf_feature_free(B[k]);
+    }
+  }
+
+  bf_feature_free(a);
+  bf_feature_free(b);
+  bf_feature_free(c);
+  free(p1);
+  free(p2);
+  return bf_t_done();
+}
