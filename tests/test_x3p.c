@@ -930,6 +930,99 @@ static void test_write(void)
   bf_surface_free(s);
 }
 
+/* Mutated headers inside well-formed zips (with a matching md5checksum.hex, so every stage
+ * is reached): each read succeeds or fails cleanly, naming the file on one line. */
+static void test_fuzz(int rounds)
+{
+  spec sp;
+  spec_init(&sp);
+  sp.data = dbl_data;
+  sp.data_len = sizeof dbl_data;
+  static const char alphabet[] = "<>/&;:=\"'0123456789-+e.xDFIL \n#!?[]";
+  char *base = malloc(sizeof xmlbuf), *x = malloc(2 * sizeof xmlbuf);
+  size_t bl = make_xml(&sp);
+  if (!base || !x) {
+    CHECK(0);
+    free(base);
+    free(x);
+    return;
+  }
+  memcpy(base, xmlbuf, bl);
+  int clean = 1, nok = 0, codes[16] = {0};
+  const char *p = tmp("fuzz.x3p");
+  for (int r = 0; r < rounds; r++) {
+    size_t xl = bl;
+    memcpy(x, base, bl);
+    int nmut = 1 + (int)(next32() % 4);
+    for (int k = 0; k < nmut && xl > 2; k++) {
+      size_t at = next32() % xl, span = 1 + next32() % 24;
+      if (span > xl - at)
+        span = xl - at;
+      if (next32() % 2) { /* rewrite one element's text, keeping the XML well-formed */
+        static const char val[] = "0123456789-+e.EDFILQ x#";
+        char *gt = memchr(x + at, '>', xl - at);
+        if (gt && gt + 1 < x + xl && gt[1] != '<' && gt[1] != '\n') {
+          for (char *c = gt + 1; c < x + xl && *c != '<'; c++)
+            *c = val[next32() % (sizeof val - 1)];
+        }
+        continue;
+      }
+      switch (next32() % 3) {
+      case 0: /* delete */
+        memmove(x + at, x + at + span, xl - at - span);
+        xl -= span;
+        break;
+      case 1: /* overwrite */
+        for (size_t j = 0; j < span && j < 3; j++)
+          x[at + j] = alphabet[next32() % (sizeof alphabet - 1)];
+        break;
+      default: /* duplicate */
+        if (xl + span < 2 * sizeof xmlbuf) {
+          memmove(x + at + span, x + at, xl - at);
+          xl += span;
+        }
+        break;
+      }
+    }
+    uint8_t d[16];
+    char sum[80];
+    bf_md5(d, x, xl);
+    bf_hex(sum, d, 16);
+    strcat(sum, " *main.xml\n");
+    member m[] = {{"main.xml", x, xl}, {"bindata/data.bin", dbl_data, sizeof dbl_data},
+                  {"md5checksum.hex", sum, strlen(sum)}};
+    if (write_zip(p, m, 3)) {
+      CHECK(0);
+      break;
+    }
+    bf_surface *s = NULL;
+    bf_error_clear();
+    bf_x3p_info in;
+    int rc = bf_x3p_read(&s, p, &in);
+    if (rc == 0) {
+      nok++;
+      int ts = in.data_type == 'D' ? 8 : in.data_type == 'I' ? 2 : 4;
+      if (!s || (size_t)s->nx * s->ny * ts != sizeof dbl_data)
+        clean = 0;
+    } else {
+      codes[-rc & 15]++;
+      const char *msg = bf_error_last();
+      if (s || !strstr(msg, p) || strchr(msg, '\n')) {
+        fprintf(stderr, "fuzz round %d: rc %d, message: %s\n", r, rc, msg);
+        clean = 0;
+      }
+    }
+    bf_surface_free(s);
+  }
+  printf("fuzz: %d of %d mutated headers still read; failures: format %d, checksum %d, limit %d, "
+         "quality %d, other %d\n", nok, rounds, codes[-BF_EFORMAT], codes[-BF_ECHECKSUM],
+         codes[-BF_ELIMIT], codes[-BF_EQUALITY],
+         rounds - nok - codes[-BF_EFORMAT] - codes[-BF_ECHECKSUM] - codes[-BF_ELIMIT] - codes[-BF_EQUALITY]);
+  CHECKF(clean, "fuzzed headers: every failure clean (%d of %d still read)", nok, rounds);
+  free(base);
+  free(x);
+}
+
 /* Reads from several threads at once (libxml2 set up once, messages per thread). */
 static void test_threads(void)
 {
@@ -957,5 +1050,7 @@ int main(void)
   test_bad();
   test_write();
   test_threads();
+  const char *q = getenv("BF_QUICK");
+  test_fuzz(q && *q && strcmp(q, "0") ? 150 : 1500);
   return bf_t_done();
 }
