@@ -1,7 +1,8 @@
 /* CMC benchmark: cmcR faithfulness on Fadul 1-1 vs 1-2, raw-scan decisions, accuracy on all
  * 780 Fadul pairs (AUC, score histograms and ROC as PNG), speed (pairs/s on 1 and 2 threads,
  * peak RSS), and --blind: every pair of ../shared/blind/cartridge must run without error.
- * Usage: bench_cmc [--pair A.x3p B.x3p] [--blind] [--quick] [--out DIR]
+ * Usage: bench_cmc [--pair A.x3p B.x3p] [--blind] [--quick] [--out DIR] [--exact]
+ * --exact: full-resolution FFT search instead of the default two-level search.
  * Timings on a shared machine are noisy: re-run quietly for figures that matter. */
 #include "bf_breechface.h"
 #include "bf_cmc.h"
@@ -18,6 +19,8 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <time.h>
+
+static bf_cmc_opts g_opts = BF_CMC_OPTS_INIT; /* --exact sets coarse = 0 */
 
 static double now(void)
 {
@@ -75,7 +78,7 @@ static int pair(const char *pa, const char *pb, bf_cmc_result *out)
       if (k)
         bf_cmc_result_clear(out);
       double t0 = now(), c0 = cpu_now();
-      rc = bf_cmc_compare(out, a, b, NULL);
+      rc = bf_cmc_compare(out, a, b, &g_opts);
       if (k && now() - t0 < best)
         best = now() - t0;
       if (k && cpu_now() - c0 < bcpu)
@@ -157,7 +160,7 @@ static int prepare(item *v, int n)
   int bad = 0;
 #pragma omp parallel for schedule(dynamic) reduction(+ : bad)
   for (int i = 0; i < n; i++) {
-    if (load(&v[i].f, v[i].path) || bf_cmc_prep_new(&v[i].p, v[i].f, NULL)) {
+    if (load(&v[i].f, v[i].path) || bf_cmc_prep_new(&v[i].p, v[i].f, &g_opts)) {
       if (v[i].f)
         fprintf(stderr, "%s: %s\n", v[i].name, bf_error_last());
       v[i].err = 1;
@@ -189,7 +192,7 @@ static int run_pairs(const item *v, const int *ia, const int *ib, int np, double
       bad++;
       continue;
     }
-    if (bf_cmc_compare_prep(&r, v[ia[k]].p, v[ib[k]].p, NULL)) {
+    if (bf_cmc_compare_prep(&r, v[ia[k]].p, v[ib[k]].p, &g_opts)) {
       fprintf(stderr, "%s vs %s: %s\n", v[ia[k]].name, v[ib[k]].name, bf_error_last());
       bad++;
       continue;
@@ -462,6 +465,10 @@ static void raw_decisions(const char *data)
 int main(int argc, char **argv)
 {
   int ret = 0;
+  if (argc >= 2 && !strcmp(argv[argc - 1], "--exact")) {
+    g_opts.coarse = 0;
+    argc--;
+  }
   if (argc >= 4 && !strcmp(argv[1], "--pair")) {
     bf_cmc_result r;
     if (pair(argv[2], argv[3], &r))
@@ -476,6 +483,8 @@ int main(int argc, char **argv)
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--blind"))
       do_blind = 1;
+    else if (!strcmp(argv[i], "--exact"))
+      g_opts.coarse = 0;
     else if (!strcmp(argv[i], "--quick"))
       quick = 1;
     else if (!strcmp(argv[i], "--out") && i + 1 < argc)
