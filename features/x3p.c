@@ -7,6 +7,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <float.h>
 #include <libxml/parser.h>
 #include <libxml/tree.h>
 #include <math.h>
@@ -743,9 +744,18 @@ int bf_x3p_read_mem(bf_surface **out, const void *buf, size_t len, const char *n
     s->flags |= BF_SURF_Z_FROM_UM;
   if (info->has_valid)
     s->flags |= BF_SURF_HAS_VALID;
+  /* Heights beyond float range (not a surface, and UB to convert) count as missing. */
   double zs = z_um ? 1.0 : 1e6;
-  for (size_t i = 0; i < n; i++)
-    s->z[i] = (float)(tmp[i] * zs);
+  size_t nfloat = 0;
+  for (size_t i = 0; i < n; i++) {
+    double v = tmp[i] * zs;
+    s->z[i] = fabs(v) <= FLT_MAX ? (float)v : NAN;
+    nfloat += fabs(v) <= FLT_MAX;
+  }
+  if (nfloat == 0) {
+    rc = bf_error_set(BF_EQUALITY, "%s: no height of the %zu points fits a float in micrometres", name, n);
+    goto done;
+  }
 
   /* Record2: where it came from. */
   bf_meta *m = &s->meta;
