@@ -65,7 +65,7 @@ static void band_profile(float *out, const bf_surface *s, int orient, int s0, in
           n++;
         }
       }
-      out[p] = n * 2 >= (s1 - s0) ? (float)(sum / n) : NAN;
+      out[p] = n > 0 && n * 4 >= (s1 - s0) ? (float)(sum / n) : NAN;
     }
   } else { /* profile along Y, striae along X: average within each row */
     int np = s->ny;
@@ -78,7 +78,7 @@ static void band_profile(float *out, const bf_surface *s, int orient, int s0, in
           sum += row[c];
           n++;
         }
-      out[p] = n * 2 >= (s1 - s0) ? (float)(sum / n) : NAN;
+      out[p] = n > 0 && n * 4 >= (s1 - s0) ? (float)(sum / n) : NAN;
     }
   }
 }
@@ -239,6 +239,12 @@ static void crosscut_bandpass(float *prof, float *tmp, int np, double dx, const 
   for (int i = 0; i < np; i++)
     if (i < a || i >= b)
       prof[i] = NAN;
+  /* the bullet's form is the same in every band: take it out or it alone makes bands agree */
+  double c[3];
+  if (robust_quad(c, prof, a, b - 1, 0) == 0)
+    for (int i = a; i < b; i++)
+      if (isfinite(prof[i]))
+        prof[i] -= (float)quad_at(c, i, a, b - 1);
   bf_bullet_gauss_lowpass(tmp, prof, np, dx, o->lambda_c_um);
   for (int i = 0; i < np; i++)
     tmp[i] = prof[i] - tmp[i];
@@ -259,7 +265,7 @@ static int find_shoulder(const float *r, int np, int c, int dir, double thr, int
       continue;
     }
     gap = 0;
-    if (fabs(r[i]) > thr) {
+    if (r[i] > thr) { /* a groove shoulder rises above the land's curve */
       if (++run >= run_pts) {
         *found = 1;
         int start = i - dir * (run - 1);

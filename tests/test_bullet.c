@@ -1,0 +1,246 @@
+/* Bullet land extraction: orientation, grooves, signature, quality flags, bad input, real data. */
+#include "bf_bullet.h"
+#include "bf_error.h"
+#include "bf_test.h"
+#include "bf_x3p.h"
+
+#include <math.h>
+#include <stdint.h>
+
+static uint64_t rng = 0x9E3779B97F4A7C15ULL;
+static double urand(void)
+{
+  rng ^= rng << 13;
+  rng ^= rng >> 7;
+  rng ^= rng << 17;
+  return (rng >> 11) * (1.0 / 9007199254740992.0);
+}
+static double nrand(void)
+{
+  double u = urand() + 1e-12, v = urand();
+  return sqrt(-2 * log(u)) * cos(2 * M_PI * v);
+}
+
+enum { STRIAE = 1, GROOVES = 2 };
+
+/* A synthetic land: np points across (X) x ns along (Y) at 1.5625 µm, a cylinder of radius
+ * 4 mm, groove shoulders rising 25 µm over the outer 12 %, striae constant along Y. */
+static bf_surface *make_land(int np, int ns, int what, double noise)
+{
+  const double dx = 1.5625, R = 4000;
+  bf_surface *s = NULL;
+  if (bf_surface_new(&s, np, ns, dx, dx))
+    return NULL;
+  float *stri = malloc(sizeof *stri * np), *w = malloc(sizeof *w * np);
+  for (int i = 0; i < np; i++)
+    w[i] = (float)nrand();
+  bf_bullet_gauss_lowpass(stri, w, np, dx, 15.0);
+  double g = 0.12 * np;
+  for (int y = 0; y < ns; y++)
+    for (int i = 0; i < np; i++) {
+      double x = (i - np / 2.0) * dx;
+      double z = sqrt(R * R - x * x) - R;
+      if (what & GROOVES) {
+        double e = i < g ? g - i : i > np - 1 - g ? i - (np - 1 - g) : 0;
+        z += e > 0 ? 25.0 * fmin(1.0, e / 20.0) + 0.05 * e : 0;
+      }
+      if (what & STRIAE)
+        z += 2.0 * stri[i];
+      z += noise * nrand();
+      s->z[(size_t)y * np + i] = (float)z;
+    }
+  free(stri);
+  free(w);
+  return s;
+}
+
+static bf_surface *transpose(const bf_surface *s)
+{
+  bf_surface *t = NULL;
+  if (bf_surface_new(&t, s->ny, s->nx, s->dy, s->dx))
+    return NULL;
+  for (int y = 0; y < s->ny; y++)
+    for (int x = 0; x < s->nx; x++)
+      t->z[(size_t)x * t->nx + y] = s->z[(size_t)y * s->nx + x];
+  return t;
+}
+
+int main(void)
+{
+  const double dx = 1.5625;
+  int np = 1400, ns = 300;
+  bf_surface *s = make_land(np, ns, STRIAE | GROOVES, 0.05);
+  CHECK(s != NULL);
+
+  /* orientation: striae run along Y here, along X once transposed */
+  double ratio;
+  CHECK(bf_bullet_orientation(s, &ratio) == BF_STRIAE_Y && ratio > 1.5);
+  bf_surface *t = transpose(s);
+  CHECK(bf_bullet_orientation(t, &ratio) == BF_STRIAE_X);
+
+  bf_feature *f = NULL, *ft = NULL;
+  bf_bullet_trace tr;
+  CHECK(bf_bullet_land_extract_trace(&f, &tr, s, NULL) == 0);
+  CHECK(f && f->kind == BF_KIND_BULLET && f->ny == 1 && fabs(f->dx - dx) < 1e-9);
+  CHECKF(f->quality_flags == 0, "flags 0x%x", f->quality_flags);
+  double g = 0.12 * np * dx;
+  CHECKF(f->params[BF_BP_GROOVE_LEFT] > g - 30 && f->params[BF_BP_GROOVE_LEFT] < g + 60,
+         "left groove cut at %.0f um, shoulder starts at %.0f", f->params[BF_BP_GROOVE_LEFT], g);
+  double gr = (np - 1) * dx - g;
+  CHECKF(f->params[BF_BP_GROOVE_RIGHT] < gr + 30 && f->params[BF_BP_GROOVE_RIGHT] > gr - 60,
+         "right groove cut at %.0f um, shoulder starts at %.0f", f->params[BF_BP_GROOVE_RIGHT], gr);
+  CHECK((int)f->params[BF_BP_GROOVES] == 3);
+  CHECK(f->params[BF_BP_ORIENT] == BF_STRIAE_Y);
+  CHECK(f->params[BF_BP_AGREE] > 0.9);
+  /* the signature holds the striae, not the curvature: mean ~ 0, rough ~ the striae amplitude */
+  double sum = 0, mx = 0;
+  int nv = 0;
+  for (int i = 0; i < f->nx; i++)
+    if (isfinite(f->z[i])) {
+      sum += f->z[i];
+      mx = fmax(mx, fabs(f->z[i]));
+      nv++;
+    }
+  CHECK(nv > 0.9 * f->nx && fabs(sum / nv) < 0.2 && mx < 10);
+  CHECK(f->params[BF_BP_ROUGH] > 0.05 && f->params[BF_BP_ROUGH] < 3);
+  CHECK(tr.n == np && tr.crosscut && tr.curve && tr.left < tr.right);
+  bf_bullet_trace_clear(&tr);
+  CHECK(tr.crosscut == NULL);
+
+  /* the transposed scan gives the same signature */
+  CHECK(bf_bullet_land_extract(&ft, t, NULL) == 0);
+  CHECK(ft && ft->params[BF_BP_ORIENT] == BF_STRIAE_X && abs(ft->nx - f->nx) <= 2);
+
+  /* an explicit wrong orientation flag is flagged, not silently used */
+  {
+    bf_bullet_opts o = BF_BULLET_OPTS_INIT;
+    o.orientation = BF_STRIAE_X;
+    bf_feature *fw = NULL;
+    int rc = bf_bullet_land_extract(&fw, s, &o);
+    CHECK(rc != 0 || (fw->quality_flags & BF_Q_ORIENTATION));
+    bf_feature_free(fw);
+    o.orientation = 7;
+    CHECK(bf_bullet_land_extract(&fw, s, &o) == BF_EINVAL);
+  }
+
+  /* no striae (a smooth cylinder with noise): flagged */
+  {
+    bf_surface *n = make_land(np, ns, GROOVES, 0.3);
+    bf_feature *fn = NULL;
+    CHECK(bf_bullet_land_extract(&fn, n, NULL) == 0);
+    CHECKF(fn && (fn->quality_flags & BF_Q_NO_MARKS), "no striae: flags 0x%x", fn ? fn->quality_flags : -1);
+    bf_feature_free(fn);
+    bf_surface_free(n);
+  }
+
+  /* no grooves: flagged */
+  {
+    bf_surface *n = make_land(np, ns, STRIAE, 0.05);
+    bf_feature *fn = NULL;
+    CHECK(bf_bullet_land_extract(&fn, n, NULL) == 0);
+    CHECKF(fn && (fn->quality_flags & BF_Q_NO_REGION), "no grooves: flags 0x%x", fn ? fn->quality_flags : -1);
+    bf_feature_free(fn);
+    bf_surface_free(n);
+  }
+
+  /* mostly missing: flagged */
+  {
+    bf_surface *n = make_land(np, ns, STRIAE | GROOVES, 0.05);
+    for (size_t i = 0; i < (size_t)np * ns; i++)
+      if (urand() < 0.7)
+        n->z[i] = NAN;
+    bf_feature *fn = NULL;
+    int rc = bf_bullet_land_extract(&fn, n, NULL);
+    CHECK(rc == 0 && (fn->quality_flags & BF_Q_MOSTLY_MISSING));
+    bf_feature_free(fn);
+    /* all missing: an error naming the problem */
+    for (size_t i = 0; i < (size_t)np * ns; i++)
+      n->z[i] = NAN;
+    CHECK(bf_bullet_land_extract(&fn, n, NULL) == BF_EQUALITY && fn == NULL);
+    CHECK(strstr(bf_error_last(), "valid points") != NULL);
+    bf_surface_free(n);
+  }
+
+  /* too narrow a land: flagged too short */
+  {
+    bf_surface *n = make_land(200, ns, STRIAE | GROOVES, 0.05);
+    bf_feature *fn = NULL;
+    CHECK(bf_bullet_land_extract(&fn, n, NULL) == 0 && (fn->quality_flags & BF_Q_TOO_SHORT));
+    bf_feature_free(fn);
+    bf_surface_free(n);
+  }
+
+  /* tiny scan: error, not a crash */
+  {
+    bf_surface *n = NULL;
+    bf_surface_new(&n, 8, 8, dx, dx);
+    bf_feature *fn = NULL;
+    CHECK(bf_bullet_land_extract(&fn, n, NULL) == BF_EQUALITY && fn == NULL);
+    bf_surface_free(n);
+  }
+
+  /* through the CLI: a written no-striae scan is reported flagged; a broken file fails cleanly */
+  {
+    const char *dir = bf_t_tmpdir("bullet");
+    char p[4200], cmd[9000];
+    bf_surface *n = make_land(600, 200, GROOVES, 0.3);
+    snprintf(p, sizeof p, "%s/flat_land1.x3p", dir);
+    CHECK(bf_x3p_write(p, n, 'F') == 0);
+    bf_surface_free(n);
+    snprintf(cmd, sizeof cmd, "%s features --kind bullet %s > %s/out.txt 2>&1", BF_BFM_EXE, p, dir);
+    CHECK(system(cmd) == 0);
+    snprintf(p, sizeof p, "%s/out.txt", dir);
+    FILE *fp = fopen(p, "r");
+    char buf[4096] = "";
+    if (fp) {
+      size_t k = fread(buf, 1, sizeof buf - 1, fp);
+      buf[k] = 0;
+      fclose(fp);
+    }
+    CHECKF(strstr(buf, "no-striae") != NULL, "CLI said: %s", buf);
+    snprintf(p, sizeof p, "%s/broken_land2.x3p", dir);
+    fp = fopen(p, "w");
+    if (fp) {
+      fputs("PK\003\004 not really a zip", fp);
+      fclose(fp);
+    }
+    snprintf(cmd, sizeof cmd, "%s features --kind bullet %s > /dev/null 2>&1", BF_BFM_EXE, p);
+    int rc = system(cmd);
+    CHECK(WIFEXITED(rc) && WEXITSTATUS(rc) == 1);
+    /* a bullet of two lands, one broken: compares with a warning, not a crash */
+    snprintf(cmd, sizeof cmd, "%s compare --kind bullet %s/flat_land1.x3p,%s %s/flat_land1.x3p > /dev/null 2>&1",
+             BF_BFM_EXE, dir, p, dir);
+    rc = system(cmd);
+    CHECK(WIFEXITED(rc) && WEXITSTATUS(rc) == 0);
+  }
+
+  /* real scans: Hamby 252 striae along X, Hamby 44 along Y; grooves found, nothing flagged */
+  const char *data = bf_t_shared("data");
+  if (data) {
+    const char *files[2] = {"bullet/hamby252/Hamby252_Barrel1_Bullet1_Land2.x3p",
+                            "bullet/hamby44/HS44_Barrel1_Bullet1_Land3.x3p"};
+    int orient[2] = {BF_STRIAE_X, BF_STRIAE_Y};
+    for (int k = 0; k < 2; k++) {
+      char p[4200];
+      snprintf(p, sizeof p, "%s/%s", data, files[k]);
+      bf_surface *r = NULL;
+      bf_feature *fr = NULL;
+      CHECK(bf_x3p_read(&r, p, NULL) == 0);
+      if (!r)
+        continue;
+      CHECK(bf_bullet_orientation(r, NULL) == orient[k]);
+      CHECK(bf_bullet_land_extract(&fr, r, NULL) == 0);
+      CHECKF(fr && fr->quality_flags == 0 && (int)fr->params[BF_BP_GROOVES] == 3, "%s: flags 0x%x",
+             files[k], fr ? fr->quality_flags : -1);
+      CHECK(fr && fr->nx * fr->dx > 1200 && fr->nx * fr->dx < 2300);
+      bf_feature_free(fr);
+      bf_surface_free(r);
+    }
+  }
+
+  bf_feature_free(f);
+  bf_feature_free(ft);
+  bf_surface_free(s);
+  bf_surface_free(t);
+  return bf_t_done();
+}
