@@ -9,6 +9,8 @@
 #include <ctype.h>
 #include <math.h>
 #include <stdint.h>
+#include <libxml/parser.h>
+#include <libxml/xmlschemas.h>
 #include <zip.h>
 
 static const char *dir;
@@ -733,6 +735,84 @@ static uint32_t next32(void)
   return (uint32_t)(rng >> 16);
 }
 
+/* ISO5436_2.xsd (openGPS, 2007) transcribed in structure: element order, which are required,
+ * and their types (dateTime, hexBinary, unsignedLong, the enumerations). The writer's main.xml
+ * must validate against it. */
+static const char iso_xsd[] =
+  "<xsd:schema targetNamespace=\"http://www.opengps.eu/2008/ISO5436_2\" xmlns:xsd=\"http://www.w3.org/2001/XMLSchema\" xmlns=\"http://www.opengps.eu/2008/ISO5436_2\" elementFormDefault=\"unqualified\">\n"
+  " <xsd:element name=\"ISO5436_2\"><xsd:complexType><xsd:sequence>\n"
+  "  <xsd:element name=\"Record1\"><xsd:complexType><xsd:sequence>\n"
+  "   <xsd:element name=\"Revision\" type=\"xsd:token\"/>\n"
+  "   <xsd:element name=\"FeatureType\"><xsd:simpleType><xsd:restriction base=\"xsd:token\"><xsd:enumeration value=\"PRF\"/><xsd:enumeration value=\"SUR\"/><xsd:enumeration value=\"PCL\"/></xsd:restriction></xsd:simpleType></xsd:element>\n"
+  "   <xsd:element name=\"Axes\"><xsd:complexType><xsd:sequence>\n"
+  "    <xsd:element name=\"CX\" type=\"Axis\"/><xsd:element name=\"CY\" type=\"Axis\"/><xsd:element name=\"CZ\" type=\"Axis\"/>\n"
+  "    <xsd:element name=\"Rotation\" minOccurs=\"0\"><xsd:complexType><xsd:sequence>\n"
+  "     <xsd:element name=\"r11\" type=\"xsd:double\"/><xsd:element name=\"r12\" type=\"xsd:double\"/><xsd:element name=\"r13\" type=\"xsd:double\"/>\n"
+  "     <xsd:element name=\"r21\" type=\"xsd:double\"/><xsd:element name=\"r22\" type=\"xsd:double\"/><xsd:element name=\"r23\" type=\"xsd:double\"/>\n"
+  "     <xsd:element name=\"r31\" type=\"xsd:double\"/><xsd:element name=\"r32\" type=\"xsd:double\"/><xsd:element name=\"r33\" type=\"xsd:double\"/>\n"
+  "    </xsd:sequence></xsd:complexType></xsd:element>\n"
+  "   </xsd:sequence></xsd:complexType></xsd:element>\n"
+  "  </xsd:sequence></xsd:complexType></xsd:element>\n"
+  "  <xsd:element name=\"Record2\" minOccurs=\"0\"><xsd:complexType><xsd:sequence>\n"
+  "   <xsd:element name=\"Date\" type=\"xsd:dateTime\"/>\n"
+  "   <xsd:element name=\"Creator\" type=\"xsd:token\" minOccurs=\"0\"/>\n"
+  "   <xsd:element name=\"Instrument\"><xsd:complexType><xsd:sequence>\n"
+  "    <xsd:element name=\"Manufacturer\" type=\"xsd:token\"/><xsd:element name=\"Model\" type=\"xsd:token\"/>\n"
+  "    <xsd:element name=\"Serial\" type=\"xsd:token\"/><xsd:element name=\"Version\" type=\"xsd:token\"/>\n"
+  "   </xsd:sequence></xsd:complexType></xsd:element>\n"
+  "   <xsd:element name=\"CalibrationDate\" type=\"xsd:dateTime\"/>\n"
+  "   <xsd:element name=\"ProbingSystem\"><xsd:complexType><xsd:sequence>\n"
+  "    <xsd:element name=\"Type\"><xsd:simpleType><xsd:restriction base=\"xsd:token\"><xsd:enumeration value=\"Contacting\"/><xsd:enumeration value=\"NonContacting\"/><xsd:enumeration value=\"Software\"/></xsd:restriction></xsd:simpleType></xsd:element>\n"
+  "    <xsd:element name=\"Identification\" type=\"xsd:token\"/>\n"
+  "   </xsd:sequence></xsd:complexType></xsd:element>\n"
+  "   <xsd:element name=\"Comment\" type=\"xsd:string\" minOccurs=\"0\"/>\n"
+  "  </xsd:sequence></xsd:complexType></xsd:element>\n"
+  "  <xsd:element name=\"Record3\"><xsd:complexType><xsd:sequence>\n"
+  "   <xsd:element name=\"MatrixDimension\"><xsd:complexType><xsd:sequence>\n"
+  "    <xsd:element name=\"SizeX\" type=\"xsd:unsignedLong\"/><xsd:element name=\"SizeY\" type=\"xsd:unsignedLong\"/><xsd:element name=\"SizeZ\" type=\"xsd:unsignedLong\"/>\n"
+  "   </xsd:sequence></xsd:complexType></xsd:element>\n"
+  "   <xsd:element name=\"DataLink\"><xsd:complexType><xsd:sequence>\n"
+  "    <xsd:element name=\"PointDataLink\" type=\"xsd:string\"/>\n"
+  "    <xsd:element name=\"MD5ChecksumPointData\" type=\"xsd:hexBinary\"/>\n"
+  "    <xsd:sequence minOccurs=\"0\"><xsd:element name=\"ValidPointsLink\" type=\"xsd:string\"/><xsd:element name=\"MD5ChecksumValidPoints\" type=\"xsd:hexBinary\"/></xsd:sequence>\n"
+  "   </xsd:sequence></xsd:complexType></xsd:element>\n"
+  "  </xsd:sequence></xsd:complexType></xsd:element>\n"
+  "  <xsd:element name=\"Record4\"><xsd:complexType><xsd:sequence><xsd:element name=\"ChecksumFile\" type=\"xsd:string\"/></xsd:sequence></xsd:complexType></xsd:element>\n"
+  "  <xsd:element name=\"VendorSpecificID\" type=\"xsd:anyURI\" minOccurs=\"0\"/>\n"
+  " </xsd:sequence></xsd:complexType></xsd:element>\n"
+  " <xsd:complexType name=\"Axis\"><xsd:sequence>\n"
+  "  <xsd:element name=\"AxisType\"><xsd:simpleType><xsd:restriction base=\"xsd:token\"><xsd:enumeration value=\"A\"/><xsd:enumeration value=\"I\"/></xsd:restriction></xsd:simpleType></xsd:element>\n"
+  "  <xsd:element name=\"DataType\" minOccurs=\"0\"><xsd:simpleType><xsd:restriction base=\"xsd:token\"><xsd:enumeration value=\"I\"/><xsd:enumeration value=\"L\"/><xsd:enumeration value=\"F\"/><xsd:enumeration value=\"D\"/></xsd:restriction></xsd:simpleType></xsd:element>\n"
+  "  <xsd:element name=\"Increment\" type=\"xsd:double\" minOccurs=\"0\"/>\n"
+  "  <xsd:element name=\"Offset\" type=\"xsd:double\" minOccurs=\"0\"/>\n"
+  " </xsd:sequence></xsd:complexType>\n"
+  "</xsd:schema>\n";
+
+static void quiet(void *ctx, xmlErrorPtr e)
+{
+  (void)ctx;
+  (void)e;
+}
+
+/* 0 when xml (len bytes) validates, else the number of schema errors (-1: schema broken). */
+static int schema_errors(const char *xml, size_t len)
+{
+  int rc = -1;
+  xmlSchemaParserCtxtPtr pc = xmlSchemaNewMemParserCtxt(iso_xsd, (int)sizeof iso_xsd - 1);
+  xmlSchemaPtr sc = pc ? xmlSchemaParse(pc) : NULL;
+  xmlSchemaValidCtxtPtr vc = sc ? xmlSchemaNewValidCtxt(sc) : NULL;
+  xmlDocPtr doc = xmlReadMemory(xml, (int)len, "main.xml", NULL, XML_PARSE_NONET);
+  if (vc && doc) {
+    xmlSchemaSetValidStructuredErrors(vc, quiet, NULL);
+    rc = xmlSchemaValidateDoc(vc, doc);
+  }
+  xmlFreeDoc(doc);
+  xmlSchemaFreeValidCtxt(vc);
+  xmlSchemaFree(sc);
+  xmlSchemaFreeParserCtxt(pc);
+  return rc;
+}
+
 static int same_bits(const bf_surface *a, const bf_surface *b, size_t *ndiff)
 {
   size_t n = (size_t)a->nx * a->ny, d = 0;
@@ -862,6 +942,23 @@ static void test_write(void)
     CHECK(strstr(x, "<PointDataLink>bindata/data.bin</PointDataLink>") != NULL);
     CHECK(strstr(x, "<CalibrationDate>2021-08-05T00:00:00</CalibrationDate>") != NULL);
     CHECK(strstr(x, "Sensofar &amp; &lt;Co&gt;") != NULL);
+    int se = schema_errors(x, (size_t)xl);
+    CHECKF(se == 0, "writer's main.xml validates against ISO5436_2.xsd (%d)", se);
+    /* and the check can fail: the records swapped, or a date that is no xsd:dateTime */
+    char *r2 = strstr(x, "  <Record2>"), *r3 = strstr(x, "  <Record3>");
+    if (r2 && r3) {
+      static char y[1 << 16];
+      size_t a = (size_t)(r2 - x), b = (size_t)(r3 - x);
+      char *r1 = strstr(x, "  <Record1>");
+      size_t c = r1 ? (size_t)(r1 - x) : 0;
+      int yl = snprintf(y, sizeof y, "%.*s%.*s%.*s%s", (int)c, x, (int)(b - a), x + a, (int)(a - c), x + c, x + b);
+      CHECK(r1 && schema_errors(y, (size_t)yl) > 0);
+    }
+    char *cd = strstr(x, "2021-08-05T00:00:00");
+    if (cd) {
+      memcpy(cd + 10, "         ", 9); /* "2021-08-05" and blanks */
+      CHECK(schema_errors(x, (size_t)xl) > 0);
+    }
     zip_close(z);
   }
 
