@@ -33,7 +33,9 @@ typedef struct bf_synth_opts {
   double cart_sd;         /* processed: height sd over valid points, µm */
   double toolmarks;       /* share of the firearm texture variance in parallel tool marks */
   double transfer;        /* cartridge: share (amplitude) of the firearm texture carried over */
-  double max_rotation;    /* cartridge: rotation uniform in +-this, degrees */
+  double max_rotation;    /* cartridge: rotation uniform in +-this, degrees. 30 by default: the
+                             spread of the Fadul scans and what the CMC search covers; 180 for
+                             cases placed in any orientation */
   double max_shift;       /* cartridge: shift uniform in +-this along x and y, µm */
   double dropout;         /* fraction of points lost in small clusters */
   double land_spacing;    /* µm */
@@ -50,7 +52,7 @@ typedef struct bf_synth_opts {
 } bf_synth_opts;
 
 #define BF_SYNTH_OPTS_INIT                                                                  \
-  { 1, 1, 6.25, 3406.0, 3850.0, 1.55, 0.2, 0.72, 180.0, 100.0, 0.002, 1.5625, 6, 2050.0, \
+  { 1, 1, 6.25, 3406.0, 3850.0, 1.55, 0.2, 0.86, 30.0, 100.0, 0.002, 1.5625, 6, 2050.0, \
     700.0, 4200.0, 0.38, 0.82, 60.0, 0.2, 0.45, 0 }
 
 /* What was done to one item (the truth a test can undo). */

@@ -446,7 +446,7 @@ int bf_synth_cartridge(bf_surface **out, const bf_synth *g, int firearm, int fir
   /* Raw form: base height, tilt, primer dome, firing-pin crater, primer gap, case head. */
   double z0 = unif2(&rg, 60, 120), sx = unif2(&rg, -0.015, 0.015), sy = unif2(&rg, -0.015, 0.015);
   double sag = unif2(&rg, 2, 6), depth = unif2(&rg, 40, 80), rim = unif2(&rg, 8, 20);
-  double rfp = rh * 0.62, gap = unif2(&rg, 50, 80), head = unif2(&rg, -15, 5);
+  double rfp = rh * 0.62, gap = unif2(&rg, 600, 800), head = unif2(&rg, -15, 5);
   double turn = unif2(&rg, 20, 40), corner = field / 2 * unif2(&rg, 1.0, 1.1);
 
   double c0 = (n - 1) / 2.0, gc = nf / 2;
@@ -527,11 +527,11 @@ int bf_synth_cartridge(bf_surface **out, const bf_synth *g, int firearm, int fir
           } else if (!isnan(t))
             z += amp_f * (q * w * t + qi * iv);
         } else if (r <= edge + gap) {
-          if (dk < 1.28)
-            continue; /* the primer seal: a dark gap */
+          if (dk < 2.2)
+            continue; /* primer seal and pocket chamfer: a dark annulus (~0.7 mm in Fadul raw) */
           z += -30 * sin(M_PI * (r - edge) / gap);
         } else {
-          if (r > corner && dk < 0)
+          if (r > corner && dk < -1)
             continue;
           z += head + 0.5 * amp_f * iv + 0.3 * sin(2 * M_PI * r / turn);
         }

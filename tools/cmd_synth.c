@@ -129,6 +129,10 @@ int bfm_cmd_synth(int argc, char **argv)
       bad = parse_num(v, 0.5, 50, &o.cart_spacing);
     else if (!strcmp(a, "--land-spacing"))
       bad = parse_num(v, 0.2, 20, &o.land_spacing);
+    else if (!strcmp(a, "--max-rotation"))
+      bad = parse_num(v, 0, 180, &o.max_rotation);
+    else if (!strcmp(a, "--max-shift"))
+      bad = parse_num(v, 0, 1000, &o.max_shift);
     else if (!strcmp(a, "--damage"))
       bad = parse_num(v, 0, 1, &o.damage);
     else if (!strcmp(a, "--transfer")) {
