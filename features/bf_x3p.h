@@ -21,15 +21,20 @@ typedef struct bf_x3p_info {
 } bf_x3p_info;
 
 /* Reads path into a new surface (heights in micrometres, NaN missing). info may be NULL.
- * Every failure names path and the problem in bf_error_last(). Checksums are verified:
- * a mismatch is BF_ECHECKSUM. */
+ * Every failure names path and the problem, on one line, in bf_error_last(). Checksums are
+ * verified (main.xml, data.bin, valid.bin): a mismatch is BF_ECHECKSUM. Units: increments over
+ * 1 mm, or a 1st-99th percentile height spread over 1 cm (1 mm when the increments were
+ * micrometres), are taken as micrometres and flagged in info and s->flags. */
 int bf_x3p_read(bf_surface **out, const char *path, bf_x3p_info *info);
 /* The same from bytes already in memory (name is used in messages). */
 int bf_x3p_read_mem(bf_surface **out, const void *buf, size_t len, const char *name, bf_x3p_info *info);
 
 /* Writes s as X3P with Z as 'D' (float64) or 'F' (float32), in metres, standard layout
- * (main.xml, bindata/data.bin, md5checksum.hex), both checksums. Reading it back gives
- * the same floats, bit for bit. Writes to a temporary file and renames it into place. */
+ * (main.xml valid against ISO5436_2.xsd, bindata/data.bin, md5checksum.hex, and the mask as
+ * x3ptools writes it), both checksums. Reading it back gives the same floats, bit for bit,
+ * for 'D' always and for 'F' when the heights came from a metre F file; about 4 % of arbitrary
+ * floats have no float in metres and come back one ulp away. Writes to a temporary file and
+ * renames it into place. */
 int bf_x3p_write(const char *path, const bf_surface *s, char data_type);
 
 #endif
