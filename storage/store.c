@@ -247,8 +247,9 @@ static int tbl_create(hid_t loc, const tbl *t)
   int rc = 0;
   hsize_t d0 = 0, dmax = H5S_UNLIMITED;
   hsize_t chunk = 65536 / t->rowsize + 1;
+  /* the file type is the memory type (padding included, squeezed out by shuffle+deflate): an
+   * identical type needs no conversion, and a converting H5Dwrite callocs 1 MB buffers per call */
   hid_t mt = tbl_memtype(t), ft = H5Tcopy(mt);
-  H5Tpack(ft);
   hid_t sp = H5Screate_simple(1, &d0, &dmax), p = chunked_dcpl(chunk);
   hid_t ds = H5Dcreate2(loc, t->path, ft, sp, H5P_DEFAULT, p, H5P_DEFAULT);
   if (ds < 0)
@@ -265,13 +266,56 @@ static int tbl_create(hid_t loc, const tbl *t)
   return rc;
 }
 
+/* Datasets written in a transaction stay open until it ends, so HDF5's chunk cache absorbs
+ * row-by-row appends (closing after each append recompressed a whole chunk per row). One
+ * writer per process uses it; bf_store_* releases it before closing the file. */
+#define NDCACHE 48
+static struct {
+  hid_t f;
+  char path[128];
+  hid_t ds;
+} dcache[NDCACHE];
+static int ndcache;
+
+static hid_t ds_get(hid_t f, const char *path, int *cached)
+{
+  for (int i = 0; i < ndcache; i++)
+    if (dcache[i].f == f && !strcmp(dcache[i].path, path)) {
+      *cached = 1;
+      return dcache[i].ds;
+    }
+  hid_t ds = H5Dopen2(f, path, H5P_DEFAULT);
+  *cached = 0;
+  if (ds >= 0 && ndcache < NDCACHE && strlen(path) < sizeof dcache[0].path) {
+    dcache[ndcache].f = f;
+    snprintf(dcache[ndcache].path, sizeof dcache[0].path, "%s", path);
+    dcache[ndcache++].ds = ds;
+    *cached = 1;
+  }
+  return ds;
+}
+
+/* Closes the cached datasets of file f; returns -1 if a close (a chunk flush) failed. */
+static int ds_release(hid_t f)
+{
+  int bad = 0;
+  for (int i = 0; i < ndcache;)
+    if (dcache[i].f == f) {
+      bad |= H5Dclose(dcache[i].ds) < 0;
+      dcache[i] = dcache[--ndcache];
+    } else
+      i++;
+  return bad ? -1 : 0;
+}
+
 static int tbl_append(hid_t loc, const tbl *t, const void *rows, size_t n)
 {
+  int cached = 0;
   int rc = BF_EIO;
   hid_t ds = -1, fs = -1, ms = -1, mt = -1;
   if (!n)
     return 0;
-  if ((ds = H5Dopen2(loc, t->path, H5P_DEFAULT)) < 0)
+  if ((ds = ds_get(loc, t->path, &cached)) < 0)
     goto done;
   fs = H5Dget_space(ds);
   hsize_t cur;
@@ -294,7 +338,7 @@ done:
     H5Sclose(ms);
   if (fs >= 0)
     H5Sclose(fs);
-  if (ds >= 0)
+  if (ds >= 0 && !cached)
     H5Dclose(ds);
   if (rc)
     bf_error_set(rc, "cannot append %zu row(s) to %s (disk full or store damaged?)", n, t->path);
@@ -303,8 +347,8 @@ done:
 
 static int tbl_write_row(hid_t loc, const tbl *t, size_t index, const void *row)
 {
-  int rc = BF_EIO;
-  hid_t ds = H5Dopen2(loc, t->path, H5P_DEFAULT), fs = -1, ms = -1, mt = -1;
+  int rc = BF_EIO, cached = 0;
+  hid_t ds = ds_get(loc, t->path, &cached), fs = -1, ms = -1, mt = -1;
   if (ds < 0)
     goto done;
   fs = H5Dget_space(ds);
@@ -321,7 +365,7 @@ done:
     H5Sclose(ms);
   if (fs >= 0)
     H5Sclose(fs);
-  if (ds >= 0)
+  if (ds >= 0 && !cached)
     H5Dclose(ds);
   if (rc)
     bf_error_set(rc, "cannot rewrite row %zu of %s", index, t->path);
@@ -624,7 +668,7 @@ int bf_store_create(const char *path, const char *user)
   snprintf(ar.what, sizeof ar.what, "created store schema %d", BF_STORE_SCHEMA);
   if ((rc = tbl_append(f, &T_AUDIT, &ar, 1)))
     goto done;
-  if (H5Fclose(f) < 0) {
+  if (ds_release(f) < 0 || H5Fclose(f) < 0) {
     f = -1;
     rc = bf_error_set(BF_EIO, "%s: cannot write the new store (disk full?)", path);
     goto done;
@@ -640,8 +684,10 @@ int bf_store_create(const char *path, const char *user)
 done:
   if (g >= 0)
     H5Gclose(g);
-  if (f >= 0)
+  if (f >= 0) {
+    ds_release(f);
     H5Fclose(f);
+  }
   if (fcpl >= 0)
     H5Pclose(fcpl);
   if (rc)
@@ -778,7 +824,7 @@ void bf_store_abort(bf_store *st)
 {
   if (!st->intx)
     return;
-  if (st->f >= 0 && H5Fclose(st->f) < 0)
+  if (st->f >= 0 && (ds_release(st->f) < 0) + (H5Fclose(st->f) < 0))
     hdf5_poisoned = 1;
   st->f = -1;
   st->intx = 0;
@@ -794,8 +840,11 @@ int bf_store_commit(bf_store *st)
   int rc = 0;
   if (!st->intx)
     return bf_error_set(BF_EINVAL, "%s: commit without a transaction", st->path);
+  int bad = ds_release(st->f) < 0;
   herr_t e = H5Fclose(st->f);
   st->f = -1;
+  if (bad)
+    e = -1;
   if (e < 0) {
     hdf5_poisoned = 1;
     rc = bf_error_set(BF_EIO, "%s: cannot finish writing the store (disk full?)", st->path);
@@ -831,14 +880,16 @@ static int need_tx(bf_store *st)
 
 static int audit_count(hid_t f, int64_t *n)
 {
-  hid_t ds = H5Dopen2(f, T_AUDIT.path, H5P_DEFAULT);
+  int cached;
+  hid_t ds = ds_get(f, T_AUDIT.path, &cached);
   if (ds < 0)
     return bf_error_set(BF_ESCHEMA, "table /audit is missing");
   hid_t sp = H5Dget_space(ds);
   hsize_t cur;
   H5Sget_simple_extent_dims(sp, &cur, NULL);
   H5Sclose(sp);
-  H5Dclose(ds);
+  if (!cached)
+    H5Dclose(ds);
   *n = (int64_t)cur;
   return 0;
 }
@@ -1190,7 +1241,8 @@ int bf_store_put_feature(bf_store *st, const char *kind, int64_t item, int64_t s
                          const bf_feature *f)
 {
   int rc;
-  hid_t g = -1, ds = -1, fs = -1, ms = -1;
+  hid_t ds = -1, fs = -1, ms = -1;
+  int cached = 0;
   if ((rc = need_tx(st)))
     return rc;
   if (!bf_store_item(st, item))
@@ -1214,10 +1266,13 @@ int bf_store_put_feature(bf_store *st, const char *kind, int64_t item, int64_t s
   r.dy = f->dy;
   memcpy(r.params, f->params, sizeof r.params);
   r.count = (int64_t)f->nx * f->ny;
-  char gp[96];
-  snprintf(gp, sizeof gp, "/features/%s", kind);
+  char dp[96], ip[96];
+  snprintf(dp, sizeof dp, "/features/%s/data", kind);
+  snprintf(ip, sizeof ip, "/features/%s/index", kind);
+  tbl ti = T_FEAT;
+  ti.path = ip;
   rc = BF_EIO;
-  if ((g = H5Gopen2(st->f, gp, H5P_DEFAULT)) < 0 || (ds = H5Dopen2(g, "data", H5P_DEFAULT)) < 0)
+  if ((ds = ds_get(st->f, dp, &cached)) < 0)
     goto done;
   fs = H5Dget_space(ds);
   hsize_t cur, cnt = (hsize_t)r.count;
@@ -1230,7 +1285,7 @@ int bf_store_put_feature(bf_store *st, const char *kind, int64_t item, int64_t s
   fs = H5Dget_space(ds);
   H5Sselect_hyperslab(fs, H5S_SELECT_SET, &cur, NULL, &cnt, NULL);
   ms = H5Screate_simple(1, &cnt, NULL);
-  if (H5Dwrite(ds, H5T_NATIVE_FLOAT, ms, fs, H5P_DEFAULT, f->z) < 0 || tbl_append(g, &T_FEAT, &r, 1))
+  if (H5Dwrite(ds, H5T_NATIVE_FLOAT, ms, fs, H5P_DEFAULT, f->z) < 0 || tbl_append(st->f, &ti, &r, 1))
     goto done;
   if ((rc = bf_store_audit(st, "feature add", "feature %s item %lld scan %lld land %d %dx%d flags %d",
                            kind, (long long)item, (long long)scan, r.land, r.nx, r.ny, r.quality_flags)))
@@ -1244,10 +1299,8 @@ done:
     H5Sclose(ms);
   if (fs >= 0)
     H5Sclose(fs);
-  if (ds >= 0)
+  if (ds >= 0 && !cached)
     H5Dclose(ds);
-  if (g >= 0)
-    H5Gclose(g);
   if (rc == BF_EIO)
     bf_error_set(rc, "%s: cannot store the %s feature of item %lld (disk full?)", st->path, kind,
                  (long long)item);
