@@ -185,6 +185,7 @@ int bf_land_compare(bf_land_result *out, const bf_feature *a, const bf_feature *
   float *bz = NULL, *buf = NULL;
   fftwf_complex *spec = NULL;
   mark *ma = NULL, *mb = NULL;
+  double *pre = NULL;
   const float *bsrc = b->z;
   if (fabs(b->dx - dx) > 0.01 * dx) {
     if (!(bz = resample(b, dx, &nb))) {
@@ -193,6 +194,26 @@ int bf_land_compare(bf_land_result *out, const bf_feature *a, const bf_feature *
     }
     bsrc = bz;
   }
+  /* work on the valid extents: leading/trailing NaN only cost FFT length */
+  const float *az = a->z;
+  int oa = 0, ob = 0;
+  while (na > 0 && !isfinite(az[na - 1]))
+    na--;
+  while (oa < na && !isfinite(az[oa]))
+    oa++;
+  while (nb > 0 && !isfinite(bsrc[nb - 1]))
+    nb--;
+  while (ob < nb && !isfinite(bsrc[ob]))
+    ob++;
+  az += oa;
+  na -= oa;
+  bsrc += ob;
+  nb -= ob;
+  int dense = 1; /* no missing point inside either: window sums come from prefix sums */
+  for (int i = 0; i < na && dense; i++)
+    dense = isfinite(az[i]);
+  for (int i = 0; i < nb && dense; i++)
+    dense = isfinite(bsrc[i]);
   int shorter = na < nb ? na : nb;
   int mo = (int)lround(o->min_overlap_um / dx);
   if (mo > 0.75 * shorter)
@@ -220,8 +241,8 @@ int bf_land_compare(bf_land_result *out, const bf_feature *a, const bf_feature *
   double mean_a = 0, mean_b = 0;
   int ca = 0, cb = 0;
   for (int i = 0; i < na; i++)
-    if (isfinite(a->z[i])) {
-      mean_a += a->z[i];
+    if (isfinite(az[i])) {
+      mean_a += az[i];
       ca++;
     }
   for (int i = 0; i < nb; i++)
@@ -236,8 +257,8 @@ int bf_land_compare(bf_land_result *out, const bf_feature *a, const bf_feature *
   mean_a /= ca;
   mean_b /= cb;
   for (int i = 0; i < na; i++)
-    if (isfinite(a->z[i])) {
-      A[i] = (float)(a->z[i] - mean_a);
+    if (isfinite(az[i])) {
+      A[i] = (float)(az[i] - mean_a);
       A2[i] = A[i] * A[i];
       MA[i] = 1;
     }
@@ -247,13 +268,32 @@ int bf_land_compare(bf_land_result *out, const bf_feature *a, const bf_feature *
       B2[i] = B[i] * B[i];
       MB[i] = 1;
     }
+  int nfft = dense ? 1 : 6;
   for (int k = 0; k < 6; k++)
-    fftwf_execute_dft_r2c(fwd, buf + (size_t)k * SR, spec + (size_t)k * SC);
+    if (!dense || k == 0 || k == 3)
+      fftwf_execute_dft_r2c(fwd, buf + (size_t)k * SR, spec + (size_t)k * SC);
   /* correlations x (*) y: IFFT(X conj(Y))[L] = sum_i x[i] y[i - L] */
   static const int pairs[6][2] = {{0, 3}, {2, 5}, {0, 5}, {2, 3}, {1, 5}, {2, 4}};
   float *res = buf + 6 * SR; /* ab, n, sa, sb, saa, sbb */
   fftwf_complex *prod = spec + 6 * (size_t)SC;
-  for (int k = 0; k < 6; k++) {
+  if (dense) { /* prefix sums of A, A^2, B, B^2 in the (unused) mask arrays' place */
+    pre = malloc(sizeof *pre * (size_t)(2 * (na + 1) + 2 * (nb + 1)));
+    if (!pre) {
+      rc = bf_error_set(BF_ENOMEM, "land compare: out of memory");
+      goto done;
+    }
+    double *pa = pre, *paa = pa + na + 1, *pb = paa + na + 1, *pbb = pb + nb + 1;
+    pa[0] = paa[0] = pb[0] = pbb[0] = 0;
+    for (int i = 0; i < na; i++) {
+      pa[i + 1] = pa[i] + A[i];
+      paa[i + 1] = paa[i] + (double)A[i] * A[i];
+    }
+    for (int i = 0; i < nb; i++) {
+      pb[i + 1] = pb[i] + B[i];
+      pbb[i + 1] = pbb[i] + (double)B[i] * B[i];
+    }
+  }
+  for (int k = 0; k < nfft; k++) {
     const fftwf_complex *x = spec + (size_t)pairs[k][0] * SC, *y = spec + (size_t)pairs[k][1] * SC;
     for (int f = 0; f < nc; f++) {
       prod[f][0] = x[f][0] * y[f][0] + x[f][1] * y[f][1];
@@ -265,11 +305,24 @@ int bf_land_compare(bf_land_result *out, const bf_feature *a, const bf_feature *
   int bestL = 0;
   for (int L = -(nb - mo); L <= na - mo; L++) {
     int idx = L < 0 ? L + N : L;
-    double cnt = res[SR + idx] / N;
+    double cnt, sab = res[idx] / N, sa, sb, saa, sbb;
+    if (dense) {
+      int i0 = L > 0 ? L : 0, i1 = na < nb + L ? na : nb + L;
+      const double *pa = pre, *paa = pa + na + 1, *pb = paa + na + 1, *pbb = pb + nb + 1;
+      cnt = i1 - i0;
+      sa = pa[i1] - pa[i0];
+      saa = paa[i1] - paa[i0];
+      sb = pb[i1 - L] - pb[i0 - L];
+      sbb = pbb[i1 - L] - pbb[i0 - L];
+    } else {
+      cnt = res[SR + idx] / N;
+      sa = res[2 * SR + idx] / N;
+      sb = res[3 * SR + idx] / N;
+      saa = res[4 * SR + idx] / N;
+      sbb = res[5 * SR + idx] / N;
+    }
     if (cnt < mo - 0.5)
       continue;
-    double sab = res[idx] / N, sa = res[2 * SR + idx] / N, sb = res[3 * SR + idx] / N;
-    double saa = res[4 * SR + idx] / N, sbb = res[5 * SR + idx] / N;
     double va = saa - sa * sa / cnt, vb = sbb - sb * sb / cnt;
     if (va <= 1e-12 || vb <= 1e-12)
       continue;
@@ -291,7 +344,7 @@ int bf_land_compare(bf_land_result *out, const bf_feature *a, const bf_feature *
   double s1 = 0, s2 = 0, s11 = 0, s22 = 0, s12 = 0;
   int m = 0;
   for (int k = 0; k < n; k++) {
-    float va = a->z[i0 + k], vb = bsrc[i0 + k - bestL];
+    float va = az[i0 + k], vb = bsrc[i0 + k - bestL];
     if (isfinite(va) && isfinite(vb)) {
       sa[k] = va;
       sb[k] = vb;
@@ -310,7 +363,7 @@ int bf_land_compare(bf_land_result *out, const bf_feature *a, const bf_feature *
   }
   double v1 = (s11 - s1 * s1 / m) / m, v2 = (s22 - s2 * s2 / m) / m;
   out->ccf = (v1 > 0 && v2 > 0) ? ((s12 - s1 * s2 / m) / m) / sqrt(v1 * v2) : 0;
-  out->lag_um = bestL * dx;
+  out->lag_um = (bestL + oa - ob) * dx; /* in the untrimmed signatures' indices */
   out->overlap_um = m * dx;
   out->rough = sqrt(0.5 * (v1 + v2));
   double dd = 0, ds = 0;
@@ -363,6 +416,7 @@ int bf_land_compare(bf_land_result *out, const bf_feature *a, const bf_feature *
   out->score = bf_land_score(out);
 done:
   free(bz);
+  free(pre);
   fftwf_free(buf);
   fftwf_free(spec);
   free(ma);
