@@ -43,9 +43,6 @@
 
 #define MAXSCANS 64
 
-/* Weak until features/extract.c is in the tree, so the tree links meanwhile. */
-#pragma weak bf_feature_extract
-
 /* ---- one item ready to be written: everything read and extracted up front ---- */
 
 typedef struct prepared {
@@ -189,10 +186,6 @@ static int prepare(bf_store *st, prepared *p, int kind)
       break;
     if ((rc = bf_x3p_read_mem(&p->surf[i], p->bytes[i], p->nbytes[i], path, NULL)))
       break;
-    if (!bf_feature_extract) {
-      rc = bf_error_set(BF_EINVAL, "%s: this bfm was built without feature extraction (features/extract.c)", path);
-      break;
-    }
     if ((rc = bf_feature_extract(&p->feat[i], p->surf[i], kind, kind == BF_KIND_BULLET ? i + 1 : 0))) {
       bf_error_prefix(rc, "%s: feature extraction failed: ", path);
       break;
