@@ -182,7 +182,7 @@ int main(void)
   /* through the CLI: a written no-striae scan is reported flagged; a broken file fails cleanly */
   {
     const char *dir = bf_t_tmpdir("bullet");
-    char p[4200], cmd[9000];
+    char p[4200], cmd[16384];
     bf_surface *n = make_land(600, 200, GROOVES, 0.3);
     snprintf(p, sizeof p, "%s/flat_land1.x3p", dir);
     CHECK(bf_x3p_write(p, n, 'F') == 0);
