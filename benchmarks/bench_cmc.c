@@ -351,6 +351,11 @@ static int accuracy(const char *data, const char *outdir, int quick)
       fp += m && !km[k];
       fn += !m && km[k];
     }
+  for (k = 0; k < np; k++)
+    if (!isnan(sc[k]) && (km[k] ? sc[k] < ((bf_cmc_opts)BF_CMC_OPTS_INIT).match_min_cmc
+                                : sc[k] >= ((bf_cmc_opts)BF_CMC_OPTS_INIT).match_min_cmc))
+      printf("accuracy: %s %s vs %s (%s / %s): score %g\n", km[k] ? "missed KM" : "KNM called",
+             v[ia[k]].name, v[ib[k]].name, v[ia[k]].source, v[ib[k]].source, sc[k]);
   printf("accuracy: Fadul %d scans, %d pairs (%d KM), errors %d\n", n, np, nkm, bad);
   printf("accuracy: AUC %.4f, lowest KM score %g, highest KNM score %g, at threshold %d: "
          "%d false positives, %d false negatives\n", auc, minkm, maxknm,

@@ -11,9 +11,12 @@
  *  - High CMC: per theta, cells within x/y thresholds of that theta's medians with corr >=
  *    corr_thresh; thetas with counts >= max - tau are "high"; they must span <= theta_thresh;
  *  - both directions are run and combined as cmcR's decision_combineDirections (missing theta
- *    decision "fail", thetas compared): when both pass and their modal thetas are opposite within
- *    theta_thresh, the High CMCs of both directions (distinct cell positions) are counted, else
- *    the smaller direction's original-method count.
+ *    decision "fail", thetas compared): when both pass, each direction's modal High-CMC theta is
+ *    within theta_thresh of the median theta of its original-method CMCs (no CMCs: fail), and
+ *    the two modal thetas are opposite within theta_thresh, the High CMCs of both directions
+ *    (distinct cell positions) are counted; otherwise the smaller direction's original count.
+ *    (cmcR's source compares both directions with the reference->target median; a sign slip we
+ *    do not copy: each direction is compared with its own.)
  * Lengths in micrometres, angles in degrees. x/y thresholds of cmcR are 20 points at 6.25 µm.
  */
 #ifndef BF_CMC_H

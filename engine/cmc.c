@@ -568,6 +568,7 @@ typedef struct dir_result {
   int ncand, n_orig, high_pass, n_high;
   double med_theta, med_x, med_y; /* original-method consensus (points, degrees) */
   double theta_mode;              /* median of the thetas of maximal High-CMC count */
+  double med_theta_cmc;           /* median theta of the original-method CMCs (NaN: none) */
   int *best_t;                    /* per cell: theta index of highest corr (-1: none) */
   unsigned char *orig;            /* per cell: original CMC */
   unsigned char *cand;            /* nt x ncell: High-CMC candidate at that theta */
@@ -628,6 +629,13 @@ static int decide(dir_result *d, const reg *g, const double *th, int nt, int nce
                  fabs(th[bt] - d->med_theta) <= o->theta_thresh && r->corr >= o->corr_thresh;
     d->n_orig += d->orig[i];
   }
+  /* cmcR compares the High-CMC theta with the median theta of the original-method CMCs
+   * (none: the comparison fails) */
+  int q0 = 0;
+  for (int i = 0; i < ncell; i++)
+    if (d->orig[i])
+      vt[q0++] = th[d->best_t[i]];
+  d->med_theta_cmc = median(vt, q0);
   /* High CMC (Tong 2015): per-theta candidates, then the high-count thetas */
   int maxc = 0;
   for (int t = 0; t < nt; t++) {
@@ -782,7 +790,7 @@ int bf_cmc_compare_prep(bf_cmc_result *out, const bf_cmc_prep *a, const bf_cmc_p
   if (d[0].high_pass && d[1].high_pass) {
     combined_high = 1;
     for (int k = 0; k < 2; k++)
-      if (!(fabs(d[k].theta_mode - d[k].med_theta) <= o->theta_thresh))
+      if (!(fabs(d[k].theta_mode - d[k].med_theta_cmc) <= o->theta_thresh))
         combined_high = 0;
     double t0 = d[0].theta_mode, t1 = d[1].theta_mode;
     if ((t0 > 0) == (t1 > 0) && t0 != 0 && t1 != 0 && fabs(t0 + t1) > o->theta_thresh)
