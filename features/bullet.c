@@ -354,14 +354,17 @@ int bf_bullet_land_extract_trace(bf_feature **out, bf_bullet_trace *trace, const
     rc = bf_error_set(BF_ENOMEM, "out of memory for crosscut search");
     goto done;
   }
-  for (int k = 0; k < nb; k++) {
-    band_profile(bp + (size_t)k * np, scan, orient, s_first + k * step, s_first + k * step + band);
-    crosscut_bandpass(bp + (size_t)k * np, tmp, np, dx, o);
-  }
+  /* bands are made as the search reaches them: the first stable one is usually near the start */
+  int made = 0;
   int chosen = -1;
   double best_agree = -2;
   int best_k = 0;
-  for (int k = 0; k < nb; k++) {
+  for (int k = 0; k < nb && chosen < 0; k++) {
+    for (; made < nb && made <= k + 2; made++) {
+      band_profile(bp + (size_t)made * np, scan, orient, s_first + made * step,
+                   s_first + made * step + band);
+      crosscut_bandpass(bp + (size_t)made * np, tmp, np, dx, o);
+    }
     double c1 = k + 1 < nb ? pearson(bp + (size_t)k * np, bp + (size_t)(k + 1) * np, np) : -1;
     double c2 = k + 2 < nb ? pearson(bp + (size_t)(k + 1) * np, bp + (size_t)(k + 2) * np, np) : -1;
     if (nb == 1)
