@@ -313,12 +313,13 @@ int bf_bullet_land_extract_trace(bf_feature **out, bf_bullet_trace *trace, const
   double dx = orient == BF_STRIAE_X ? scan->dy : scan->dx; /* spacing across */
   double ds = orient == BF_STRIAE_X ? scan->dx : scan->dy;
 
-  bf_surface_stats st;
-  bf_surface_stats_get(&st, scan);
-  if (st.missing_fraction > 0.5)
+  size_t npts = (size_t)scan->nx * scan->ny, nscan = 0;
+  for (size_t i = 0; i < npts; i++)
+    nscan += isfinite(scan->z[i]);
+  if (nscan * 2 < npts)
     flags |= BF_Q_MOSTLY_MISSING;
-  if (st.nvalid < 100) {
-    rc = bf_error_set(BF_EQUALITY, "bullet land scan has only %zu valid points", st.nvalid);
+  if (nscan < 100) {
+    rc = bf_error_set(BF_EQUALITY, "bullet land scan has only %zu valid points", nscan);
     goto done;
   }
 
