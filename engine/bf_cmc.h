@@ -35,13 +35,15 @@ typedef struct bf_cmc_opts {
   int tau;                   /* High CMC tau */
   int match_min_cmc;         /* out->match = score >= this (literature: 6 CMCs) */
   int threads;               /* 0: OpenMP default when not already inside a parallel region */
+  double refine_step;        /* consensus rotation refined at +-this (deg) around the CMCs'
+                                median theta; 0: off. Reported only (theta_refined) */
   int coarse;                /* 1: find each cell's translation by FFT at half resolution, then
                                 the exact correlation at full resolution around that peak
                                 (hill-climbing); 0: FFT at full resolution (slower) */
 } bf_cmc_opts;
 
 #define BF_CMC_OPTS_INIT                                                                     \
-  { 8, 8, 0.85, 3.0, -30.0, 30.0, 3.0, 125.0, 125.0, 6.0, 0.5, 1, 6, 0, 1 }
+  { 8, 8, 0.85, 3.0, -30.0, 30.0, 3.0, 125.0, 125.0, 6.0, 0.5, 1, 6, 0, 1.0, 1 }
 
 /* One reference cell's best (over rotations) registration, in one direction. */
 typedef struct bf_cmc_cell {
@@ -63,6 +65,7 @@ typedef struct bf_cmc_result {
   int cmc_combined;         /* = score */
   int ncells[2];            /* cells compared per direction */
   double theta, dx, dy;     /* consensus reference -> target: deg, µm (original-method medians) */
+  double theta_refined;     /* consensus rotation refined by refine_step (= theta when off) */
   double theta_high[2];     /* modal High-CMC theta per direction (NaN when failed) */
   int quality_flags;        /* BF_Q_* of either input (a flagged comparison is not trusted) */
   bf_cmc_cell *cells;       /* ncell entries (both directions); free with bf_cmc_result_clear */

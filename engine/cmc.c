@@ -548,6 +548,36 @@ static void register_theta_coarse(reg *out, const bf_cmc_prep *a, const bf_cmc_p
   }
 }
 
+/* Registers every cell of r against s rotated by theta, with its own scratch. 0 or BF_ENOMEM. */
+static int register_one(reg *out, const bf_cmc_prep *r, const bf_cmc_prep *s, double theta,
+                        const bf_cmc_opts *o)
+{
+  int co = r->coarse, rc = 0;
+  int n0 = co ? r->cn0 : r->n0, n1 = co ? r->cn1 : r->n1, nhh = n1 / 2 + 1;
+  size_t wsz = (size_t)(r->cw + 2 * HC_W) * (r->ch + 2 * HC_W);
+  float *rot = malloc((co ? (size_t)s->cnx * s->cny : (size_t)s->nx * s->ny) * sizeof *rot);
+  float *region = malloc((size_t)r->rx * r->ry * sizeof *region);
+  float *buf = fftwf_alloc_real((size_t)n0 * n1);
+  float *cc = fftwf_alloc_real((size_t)n0 * n1);
+  fftwf_complex *F = fftwf_alloc_complex((size_t)n0 * nhh);
+  float *win = co ? malloc(2 * wsz * sizeof *win) : NULL;
+  if (rot && region && buf && cc && F && (win || !co)) {
+    memset(buf, 0, (size_t)n0 * n1 * sizeof *buf);
+    if (co)
+      register_theta_coarse(out, r, s, theta, o, rot, region, buf, F, cc, win, win + wsz);
+    else
+      register_theta(out, r, s, theta, o, rot, region, buf, F, cc);
+  } else
+    rc = BF_ENOMEM;
+  free(win);
+  free(rot);
+  free(region);
+  fftwf_free(buf);
+  fftwf_free(cc);
+  fftwf_free(F);
+  return rc;
+}
+
 static int cmp_double(const void *a, const void *b)
 {
   double x = *(const double *)a, y = *(const double *)b;
@@ -750,33 +780,10 @@ int bf_cmc_compare_prep(bf_cmc_result *out, const bf_cmc_prep *a, const bf_cmc_p
   for (int task = 0; task < 2 * nt; task++) {
     int dir = task / nt, t = task % nt;
     const bf_cmc_prep *r = dir ? b : a, *s = dir ? a : b;
-    int co = r->coarse;
-    int n0 = co ? r->cn0 : r->n0, n1 = co ? r->cn1 : r->n1, nhh = n1 / 2 + 1;
-    size_t wsz = (size_t)(r->cw + 2 * HC_W) * (r->ch + 2 * HC_W);
-    float *rot = malloc((co ? (size_t)s->cnx * s->cny : (size_t)s->nx * s->ny) * sizeof *rot);
-    float *region = malloc((size_t)r->rx * r->ry * sizeof *region);
-    float *buf = fftwf_alloc_real((size_t)n0 * n1);
-    float *cc = fftwf_alloc_real((size_t)n0 * n1);
-    fftwf_complex *F = fftwf_alloc_complex((size_t)n0 * nhh);
-    float *win = co ? malloc(2 * wsz * sizeof *win) : NULL;
-    if (buf)
-      memset(buf, 0, (size_t)n0 * n1 * sizeof *buf);
-    if (rot && region && buf && cc && F && (win || !co)) {
-      if (co)
-        register_theta_coarse(g[dir] + (size_t)t * ncell, r, s, th[t], o, rot, region, buf, F,
-                              cc, win, win + wsz);
-      else
-        register_theta(g[dir] + (size_t)t * ncell, r, s, th[t], o, rot, region, buf, F, cc);
-    } else {
+    if (register_one(g[dir] + (size_t)t * ncell, r, s, th[t], o)) {
 #pragma omp atomic write
       failed = 1;
     }
-    free(win);
-    free(rot);
-    free(region);
-    fftwf_free(buf);
-    fftwf_free(cc);
-    fftwf_free(F);
   }
   if (failed) {
     rc = bf_error_set(BF_ENOMEM, "out of memory registering CMC cells");
@@ -853,6 +860,36 @@ int bf_cmc_compare_prep(bf_cmc_result *out, const bf_cmc_prep *a, const bf_cmc_p
   out->dx = d[0].med_x * a->sp;
   out->dy = d[0].med_y * a->sp;
   out->quality_flags = a->qflags | b->qflags;
+  /* refine the consensus rotation: the mean correlation of the original-method CMCs at the
+   * median CMC theta and refine_step either side; reported, the counts stay cmcR's */
+  out->theta_refined = out->theta;
+  if (o->refine_step > 0 && d[0].n_orig > 0 && !isnan(d[0].med_theta_cmc)) {
+    reg *gr = malloc((size_t)ncell * sizeof *gr);
+    double bestm = -2;
+    if (!gr) {
+      rc = bf_error_set(BF_ENOMEM, "out of memory refining the CMC rotation");
+      goto done;
+    }
+    for (int k = -1; k <= 1; k++) {
+      double t = d[0].med_theta_cmc + k * o->refine_step, m = 0;
+      int q = 0;
+      if (register_one(gr, a, b, t, o)) {
+        free(gr);
+        rc = bf_error_set(BF_ENOMEM, "out of memory refining the CMC rotation");
+        goto done;
+      }
+      for (int i = 0; i < ncell; i++)
+        if (d[0].orig[i] && gr[i].ok) {
+          m += gr[i].corr;
+          q++;
+        }
+      if (q && m / q > bestm) {
+        bestm = m / q;
+        out->theta_refined = t;
+      }
+    }
+    free(gr);
+  }
 done:
   dir_clear(&d[0]);
   dir_clear(&d[1]);

@@ -172,10 +172,11 @@ int bfm_compare_cartridge(int argc, char **argv)
     bfm_json_str(stdout, files[1]);
     printf(", \"method\": \"cmc\", \"score\": %g, \"match\": %s, \"cmc_original\": [%d, %d], "
            "\"cmc_high\": [%d, %d], \"high_pass\": [%s, %s], \"cells_compared\": [%d, %d], "
-           "\"theta_deg\": %g, \"dx_um\": %.3f, \"dy_um\": %.3f, \"quality_flags\": %d, \"cells\": [",
+           "\"theta_deg\": %g, \"theta_refined_deg\": %g, \"dx_um\": %.3f, \"dy_um\": %.3f, "
+           "\"quality_flags\": %d, \"cells\": [",
            r.score, r.match ? "true" : "false", r.cmc_original[0], r.cmc_original[1],
            r.cmc_high[0], r.cmc_high[1], r.high_pass[0] ? "true" : "false",
-           r.high_pass[1] ? "true" : "false", r.ncells[0], r.ncells[1], r.theta, r.dx, r.dy,
+           r.high_pass[1] ? "true" : "false", r.ncells[0], r.ncells[1], r.theta, r.theta_refined, r.dx, r.dy,
            r.quality_flags);
     for (int i = 0; i < r.ncell; i++) {
       const bf_cmc_cell *c = &r.cells[i];
@@ -193,7 +194,8 @@ int bfm_compare_cartridge(int argc, char **argv)
            r.cmc_original[1], r.ncells[0], r.ncells[1]);
     printf("high CMC   %d (A->B, %s)  %d (B->A, %s)\n", r.cmc_high[0],
            r.high_pass[0] ? "passed" : "failed", r.cmc_high[1], r.high_pass[1] ? "passed" : "failed");
-    printf("consensus  theta %g deg, dx %.1f um, dy %.1f um (A->B)\n", r.theta, r.dx, r.dy);
+    printf("consensus  theta %g deg (refined %g), dx %.1f um, dy %.1f um (A->B)\n", r.theta,
+           r.theta_refined, r.dx, r.dy);
     printf("quality    ");
     print_flags(stdout, r.quality_flags);
     printf("\n\n dir row col  theta     dx_um     dy_um    corr  CMC\n");
