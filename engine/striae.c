@@ -143,7 +143,7 @@ static int find_marks(mark *m, const float *z, int n, double thr)
  * subtracts. Checked, not tuned, against a leave-one-study-out logistic fit (bench_bullet --csv;
  * fit on Hamby 252, tested on Hamby 44 and the reverse): the fitted weights also separate the
  * held-out set but their levels are uncalibrated with so few known matches (4 + 6), so the
- * plainer hand weights stay. Same-land pairs scored 0.72-0.99, different-land pairs <= 0.50. */
+ * plainer hand weights stay. Same-land pairs scored 0.69-0.99, different-land pairs <= 0.48. */
 static const double BF_LAND_WEIGHTS[5] = {-9.0, 9.0, 0.25, 4.0, -1.0};
 
 double bf_land_score(const bf_land_result *r)

@@ -10,7 +10,8 @@
  *     the first sustained departure of the smoothed residual beyond max(k*sigma, shoulder_um) is
  *     the groove shoulder, cut off with margin_um to spare; a long run of missing points ends it too;
  *  4. curvature: robust (bisquare) quadratic over the land, then a NaN-aware Gaussian regression
- *     band-pass (ISO 16610-21 weights) with cut-offs lambda_s_um and lambda_c_um.
+ *     band-pass (ISO 16610-21 weights) with cut-offs lambda_s_um and lambda_c_um; edge_um at
+ *     each end is dropped (NaN).
  *
  * The resulting bf_feature (BF_KIND_BULLET, ny = 1, dx = scan spacing across the striae) holds
  * the signature in µm, NaN where missing. params[]: see BF_BP_*. */
@@ -50,10 +51,11 @@ typedef struct bf_bullet_opts {
   double min_length_um; /* shorter signatures get BF_Q_TOO_SHORT */
   double min_agree;     /* crosscut agreement below this: BF_Q_NO_MARKS (no consistent striae) */
   int land;             /* land number to record (1-based) or 0 */
+  double edge_um;       /* signature ends dropped after filtering (the shoulders' feet) */
 } bf_bullet_opts;
 
 #define BF_BULLET_OPTS_INIT                                                                    \
-  { BF_STRIAE_AUTO, 40.0, 25.0, 0.15, 0.9, 3.0, 6.0, 20.0, 60.0, 5.0, 250.0, 500.0, 0.5, 0 }
+  { BF_STRIAE_AUTO, 40.0, 25.0, 0.15, 0.9, 3.0, 6.0, 20.0, 60.0, 5.0, 250.0, 500.0, 0.5, 0, 20.0 }
 
 /* Diagnostics of one extraction, for `bfm features --show` (all arrays malloc'ed, len n). */
 typedef struct bf_bullet_trace {

@@ -454,6 +454,10 @@ int bf_bullet_land_extract_trace(bf_feature **out, bf_bullet_trace *trace, const
     for (int i = 0; i < n; i++)
       best[i] = best[i] - next[i];
     bf_bullet_gauss_lowpass(tmp, best, n, dx, o->lambda_s_um);
+    /* the filters' ends see the groove shoulder's foot: drop them */
+    int trim = (int)lround(o->edge_um / dx);
+    for (int i = 0; i < trim && i < n; i++)
+      tmp[i] = tmp[n - 1 - i] = NAN;
   }
   if ((rc = bf_feature_new(&f, BF_KIND_BULLET, n, 1, dx, dx)))
     goto done;
