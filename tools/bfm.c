@@ -18,11 +18,14 @@ static const bfm_cmd commands[] = {
    "  Cartridge cases: A and B are X3P scans; prints the CMC result (see below).\n"
    "  Bullets: A and B are folders of land scans (in land order) or comma-separated lists;\n"
    "  prints the land-score matrix, the phase and the bullet score.\n"
+   "  Bullets: --png draws the matched lands' aligned signatures; --orient=x|y|auto says\n"
+   "  which axis the striae run along (default: detected from the data).\n"
    "  The kind is guessed (folder or elongated scan = bullet) unless --kind says.\n"},
   {"features", bfm_cmd_features, "extract comparison features from scans",
    "bfm features [--kind cartridge|bullet] [--show DIR] [--json] SCAN...\n"
    "  Runs the feature pipeline on each scan and prints what it found; --show writes the\n"
-   "  steps as PNG images into DIR.\n"},
+   "  steps as PNG images into DIR (bullet lands: crosscut, land curve, groove cuts, signature;\n"
+   "  --orient=x|y|auto as for compare).\n"},
   {"init", bfm_cmd_init, "create an empty store",
    "bfm init [--user NAME] STORE\n"
    "  Creates an empty HDF5 store (schema in storage/bf_store.h).\n"},

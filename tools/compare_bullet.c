@@ -306,6 +306,9 @@ int bfm_compare_bullet(int argc, char **argv)
     else if (!strcmp(argv[i], "--orient") && i + 1 < argc) {
       if ((bo.orientation = parse_orient(argv[++i])) < 0)
         return bfm_usage_error(cmd, "--orient must be x, y or auto, not '%s'", argv[i]);
+    } else if (!strncmp(argv[i], "--orient=", 9)) {
+      if ((bo.orientation = parse_orient(argv[i] + 9)) < 0)
+        return bfm_usage_error(cmd, "--orient must be x, y or auto, not '%s'", argv[i] + 9);
     } else if (argv[i][0] == '-')
       return bfm_usage_error(cmd, "unknown option %s", argv[i]);
     else if (nops < 2)
@@ -461,6 +464,9 @@ int bfm_features_bullet(int argc, char **argv)
     else if (!strcmp(argv[i], "--orient") && i + 1 < argc) {
       if ((bo.orientation = parse_orient(argv[++i])) < 0)
         return bfm_usage_error(cmd, "--orient must be x, y or auto, not '%s'", argv[i]);
+    } else if (!strncmp(argv[i], "--orient=", 9)) {
+      if ((bo.orientation = parse_orient(argv[i] + 9)) < 0)
+        return bfm_usage_error(cmd, "--orient must be x, y or auto, not '%s'", argv[i] + 9);
     } else if (argv[i][0] == '-')
       return bfm_usage_error(cmd, "unknown option %s", argv[i]);
     else
