@@ -53,7 +53,7 @@ typedef struct bf_synth_opts {
 
 #define BF_SYNTH_OPTS_INIT                                                                  \
   { 1, 1, 6.25, 3406.0, 3850.0, 1.55, 0.2, 0.86, 30.0, 100.0, 0.002, 1.5625, 6, 2050.0, \
-    700.0, 4200.0, 0.38, 0.82, 60.0, 0.2, 0.45, 0 }
+    700.0, 4200.0, 0.85, 0.93, 60.0, 0.1, 0.08, 0 }
 
 /* What was done to one item (the truth a test can undo). */
 typedef struct bf_synth_truth {

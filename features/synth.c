@@ -34,10 +34,16 @@
 #define RAW_FORM 3000.0  /* µm: raw texture is rolled off beyond this (form is modelled apart) */
 #define TM_L0 60.0       /* µm: tool-mark profile knee */
 #define TM_BETA 2.0      /* 1-D slope of the tool-mark profile */
-#define SIG_L0 25.0      /* µm: striation signature knee */
-#define SIG_BETA 1.6     /* 1-D slope of the striation signature */
+#define SIG_L0 150.0     /* µm: striation signature knee (fitted to Hamby mean profiles) */
+#define SIG_BETA 2.6     /* 1-D slope: amplitude x1.7 per octave below the knee */
 #define SIG_LOWPASS 4.0  /* µm */
-#define SIG_HIGHPASS 250.0 /* µm: longer waves belong to the land's form, not its striae */
+#define SIG_HIGHPASS 1000.0 /* µm: longer waves belong to the land form */
+#define EVO_L0 20.0      /* µm: along-striae variation profiles: flat spectrum ... */
+#define EVO_BETA 0.0
+#define EVO_LOWPASS 2.0  /* µm: ... from the pixel scale */
+#define EVO_HIGHPASS 25.0 /* µm: ... to fine striae */
+#define EVO_STEP 5.0     /* µm along the striae between independent variation profiles */
+#define EVO_SHARE 0.6   /* their sd relative to the signature's (Hamby: row minus mean ~0.5 µm) */
 #define CART_RAW_NOISE 0.05 /* µm: white noise on a raw cartridge scan */
 #define GAUSS_A 0.46971863934982566 /* sqrt(ln 2 / pi): ISO 16610 Gaussian filter constant */
 
@@ -49,6 +55,7 @@ struct bf_synth {
   float *h_tex, *h_raw; /* nf x (nf/2+1) amplitude filters (processed / raw) */
   float *h_tm;         /* ng/2+1 */
   float *h_sig;        /* ns/2+1 */
+  float *h_evo;        /* ns/2+1: striae varying along their length */
   fftwf_plan p_tex, p_tm, p_sig;
 };
 
@@ -228,9 +235,10 @@ int bf_synth_new(bf_synth **out, const bf_synth_opts *o)
   g->h_raw = fftwf_alloc_real(nspec);
   g->h_tm = fftwf_alloc_real((size_t)g->ng / 2 + 1);
   g->h_sig = fftwf_alloc_real((size_t)g->ns / 2 + 1);
+  g->h_evo = fftwf_alloc_real((size_t)g->ns / 2 + 1);
   float *a2 = fftwf_alloc_real((size_t)nf * nf), *a1 = fftwf_alloc_real((size_t)(g->ng > g->ns ? g->ng : g->ns) + 2);
   fftwf_complex *c2 = fftwf_alloc_complex(nspec), *c1 = fftwf_alloc_complex((size_t)(g->ng > g->ns ? g->ng : g->ns) / 2 + 1);
-  if (!g->h_tex || !g->h_raw || !g->h_tm || !g->h_sig || !a2 || !a1 || !c2 || !c1) {
+  if (!g->h_tex || !g->h_raw || !g->h_tm || !g->h_sig || !g->h_evo || !a2 || !a1 || !c2 || !c1) {
     rc = bf_error_set(BF_ENOMEM, "synth: out of memory for %d x %d spectra", nf, nf);
     goto done;
   }
@@ -254,6 +262,8 @@ int bf_synth_new(bf_synth **out, const bf_synth_opts *o)
                     o->processed ? TEX_HIGHPASS : RAW_FORM)))
     goto done;
   if ((rc = filter1(g->h_sig, g->ns, o->land_spacing, SIG_L0, SIG_BETA, SIG_LOWPASS, SIG_HIGHPASS)))
+    goto done;
+  if ((rc = filter1(g->h_evo, g->ns, o->land_spacing, EVO_L0, EVO_BETA, EVO_LOWPASS, EVO_HIGHPASS)))
     goto done;
   g->p_tex = fftwf_plan_dft_c2r_2d(nf, nf, c2, a2, FFTW_ESTIMATE);
   g->p_tm = fftwf_plan_dft_c2r_1d(g->ng, c1, a1, FFTW_ESTIMATE);
@@ -283,6 +293,7 @@ void bf_synth_free(bf_synth *g)
   fftwf_free(g->h_raw);
   fftwf_free(g->h_tm);
   fftwf_free(g->h_sig);
+  fftwf_free(g->h_evo);
   free(g);
 }
 
@@ -595,7 +606,7 @@ int bf_synth_land(bf_surface **out, const bf_synth *g, int barrel, int bullet, i
   double dx = o->land_spacing;
   bf_surface *s = NULL;
   float *sig = fftwf_alloc_real((size_t)ns), *i1 = fftwf_alloc_real((size_t)ns), *i2 = fftwf_alloc_real((size_t)ns);
-  float *prof = NULL;
+  float *prof = NULL, *evo = NULL;
   double *form = NULL;
   fftwf_complex *spec = fftwf_alloc_complex((size_t)ns / 2 + 1);
   if (!sig || !i1 || !i2 || !spec) {
@@ -634,12 +645,21 @@ int bf_synth_land(bf_surface **out, const bf_synth *g, int barrel, int bullet, i
   field1(g, g->p_sig, g->h_sig, ns, &rq, spec, i1);
   field1(g, g->p_sig, g->h_sig, ns, &rq, spec, i2);
   /* The bullet's profile across the land, relative to the LEA centre, at spacing dx. */
-  prof = malloc((size_t)ns * 2 * sizeof *prof);
+  prof = malloc((size_t)ns * sizeof *prof);
   if (!prof) {
     rc = bf_error_set(BF_ENOMEM, "synth: out of memory for a land profile");
     goto done;
   }
-  float *prof2 = prof + ns; /* the evolving part along the striae */
+  /* Striae change along their length: independent profiles every EVO_STEP, blended smoothly. */
+  int nknots = (int)ceil(nalong * dx / EVO_STEP) + 2;
+  evo = fftwf_alloc_real((size_t)nknots * ns);
+  if (!evo) {
+    rc = bf_error_set(BF_ENOMEM, "synth: out of memory for a land profile");
+    goto done;
+  }
+  for (int k = 0; k < nknots; k++)
+    field1(g, g->p_sig, g->h_evo, ns, &rq, spec, evo + (size_t)k * ns);
+  double evo_sd = EVO_SHARE * sig_sd;
   for (int i = 0; i < ns; i++) {
     double xl = (i - ns / 2) * dx; /* from the LEA centre */
     double a = q, extra = 0;
@@ -648,7 +668,6 @@ int bf_synth_land(bf_surface **out, const bf_synth *g, int barrel, int bullet, i
       extra = 1.2 * (i2[i] + i1[(i + ns / 3) % ns]) / 1.4142; /* scraped: rough, unrelated */
     }
     prof[i] = (float)(sig_sd * (a * sig[i] + qi * 0.8 * i1[i] + extra));
-    prof2[i] = (float)(sig_sd * qi * 0.6 * i2[i]);
   }
 
   int nx = o->striae_along_x ? nalong : nacross, ny = o->striae_along_x ? nacross : nalong;
@@ -679,12 +698,16 @@ int bf_synth_land(bf_surface **out, const bf_synth *g, int barrel, int bullet, i
     pha[i] = unif2(&rmiss, 0, 2 * M_PI);
   }
   for (int j = 0; j < nalong; j++) {
-    double t = (double)j / (nalong > 1 ? nalong - 1 : 1), along = (j - c_along) * dx;
+    double along = (j - c_along) * dx, kp = j * dx / EVO_STEP;
+    int k0 = (int)kp;
+    double wk = 0.5 - 0.5 * cos(M_PI * (kp - k0)); /* smooth blend between knots */
+    const float *e0 = evo + (size_t)k0 * ns, *e1 = evo + (size_t)(k0 + 1) * ns;
     int at_end = end_top ? j < end_len : j > nalong - end_len;
     for (int i = 0; i < nacross; i++) {
       double x = (i - c_across) * dx - xc;
       double pidx = (x + tilt * along) / dx + ns / 2; /* striae run slightly off the axis */
-      double z = form[i] + ky * along + interp1(prof, ns, pidx) + (2 * t - 1) * interp1(prof2, ns, pidx);
+      double z = form[i] + ky * along + interp1(prof, ns, pidx);
+      z += evo_sd * ((1 - wk) * interp1(e0, ns, pidx) + wk * interp1(e1, ns, pidx));
       z += o->noise_sd * normal_fast(&rn);
       if (thr[i] < 1 && sin(per[i] * j + pha[i]) > thr[i])
         continue;
@@ -715,6 +738,7 @@ done:
   fftwf_free(spec);
   free(prof);
   free(form);
+  fftwf_free(evo);
   return rc;
 }
 
