@@ -130,7 +130,10 @@ struct bf_store {
   size_t scap_set;
   kindcache kinds[MAXKINDS];
   int nkinds;
+  int loaded; /* L_* tables read so far: only items are read at open */
 };
+
+enum { L_FA = 1, L_EV = 2, L_SC = 4, L_HI = 8, L_ALL = 15 };
 
 /* HDF5 1.10.8 crashes in its exit-time teardown when a file's close failed (disk full): the
  * half-closed file stays registered. After such a failure we skip that teardown: our handler,
@@ -506,19 +509,41 @@ static void drop_caches(bf_store *st)
   st->scap_set = 0;
 }
 
+/* Items are read at open; the bigger tables (firearm and evidence records, scans, hits) on
+ * first use, so a search opening a 100,000-item store reads only what it needs. The lookup
+ * functions take a const store: loading a table is caching, not a visible change. */
+static int ensure(const bf_store *cst, int what)
+{
+  bf_store *st = (bf_store *)cst;
+  int rc = 0;
+  if ((what & L_FA) && !(st->loaded & L_FA) &&
+      !(rc = tbl_read(st->f, &T_FIREARMS, (void **)&st->fa, &st->nfa, &st->cfa)))
+    st->loaded |= L_FA;
+  if (!rc && (what & L_EV) && !(st->loaded & L_EV) &&
+      !(rc = tbl_read(st->f, &T_EVIDENCE, (void **)&st->ev, &st->nev, &st->cev)))
+    st->loaded |= L_EV;
+  if (!rc && (what & L_SC) && !(st->loaded & L_SC) &&
+      !(rc = tbl_read(st->f, &T_SCANS, (void **)&st->sc, &st->nsc, &st->csc)) &&
+      !(rc = sset_build(st, st->nsc)))
+    st->loaded |= L_SC;
+  if (!rc && (what & L_HI) && !(st->loaded & L_HI) &&
+      !(rc = tbl_read(st->f, &T_HITS, (void **)&st->hi, &st->nhi, &st->chi)) &&
+      !(rc = hset_build(st, st->nhi)))
+    st->loaded |= L_HI;
+  if (rc)
+    bf_error_prefix(rc, "%s: ", st->path);
+  return rc;
+}
+
 static int load_tables(bf_store *st)
 {
   int rc;
   drop_caches(st);
-  if ((rc = tbl_read(st->f, &T_FIREARMS, (void **)&st->fa, &st->nfa, &st->cfa)) ||
-      (rc = tbl_read(st->f, &T_EVIDENCE, (void **)&st->ev, &st->nev, &st->cev)) ||
-      (rc = tbl_read(st->f, &T_ITEMS, (void **)&st->it, &st->nit, &st->cit)) ||
-      (rc = tbl_read(st->f, &T_SCANS, (void **)&st->sc, &st->nsc, &st->csc)) ||
-      (rc = tbl_read(st->f, &T_HITS, (void **)&st->hi, &st->nhi, &st->chi)))
+  st->loaded = 0;
+  st->nfa = st->nev = st->nsc = st->nhi = 0;
+  if ((rc = tbl_read(st->f, &T_ITEMS, (void **)&st->it, &st->nit, &st->cit)))
     return bf_error_prefix(rc, "%s: ", st->path);
-  if ((rc = sset_build(st, st->nsc)))
-    return rc;
-  return hset_build(st, st->nhi);
+  return 0;
 }
 
 static int open_main(bf_store *st)
@@ -939,6 +964,9 @@ int bf_store_read_audit(bf_store *st, bf_audit_rec **out, size_t *n)
 
 int bf_store_add_firearm(bf_store *st, int64_t *id, const bf_firearm *f)
 {
+  int erc_ = ensure(st, L_FA);
+  if (erc_)
+    return erc_;
   int rc;
   if ((rc = need_tx(st)) || (rc = grow((void **)&st->fa, &st->cfa, st->nfa + 1, sizeof *st->fa)))
     return rc;
@@ -960,6 +988,9 @@ int bf_store_add_firearm(bf_store *st, int64_t *id, const bf_firearm *f)
 
 int bf_store_add_evidence(bf_store *st, int64_t *id, const bf_evidence *e)
 {
+  int erc_ = ensure(st, L_EV);
+  if (erc_)
+    return erc_;
   int rc;
   if ((rc = need_tx(st)) || (rc = grow((void **)&st->ev, &st->cev, st->nev + 1, sizeof *st->ev)))
     return rc;
@@ -982,6 +1013,9 @@ int bf_store_add_evidence(bf_store *st, int64_t *id, const bf_evidence *e)
 int bf_store_add_item(bf_store *st, int64_t *id, int kind, const char *calibre, int owner_type,
                       int64_t owner)
 {
+  int erc_ = ensure(st, L_FA | L_EV);
+  if (erc_)
+    return erc_;
   int rc;
   if ((rc = need_tx(st)) || (rc = grow((void **)&st->it, &st->cit, st->nit + 1, sizeof *st->it)))
     return rc;
@@ -1011,6 +1045,8 @@ int bf_store_add_item(bf_store *st, int64_t *id, int kind, const char *calibre, 
 
 int bf_store_find_sha256(const bf_store *st, const char *hex, int64_t *scan_id)
 {
+  if (ensure(st, L_SC))
+    return BF_EIO;
   if (!st->scap_set)
     return BF_ENOTFOUND;
   for (size_t i = skey(hex, st->scap_set);; i = (i + 1) & (st->scap_set - 1)) {
@@ -1033,6 +1069,9 @@ static int x3p_name(char *buf, size_t n, int64_t id)
 int bf_store_add_scan(bf_store *st, int64_t *id, int64_t item, int land, const void *bytes,
                       size_t nbytes, const char *name, const bf_surface *s)
 {
+  int erc_ = ensure(st, L_SC);
+  if (erc_)
+    return erc_;
   int rc;
   hid_t sp = -1, p = -1, ds = -1;
   if ((rc = need_tx(st)) || (rc = grow((void **)&st->sc, &st->csc, st->nsc + 1, sizeof *st->sc)) ||
@@ -1114,6 +1153,9 @@ done:
 
 int bf_store_read_x3p(bf_store *st, int64_t scan_id, uint8_t **bytes, size_t *n)
 {
+  int erc_ = ensure(st, L_SC);
+  if (erc_)
+    return erc_;
   int rc = 0;
   *bytes = NULL;
   *n = 0;
@@ -1482,39 +1524,48 @@ const bf_item *bf_store_item(const bf_store *st, int64_t id)
 }
 const bf_firearm *bf_store_firearm(const bf_store *st, int64_t id)
 {
+  ensure(st, L_FA); /* on failure the table stays empty */
   return id >= 1 && (size_t)id <= st->nfa ? &st->fa[id - 1] : NULL;
 }
 const bf_evidence *bf_store_evidence(const bf_store *st, int64_t id)
 {
+  ensure(st, L_EV); /* on failure the table stays empty */
   return id >= 1 && (size_t)id <= st->nev ? &st->ev[id - 1] : NULL;
 }
 size_t bf_store_nfirearms(const bf_store *st)
 {
+  ensure(st, L_FA); /* on failure the table stays empty */
   return st->nfa;
 }
 const bf_firearm *bf_store_firearms(const bf_store *st)
 {
+  ensure(st, L_FA); /* on failure the table stays empty */
   return st->fa;
 }
 size_t bf_store_nevidence(const bf_store *st)
 {
+  ensure(st, L_EV); /* on failure the table stays empty */
   return st->nev;
 }
 const bf_evidence *bf_store_evidences(const bf_store *st)
 {
+  ensure(st, L_EV); /* on failure the table stays empty */
   return st->ev;
 }
 size_t bf_store_nscans(const bf_store *st)
 {
+  ensure(st, L_SC); /* on failure the table stays empty */
   return st->nsc;
 }
 const bf_scan_rec *bf_store_scans(const bf_store *st)
 {
+  ensure(st, L_SC); /* on failure the table stays empty */
   return st->sc;
 }
 
 const bf_firearm *bf_store_firearm_by_serial(const bf_store *st, const char *serial)
 {
+  ensure(st, L_FA); /* on failure the table stays empty */
   for (size_t i = 0; i < st->nfa; i++)
     if (!strcmp(st->fa[i].serial, serial))
       return &st->fa[i];
@@ -1524,6 +1575,7 @@ const bf_firearm *bf_store_firearm_by_serial(const bf_store *st, const char *ser
 const bf_evidence *bf_store_evidence_by_case_item(const bf_store *st, const char *case_no,
                                                   const char *item)
 {
+  ensure(st, L_EV); /* on failure the table stays empty */
   for (size_t i = 0; i < st->nev; i++)
     if (!strcmp(st->ev[i].case_no, case_no) && !strcmp(st->ev[i].item, item))
       return &st->ev[i];
@@ -1571,6 +1623,9 @@ const char *bf_hit_status_name(int status)
 
 int bf_store_add_hits(bf_store *st, const bf_hit *hits, size_t n, size_t *added)
 {
+  int erc_ = ensure(st, L_HI | L_FA | L_EV);
+  if (erc_)
+    return erc_;
   int rc;
   bf_hit *fresh = NULL;
   size_t nf = 0, n0 = st->nhi;
@@ -1641,6 +1696,9 @@ static int hit_cmp(const void *a, const void *b)
 
 int bf_store_query_hits(const bf_store *st, const bf_hit_filter *f, bf_hit **out, size_t *n)
 {
+  int erc_ = ensure(st, L_HI | L_FA | L_EV);
+  if (erc_)
+    return erc_;
   bf_hit_filter all = BF_HIT_FILTER_INIT;
   if (!f)
     f = &all;
@@ -1668,6 +1726,9 @@ int bf_store_query_hits(const bf_store *st, const bf_hit_filter *f, bf_hit **out
 int bf_store_set_hit_status(bf_store *st, int64_t hit_id, int status, const char *examiner,
                             const char *note)
 {
+  int erc_ = ensure(st, L_HI);
+  if (erc_)
+    return erc_;
   int rc;
   if ((rc = need_tx(st)))
     return rc;
@@ -1727,6 +1788,9 @@ static herr_t kind_iter(hid_t g, const char *name, const H5L_info_t *info, void 
 
 int bf_store_verify(bf_store *st, bf_store_report_fn report, void *ctx, int *nproblems)
 {
+  int erc_ = ensure(st, L_ALL);
+  if (erc_)
+    return erc_;
   vctx v = {report, ctx, 0};
   /* tables were read whole at open (fletcher32 checked); the audit log too */
   bf_audit_rec *a = NULL;
@@ -1862,6 +1926,9 @@ static void json_str(FILE *o, const char *s)
 
 int bf_store_export(bf_store *st, const char *what, int json, FILE *out)
 {
+  int erc_ = ensure(st, L_ALL);
+  if (erc_)
+    return erc_;
   const tbl *t = NULL;
   const void *rows = NULL;
   size_t n = 0;

@@ -59,7 +59,7 @@ static int ck_write_manifest(ck_manifest *m, const char *path, const char *data,
   if (ncart > 20)
     ncart = 20;
   for (int i = 0; i < ncart; i++) {
-    char p[4200];
+    char p[8400];
     snprintf(p, sizeof p, "%s/cartridge/fadul/Fadul %s.x3p", data, cart[i]);
     if (i % 2 == 0)
       fprintf(f, "firearm,SN-%s,Ruger,P95,9mm Luger,,,cartridge,\"%s\"\n", cart[i], p);
@@ -74,7 +74,7 @@ static int ck_write_manifest(ck_manifest *m, const char *path, const char *data,
   }
   fprintf(f, "firearm,SN-B1,Ruger,P85,9mm Luger,,,bullet,\"");
   for (int l = 1; l <= 3; l++) {
-    char p[4200];
+    char p[8400];
     snprintf(p, sizeof p, "%s/bullet/hamby252/Hamby252_Barrel1_Bullet1_Land%d.x3p", data, l);
     fprintf(f, "%s%s", l > 1 ? ";" : "", p);
     if (ck_file_sha(m->sha[m->nrows][l - 1], p)) {
