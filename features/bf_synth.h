@@ -1,20 +1,27 @@
 /* Synthetic scans with a known truth: cartridge-case breech faces and bullet land (LEA) scans.
  *
- * Statistics follow the real sets in ../shared/data (measured, see features/synth.c):
- * processed breech face ~545x545 at 6.25 µm, ring between the primer edge and an off-centre
- * firing-pin hole (~29 % valid), height sd ~1.5 µm, power spectrum f^-3.1 with the 16-500 µm
- * Gaussian band-pass look; bullet lands ~1540 x 450 points at 1.5625 µm, bullet radius ~4.2 mm,
- * groove shoulders at both edges, striation signature sd ~0.4 µm.
+ * Statistics follow the real sets in ../shared/data (measured; figures in features/synth.c and
+ * printed by benchmarks/bench_synth): processed breech face ~545x545 at 6.25 µm, a ring between
+ * the primer edge and an off-centre firing-pin hole (~29 % valid), height sd ~1.5 µm, power per
+ * wavelength octave as the Fadul processed set (16-500 µm band-pass look); bullet lands ~1550 x
+ * 450 points at 1.5625 µm, bullet radius ~4.2 mm, groove shoulders at both edges, striation
+ * spectrum fitted to Hamby mean profiles. Through bfm compare, synthetic mates score like real
+ * ones (cartridge 17-27 CMCs, Fadul 23-27; bullets 0.64-0.79 SAM, Hamby 44 0.86) and
+ * non-mates like real non-mates (0 CMCs; SAM <= 0.15).
  *
  * Cartridge: a firearm has a breech-face texture (band-limited random field plus parallel tool
  * marks) and a firing-pin position; a firing is that texture under a random rotation and shift,
- * partly transferred (a smooth weight, plus texture of the case's own), with the firing-pin hole
- * and the area outside the primer missing, measurement noise and dropouts.
+ * partly transferred (a smooth contact weight, plus texture of the case's own), with the
+ * firing-pin hole and the area outside the primer missing, and small dropouts. Raw scans add
+ * the primer dome, tilt, the firing-pin crater with its raised rim, the dark annulus of the
+ * primer seal and the case head in the corners, at ~100 µm.
  * Bullet: a barrel has one striation signature per land; a bullet land scan is that signature
- * shifted, partly transferred, noisy, sometimes damaged, on a curved land between two grooves.
+ * shifted, partly transferred, varying along the striae, sometimes damaged, on a curved land
+ * between two grooves.
  *
- * Every item is a pure function of (options, seed, ids): a counter-based generator keyed by the
- * ids, no global state, so any item can be made alone, in any order, on any thread. */
+ * Every item is a pure function of (options, seed, ids): a counter-based generator (splitmix64
+ * keyed by the ids), no global state, so any item can be made alone, in any order, on any
+ * thread, and is bit-identical every time. */
 #ifndef BF_SYNTH_H
 #define BF_SYNTH_H
 
@@ -57,9 +64,12 @@ typedef struct bf_synth_opts {
 
 /* What was done to one item (the truth a test can undo). */
 typedef struct bf_synth_truth {
-  double rotation_deg;   /* cartridge: scan = firearm texture rotated by this (counter-clockwise) */
-  double shift_x, shift_y; /* cartridge: firearm-frame point under the scan centre, µm;
-                              bullet: shift_x = LEA centre offset from the scan centre, µm */
+  /* cartridge: scan point u (µm from the scan centre, x right, y down the rows) shows the
+   * firearm's texture at p = R(rotation) u + (shift_x, shift_y), R the rotation matrix
+   * [cos -sin; sin cos]. Undo: u_b = R(-rot_b) (R(rot_a) u_a + shift_a - shift_b).
+   * bullet: shift_x = position of the LEA centre from the scan centre across the striae, µm */
+  double rotation_deg;
+  double shift_x, shift_y;
   int barrel_land;       /* bullet: which land of the barrel (1-based) made this land */
   int damaged;           /* bullet: 1 when a stretch was damaged */
 } bf_synth_truth;

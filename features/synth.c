@@ -8,8 +8,11 @@
  *    100-400 µm and falling above 500 µm (the 16-500 µm Gaussian band-pass).
  *  - bullet LEA scans: 1500-1610 px across the striae, 420-500 along, 1.5625 µm; bullet radius
  *    4.1-4.4 mm; groove shoulders ~1.9-2.2 mm apart rising ~25-35 µm over ~50 µm; 2-8 % missing,
- *    mostly on the shoulders; signature (profile minus a 100 µm moving mean) sd 0.24-0.56 µm,
- *    a single row 0.54-0.82 µm.
+ *    mostly on the shoulders; mean profile rms per wavelength octave 12.5-25/25-50/50-100/
+ *    100-200 µm ~0.1/0.1-0.26/0.2-0.76/0.28-0.7 µm; single rows differ from the mean by ~0.5 µm,
+ *    in detail that stays put along the striae for a few µm (not white noise: the bullet
+ *    pipeline reads the striae direction from second differences).
+ *  - Fadul raw: primer radius ~1.8 mm, then a ~0.7 mm dark annulus, case head only in corners.
  * Random fields are made in the frequency domain: uniform random coefficients times an amplitude
  * filter, one c2r FFT (plans made in bf_synth_new, executed with the new-array functions). */
 #include "bf_synth.h"
