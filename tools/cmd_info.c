@@ -74,7 +74,10 @@ int bfm_cmd_info(int argc, char **argv)
     if (argv[i][0] == '-' && argv[i][1])
       continue;
     if (bfm_store_is(argv[i])) { /* an HDF5 store: its summary */
+      if (json)
+        printf("%s\n ", first ? "" : ",");
       failed |= bfm_store_info(argv[i], json) != BFM_EXIT_OK;
+      first = 0;
       continue;
     }
     bf_surface *s = NULL;
