@@ -48,7 +48,9 @@ static const bfm_cmd commands[] = {
    "  the manifest), calibre, the firearm fields (serial make manufacturer model country\n"
    "  manufactured markings testfire_date test_lab export_date export_country import_country\n"
    "  transit consignee) or the evidence fields (case agency item date place lab notes).\n"
-   "  Bad rows are reported with their line and skipped; exit 1 when any row was not stored.\n"},
+   "  Bad rows are reported with their line and skipped; exit 1 when any row was not stored.\n"
+   "  Rows are committed one by one (stores over 256 MB: every 100 rows or 10 s) unless\n"
+   "  --commit-every says; a row is reported stored only once committed.\n"},
   {"verify", bfm_cmd_verify, "recheck a store's SHA-256s and checksums",
    "bfm verify STORE\n"
    "  Rereads every original scan (SHA-256), every table and feature dataset (fletcher32) and the\n"

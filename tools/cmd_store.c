@@ -20,8 +20,10 @@
  * Each row is checked, read, hashed and its features extracted BEFORE anything is written; a
  * row that fails (missing file, unreadable scan, failed extraction, duplicate SHA-256, bad
  * field) is reported as "manifest.csv:LINE: ..." and skipped, the other rows go on. Rows are
- * committed every --commit-every N rows (default 1); "row N: stored ..." is printed only once
- * the row is committed, so a killed ingest never claims an item it did not keep.
+ * committed every --commit-every N rows; by default every row while the store is under 256 MB,
+ * beyond that every 100 rows or 10 s of pending work (a commit copies the store file, see
+ * bf_store.h). "row N: stored ..." is printed only once the row is committed, so a killed
+ * ingest never claims an item it did not keep.
  * Exit status: 0 when every row was stored, 1 when any row was not (or the store failed), 2 for
  * a usage error. */
 #define _GNU_SOURCE
@@ -579,7 +581,8 @@ typedef struct pending {
 int bfm_cmd_ingest(int argc, char **argv)
 {
   const char *store = NULL, *manifest = NULL, *user = NULL;
-  int every = 1, quiet = 0, rc = BFM_EXIT_OK;
+  int every = 0, quiet = 0, rc = BFM_EXIT_OK;
+  double pend_t0 = 0, max_wait = 1e300;
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--user") && i + 1 < argc)
       user = argv[++i];
@@ -648,6 +651,12 @@ int bfm_cmd_ingest(int argc, char **argv)
     rc = bfm_fail("ingest");
     goto done;
   }
+  if (!every) { /* automatic grouping: keep the copy cost of commits small against the work */
+    struct stat sb;
+    int big = !stat(store, &sb) && sb.st_size > (256L << 20);
+    every = big ? 100 : 1;
+    max_wait = big ? 10.0 : 1e300;
+  }
   if (!(pend = calloc((size_t)nrows, sizeof *pend))) {
     rc = bfm_fail("ingest");
     goto done;
@@ -713,8 +722,10 @@ int bfm_cmd_ingest(int argc, char **argv)
       /* write; a write failure (disk full...) aborts the open transaction: rows pending in
        * it are lost with it and reported; the store stays as it was at the last commit */
       int64_t owner = 0, item = 0;
-      if (!npend)
+      if (!npend) {
         e = bf_store_begin(st);
+        pend_t0 = bfm_now();
+      }
       if (!e && type == 1) {
         const bf_firearm *old = bf_store_firearm_by_serial(st, fa.serial);
         snprintf(fa.calibre, sizeof fa.calibre, "%s", cal);
@@ -733,10 +744,11 @@ int bfm_cmd_ingest(int argc, char **argv)
         e = write_item(st, &p, cal, type == 1 ? BF_OWNER_FIREARM : BF_OWNER_EVIDENCE, owner, &item);
       if (!e) {
         pend[npend++] = (pending){r, row->line, item, p.kind, p.nscans};
-        if (npend >= every || r == nrows - 1)
+        int due = npend >= every || r == nrows - 1 || bfm_now() - pend_t0 >= max_wait;
+        if (due)
           e = bf_store_commit(st);
         if (!e) {
-          if (npend >= every || r == nrows - 1) {
+          if (due) {
             for (int k = 0; k < npend; k++) {
               if (!quiet)
                 printf("row %d: stored item %lld (%s, %d scan(s)) line %d\n", pend[k].row,
