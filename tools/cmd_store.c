@@ -749,6 +749,8 @@ int bfm_cmd_ingest(int argc, char **argv)
           e = bf_store_commit(st);
         if (!e) {
           if (due) {
+            if (prog.tty && !quiet)
+              fprintf(stderr, "\r\033[K"); /* clear the bar before the stdout lines */
             for (int k = 0; k < npend; k++) {
               if (!quiet)
                 printf("row %d: stored item %lld (%s, %d scan(s)) line %d\n", pend[k].row,
