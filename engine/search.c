@@ -497,8 +497,11 @@ int bf_search_store_index(bf_store *st, const bf_prefilter *pf, int kind, size_t
   have = malloc((np + 1) * sizeof *have);
   if (!have)
     return bf_error_set(BF_ENOMEM, "search: out of memory");
-  for (size_t i = 0; i < np; i++)
-    have[i] = rows[i].item;
+  size_t nh = 0;
+  for (size_t i = 0; i < np; i++) /* descriptors of an older version do not count */
+    if (rows[i].version == BF_PREFILTER_VERSION)
+      have[nh++] = rows[i].item;
+  np = nh;
   /* sort the indexed ids for lookup */
   for (size_t i = 1; i < np; i++) { /* insertion sort is fine: rows are appended in id order */
     int64_t v = have[i];

@@ -68,7 +68,7 @@ static void synthetic(const bf_prefilter *pf)
     double d = fmod(fabs(sh - 37), 180);
     CHECKF(rot > 0.6 && rot > other + 0.3, "rotated %g other %g", rot, other);
     CHECKF(d < 6 || d > 174, "shift %g for 37 degrees", sh);
-    CHECKF(tr > 0.6 && tr > other + 0.3, "translated %g other %g", tr, other);
+    CHECKF(tr > 0.4 && tr > other + 0.3, "translated %g other %g", tr, other);
   }
   bf_feature_free(a);
   bf_feature_free(ar);
@@ -212,7 +212,7 @@ static void fadul(const bf_prefilter *pf)
            ranks[nm / 2], worst, auc);
     CHECK(nm == 2 * 63);
     CHECKF(ranks[nm / 2] <= 3, "median mate rank %d", ranks[nm / 2]);
-    CHECKF(auc > 0.88, "KM/KNM AUC %.3f", auc);
+    CHECKF(auc > 0.95, "KM/KNM AUC %.3f", auc);
     /* symmetry of the score */
     CHECK(fabs(sc[1] - sc[n]) < 1e-4);
     free(sc);
