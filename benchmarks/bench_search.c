@@ -1,0 +1,773 @@
+/* Search benchmark: recall and scale of the two-stage search. Prints figures; asserts nothing.
+ *
+ *  recall (cartridge): the 40 processed Fadul scans among D synthetic cartridge cases (bf_synth,
+ *      processed, one firing per synthetic firearm): per query, the prefilter rank of every known
+ *      mate; recall@K for K = 1..500 (the fraction of query->mate pairs ranked within K, and the
+ *      fraction of queries with EVERY mate within K). With --full K2 the best K2 go through the
+ *      CMC and the final top-10 recall is printed.
+ *  recall (bullet): the Hamby bullets (Hamby 252 barrel 1 bullets 1-2, barrel 2/4 single lands,
+ *      Hamby 44 barrel 1 bullets 1-2) and the 24 Hamby lands as one-land bullets among B
+ *      synthetic 6-land bullets; prefilter recall vs K; with --full K2 the SAM comparison re-ranks.
+ *  scale: query time of the prefilter stage against N stored cartridge descriptors (in memory,
+ *      and through a real store file for N <= --store-max), peak memory of a store-backed query
+ *      (measured in a child process), CMC pair time on 2 threads, and the predicted query time
+ *      = stage 1 + K x CMC pair time.
+ *
+ * usage: bench_search [--distractors D] [--bullets B] [--scale N1,N2,...] [--full K2]
+ *                     [--store-max N] [--cache DIR] [--skip recall|bullet|scale]...
+ * Synthetic descriptors are cached in DIR (default ./bench_search_cache) so reruns are quick.
+ * The machine may be shared: timings are noisy, rerun on a quiet machine for the record. */
+#include "bf_breechface.h"
+#include "bf_bullet.h"
+#include "bf_cmc.h"
+#include "bf_error.h"
+#include "bf_prefilter.h"
+#include "bf_search.h"
+#include "bf_store.h"
+#include "bf_striae.h"
+#include "bf_synth.h"
+#include "bf_x3p.h"
+
+#include <math.h>
+#include <omp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static const char *cache_dir = "bench_search_cache";
+static bf_prefilter *pf;
+static size_t clen, blen; /* descriptor lengths */
+
+static double now(void) { return omp_get_wtime(); }
+
+static long vm_hwm_kb(void)
+{
+  FILE *f = fopen("/proc/self/status", "r");
+  char line[256];
+  long v = -1;
+  while (f && fgets(line, sizeof line, f))
+    if (!strncmp(line, "VmHWM:", 6))
+      v = atol(line + 6);
+  if (f)
+    fclose(f);
+  return v;
+}
+
+/* ---- cache of float arrays ---- */
+static int cache_load(const char *name, float *v, size_t n)
+{
+  char p[1024];
+  snprintf(p, sizeof p, "%s/%s", cache_dir, name);
+  FILE *f = fopen(p, "rb");
+  if (!f)
+    return 0;
+  int ok = fread(v, sizeof(float), n, f) == n && fgetc(f) == EOF;
+  fclose(f);
+  return ok;
+}
+
+static void cache_save(const char *name, const float *v, size_t n)
+{
+  char p[1024];
+  mkdir(cache_dir, 0777);
+  snprintf(p, sizeof p, "%s/%s", cache_dir, name);
+  FILE *f = fopen(p, "wb");
+  if (f) {
+    fwrite(v, sizeof(float), n, f);
+    fclose(f);
+  }
+}
+
+/* ---- KEY.csv ---- */
+typedef struct keyrow {
+  char scan[512], kind[32], study[32], source[64], group[64];
+} keyrow;
+
+static int read_key(const char *data, keyrow **out)
+{
+  char p[4200], line[2048];
+  snprintf(p, sizeof p, "%s/KEY.csv", data);
+  FILE *f = fopen(p, "r");
+  if (!f)
+    return 0;
+  keyrow *v = calloc(512, sizeof *v);
+  int n = 0;
+  if (!fgets(line, sizeof line, f)) {
+    fclose(f);
+    return 0;
+  }
+  while (fgets(line, sizeof line, f) && n < 512) {
+    char *fld[8] = {0}, *s = line;
+    int k = 0;
+    while (k < 8 && s) {
+      fld[k++] = s;
+      s = strchr(s, ',');
+      if (s)
+        *s++ = 0;
+    }
+    if (k < 5)
+      continue;
+    snprintf(v[n].scan, sizeof v[n].scan, "%s", fld[0]);
+    snprintf(v[n].kind, sizeof v[n].kind, "%s", fld[1]);
+    snprintf(v[n].study, sizeof v[n].study, "%s", fld[2]);
+    snprintf(v[n].source, sizeof v[n].source, "%s", fld[3]);
+    snprintf(v[n].group, sizeof v[n].group, "%s", fld[4]);
+    n++;
+  }
+  fclose(f);
+  *out = v;
+  return n;
+}
+
+/* ---- synthetic descriptors ---- */
+static bf_synth *synth;
+
+static int synth_cart_feature(bf_feature **f, int firearm, int firing)
+{
+  bf_surface *s = NULL;
+  int rc = bf_synth_cartridge(&s, synth, firearm, firing, NULL);
+  if (!rc)
+    rc = bf_feature_new(f, BF_KIND_CARTRIDGE, s->nx, s->ny, s->dx, s->dy);
+  if (!rc)
+    memcpy((*f)->z, s->z, sizeof(float) * s->nx * s->ny);
+  bf_surface_free(s);
+  return rc;
+}
+
+static float *synth_cart_desc(int n)
+{
+  float *d = malloc((size_t)n * clen * sizeof(float));
+  char name[128];
+  snprintf(name, sizeof name, "cart-desc-v%d-%d.f32", BF_PREFILTER_VERSION, n);
+  if (cache_load(name, d, (size_t)n * clen))
+    return d;
+  double t = now();
+  int done = 0, fails = 0;
+#pragma omp parallel for schedule(dynamic, 4)
+  for (int i = 0; i < n; i++) {
+    bf_feature *f = NULL, *o = NULL;
+    if (synth_cart_feature(&f, 100000 + i, 0) || bf_prefilter_describe(pf, &o, &f, 1)) {
+#pragma omp atomic
+      fails++;
+      memset(d + (size_t)i * clen, 0, clen * sizeof(float));
+    } else
+      memcpy(d + (size_t)i * clen, o->z, clen * sizeof(float));
+    bf_feature_free(f);
+    bf_feature_free(o);
+#pragma omp atomic
+    done++;
+    if (omp_get_thread_num() == 0 && done % 200 == 0)
+      fprintf(stderr, "\r  synthetic cartridge cases %d/%d (%.0f s)", done, n, now() - t);
+  }
+  fprintf(stderr, "\r  synthetic cartridge cases %d made and described in %.0f s (%d failed)\n", n,
+          now() - t, fails);
+  cache_save(name, d, (size_t)n * clen);
+  return d;
+}
+
+static int synth_bullet_lands(bf_feature **lands, int barrel)
+{
+  const bf_synth_opts *so = bf_synth_options(synth);
+  int nl = so->lands, rc = 0;
+  for (int l = 0; l < nl && !rc; l++) {
+    bf_surface *s = NULL;
+    bf_bullet_opts bo = BF_BULLET_OPTS_INIT;
+    bo.land = l + 1;
+    lands[l] = NULL;
+    rc = bf_synth_land(&s, synth, barrel, 0, l + 1, NULL);
+    if (!rc)
+      rc = bf_bullet_land_extract(&lands[l], s, &bo);
+    bf_surface_free(s);
+  }
+  return rc ? rc : nl;
+}
+
+static float *synth_bullet_desc(int n)
+{
+  float *d = malloc((size_t)n * blen * sizeof(float));
+  char name[128];
+  snprintf(name, sizeof name, "bullet-desc-v%d-%d.f32", BF_PREFILTER_VERSION, n);
+  if (cache_load(name, d, (size_t)n * blen))
+    return d;
+  double t = now();
+  int done = 0;
+#pragma omp parallel for schedule(dynamic, 2)
+  for (int i = 0; i < n; i++) {
+    bf_feature *l[BF_PF_MAX_LANDS] = {0}, *o = NULL;
+    int nl = synth_bullet_lands(l, 200000 + i);
+    if (nl > 0 && !bf_prefilter_describe(pf, &o, l, nl))
+      memcpy(d + (size_t)i * blen, o->z, blen * sizeof(float));
+    else
+      memset(d + (size_t)i * blen, 0, blen * sizeof(float));
+    for (int k = 0; k < BF_PF_MAX_LANDS; k++)
+      bf_feature_free(l[k]);
+    bf_feature_free(o);
+#pragma omp atomic
+    done++;
+    if (omp_get_thread_num() == 0 && done % 50 == 0)
+      fprintf(stderr, "\r  synthetic bullets %d/%d (%.0f s)", done, n, now() - t);
+  }
+  fprintf(stderr, "\r  synthetic bullets %d made and described in %.0f s\n", n, now() - t);
+  cache_save(name, d, (size_t)n * blen);
+  return d;
+}
+
+/* ---- recall of prefilter ranks ---- */
+static const int Ks[] = {1, 3, 5, 10, 20, 50, 100, 200, 500};
+enum { NK = sizeof Ks / sizeof Ks[0] };
+
+/* rank (1-based) of score s among the candidate scores (other than the query) */
+static void print_recall(const char *what, int *ranks, int nr, int *qworst, int nq)
+{
+  printf("%s: %d query->mate pairs, %d queries with mates\n", what, nr, nq);
+  printf("  K      ");
+  for (int k = 0; k < NK; k++)
+    printf("%7d", Ks[k]);
+  printf("\n  pairs  ");
+  for (int k = 0; k < NK; k++) {
+    int c = 0;
+    for (int i = 0; i < nr; i++)
+      c += ranks[i] <= Ks[k];
+    printf("%6.1f%%", 100.0 * c / (nr ? nr : 1));
+  }
+  printf("\n  all    ");
+  for (int k = 0; k < NK; k++) {
+    int c = 0;
+    for (int i = 0; i < nq; i++)
+      c += qworst[i] <= Ks[k];
+    printf("%6.1f%%", 100.0 * c / (nq ? nq : 1));
+  }
+  int *s = malloc(sizeof(int) * (nr ? nr : 1));
+  memcpy(s, ranks, sizeof(int) * nr);
+  for (int i = 1; i < nr; i++)
+    for (int j = i; j > 0 && s[j] < s[j - 1]; j--) {
+      int t = s[j];
+      s[j] = s[j - 1];
+      s[j - 1] = t;
+    }
+  printf("\n  mate rank: median %d, 90th pct %d, worst %d\n", nr ? s[nr / 2] : 0,
+         nr ? s[(int)(0.9 * (nr - 1))] : 0, nr ? s[nr - 1] : 0);
+  free(s);
+}
+
+/* ---- cartridge recall ---- */
+static void cart_recall(const char *data, keyrow *key, int nkey, int D, int full)
+{
+  int idx[64], n = 0;
+  for (int i = 0; i < nkey && n < 64; i++)
+    if (!strcmp(key[i].study, "fadul") && !strncmp(key[i].scan, "cartridge/fadul/", 16))
+      idx[n++] = i; /* the processed set (fadul-raw holds 3 raw scans of the same cases) */
+  if (n < 2) {
+    printf("cartridge recall: Fadul scans not found\n");
+    return;
+  }
+  bf_feature *feat[64] = {0};
+  float *fd = malloc((size_t)n * clen * sizeof(float));
+  for (int i = 0; i < n; i++) {
+    char p[4800];
+    bf_surface *s = NULL;
+    bf_feature *o = NULL;
+    snprintf(p, sizeof p, "%s/%s", data, key[idx[i]].scan);
+    if (bf_x3p_read(&s, p, NULL) || bf_feature_new(&feat[i], BF_KIND_CARTRIDGE, s->nx, s->ny, s->dx, s->dy)) {
+      printf("%s: %s\n", p, bf_error_last());
+      return;
+    }
+    memcpy(feat[i]->z, s->z, sizeof(float) * s->nx * s->ny);
+    bf_surface_free(s);
+    if (bf_prefilter_describe(pf, &o, &feat[i], 1)) {
+      printf("%s: %s\n", p, bf_error_last());
+      return;
+    }
+    memcpy(fd + (size_t)i * clen, o->z, clen * sizeof(float));
+    bf_feature_free(o);
+  }
+  float *sd = synth_cart_desc(D);
+  int ranks[64 * 64], worst[64], nr = 0, nq = 0;
+  double t = now();
+  float *sc = malloc(sizeof(float) * (size_t)(n + D) * n);
+#pragma omp parallel for schedule(dynamic, 64)
+  for (int j = 0; j < n + D; j++) {
+    const float *c = j < n ? fd + (size_t)j * clen : sd + (size_t)(j - n) * clen;
+    for (int q = 0; q < n; q++)
+      sc[(size_t)q * (n + D) + j] = (float)bf_prefilter_score(pf, BF_KIND_CARTRIDGE, fd + (size_t)q * clen, c, NULL);
+  }
+  double tp = now() - t;
+  for (int q = 0; q < n; q++) {
+    worst[nq] = 0;
+    int has = 0;
+    for (int m = 0; m < n; m++) {
+      if (m == q || strcmp(key[idx[m]].source, key[idx[q]].source))
+        continue;
+      float s = sc[(size_t)q * (n + D) + m];
+      int r = 1;
+      for (int j = 0; j < n + D; j++)
+        if (j != q && sc[(size_t)q * (n + D) + j] > s)
+          r++;
+      ranks[nr++] = r;
+      if (r > worst[nq])
+        worst[nq] = r;
+      has = 1;
+    }
+    nq += has;
+  }
+  char what[256];
+  snprintf(what, sizeof what, "cartridge prefilter recall, %d Fadul among %d synthetic", n, D);
+  print_recall(what, ranks, nr, worst, nq);
+  printf("  (%zu prefilter scores in %.2f s on %d threads: %.0f scores/s)\n", (size_t)n * (n + D), tp,
+         omp_get_max_threads(), n * (double)(n + D) / tp);
+  if (full > 0) {
+    /* stage 2: CMC on the best `full` of each query, mates in the final top 10 */
+    int in10 = 0, all10 = 0, pairs = 0;
+    double tf = now();
+    int *cand = malloc(sizeof(int) * full);
+    double *cs = malloc(sizeof(double) * full);
+    for (int q = 0; q < n; q++) {
+      /* top `full` by prefilter */
+      for (int k = 0; k < full; k++)
+        cand[k] = -1;
+      for (int j = 0; j < n + D; j++) {
+        if (j == q)
+          continue;
+        float s = sc[(size_t)q * (n + D) + j];
+        int pos = full;
+        while (pos > 0 && (cand[pos - 1] < 0 || sc[(size_t)q * (n + D) + cand[pos - 1]] < s))
+          pos--;
+        if (pos < full) {
+          memmove(cand + pos + 1, cand + pos, sizeof(int) * (full - pos - 1));
+          cand[pos] = j;
+        }
+      }
+#pragma omp parallel for schedule(dynamic, 1)
+      for (int k = 0; k < full; k++) {
+        bf_feature *c = NULL;
+        cs[k] = -1;
+        if (cand[k] < 0)
+          continue;
+        int own = cand[k] < n;
+        if (!own && synth_cart_feature(&c, 100000 + cand[k] - n, 0))
+          continue;
+        bf_cmc_opts o = BF_CMC_OPTS_INIT;
+        bf_cmc_result r;
+        memset(&r, 0, sizeof r);
+        if (!bf_cmc_compare(&r, feat[q], own ? feat[cand[k]] : c, &o))
+          cs[k] = r.score + 1e-6 * (full - k); /* ties keep the prefilter order */
+        bf_cmc_result_clear(&r);
+        bf_feature_free(c);
+      }
+      pairs += full;
+      int allin = 1, hasm = 0;
+      for (int m = 0; m < n; m++) {
+        if (m == q || strcmp(key[idx[m]].source, key[idx[q]].source))
+          continue;
+        hasm = 1;
+        int pos = -1;
+        for (int k = 0; k < full; k++)
+          if (cand[k] == m)
+            pos = k;
+        int r = 1 << 30;
+        if (pos >= 0) {
+          r = 1;
+          for (int k = 0; k < full; k++)
+            r += cs[k] > cs[pos];
+        }
+        in10 += r <= 10;
+        allin &= r <= 10;
+      }
+      all10 += hasm && allin;
+      fprintf(stderr, "\r  CMC stage: query %d/%d (%.0f s)", q + 1, n, now() - tf);
+    }
+    fprintf(stderr, "\n");
+    printf("  two-stage (prefilter top %d -> CMC): mates in final top 10: %d/%d pairs (%.1f%%), "
+           "queries with every mate in top 10: %d/%d (%.1f%%); %d CMC comparisons in %.0f s\n",
+           full, in10, nr, 100.0 * in10 / nr, all10, nq, 100.0 * all10 / nq, pairs, now() - tf);
+    free(cand);
+    free(cs);
+  }
+  for (int i = 0; i < n; i++)
+    bf_feature_free(feat[i]);
+  free(sc);
+  free(fd);
+  free(sd);
+}
+
+/* ---- bullet recall ---- */
+static void bullet_recall(const char *data, keyrow *key, int nkey, int B)
+{
+  /* real bullets: scans grouped by file-name prefix up to "_Land" */
+  typedef struct rb {
+    char name[128], source[64];
+    bf_feature *land[8];
+    char group[8][64];
+    int n;
+  } rb;
+  rb bul[16];
+  int nb = 0, nl = 0;
+  memset(bul, 0, sizeof bul);
+  for (int i = 0; i < nkey; i++) {
+    if (strcmp(key[i].kind, "bullet_land"))
+      continue;
+    const char *base = strrchr(key[i].scan, '/');
+    base = base ? base + 1 : key[i].scan;
+    char name[128];
+    snprintf(name, sizeof name, "%s", base);
+    char *lp = strstr(name, "_Land");
+    if (lp)
+      *lp = 0;
+    int b = 0;
+    while (b < nb && strcmp(bul[b].name, name))
+      b++;
+    if (b == nb) {
+      if (nb == 16)
+        continue;
+      snprintf(bul[nb].name, sizeof bul[nb].name, "%s", name);
+      snprintf(bul[nb].source, sizeof bul[nb].source, "%s", key[i].source);
+      nb++;
+    }
+    char p[4800];
+    bf_surface *s = NULL;
+    bf_bullet_opts bo = BF_BULLET_OPTS_INIT;
+    bo.land = lp ? atoi(lp + 5) : 0;
+    snprintf(p, sizeof p, "%s/%s", data, key[i].scan);
+    bf_feature *f = NULL;
+    if (bf_x3p_read(&s, p, NULL) || bf_bullet_land_extract(&f, s, &bo)) {
+      printf("  %s: %s\n", p, bf_error_last());
+      bf_surface_free(s);
+      continue;
+    }
+    bf_surface_free(s);
+    if (bul[b].n < 8) {
+      snprintf(bul[b].group[bul[b].n], 64, "%s", key[i].group);
+      bul[b].land[bul[b].n++] = f;
+      nl++;
+    } else
+      bf_feature_free(f);
+  }
+  if (!nb) {
+    printf("bullet recall: Hamby scans not found\n");
+    return;
+  }
+  float *sd = synth_bullet_desc(B);
+  /* bullet level */
+  float *bd = calloc((size_t)nb * blen, sizeof(float));
+  for (int b = 0; b < nb; b++) {
+    bf_feature *o = NULL;
+    if (!bf_prefilter_describe(pf, &o, bul[b].land, bul[b].n))
+      memcpy(bd + (size_t)b * blen, o->z, blen * sizeof(float));
+    bf_feature_free(o);
+  }
+  int ranks[4096], worst[256], nr = 0, nq = 0;
+  for (int q = 0; q < nb; q++) {
+    int has = 0;
+    worst[nq] = 0;
+    for (int m = 0; m < nb; m++) {
+      if (m == q || strcmp(bul[m].source, bul[q].source))
+        continue;
+      double s = bf_prefilter_score(pf, BF_KIND_BULLET, bd + (size_t)q * blen, bd + (size_t)m * blen, NULL);
+      int r = 1;
+      for (int j = 0; j < nb; j++)
+        r += j != q && j != m &&
+             bf_prefilter_score(pf, BF_KIND_BULLET, bd + (size_t)q * blen, bd + (size_t)j * blen, NULL) > s;
+      for (int j = 0; j < B; j++)
+        r += bf_prefilter_score(pf, BF_KIND_BULLET, bd + (size_t)q * blen, sd + (size_t)j * blen, NULL) > s;
+      ranks[nr++] = r;
+      if (r > worst[nq])
+        worst[nq] = r;
+      has = 1;
+    }
+    nq += has;
+  }
+  char what[256];
+  snprintf(what, sizeof what, "bullet prefilter recall, %d Hamby bullets among %d synthetic", nb, B);
+  print_recall(what, ranks, nr, worst, nq);
+  /* land level: each land a one-land bullet; mates share the land group */
+  float *ld = calloc((size_t)nl * blen, sizeof(float));
+  char (*lg)[64] = calloc(nl, 64);
+  int k = 0;
+  for (int b = 0; b < nb; b++)
+    for (int l = 0; l < bul[b].n; l++, k++) {
+      bf_feature *o = NULL;
+      if (!bf_prefilter_describe(pf, &o, &bul[b].land[l], 1))
+        memcpy(ld + (size_t)k * blen, o->z, blen * sizeof(float));
+      snprintf(lg[k], 64, "%s", bul[b].group[l]);
+      bf_feature_free(o);
+    }
+  nr = nq = 0;
+  for (int q = 0; q < nl; q++) {
+    int has = 0;
+    worst[nq] = 0;
+    for (int m = 0; m < nl; m++) {
+      if (m == q || strcmp(lg[m], lg[q]))
+        continue;
+      double s = bf_prefilter_score(pf, BF_KIND_BULLET, ld + (size_t)q * blen, ld + (size_t)m * blen, NULL);
+      int r = 1;
+      for (int j = 0; j < nl; j++)
+        r += j != q && j != m &&
+             bf_prefilter_score(pf, BF_KIND_BULLET, ld + (size_t)q * blen, ld + (size_t)j * blen, NULL) > s;
+      for (int j = 0; j < B; j++)
+        r += bf_prefilter_score(pf, BF_KIND_BULLET, ld + (size_t)q * blen, sd + (size_t)j * blen, NULL) > s;
+      ranks[nr++] = r;
+      if (r > worst[nq])
+        worst[nq] = r;
+      has = 1;
+    }
+    nq += has;
+  }
+  snprintf(what, sizeof what, "land prefilter recall, %d Hamby lands as one-land bullets among %d synthetic bullets", nl, B);
+  print_recall(what, ranks, nr, worst, nq);
+  for (int b = 0; b < nb; b++)
+    for (int l = 0; l < bul[b].n; l++)
+      bf_feature_free(bul[b].land[l]);
+  free(lg);
+  free(ld);
+  free(bd);
+  free(sd);
+}
+
+/* ---- scale ---- */
+typedef struct tile_src {
+  const float *pool;
+  size_t npool, n;
+} tile_src;
+
+/* Row i is pool row i % npool with a cheap deterministic perturbation (content does not change
+ * the cost of a score). */
+static int tile_read(void *ctx, size_t first, size_t n, int64_t *ids, float *desc)
+{
+  tile_src *t = ctx;
+  for (size_t i = 0; i < n; i++) {
+    size_t r = first + i;
+    ids[i] = (int64_t)r + 1;
+    const float *src = t->pool + (r % t->npool) * clen;
+    float g = 1.0f + 0.001f * (float)(r % 97);
+    for (size_t k = 0; k < clen; k++)
+      desc[i * clen + k] = src[k] * g;
+  }
+  return 0;
+}
+
+static int build_store(const char *path, const float *pool, size_t npool, size_t n)
+{
+  struct stat sb;
+  if (!stat(path, &sb))
+    return 0; /* cached */
+  char tmp[1100];
+  snprintf(tmp, sizeof tmp, "%s.building", path);
+  remove(tmp);
+  bf_store *st = NULL;
+  int rc = bf_store_create(tmp, "bench");
+  if (!rc)
+    rc = bf_store_open(&st, tmp, BF_STORE_WRITE, "bench");
+  bf_feature *d = NULL;
+  if (!rc)
+    rc = bf_feature_new(&d, BF_KIND_CARTRIDGE, (int)clen, 1, 1, 1);
+  double t = now();
+  for (size_t i0 = 0; i0 < n && !rc; i0 += 5000) {
+    rc = bf_store_begin(st);
+    int64_t fid = 0;
+    bf_firearm f;
+    memset(&f, 0, sizeof f);
+    for (size_t i = i0; i < n && i < i0 + 5000 && !rc; i++) {
+      int64_t item;
+      snprintf(f.serial, sizeof f.serial, "SYN-%zu", i);
+      rc = bf_store_add_firearm(st, &fid, &f);
+      if (!rc)
+        rc = bf_store_add_item(st, &item, BF_KIND_CARTRIDGE, "9mm", BF_OWNER_FIREARM, fid);
+      if (!rc) {
+        int64_t id1;
+        tile_src ts = {pool, npool, n};
+        tile_read(&ts, i, 1, &id1, d->z);
+        d->version = BF_PREFILTER_VERSION;
+        rc = bf_store_put_feature(st, "cartridge-pf", item, 0, d);
+      }
+    }
+    if (!rc)
+      rc = bf_store_commit(st);
+    fprintf(stderr, "\r  building a %zu-item store: %zu (%.0f s)", n, i0 + 5000 < n ? i0 + 5000 : n, now() - t);
+  }
+  fprintf(stderr, "\n");
+  bf_feature_free(d);
+  bf_store_close(st);
+  if (!rc && rename(tmp, path))
+    rc = BF_EIO;
+  if (rc)
+    fprintf(stderr, "  store build failed: %s\n", bf_error_last());
+  return rc;
+}
+
+/* --query-store PATH: one store-backed prefilter query; prints seconds and peak-memory growth. */
+static int query_store(const char *path)
+{
+  bf_store *st = NULL;
+  bf_search_store_ctx *sc = NULL;
+  bf_search_source ss;
+  bf_search_opts o = BF_SEARCH_OPTS_INIT;
+  o.prefilter_only = 1;
+  float *q = synth_cart_desc(1000); /* the cached pool: row 0 is the query */
+  long h0 = vm_hwm_kb();
+  double t0 = now(), t = -1;
+  if (!bf_store_open(&st, path, BF_STORE_READ, NULL) &&
+      !bf_search_store_source(&ss, &sc, st, BF_KIND_CARTRIDGE, NULL)) {
+    bf_search_query qq = {0, BF_KIND_CARTRIDGE, q, NULL, 0};
+    bf_cand *rr = NULL;
+    size_t nn = 0;
+    if (!bf_search_run(&rr, &nn, &qq, 1, &ss, NULL, pf, &o, NULL))
+      t = now() - t0;
+    free(rr);
+  }
+  if (t < 0)
+    fprintf(stderr, "query-store: %s\n", bf_error_last());
+  printf("%.4f %.1f\n", t, (vm_hwm_kb() - h0) / 1024.0);
+  bf_search_store_source_free(sc);
+  bf_store_close(st);
+  free(q);
+  return t < 0;
+}
+
+static void scale(const size_t *sizes, int ns, size_t store_max)
+{
+  size_t npool = 1000;
+  float *pool = synth_cart_desc((int)npool);
+  bf_search_opts o = BF_SEARCH_OPTS_INIT;
+  o.prefilter_only = 1;
+  o.keep = 50;
+  /* CMC pair time: synthetic pairs, all threads across pairs (as stage 2 runs) */
+  int npairs = 8;
+  double tc = now();
+#pragma omp parallel for schedule(dynamic, 1)
+  for (int i = 0; i < npairs; i++) {
+    bf_feature *a = NULL, *b = NULL;
+    if (!synth_cart_feature(&a, 7 + i, 0) && !synth_cart_feature(&b, 7 + i, 1)) {
+      bf_cmc_opts co = BF_CMC_OPTS_INIT;
+      bf_cmc_result r;
+      memset(&r, 0, sizeof r);
+      bf_cmc_compare(&r, a, b, &co);
+      bf_cmc_result_clear(&r);
+    }
+    bf_feature_free(a);
+    bf_feature_free(b);
+  }
+  double cmc_pair = (now() - tc) / npairs; /* includes making the two synthetic features */
+  printf("CMC stage: %.2f s per comparison on %d threads in parallel (incl. synthesising the pair, "
+         "545^2 at 6.25 um) -> %.2f comparisons/s\n", cmc_pair, omp_get_max_threads(), 1 / cmc_pair);
+  printf("scale (prefilter stage, one query; K = %d kept):\n", o.keep);
+  printf("  %9s %12s %12s %14s %12s %16s\n", "stored", "in-memory s", "scores/s", "store-backed s",
+         "peak MB", "predicted s K=20");
+  for (int k = 0; k < ns; k++) {
+    size_t n = sizes[k];
+    tile_src ts = {pool, npool, n};
+    bf_search_source src = {&ts, n, tile_read, NULL};
+    bf_search_query q = {0, BF_KIND_CARTRIDGE, pool, NULL, 0};
+    bf_cand *res = NULL;
+    size_t nres = 0;
+    bf_search_stats stats;
+    double t = now();
+    bf_search_run(&res, &nres, &q, 1, &src, NULL, pf, &o, &stats);
+    double tm = now() - t;
+    free(res);
+    double ts_store = -1;
+    long hwm = -1;
+    if (n <= store_max) {
+      char path[1024];
+      mkdir(cache_dir, 0777);
+      snprintf(path, sizeof path, "%s/scale-%zu.bfm", cache_dir, n);
+      if (!build_store(path, pool, npool, n)) {
+        /* a fresh process (OpenMP is not fork-safe): its own peak memory is the figure */
+        char cmd[2400];
+        snprintf(cmd, sizeof cmd, "/proc/%d/exe --cache '%s' --query-store '%s'", (int)getpid(), cache_dir, path);
+        FILE *pp = popen(cmd, "r");
+        double r0 = -1, r1 = -1;
+        if (pp) {
+          if (fscanf(pp, "%lf %lf", &r0, &r1) != 2)
+            r0 = -1;
+          pclose(pp);
+        }
+        ts_store = r0;
+        hwm = (long)r1;
+      }
+    }
+    double stage1 = ts_store > 0 ? ts_store : tm;
+    char sst[32] = "-", shw[32] = "-";
+    if (ts_store > 0) {
+      snprintf(sst, sizeof sst, "%.3f", ts_store);
+      snprintf(shw, sizeof shw, "%ld", hwm);
+    }
+    printf("  %9zu %12.3f %12.0f %14s %12s %16.1f\n", n, tm, n / tm, sst, shw, stage1 + 20 * cmc_pair);
+    fflush(stdout);
+  }
+  printf("  (in-memory: descriptors generated by a callback, pure scoring cost; store-backed: a real\n"
+         "   store file of N items with descriptors only, opened read-only in a child process: open +\n"
+         "   index + streamed HDF5 reads + scoring; peak MB = growth of the child's VmHWM during it;\n"
+         "   predicted = stage 1 + 20 x the CMC time per comparison)\n");
+  free(pool);
+}
+
+int main(int argc, char **argv)
+{
+  int D = 10000, B = 2000, full = 0, skip_recall = 0, skip_bullet = 0, skip_scale = 0;
+  size_t sizes[8] = {1000, 10000, 100000}, store_max = 10000;
+  int nsizes = 3;
+  const char *qstore = NULL;
+  setvbuf(stdout, NULL, _IOLBF, 0);
+  for (int i = 1; i < argc; i++) {
+    if (!strcmp(argv[i], "--distractors") && i + 1 < argc)
+      D = atoi(argv[++i]);
+    else if (!strcmp(argv[i], "--bullets") && i + 1 < argc)
+      B = atoi(argv[++i]);
+    else if (!strcmp(argv[i], "--full") && i + 1 < argc)
+      full = atoi(argv[++i]);
+    else if (!strcmp(argv[i], "--store-max") && i + 1 < argc)
+      store_max = (size_t)atol(argv[++i]);
+    else if (!strcmp(argv[i], "--query-store") && i + 1 < argc)
+      qstore = argv[++i];
+    else if (!strcmp(argv[i], "--cache") && i + 1 < argc)
+      cache_dir = argv[++i];
+    else if (!strcmp(argv[i], "--scale") && i + 1 < argc) {
+      nsizes = 0;
+      for (char *s = strtok(argv[++i], ","); s && nsizes < 8; s = strtok(NULL, ","))
+        sizes[nsizes++] = (size_t)atol(s);
+    } else if (!strcmp(argv[i], "--skip") && i + 1 < argc) {
+      const char *w = argv[++i];
+      skip_recall |= !strcmp(w, "recall");
+      skip_bullet |= !strcmp(w, "bullet");
+      skip_scale |= !strcmp(w, "scale");
+    } else {
+      fprintf(stderr, "usage: bench_search [--distractors D] [--bullets B] [--scale N1,N2] [--full K]\n"
+                      "  [--store-max N] [--cache DIR] [--skip recall|bullet|scale]\n");
+      return 2;
+    }
+  }
+  const char *root = getenv("BF_SHARED");
+  char data[4096];
+  snprintf(data, sizeof data, "%s/data", root ? root : BF_SHARED_DIR);
+  bf_synth_opts so = BF_SYNTH_OPTS_INIT;
+  if (bf_prefilter_new(&pf, NULL) || bf_synth_new(&synth, &so)) {
+    fprintf(stderr, "%s\n", bf_error_last());
+    return 1;
+  }
+  clen = bf_prefilter_len(pf, BF_KIND_CARTRIDGE);
+  blen = bf_prefilter_len(pf, BF_KIND_BULLET);
+  if (!qstore)
+    printf("bench_search: %d threads; cartridge descriptor %zu floats (%zu bytes), bullet %zu floats\n",
+         omp_get_max_threads(), clen, clen * 4, blen);
+  if (qstore)
+    return query_store(qstore);
+  keyrow *key = NULL;
+  int nkey = read_key(data, &key);
+  if (!nkey)
+    printf("no %s/KEY.csv: recall sections skipped\n", data);
+  if (nkey && !skip_recall)
+    cart_recall(data, key, nkey, D, full);
+  if (nkey && !skip_bullet)
+    bullet_recall(data, key, nkey, B);
+  if (!skip_scale)
+    scale(sizes, nsizes, store_max);
+  free(key);
+  bf_synth_free(synth);
+  bf_prefilter_free(pf);
+  return 0;
+}
