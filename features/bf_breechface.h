@@ -33,6 +33,9 @@
 #include "bf_surface.h"
 
 #define BF_BREECHFACE_VERSION 1
+#ifndef BF_ERODE_DEFAULT
+#define BF_ERODE_DEFAULT 12.5
+#endif
 
 typedef struct bf_breechface_opts {
   double spacing;          /* comparison spacing, µm */
@@ -46,10 +49,12 @@ typedef struct bf_breechface_opts {
   double min_missing_processed; /* see "processed" above */
   double max_range_processed;   /* µm */
   int force_raw;           /* 1: never treat as processed */
+  double processed_erode;  /* processed scans: valid points this close (µm) to a missing point
+                              or the frame are dropped (edge roll-off); 0: kept as given */
 } bf_breechface_opts;
 
 #define BF_BREECHFACE_OPTS_INIT                                                             \
-  { 6.25, 16.0, 500.0, 150.0, 60.0, 0.05, 8.0, 2.5, 0.2, 40.0, 0 }
+  { 6.25, 16.0, 500.0, 150.0, 60.0, 0.05, 8.0, 2.5, 0.2, 40.0, 0, BF_ERODE_DEFAULT }
 
 /* Intermediate surfaces kept for `bfm features --show` (any pointer may stay NULL). */
 typedef struct bf_breechface_trace {

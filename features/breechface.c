@@ -559,6 +559,30 @@ static int crop_to(bf_surface **out, const bf_surface *s, const unsigned char *k
   return 0;
 }
 
+/* Removes valid points within d µm (4-neighbour steps) of a missing point or the frame: the
+ * roll-off along the edges of an already processed scan. */
+static int erode_valid(bf_surface *s, double d)
+{
+  int k = (int)lround(d / s->dx), nx = s->nx, ny = s->ny;
+  unsigned char *m = malloc((size_t)nx * ny);
+  if (!m)
+    return bf_error_set(BF_ENOMEM, "out of memory eroding the edge");
+  for (int it = 0; it < k; it++) {
+    for (int y = 0; y < ny; y++)
+      for (int x = 0; x < nx; x++) {
+        size_t i = (size_t)y * nx + x;
+        m[i] = !isnan(s->z[i]) &&
+               (x == 0 || y == 0 || x == nx - 1 || y == ny - 1 || isnan(s->z[i - 1]) ||
+                isnan(s->z[i + 1]) || isnan(s->z[i - nx]) || isnan(s->z[i + nx]));
+      }
+    for (size_t i = 0; i < (size_t)nx * ny; i++)
+      if (m[i])
+        s->z[i] = NAN;
+  }
+  free(m);
+  return 0;
+}
+
 void bf_breechface_trace_clear(bf_breechface_trace *tr)
 {
   if (!tr)
@@ -612,6 +636,8 @@ int bf_breechface_extract_trace(bf_feature **out, bf_breechface_trace *trace,
   double r_out = 0, r_fp = 0, ccx = 0, ccy = 0;
   if (processed) {
     if ((rc = bf_surface_copy(&work, scan)))
+      goto done;
+    if (o->processed_erode > 0 && (rc = erode_valid(work, o->processed_erode)))
       goto done;
   } else {
     keep = malloc((size_t)scan->nx * scan->ny);
