@@ -610,9 +610,11 @@ int bfm_cmd_ingest(int argc, char **argv)
   bf_store *st = NULL;
   pending *pend = NULL;
   int npend = 0, stored = 0, failed = 0, dups = 0, nscans_total = 0;
-  char mdir[4096];
-  snprintf(mdir, sizeof mdir, "%s", manifest);
-  snprintf(mdir, sizeof mdir, "%s", dirname(mdir));
+  /* Relative scan paths are relative to the manifest's folder. dirname() may return a pointer
+   * into its argument, so it works on a copy. */
+  char mtmp[4096], mdir[4096];
+  snprintf(mtmp, sizeof mtmp, "%s", manifest);
+  snprintf(mdir, sizeof mdir, "%s", dirname(mtmp));
   if (read_all(manifest, &text, &tlen) || csv_parse((const char *)text, tlen, &rows, &nrows, manifest)) {
     rc = bfm_fail("ingest");
     goto done;
