@@ -254,6 +254,12 @@ typedef struct reg {
   unsigned char ok;
 } reg;
 
+/* floor() for coordinates > -2^20 without a libm call (the hot loops round millions of them) */
+static inline int ifloor(double v)
+{
+  return (int)(v + 1048576.0) - 1048576;
+}
+
 /* Nearest-neighbour rotation of b about its centre by theta degrees into rot (same size). */
 static void rotate_nn(float *rot, const bf_cmc_prep *b, double theta)
 {
@@ -265,7 +271,7 @@ static void rotate_nn(float *rot, const bf_cmc_prep *b, double theta)
     double fx = c * (0 - cx) + s * v + cx + 0.5, fy = -s * (0 - cx) + c * v + cy + 0.5;
     float *row = rot + (size_t)y * b->nx;
     for (int x = 0; x < b->nx; x++, fx += c, fy -= s) {
-      int xs = (int)floor(fx), ys = (int)floor(fy);
+      int xs = ifloor(fx), ys = ifloor(fy);
       row[x] = ((unsigned)xs < (unsigned)b->nx && (unsigned)ys < (unsigned)b->ny)
                  ? b->z[(size_t)ys * b->nx + xs] : NAN;
     }
@@ -378,7 +384,7 @@ static void rotate_arr(float *rot, const float *z, int nx, int ny, double theta)
     double fx = c * (0 - cx) + s * v + cx + 0.5, fy = -s * (0 - cx) + c * v + cy + 0.5;
     float *row = rot + (size_t)y * nx;
     for (int x = 0; x < nx; x++, fx += c, fy -= s) {
-      int xs = (int)floor(fx), ys = (int)floor(fy);
+      int xs = ifloor(fx), ys = ifloor(fy);
       row[x] = ((unsigned)xs < (unsigned)nx && (unsigned)ys < (unsigned)ny)
                  ? z[(size_t)ys * nx + xs] : NAN;
     }
@@ -465,7 +471,7 @@ static void register_theta_coarse(reg *out, const bf_cmc_prep *a, const bf_cmc_p
       double v = wy0 + y - bcy, u0 = wx0 - bcx;
       double fx = cth * u0 + sth * v + bcx + 0.5, fy = -sth * u0 + cth * v + bcy + 0.5;
       for (int x = 0; x < ww; x++, fx += cth, fy -= sth) {
-        int xs = (int)floor(fx), ys = (int)floor(fy);
+        int xs = ifloor(fx), ys = ifloor(fy);
         float z = ((unsigned)xs < (unsigned)b->nx && (unsigned)ys < (unsigned)b->ny)
                     ? b->z[(size_t)ys * b->nx + xs] : NAN;
         win[(size_t)y * ww + x] = z;
