@@ -203,7 +203,7 @@ static int run_pairs(const item *v, const int *ia, const int *ib, int np, double
     }
     score[k] = r.score;
     if (g_orig_min)
-      g_orig_min[k] = r.cmc_original[0] < r.cmc_original[1] ? r.cmc_original[0] : r.cmc_original[1];
+      g_orig_min[k] = r.cmc_combined;
     if (flags)
       flags[k] = r.quality_flags;
     bf_cmc_result_clear(&r);
@@ -347,10 +347,10 @@ static int accuracy(const char *data, const char *outdir, int quick)
         else
           hi = fmax(hi, om[k]);
       }
-    snprintf(path, sizeof path, "%s/cmc_fadul_roc_original.png", outdir);
-    printf("accuracy: original method alone (min of the two directions): AUC %.4f, lowest KM %g, "
+    snprintf(path, sizeof path, "%s/cmc_fadul_roc_combined_high.png", outdir);
+    printf("accuracy: cmcR combined High CMC count instead: AUC %.6f, lowest KM %g, "
            "highest KNM %g\n", roc_auc(path, om, km, np), lo, hi);
-    snprintf(path, sizeof path, "%s/cmc_fadul_hist_original.png", outdir);
+    snprintf(path, sizeof path, "%s/cmc_fadul_hist_combined_high.png", outdir);
     plot_hist(path, om, km, np);
   }
   free(om);
@@ -382,7 +382,7 @@ static int accuracy(const char *data, const char *outdir, int quick)
       printf("accuracy: %s %s vs %s (%s / %s): score %g\n", km[k] ? "missed KM" : "KNM called",
              v[ia[k]].name, v[ib[k]].name, v[ia[k]].source, v[ib[k]].source, sc[k]);
   printf("accuracy: Fadul %d scans, %d pairs (%d KM), errors %d\n", n, np, nkm, bad);
-  printf("accuracy: AUC %.4f, lowest KM score %g, highest KNM score %g, at threshold %d: "
+  printf("accuracy: score = original-method CMCs (smaller direction): AUC %.6f, lowest KM score %g, highest KNM score %g, at threshold %d: "
          "%d false positives, %d false negatives\n", auc, minkm, maxknm,
          ((bf_cmc_opts)BF_CMC_OPTS_INIT).match_min_cmc, fp, fn);
   printf("accuracy: features %.1f s, comparisons %.1f s on %d threads (%.2f pairs/s)\n", t1 - t0,

@@ -57,12 +57,14 @@ typedef struct bf_cmc_cell {
 } bf_cmc_cell;
 
 typedef struct bf_cmc_result {
-  double score;             /* combined CMC count (cmcR's combined High CMC rule) */
+  double score;             /* original-method CMC count, the smaller of the two directions
+                               (Song's rule, the literature's ">= 6 CMCs" decision) */
   int match;                /* score >= opts.match_min_cmc */
   int cmc_original[2];      /* original-method CMC count per direction */
   int cmc_high[2];          /* High CMC count per direction (0 when it failed) */
   int high_pass[2];         /* direction passed the High CMC criterion */
-  int cmc_combined;         /* = score */
+  int cmc_combined;         /* cmcR's combined High CMC count (decision_combineDirections);
+                               ranks Fadul slightly worse than score (see bench_cmc) */
   int ncells[2];            /* cells compared per direction */
   double theta, dx, dy;     /* consensus reference -> target: deg, µm (original-method medians) */
   double theta_refined;     /* consensus rotation refined by refine_step (= theta when off) */

@@ -860,7 +860,7 @@ int bf_cmc_compare_prep(bf_cmc_result *out, const bf_cmc_prep *a, const bf_cmc_p
   free(hit);
   /* cmcR counts a cell position once even when both directions call it */
   out->cmc_combined = combined_high ? nh : d[smaller].n_orig;
-  out->score = out->cmc_combined;
+  out->score = d[smaller].n_orig;
   out->match = out->score >= o->match_min_cmc;
   out->theta = d[0].med_theta;
   out->dx = d[0].med_x * a->sp;

@@ -171,11 +171,11 @@ int bfm_compare_cartridge(int argc, char **argv)
     printf(", \"target\": ");
     bfm_json_str(stdout, files[1]);
     printf(", \"method\": \"cmc\", \"score\": %g, \"match\": %s, \"cmc_original\": [%d, %d], "
-           "\"cmc_high\": [%d, %d], \"high_pass\": [%s, %s], \"cells_compared\": [%d, %d], "
+           "\"cmc_high\": [%d, %d], \"cmc_combined_high\": %d, \"high_pass\": [%s, %s], \"cells_compared\": [%d, %d], "
            "\"theta_deg\": %g, \"theta_refined_deg\": %g, \"dx_um\": %.3f, \"dy_um\": %.3f, "
            "\"quality_flags\": %d, \"cells\": [",
            r.score, r.match ? "true" : "false", r.cmc_original[0], r.cmc_original[1],
-           r.cmc_high[0], r.cmc_high[1], r.high_pass[0] ? "true" : "false",
+           r.cmc_high[0], r.cmc_high[1], r.cmc_combined, r.high_pass[0] ? "true" : "false",
            r.high_pass[1] ? "true" : "false", r.ncells[0], r.ncells[1], r.theta, r.theta_refined, r.dx, r.dy,
            r.quality_flags);
     for (int i = 0; i < r.ncell; i++) {
@@ -188,8 +188,10 @@ int bfm_compare_cartridge(int argc, char **argv)
     printf("]}\n");
   } else {
     printf("reference  %s\ntarget     %s\n", files[0], files[1]);
-    printf("score      %g CMCs (combined, cmcR rule): %s (threshold %d)\n", r.score,
-           r.match ? "MATCH" : "no match", (int)((bf_cmc_opts)BF_CMC_OPTS_INIT).match_min_cmc);
+    printf("score      %g CMCs (original method, smaller direction): %s (threshold %d)\n",
+           r.score, r.match ? "MATCH" : "no match",
+           (int)((bf_cmc_opts)BF_CMC_OPTS_INIT).match_min_cmc);
+    printf("combined   %d High CMCs (cmcR's two-direction rule)\n", r.cmc_combined);
     printf("original   %d (A->B)  %d (B->A)   of %d / %d cells compared\n", r.cmc_original[0],
            r.cmc_original[1], r.ncells[0], r.ncells[1]);
     printf("high CMC   %d (A->B, %s)  %d (B->A, %s)\n", r.cmc_high[0],
