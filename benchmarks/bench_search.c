@@ -566,12 +566,12 @@ static int build_store(const char *path, const float *pool, size_t npool, size_t
   if (!rc)
     rc = bf_feature_new(&d, BF_KIND_CARTRIDGE, (int)clen, 1, 1, 1);
   double t = now();
-  for (size_t i0 = 0; i0 < n && !rc; i0 += 5000) {
+  for (size_t i0 = 0; i0 < n && !rc; i0 += 25000) {
     rc = bf_store_begin(st);
     int64_t fid = 0;
     bf_firearm f;
     memset(&f, 0, sizeof f);
-    for (size_t i = i0; i < n && i < i0 + 5000 && !rc; i++) {
+    for (size_t i = i0; i < n && i < i0 + 25000 && !rc; i++) {
       int64_t item;
       snprintf(f.serial, sizeof f.serial, "SYN-%zu", i);
       rc = bf_store_add_firearm(st, &fid, &f);
@@ -587,7 +587,7 @@ static int build_store(const char *path, const float *pool, size_t npool, size_t
     }
     if (!rc)
       rc = bf_store_commit(st);
-    fprintf(stderr, "\r  building a %zu-item store: %zu (%.0f s)", n, i0 + 5000 < n ? i0 + 5000 : n, now() - t);
+    fprintf(stderr, "\r  building a %zu-item store: %zu (%.0f s)", n, i0 + 25000 < n ? i0 + 25000 : n, now() - t);
   }
   fprintf(stderr, "\n");
   bf_feature_free(d);

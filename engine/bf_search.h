@@ -53,7 +53,7 @@ typedef struct bf_search_opts {
   int prefilter_only; /* 1: skip stage 2 (rank by prefilter score) */
 } bf_search_opts;
 
-#define BF_SEARCH_OPTS_INIT { 50, 4096, 16, 0, 0 }
+#define BF_SEARCH_OPTS_INIT { 50, 1024, 16, 0, 0 }
 
 /* A query: its item id (excluded from its own results; 0 for scans given on the spot), kind,
  * prefilter descriptor (bf_prefilter_len floats) and full features. */
