@@ -7,7 +7,8 @@
  * leaves each item either searched with all its hits or not searched with none. A rerun picks up
  * the unsearched items; hits are unique on (run, query, candidate) and an item is searched once,
  * so nothing is duplicated. Before searching, items without a prefilter descriptor are indexed
- * (committed on their own). */
+ * (committed on their own). Hits between items of one owner (test-fires of one firearm) are
+ * not stored: they are known and lead nowhere. */
 #include "bf_cmc.h"
 #include "bf_error.h"
 #include "bf_search.h"
@@ -230,6 +231,11 @@ int bfm_cmd_batch(int argc, char **argv)
         for (size_t j = 0; j < nres[k]; j++) {
           const bf_cand *c = &res[k][j];
           if (isnan(c->score) || c->score < thr[kind])
+            continue;
+          /* two test-fires of one firearm, or two items of one evidence record, are known to
+           * match: not a lead for anyone */
+          const bf_item *qi = bf_store_item(st, ids[k]), *ci = bf_store_item(st, c->item);
+          if (qi && ci && qi->owner_type == ci->owner_type && qi->owner == ci->owner)
             continue;
           bf_hit *h = &hits[nh++];
           memset(h, 0, sizeof *h);
