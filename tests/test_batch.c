@@ -256,8 +256,21 @@ static void batch_resumable(void)
   CHECK(read_hits(store, &after) == 0);
   CHECKF(after.dup == 0, "%d duplicate hits", after.dup);
   CHECK(after.n > p.n);
-  /* every item got its 3 candidates (score >= 0 always passes) */
-  CHECKF(after.n == 3 * 3 * NF, "%d hits", after.n);
+  /* every item got its 3 candidates (score >= 0 always passes) except its own firearm's
+   * other test-fires, which are never stored */
+  CHECKF(after.n <= 3 * 3 * NF && after.n >= 3 * NF, "%d hits", after.n);
+  {
+    bf_store *st = NULL;
+    int same_owner = 0;
+    if (!bf_store_open(&st, store, BF_STORE_READ, NULL)) {
+      for (int i = 0; i < after.n; i++) {
+        const bf_item *a = bf_store_item(st, after.q[i]), *b = bf_store_item(st, after.c[i]);
+        same_owner += a && b && a->owner_type == b->owner_type && a->owner == b->owner;
+      }
+      bf_store_close(st);
+    }
+    CHECK(same_owner == 0);
+  }
   if (!quick) {
     /* an uninterrupted run of the same store gives the same hits */
     snprintf(args, sizeof args, "batch '%s' --keep 3 --min-score 0 --group 4 --quiet", ref);
