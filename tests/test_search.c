@@ -5,6 +5,8 @@
 #include "bf_error.h"
 #include "bf_search.h"
 #include "bf_test.h"
+#include "bf_bullet.h"
+#include "bf_synth.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -64,6 +66,97 @@ static double urand(void)
 {
   rng = rng * 1664525u + 1013904223u;
   return (rng >> 8) / 16777216.0;
+}
+
+/* Bullets end to end through the default comparison: 2 barrels x 2 synthetic bullets; the
+ * other bullet of the query's barrel must come first. */
+typedef struct bul_src {
+  bf_feature *lands[4][8];
+  int nl[4];
+  float *desc;
+  size_t len;
+} bul_src;
+
+static int bul_read(void *ctx, size_t first, size_t n, int64_t *ids, float *desc)
+{
+  bul_src *b = ctx;
+  for (size_t i = 0; i < n; i++) {
+    ids[i] = (int64_t)(first + i) + 1;
+    memcpy(desc + i * b->len, b->desc + (first + i) * b->len, b->len * sizeof(float));
+  }
+  return 0;
+}
+
+static int bul_load(void *ctx, int64_t item, bf_feature ***feat, int *n)
+{
+  bul_src *b = ctx;
+  int k = (int)item - 1;
+  *feat = calloc(b->nl[k], sizeof **feat);
+  for (int i = 0; i < b->nl[k]; i++) {
+    bf_feature *f = NULL;
+    bf_feature_new(&f, BF_KIND_BULLET, b->lands[k][i]->nx, 1, b->lands[k][i]->dx, 1);
+    memcpy(f->z, b->lands[k][i]->z, sizeof(float) * f->nx);
+    f->land = b->lands[k][i]->land;
+    f->quality_flags = b->lands[k][i]->quality_flags;
+    (*feat)[i] = f;
+  }
+  *n = b->nl[k];
+  return 0;
+}
+
+static void bullets(const bf_prefilter *pf)
+{
+  bf_synth_opts so = BF_SYNTH_OPTS_INIT;
+  so.lands = 4;
+  so.land_length = 400; /* short scans: the search plumbing is under test */
+  bf_synth *g = NULL;
+  CHECK(bf_synth_new(&g, &so) == 0);
+  if (!g)
+    return;
+  bul_src b;
+  memset(&b, 0, sizeof b);
+  b.len = bf_prefilter_len(pf, BF_KIND_BULLET);
+  b.desc = calloc(4 * b.len, sizeof(float));
+  int ok = 1;
+  for (int k = 0; k < 4 && ok; k++) {
+    for (int l = 0; l < so.lands && ok; l++) {
+      bf_surface *s = NULL;
+      bf_bullet_opts bo = BF_BULLET_OPTS_INIT;
+      bo.land = l + 1;
+      ok = !bf_synth_land(&s, g, k / 2, k % 2, l + 1, NULL) &&
+           !bf_bullet_land_extract(&b.lands[k][l], s, &bo);
+      bf_surface_free(s);
+    }
+    b.nl[k] = so.lands;
+    bf_feature *d = NULL;
+    ok = ok && !bf_prefilter_describe(pf, &d, b.lands[k], b.nl[k]);
+    if (ok)
+      memcpy(b.desc + k * b.len, d->z, b.len * sizeof(float));
+    bf_feature_free(d);
+  }
+  CHECKF(ok, "synthetic bullets: %s", bf_error_last());
+  if (ok) {
+    bf_search_source src = {&b, 4, bul_read, bul_load};
+    bf_search_cmp cmp;
+    bf_search_default_cmp(&cmp, BF_KIND_BULLET);
+    bf_search_opts o = BF_SEARCH_OPTS_INIT;
+    bf_search_query q = {1, BF_KIND_BULLET, b.desc, b.lands[0], b.nl[0]};
+    bf_cand *r = NULL;
+    size_t n = 0;
+    CHECK(bf_search_run(&r, &n, &q, 1, &src, &cmp, pf, &o, NULL) == 0);
+    CHECK(n == 3);
+    if (n == 3) {
+      CHECKF(r[0].item == 2, "best candidate %lld (score %g, next %g)", (long long)r[0].item,
+             r[0].score, r[1].score);
+      CHECK(r[0].score > r[1].score && r[0].score >= 0 && r[0].score <= 1);
+    }
+    free(r);
+  }
+  for (int k = 0; k < 4; k++)
+    for (int l = 0; l < 8; l++)
+      bf_feature_free(b.lands[k][l]);
+  free(b.desc);
+  bf_synth_free(g);
 }
 
 int main(void)
@@ -212,6 +305,7 @@ int main(void)
     free(res4[k]);
     bf_feature_free(qf[k]);
   }
+  bullets(pf);
   free(base);
   free(m.ids);
   free(m.desc);
