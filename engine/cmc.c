@@ -466,6 +466,9 @@ static void register_theta_coarse(reg *out, const bf_cmc_prep *a, const bf_cmc_p
       }
     /* full-resolution window of the rotated target around the coarse peak */
     int px0 = 2 * (cgx0 + bx) - gx0, py0 = 2 * (cgy0 + by) - gy0; /* predicted shift */
+    /* halving rounds: keep the start where the cell lies wholly inside the region */
+    px0 = px0 < 0 ? 0 : px0 > rx - cw ? rx - cw : px0;
+    py0 = py0 < 0 ? 0 : py0 > ry - ch ? ry - ch : py0;
     int wx0 = gx0 + px0 - HC_W, wy0 = gy0 + py0 - HC_W;
     for (int y = 0; y < wh; y++) {
       double v = wy0 + y - bcy, u0 = wx0 - bcx;
