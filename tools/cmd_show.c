@@ -156,12 +156,23 @@ static int draw_bullet(const char *path, bf_feature **a, int na, bf_feature **b,
     if (!(m > 0))
       m = 1;
     int mid = i * band + band / 2;
-    for (int k = 0; k < n; k++) {
-      int x = (int)((double)k * (W - 1) / (n - 1));
-      if (!isnan(sa[k]))
-        put(rgb, W, H, x, mid - (int)lround(sa[k] / m * (band / 2 - 4)), 0x1f3a93);
-      if (!isnan(sb[k]))
-        put(rgb, W, H, x, mid - (int)lround(sb[k] / m * (band / 2 - 4)), 0xd62728);
+    for (int t = 0; t < 2; t++) { /* polylines: query dark blue, candidate red on top */
+      const float *v = t ? sb : sa;
+      uint32_t col = t ? 0xd62728 : 0x1f3a93;
+      int px = -1, py = 0;
+      for (int k = 0; k < n; k++) {
+        if (isnan(v[k])) {
+          px = -1;
+          continue;
+        }
+        int x = (int)((double)k * (W - 1) / (n - 1)), y = mid - (int)lround(v[k] / m * (band / 2 - 4));
+        if (px >= 0) /* vertical run joins consecutive points */
+          for (int yy = py < y ? py : y; yy <= (py < y ? y : py); yy++)
+            put(rgb, W, H, x, yy, col);
+        put(rgb, W, H, x, y, col);
+        px = x;
+        py = y;
+      }
     }
     free(sa);
     free(sb);
