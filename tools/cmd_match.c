@@ -1,7 +1,5 @@
 /* bfm match: one evidence item (stored, or scans given on the spot) against every stored item
  * of its kind and calibre, ranked (prefilter, then the full comparison of the best K). */
-#include "bf_breechface.h"
-#include "bf_bullet.h"
 #include "bf_error.h"
 #include "bf_search.h"
 #include "bf_store.h"
@@ -15,26 +13,13 @@
 #include <string.h>
 #include <sys/stat.h>
 
-/* Weak until features/extract.c is in the tree: then scans given on the spot go through the
- * same pipeline as ingest; meanwhile the kind's own extractor with its defaults. */
-#pragma weak bf_feature_extract
-
 int bfm_extract_scan(bf_feature **out, const char *path, int kind, int land)
 {
   bf_surface *s = NULL;
   int rc = bf_x3p_read(&s, path, NULL);
   if (rc)
     return rc;
-  if (bf_feature_extract)
-    rc = bf_feature_extract(out, s, kind, land);
-  else if (kind == BF_KIND_BULLET) {
-    bf_bullet_opts o = BF_BULLET_OPTS_INIT;
-    o.land = land;
-    rc = bf_bullet_land_extract(out, s, &o);
-  } else {
-    bf_breechface_opts o = BF_BREECHFACE_OPTS_INIT;
-    rc = bf_breechface_extract(out, s, &o);
-  }
+  rc = bf_feature_extract(out, s, kind, land);
   if (rc)
     bf_error_prefix(rc, "%s: feature extraction failed: ", path);
   bf_surface_free(s);
