@@ -29,6 +29,7 @@
 #define _GNU_SOURCE
 #include "bf_error.h"
 #include "bf_hash.h"
+#include "bf_search.h"
 #include "bf_store.h"
 #include "bf_x3p.h"
 #include "bfm_cli.h"
@@ -100,6 +101,20 @@ done:
     *out = NULL;
   }
   return rc;
+}
+
+/* Commits the open transaction after describing every new item for the search prefilter, so
+ * an item is searchable by `bfm match` as soon as it is stored (not only after a batch). */
+static int commit_indexed(bf_store *st)
+{
+  bf_prefilter *pf = NULL;
+  int e = bf_prefilter_new(&pf, NULL);
+  for (int kind = BF_KIND_CARTRIDGE; kind <= BF_KIND_BULLET && !e; kind++) {
+    size_t added = 0, failed = 0;
+    e = bf_search_store_index(st, pf, kind, &added, &failed);
+  }
+  bf_prefilter_free(pf);
+  return e ? e : bf_store_commit(st);
 }
 
 static int cmp_ver(const void *a, const void *b)
@@ -436,7 +451,7 @@ static int record_add(int argc, char **argv, int rec)
         ok++;
       }
     }
-  if (e || bf_store_commit(st)) {
+  if (e || commit_indexed(st)) {
     bf_store_abort(st);
     fprintf(stderr, "bfm %s add: %s: nothing stored\n", cmd, bf_error_last());
     rc = BFM_EXIT_FAIL;
@@ -748,7 +763,7 @@ int bfm_cmd_ingest(int argc, char **argv)
         pend[npend++] = (pending){r, row->line, item, p.kind, p.nscans};
         int due = npend >= every || r == nrows - 1 || bfm_now() - pend_t0 >= max_wait;
         if (due)
-          e = bf_store_commit(st);
+          e = commit_indexed(st);
         if (!e) {
           if (due) {
             if (prog.tty && !quiet)
@@ -790,7 +805,7 @@ int bfm_cmd_ingest(int argc, char **argv)
     bfm_progress_step(&prog, r);
   }
   if (npend) { /* (the last row failed while earlier rows of its group wait) */
-    if (bf_store_commit(st)) {
+    if (commit_indexed(st)) {
       fprintf(stderr, "bfm ingest: %s\n", bf_error_last());
       failed += npend;
     } else
