@@ -5,6 +5,10 @@
  *                           10-land Hamby 252 end to end vs bulletxtrctr's 21.5 s)
  *   bench_bullet --csv F    also writes every pair's features to F (for calibrating the score)
  *   bench_bullet --blind    every pair of the 5 blind bullets compares without error
+ *   bench_bullet --extract N  only the extraction timing of the 24 Hamby lands, median of N passes,
+ *                           1 and 2 threads (also for `valgrind --tool=callgrind ... --extract 1`)
+ *   bench_bullet --dump F   writes every Hamby and blind land's signature and params to F (full
+ *                           precision), to check that a speed change leaves results unchanged
  * Timings are single-threaded unless said; the machine is shared, so re-run quietly. */
 #include "bf_bullet.h"
 #include "bf_error.h"
@@ -81,6 +85,53 @@ static void free_set(land *L, int n)
     bf_surface_free(L[i].s);
     bf_feature_free(L[i].f);
   }
+}
+
+static int cmp_dbl(const void *a, const void *b)
+{
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+static double median(double *v, int n)
+{
+  qsort(v, (size_t)n, sizeof *v, cmp_dbl);
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+/* Median over reps of the time per land to extract all n lands (nth threads over lands) and,
+ * when t_pair is given, of the time per pair to compare all n x n pairs (1 thread). */
+static void speed(land *L, int n, int nth, int reps, double *t_ext, double *t_pair)
+{
+  double *t = malloc((size_t)reps * sizeof *t);
+  if (!t)
+    return;
+  omp_set_num_threads(nth);
+  for (int k = 0; k < reps; k++) {
+    double t0 = now();
+#pragma omp parallel for schedule(dynamic)
+    for (int i = 0; i < n; i++) {
+      bf_feature *f;
+      if (!bf_bullet_land_extract(&f, L[i].s, NULL))
+        bf_feature_free(f);
+    }
+    t[k] = (now() - t0) / n;
+  }
+  *t_ext = median(t, reps);
+  omp_set_num_threads(1);
+  if (t_pair) {
+    for (int k = 0; k < reps; k++) {
+      double t0 = now();
+      for (int i = 0; i < n; i++)
+        for (int j = 0; j < n; j++) {
+          bf_land_result r;
+          bf_land_compare(&r, L[i].f, L[j].f, NULL);
+        }
+      t[k] = (now() - t0) / ((double)n * n);
+    }
+    *t_pair = median(t, reps);
+  }
+  free(t);
 }
 
 /* One Hamby set: returns the number of failed criteria. */
@@ -176,29 +227,13 @@ static int run_set(const char *data, const char *prefix, const char *title, FILE
   }
   bf_bullet_result_clear(&br);
 
-  /* speed: extraction per land (after reading), one pair comparison, single thread */
-  int reps = 20;
-  t0 = now();
-  for (int k = 0; k < reps; k++)
-    for (int i = 0; i < n; i++) {
-      bf_feature *f;
-      if (!bf_bullet_land_extract(&f, L[i].s, NULL))
-        bf_feature_free(f);
-    }
-  double t_ext2 = (now() - t0) / (reps * n);
-  long np = 0;
-  t0 = now();
-  for (int k = 0; k < 20; k++)
-    for (int i = 0; i < n; i++)
-      for (int j = 0; j < n; j++) {
-        bf_land_result r;
-        bf_land_compare(&r, L[i].f, L[j].f, NULL);
-        np++;
-      }
-  double t_pair = (now() - t0) / np;
-  printf("  speed: extraction %.2f ms/land (first pass %.2f ms) = %.0f lands/s; "
-         "comparison %.1f us/pair = %.0f pairs/s (1 thread)\n",
-         t_ext2 * 1e3, t_ext * 1e3, 1 / t_ext2, t_pair * 1e6, 1 / t_pair);
+  /* speed: extraction per land (after reading), one pair comparison; medians of repeats */
+  double t_ext1, t_ext2, t_pair;
+  speed(L, n, 1, 15, &t_ext1, &t_pair);
+  speed(L, n, 2, 15, &t_ext2, NULL);
+  printf("  speed (median of 15): extraction %.2f ms/land = %.0f lands/s (1 thread), %.2f ms/land "
+         "(2 threads over lands; first pass %.2f ms); comparison %.1f us/pair = %.0f pairs/s (1 thread)\n",
+         t_ext1 * 1e3, 1 / t_ext1, t_ext2 * 1e3, t_ext * 1e3, t_pair * 1e6, 1 / t_pair);
   free_set(L, n);
   return fails;
 }
@@ -212,55 +247,59 @@ static void end_to_end(const char *data)
   if (n <= 0)
     return;
   double t_read = now() - t0;
-  t0 = now();
-  for (int i = 0; i < n; i++)
-    bf_bullet_land_extract(&L[i].f, L[i].s, NULL);
-  int pairs = 0;
-  for (int i = 0; i < n; i++)
-    for (int j = 0; j < n; j++)
-      if (L[i].bullet == 11 && L[j].bullet == 12) {
-        bf_land_result r;
-        bf_land_compare(&r, L[i].f, L[j].f, NULL);
-        pairs++;
+  /* extract all, compare bullet 1's lands with bullet 2's; median of reps, 1 then nth threads */
+  enum { REPS = 15 };
+  double t1[REPS], tn[REPS];
+  int nth = omp_get_num_procs(), pairs = 0;
+  for (int th = 0; th < 2; th++) {
+    omp_set_num_threads(th ? nth : 1);
+    for (int rep = 0; rep < REPS; rep++) {
+      for (int i = 0; i < n; i++) {
+        bf_feature_free(L[i].f);
+        L[i].f = NULL;
       }
-  double t_work = now() - t0;
-  printf("== Hamby 252 end to end (%d lands, %d pairs, 1 thread): read %.3f s, extract+compare %.4f s;"
-         " bulletxtrctr 21.5 s -> %.0fx faster apart from reading, %.0fx including it\n",
-         n, pairs, t_read, t_work, 21.5 / t_work, 21.5 / (t_work + t_read));
-  /* the same with every core: lands extracted in parallel, pairs through bf_bullet_compare */
-  int nth = omp_get_num_procs();
-  omp_set_num_threads(nth);
-  double best = 1e9;
-  for (int rep = 0; rep < 5; rep++) {
-    for (int i = 0; i < n; i++) {
-      bf_feature_free(L[i].f);
-      L[i].f = NULL;
-    }
-    t0 = now();
+      t0 = now();
 #pragma omp parallel for schedule(dynamic)
-    for (int i = 0; i < n; i++) {
-      bf_bullet_opts o = BF_BULLET_OPTS_INIT;
-      o.land = L[i].land;
-      bf_bullet_land_extract(&L[i].f, L[i].s, &o);
+      for (int i = 0; i < n; i++) {
+        bf_bullet_opts o = BF_BULLET_OPTS_INIT;
+        o.land = L[i].land;
+        bf_bullet_land_extract(&L[i].f, L[i].s, &o);
+      }
+      if (!th) { /* one thread: the 25 land pairs one by one, as bulletxtrctr's figure */
+        pairs = 0;
+        for (int i = 0; i < n; i++)
+          for (int j = 0; j < n; j++)
+            if (L[i].bullet == 11 && L[j].bullet == 12) {
+              bf_land_result r;
+              bf_land_compare(&r, L[i].f, L[j].f, NULL);
+              pairs++;
+            }
+        t1[rep] = now() - t0;
+        continue;
+      }
+      const bf_feature *A[MAXL], *B[MAXL];
+      int na = 0, nb = 0;
+      for (int i = 0; i < n; i++) {
+        if (L[i].bullet == 11)
+          A[na++] = L[i].f;
+        if (L[i].bullet == 12)
+          B[nb++] = L[i].f;
+      }
+      bf_bullet_result br;
+      if (!bf_bullet_compare(&br, A, na, B, nb, NULL))
+        bf_bullet_result_clear(&br);
+      tn[rep] = now() - t0;
     }
-    const bf_feature *A[MAXL], *B[MAXL];
-    int na = 0, nb = 0;
-    for (int i = 0; i < n; i++) {
-      if (L[i].bullet == 11)
-        A[na++] = L[i].f;
-      if (L[i].bullet == 12)
-        B[nb++] = L[i].f;
-    }
-    bf_bullet_result br;
-    if (!bf_bullet_compare(&br, A, na, B, nb, NULL))
-      bf_bullet_result_clear(&br);
-    double t = now() - t0;
-    if (t < best)
-      best = t;
   }
   omp_set_num_threads(1);
-  printf("   with %d threads (best of 5): extract+compare %.4f s -> %.0fx faster than bulletxtrctr apart from reading\n",
-         nth, best, 21.5 / best);
+  double w1 = median(t1, REPS), wn = median(tn, REPS);
+  printf("== Hamby 252 end to end (%d lands, %d pairs, 1 thread, median of %d): read %.3f s, "
+         "extract+compare %.4f s; bulletxtrctr 21.5 s -> %.0fx faster apart from reading, %.0fx "
+         "including it\n",
+         n, pairs, REPS, t_read, w1, 21.5 / w1, 21.5 / (w1 + t_read));
+  printf("   with %d threads (median of %d): extract+compare %.4f s -> %.0fx faster than "
+         "bulletxtrctr apart from reading\n",
+         nth, REPS, wn, 21.5 / wn);
   free_set(L, n);
 }
 
@@ -304,6 +343,76 @@ static int blind(const char *root)
   return fails;
 }
 
+/* Extraction speed alone, on all 24 Hamby lands. */
+static int extract_only(const char *data, int reps)
+{
+  land L[2 * MAXL];
+  int n1 = load_set(L, data, "bullet/hamby252/");
+  int n2 = n1 > 0 ? load_set(L + n1, data, "bullet/hamby44/") : -1;
+  if (n1 <= 0 || n2 <= 0) {
+    if (n1 > 0)
+      free_set(L, n1);
+    return 1;
+  }
+  for (int th = 1; th <= (reps > 1 ? 2 : 1); th++) {
+    double a, b;
+    speed(L, n1, th, reps, &a, NULL);
+    speed(L + n1, n2, th, reps, &b, NULL);
+    printf("extraction, %d thread%s, median of %d: Hamby 252 %.3f ms/land, Hamby 44 %.3f ms/land\n",
+           th, th > 1 ? "s" : "", reps, a * 1e3, b * 1e3);
+  }
+  free_set(L, n1 + n2);
+  return 0;
+}
+
+/* Every land's extraction written in full precision: diff two dumps to prove a change harmless. */
+static int dump(const char *data, const char *blinddir, const char *out)
+{
+  FILE *fp = fopen(out, "w");
+  if (!fp) {
+    fprintf(stderr, "cannot write %s\n", out);
+    return 1;
+  }
+  char paths[64][1200];
+  int np = 0, fails = 0;
+  char key[1200], line[2048];
+  snprintf(key, sizeof key, "%s/KEY.csv", data);
+  FILE *k = fopen(key, "r");
+  while (k && fgets(line, sizeof line, k) && np < 64)
+    if (!strncmp(line, "bullet/", 7)) {
+      char *c = strchr(line, ',');
+      if (c)
+        *c = 0;
+      snprintf(paths[np++], sizeof paths[0], "%.1000s/%.190s", data, line);
+    }
+  if (k)
+    fclose(k);
+  for (int b = 1; b <= 5; b++)
+    for (int l = 1; l <= 6 && np < 64; l++)
+      snprintf(paths[np++], sizeof paths[0], "%s/b%02d/land%d.x3p", blinddir, b, l);
+  for (int i = 0; i < np; i++) {
+    bf_surface *s = NULL;
+    bf_feature *f = NULL;
+    if (bf_x3p_read(&s, paths[i], NULL) || bf_bullet_land_extract(&f, s, NULL)) {
+      fprintf(fp, "%s ERROR %s\n", paths[i], bf_error_last());
+      fails++;
+    } else {
+      fprintf(fp, "%s n %d flags 0x%x valid %.9g params", paths[i], f->nx, f->quality_flags,
+              f->valid_fraction);
+      for (int p = 0; p <= BF_BP_GROOVES; p++)
+        fprintf(fp, " %.9g", f->params[p]);
+      fprintf(fp, "\n");
+      for (int j = 0; j < f->nx; j++)
+        fprintf(fp, "%.9g\n", f->z[j]);
+    }
+    bf_feature_free(f);
+    bf_surface_free(s);
+  }
+  fclose(fp);
+  printf("dumped %d lands to %s (%d errors)\n", np, out, fails);
+  return 0;
+}
+
 int main(int argc, char **argv)
 {
   char data[1100], blinddir[1100];
@@ -315,6 +424,10 @@ int main(int argc, char **argv)
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--blind"))
       do_blind = 1;
+    else if (!strcmp(argv[i], "--extract") && i + 1 < argc)
+      return extract_only(data, atoi(argv[i + 1]) > 0 ? atoi(argv[i + 1]) : 1);
+    else if (!strcmp(argv[i], "--dump") && i + 1 < argc)
+      return dump(data, blinddir, argv[i + 1]);
     else if (!strcmp(argv[i], "--csv") && i + 1 < argc) {
       if (!(csv = fopen(argv[++i], "w"))) {
         fprintf(stderr, "cannot write %s\n", argv[i]);
@@ -322,7 +435,7 @@ int main(int argc, char **argv)
       }
       fprintf(csv, "set,a,b,same,ccf,lag_um,D,sd_D,rough,cms,non_cms,matches,mismatches,sum_peaks,overlap_um,score\n");
     } else {
-      fprintf(stderr, "usage: bench_bullet [--csv FILE] [--blind]\n");
+      fprintf(stderr, "usage: bench_bullet [--csv FILE] [--blind] [--extract N] [--dump FILE]\n");
       return 2;
     }
   }
