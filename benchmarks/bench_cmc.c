@@ -188,6 +188,10 @@ static int run_pairs(const item *v, const int *ia, const int *ib, int np, double
                      int *flags, int nthreads)
 {
   int bad = 0;
+  /* one pair per thread: with num_threads(1) the region is inactive and a compare would
+   * otherwise parallelise inside */
+  bf_cmc_opts o1 = g_opts;
+  o1.threads = 1;
 #pragma omp parallel for schedule(dynamic) num_threads(nthreads) reduction(+ : bad)
   for (int k = 0; k < np; k++) {
     bf_cmc_result r;
@@ -196,7 +200,7 @@ static int run_pairs(const item *v, const int *ia, const int *ib, int np, double
       bad++;
       continue;
     }
-    if (bf_cmc_compare_prep(&r, v[ia[k]].p, v[ib[k]].p, &g_opts)) {
+    if (bf_cmc_compare_prep(&r, v[ia[k]].p, v[ib[k]].p, &o1)) {
       fprintf(stderr, "%s vs %s: %s\n", v[ia[k]].name, v[ib[k]].name, bf_error_last());
       bad++;
       continue;
