@@ -2,7 +2,9 @@
 #include "bf_bullet.h"
 #include "bf_error.h"
 
+#include <float.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -17,26 +19,45 @@ void bf_bullet_trace_clear(bf_bullet_trace *t)
   memset(t, 0, sizeof *t);
 }
 
+/* isfinite by the exponent bits, and v or 0 when it is not: no compare or branch, so the loops
+ * using them vectorise. */
+static inline int fin(float v)
+{
+  uint32_t u;
+  memcpy(&u, &v, sizeof u);
+  return (u & 0x7f800000u) != 0x7f800000u;
+}
+
+static inline float or0(float v)
+{
+  uint32_t u;
+  memcpy(&u, &v, sizeof u);
+  u &= -(uint32_t)((u & 0x7f800000u) != 0x7f800000u);
+  memcpy(&v, &u, sizeof v);
+  return v;
+}
+
 int bf_bullet_orientation(const bf_surface *s, double *ratio)
 {
-  /* Second differences ignore the bullet's curvature slope; striae make them large across. */
-  double sx = 0, sy = 0;
-  long nxv = 0, nyv = 0;
+  /* Second differences ignore the bullet's curvature slope; striae make them large across.
+   * Branch-free sums (counts in doubles, exact) so the row loop vectorises. */
+  double sx = 0, sy = 0, nxv = 0, nyv = 0;
   int step = s->ny > 400 ? s->ny / 200 : 1; /* a sample of rows is plenty */
-  for (int y = 1; y + 1 < s->ny; y += step)
-    for (int x = 1; x + 1 < s->nx; x++) {
-      const float *p = s->z + (size_t)y * s->nx + x;
-      double a = p[-1] - 2.0 * p[0] + p[1];
-      double b = p[-s->nx] - 2.0 * p[0] + p[s->nx];
-      if (isfinite(a)) {
-        sx += fabs(a);
-        nxv++;
-      }
-      if (isfinite(b)) {
-        sy += fabs(b);
-        nyv++;
-      }
+  const int nx = s->nx;
+  for (int y = 1; y + 1 < s->ny; y += step) {
+    const float *row = s->z + (size_t)y * nx, *up = row - nx, *dn = row + nx;
+#pragma omp simd reduction(+ : sx, sy, nxv, nyv)
+    for (int x = 1; x < nx - 1; x++) {
+      /* quiet compares (no FP exception on NaN) so the loop vectorises; |d| <= DBL_MAX and
+       * d - d == 0 are both isfinite(d) */
+      double a = fabs(row[x - 1] - 2.0 * row[x] + row[x + 1]);
+      double b = fabs(up[x] - 2.0 * row[x] + dn[x]);
+      sx += islessequal(a, DBL_MAX) ? a : 0;
+      nxv += a - a == 0;
+      sy += islessequal(b, DBL_MAX) ? b : 0;
+      nyv += b - b == 0;
     }
+  }
   if (nxv == 0 || nyv == 0 || sx <= 0 || sy <= 0) {
     if (ratio)
       *ratio = 1;
@@ -50,34 +71,35 @@ int bf_bullet_orientation(const bf_surface *s, double *ratio)
   return sy > sx ? BF_STRIAE_X : BF_STRIAE_Y;
 }
 
-/* Averages the band [s0, s1) of rows along the striae into a crosscut of np points. */
-static void band_profile(float *out, const bf_surface *s, int orient, int s0, int s1)
+/* Averages the band [s0, s1) of rows along the striae into a crosscut of np points; acc is
+ * scratch for 2 np doubles. Loops run along the rows in memory and have no branches, to vectorise. */
+static void band_profile(float *out, double *acc, const bf_surface *s, int orient, int s0, int s1)
 {
   if (orient == BF_STRIAE_Y) { /* profile along X, striae along Y: average rows */
     int np = s->nx;
-    for (int p = 0; p < np; p++) {
-      double sum = 0;
-      int n = 0;
-      for (int r = s0; r < s1; r++) {
-        float v = s->z[(size_t)r * s->nx + p];
-        if (isfinite(v)) {
-          sum += v;
-          n++;
-        }
+    double *sum = acc, *cnt = acc + np;
+    for (int p = 0; p < np; p++)
+      sum[p] = cnt[p] = 0;
+    for (int r = s0; r < s1; r++) {
+      const float *row = s->z + (size_t)r * s->nx;
+#pragma omp simd
+      for (int p = 0; p < np; p++) {
+        sum[p] += or0(row[p]);
+        cnt[p] += fin(row[p]);
       }
-      out[p] = n > 0 && n * 4 >= (s1 - s0) ? (float)(sum / n) : NAN;
     }
+    for (int p = 0; p < np; p++)
+      out[p] = cnt[p] > 0 && cnt[p] * 4 >= (s1 - s0) ? (float)(sum[p] / cnt[p]) : NAN;
   } else { /* profile along Y, striae along X: average within each row */
     int np = s->ny;
     for (int p = 0; p < np; p++) {
       const float *row = s->z + (size_t)p * s->nx;
-      double sum = 0;
-      int n = 0;
-      for (int c = s0; c < s1; c++)
-        if (isfinite(row[c])) {
-          sum += row[c];
-          n++;
-        }
+      double sum = 0, n = 0;
+#pragma omp simd reduction(+ : sum, n)
+      for (int c = s0; c < s1; c++) {
+        sum += or0(row[c]);
+        n += fin(row[c]);
+      }
       out[p] = n > 0 && n * 4 >= (s1 - s0) ? (float)(sum / n) : NAN;
     }
   }
@@ -130,12 +152,13 @@ void bf_bullet_gauss_lowpass(float *out, const float *in, int n, double dx, doub
    * every output is the same plain sum of 2h+1 terms. Summing one tap distance for all outputs at a
    * time (outputs independent, the pair x[i-d] + x[i+d] sharing one weight) vectorises; the sums are
    * those of the direct form in another order (differences ~1e-16 relative). */
-  double *buf = malloc(((size_t)2 * mp + 2 * (size_t)m) * sizeof *buf);
+  double *buf = malloc(((size_t)2 * mp + 2 * (size_t)m) * sizeof *buf + (size_t)m);
   if (!buf) {
     lowpass_direct(out + i0, in + i0, m, kern, h, w);
     return;
   }
   double *xv = buf, *mv = buf + mp, *sz = buf + 2 * (size_t)mp, *sw = sz + m;
+  unsigned char *part = (unsigned char *)(sw + m);
   for (int i = 0; i < h; i++)
     xv[i] = mv[i] = xv[mp - 1 - i] = mv[mp - 1 - i] = 0;
   for (int i = 0; i < m; i++) {
@@ -144,17 +167,46 @@ void bf_bullet_gauss_lowpass(float *out, const float *in, int n, double dx, doub
     xv[h + i] = ok ? v : 0;
     mv[h + i] = ok;
   }
-  for (int i = 0; i < m; i++) {
+  for (int i = 0; i < m; i++)
     sz[i] = kern[0] * xv[h + i];
-    sw[i] = kern[0] * mv[h + i];
-  }
   for (int d = 1; d <= h; d++) {
-    const double kd = kern[d], *xl = xv + h - d, *xr = xv + h + d, *ml = mv + h - d, *mr = mv + h + d;
+    const double kd = kern[d], *xl = xv + h - d, *xr = xv + h + d;
 #pragma omp simd
-    for (int i = 0; i < m; i++) {
+    for (int i = 0; i < m; i++)
       sz[i] += kd * (xl[i] + xr[i]);
-      sw[i] += kd * (ml[i] + mr[i]);
+  }
+  /* The validity sums: where the window is all valid it is the sum of all weights (made in the
+   * loop's own order, so the same number); the loop runs only near missing points and the ends. */
+  double full = kern[0];
+  for (int d = 1; d <= h; d++)
+    full += kern[d] * (1.0 + 1.0);
+  for (int i = 0, last = -1; i < m; i++) {
+    if (!mv[h + i])
+      last = i;
+    part[i] = i - last <= h;
+  }
+  for (int i = m - 1, next = m; i >= 0; i--) {
+    if (!mv[h + i])
+      next = i;
+    part[i] |= next - i <= h;
+  }
+  for (int r0 = 0; r0 < m;) {
+    if (!part[r0]) {
+      sw[r0++] = full;
+      continue;
     }
+    int r1 = r0;
+    while (r1 < m && part[r1])
+      r1++;
+    for (int i = r0; i < r1; i++)
+      sw[i] = kern[0] * mv[h + i];
+    for (int d = 1; d <= h; d++) {
+      const double kd = kern[d], *ml = mv + h - d, *mr = mv + h + d;
+#pragma omp simd
+      for (int i = r0; i < r1; i++)
+        sw[i] += kd * (ml[i] + mr[i]);
+    }
+    r0 = r1;
   }
   /* a point with too little support nearby keeps no estimate */
   for (int i = 0; i < m; i++)
@@ -167,30 +219,44 @@ void bf_bullet_gauss_lowpass(float *out, const float *in, int n, double dx, doub
 static int robust_quad(double c[3], const float *z, int a, int b, int iters)
 {
   double mid = 0.5 * (a + b), half = 0.5 * (b - a) + 1;
-  int nvalid = 0;
-  for (int i = a; i <= b; i++)
-    nvalid += isfinite(z[i]);
-  if (nvalid < 10)
+  int len = b - a + 1, nv = 0, rc = -1;
+  /* the valid points once, in order, with their abscissae: the iterations run without tests */
+  double *tv = malloc((size_t)len * (2 * sizeof *tv + sizeof(float)));
+  if (!tv)
     return -1;
+  double *zv = tv + len;
+  float *res = (float *)(zv + len);
+  for (int i = a; i <= b; i++)
+    if (isfinite(z[i])) {
+      tv[nv] = (i - mid) / half;
+      zv[nv++] = z[i];
+    }
+  if (nv < 10)
+    goto done;
   double scale = 0;
   c[0] = c[1] = c[2] = 0;
   for (int it = 0; it <= iters; it++) {
-    double m[3][4] = {{0}};
-    for (int i = a; i <= b; i++) {
-      if (!isfinite(z[i]))
-        continue;
-      double t = (i - mid) / half, w = 1;
+    /* normal equations of w (1, t, t^2): m[p][q] = sum (w v_p) v_q, as 10 distinct sums */
+    double s00 = 0, s01 = 0, s02 = 0, s11 = 0, s12 = 0, s21 = 0, s22 = 0, s03 = 0, s13 = 0, s23 = 0;
+    for (int k = 0; k < nv; k++) {
+      double t = tv[k], w = 1;
       if (it > 0) {
-        double r = (z[i] - (c[0] + c[1] * t + c[2] * t * t)) / (4.685 * scale);
+        double r = (zv[k] - (c[0] + c[1] * t + c[2] * t * t)) / (4.685 * scale);
         w = fabs(r) >= 1 ? 0 : (1 - r * r) * (1 - r * r);
       }
-      double v[3] = {1, t, t * t};
-      for (int p = 0; p < 3; p++) {
-        for (int q = 0; q < 3; q++)
-          m[p][q] += w * v[p] * v[q];
-        m[p][3] += w * v[p] * z[i];
-      }
+      double t2 = t * t, w1 = w * t, w2 = w * t2;
+      s00 += w;
+      s01 += w1;
+      s02 += w2;
+      s11 += w1 * t;
+      s12 += w1 * t2;
+      s21 += w2 * t;
+      s22 += w2 * t2;
+      s03 += w * zv[k];
+      s13 += w1 * zv[k];
+      s23 += w2 * zv[k];
     }
+    double m[3][4] = {{s00, s01, s02, s03}, {s01, s11, s12, s13}, {s02, s21, s22, s23}};
     /* Gaussian elimination with partial pivoting on the 3x3 normal equations */
     for (int p = 0; p < 3; p++) {
       int piv = p;
@@ -198,7 +264,7 @@ static int robust_quad(double c[3], const float *z, int a, int b, int iters)
         if (fabs(m[q][p]) > fabs(m[piv][p]))
           piv = q;
       if (fabs(m[piv][p]) < 1e-12)
-        return -1;
+        goto done;
       for (int k = 0; k < 4; k++) {
         double tmp = m[p][k];
         m[p][k] = m[piv][k];
@@ -213,18 +279,13 @@ static int robust_quad(double c[3], const float *z, int a, int b, int iters)
     }
     for (int p = 0; p < 3; p++)
       c[p] = m[p][3] / m[p][p];
-    /* robust scale: MAD of the residuals, from a histogram-free selection (sort a copy) */
-    int nr = 0;
-    float *res = malloc((size_t)(b - a + 1) * sizeof *res);
-    if (!res)
-      return -1;
-    for (int i = a; i <= b; i++)
-      if (isfinite(z[i])) {
-        double t = (i - mid) / half;
-        res[nr++] = (float)fabs(z[i] - (c[0] + c[1] * t + c[2] * t * t));
-      }
+    /* robust scale: MAD of the residuals, from a histogram-free selection */
+    for (int k = 0; k < nv; k++) {
+      double t = tv[k];
+      res[k] = (float)fabs(zv[k] - (c[0] + c[1] * t + c[2] * t * t));
+    }
     /* nth_element by partial quickselect */
-    int k = nr / 2, lo = 0, hi = nr - 1;
+    int k = nv / 2, lo = 0, hi = nv - 1;
     while (lo < hi) {
       float pv = res[(lo + hi) / 2];
       int i = lo, j = hi;
@@ -249,11 +310,13 @@ static int robust_quad(double c[3], const float *z, int a, int b, int iters)
         break;
     }
     scale = 1.4826 * res[k];
-    free(res);
     if (scale <= 1e-9)
       break;
   }
-  return 0;
+  rc = 0;
+done:
+  free(tv);
+  return rc;
 }
 
 static double quad_at(const double c[3], int i, int a, int b)
@@ -346,6 +409,7 @@ int bf_bullet_land_extract_trace(bf_feature **out, bf_bullet_trace *trace, const
     o = &def;
   int rc = 0, flags = 0;
   float *prof = NULL, *next = NULL, *tmp = NULL, *resid = NULL, *best = NULL;
+  double *acc = NULL;
   bf_feature *f = NULL;
   *out = NULL;
   if (trace)
@@ -366,8 +430,10 @@ int bf_bullet_land_extract_trace(bf_feature **out, bf_bullet_trace *trace, const
   double ds = orient == BF_STRIAE_X ? scan->dx : scan->dy;
 
   size_t npts = (size_t)scan->nx * scan->ny, nscan = 0;
+  const float *z = scan->z;
+#pragma omp simd reduction(+ : nscan)
   for (size_t i = 0; i < npts; i++)
-    nscan += isfinite(scan->z[i]);
+    nscan += fin(z[i]);
   if (nscan * 2 < npts)
     flags |= BF_Q_MOSTLY_MISSING;
   if (nscan < 100) {
@@ -380,7 +446,8 @@ int bf_bullet_land_extract_trace(bf_feature **out, bf_bullet_trace *trace, const
   tmp = malloc((size_t)np * sizeof *tmp);
   resid = malloc((size_t)np * sizeof *resid);
   best = malloc((size_t)np * sizeof *best);
-  if (!prof || !next || !tmp || !resid || !best) {
+  acc = malloc((size_t)2 * np * sizeof *acc);
+  if (!prof || !next || !tmp || !resid || !best || !acc) {
     rc = bf_error_set(BF_ENOMEM, "out of memory for a %d-point crosscut", np);
     goto done;
   }
@@ -414,7 +481,7 @@ int bf_bullet_land_extract_trace(bf_feature **out, bf_bullet_trace *trace, const
   int best_k = 0;
   for (int k = 0; k < nb && chosen < 0; k++) {
     for (; made < nb && made <= k + 2; made++) {
-      band_profile(bp + (size_t)made * np, scan, orient, s_first + made * step,
+      band_profile(bp + (size_t)made * np, acc, scan, orient, s_first + made * step,
                    s_first + made * step + band);
       crosscut_bandpass(bp + (size_t)made * np, tmp, np, dx, o);
     }
@@ -442,7 +509,7 @@ int bf_bullet_land_extract_trace(bf_feature **out, bf_bullet_trace *trace, const
   int s1 = s0 + band + 2 * step;
   if (s1 > ns)
     s1 = ns;
-  band_profile(prof, scan, orient, s0, s1);
+  band_profile(prof, acc, scan, orient, s0, s1);
   if (agreement < o->min_agree)
     flags |= BF_Q_NO_MARKS;
 
@@ -563,6 +630,7 @@ done:
   free(tmp);
   free(resid);
   free(best);
+  free(acc);
   return rc;
 }
 
