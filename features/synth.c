@@ -268,9 +268,13 @@ int bf_synth_new(bf_synth **out, const bf_synth_opts *o)
     goto done;
   if ((rc = filter1(g->h_evo, g->ns, o->land_spacing, EVO_L0, EVO_BETA, EVO_LOWPASS, EVO_HIGHPASS)))
     goto done;
-  g->p_tex = fftwf_plan_dft_c2r_2d(nf, nf, c2, a2, FFTW_ESTIMATE);
-  g->p_tm = fftwf_plan_dft_c2r_1d(g->ng, c1, a1, FFTW_ESTIMATE);
-  g->p_sig = fftwf_plan_dft_c2r_1d(g->ns, c1, a1, FFTW_ESTIMATE);
+  /* FFTW's planner is not thread-safe: every module plans under this one named lock. */
+#pragma omp critical(bf_fftw_plan)
+  {
+    g->p_tex = fftwf_plan_dft_c2r_2d(nf, nf, c2, a2, FFTW_ESTIMATE);
+    g->p_tm = fftwf_plan_dft_c2r_1d(g->ng, c1, a1, FFTW_ESTIMATE);
+    g->p_sig = fftwf_plan_dft_c2r_1d(g->ns, c1, a1, FFTW_ESTIMATE);
+  }
   if (!g->p_tex || !g->p_tm || !g->p_sig)
     rc = bf_error_set(BF_ENOMEM, "synth: FFTW could not plan %d x %d transforms", nf, nf);
 done:
@@ -289,9 +293,12 @@ void bf_synth_free(bf_synth *g)
 {
   if (!g)
     return;
-  if (g->p_tex) fftwf_destroy_plan(g->p_tex);
-  if (g->p_tm) fftwf_destroy_plan(g->p_tm);
-  if (g->p_sig) fftwf_destroy_plan(g->p_sig);
+#pragma omp critical(bf_fftw_plan)
+  {
+    if (g->p_tex) fftwf_destroy_plan(g->p_tex);
+    if (g->p_tm) fftwf_destroy_plan(g->p_tm);
+    if (g->p_sig) fftwf_destroy_plan(g->p_sig);
+  }
   fftwf_free(g->h_tex);
   fftwf_free(g->h_raw);
   fftwf_free(g->h_tm);
