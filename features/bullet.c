@@ -10,6 +10,14 @@
 
 #define BULLET_VERSION 1
 
+/* The few loops that stream the whole scan or a long filter get an AVX2 copy too, chosen at load
+ * time (GCC's function multiversioning; no FMA, so every path computes the same products). */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+#define BF_SIMD_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define BF_SIMD_CLONES
+#endif
+
 void bf_bullet_trace_clear(bf_bullet_trace *t)
 {
   if (!t)
@@ -37,15 +45,28 @@ static inline float or0(float v)
   return v;
 }
 
-int bf_bullet_orientation(const bf_surface *s, double *ratio)
+/* Orientation (see bf_bullet_orientation) and, when nvalid is given, the count of valid points,
+ * in one pass over the rows: the scan is read from memory once. */
+BF_SIMD_CLONES
+static int orientation_count(const bf_surface *s, double *ratio, size_t *nvalid)
 {
-  /* Second differences ignore the bullet's curvature slope; striae make them large across.
-   * Branch-free sums (counts in doubles, exact) so the row loop vectorises. */
+  /* Second differences ignore the bullet's curvature slope; striae make them large across. */
   double sx = 0, sy = 0, nxv = 0, nyv = 0;
   int step = s->ny > 400 ? s->ny / 200 : 1; /* a sample of rows is plenty */
   const int nx = s->nx;
-  for (int y = 1; y + 1 < s->ny; y += step) {
-    const float *row = s->z + (size_t)y * nx, *up = row - nx, *dn = row + nx;
+  size_t count = 0;
+  for (int y = 0; y < s->ny; y++) {
+    const float *row = s->z + (size_t)y * nx;
+    if (nvalid) {
+      int c = 0; /* isfinite by the exponent bits, in 32-bit lanes */
+#pragma omp simd reduction(+ : c)
+      for (int x = 0; x < nx; x++)
+        c += fin(row[x]);
+      count += (size_t)c;
+    }
+    if (y < 1 || y + 1 >= s->ny || (y - 1) % step)
+      continue;
+    const float *up = row - nx, *dn = row + nx;
 #pragma omp simd reduction(+ : sx, sy, nxv, nyv)
     for (int x = 1; x < nx - 1; x++) {
       /* quiet compares (no FP exception on NaN) so the loop vectorises; |d| <= DBL_MAX and
@@ -58,6 +79,8 @@ int bf_bullet_orientation(const bf_surface *s, double *ratio)
       nyv += b - b == 0;
     }
   }
+  if (nvalid)
+    *nvalid = count;
   if (nxv == 0 || nyv == 0 || sx <= 0 || sy <= 0) {
     if (ratio)
       *ratio = 1;
@@ -71,8 +94,14 @@ int bf_bullet_orientation(const bf_surface *s, double *ratio)
   return sy > sx ? BF_STRIAE_X : BF_STRIAE_Y;
 }
 
+int bf_bullet_orientation(const bf_surface *s, double *ratio)
+{
+  return orientation_count(s, ratio, NULL);
+}
+
 /* Averages the band [s0, s1) of rows along the striae into a crosscut of np points; acc is
  * scratch for 2 np doubles. Loops run along the rows in memory and have no branches, to vectorise. */
+BF_SIMD_CLONES
 static void band_profile(float *out, double *acc, const bf_surface *s, int orient, int s0, int s1)
 {
   if (orient == BF_STRIAE_Y) { /* profile along X, striae along Y: average rows */
@@ -122,6 +151,7 @@ static void lowpass_direct(float *out, const float *in, int n, const double *ker
   }
 }
 
+BF_SIMD_CLONES
 void bf_bullet_gauss_lowpass(float *out, const float *in, int n, double dx, double lambda_um)
 {
   /* ISO 16610-21: s(x) = exp(-pi (x / (alpha lambda))^2), alpha = sqrt(ln 2 / pi) */
@@ -279,6 +309,8 @@ static int robust_quad(double c[3], const float *z, int a, int b, int iters)
     }
     for (int p = 0; p < 3; p++)
       c[p] = m[p][3] / m[p][p];
+    if (it == iters) /* the scale only weights a next iteration */
+      break;
     /* robust scale: MAD of the residuals, from a histogram-free selection */
     for (int k = 0; k < nv; k++) {
       double t = tv[k];
@@ -420,7 +452,8 @@ int bf_bullet_land_extract_trace(bf_feature **out, bf_bullet_trace *trace, const
     return bf_error_set(BF_EINVAL, "bullet orientation %d is not AUTO, X or Y", o->orientation);
 
   double ratio = 1;
-  int detected = bf_bullet_orientation(scan, &ratio);
+  size_t npts = (size_t)scan->nx * scan->ny, nscan = 0;
+  int detected = orientation_count(scan, &ratio, &nscan);
   int orient = o->orientation ? o->orientation : detected;
   if (o->orientation && o->orientation != detected && ratio > 1.3)
     flags |= BF_Q_ORIENTATION;
@@ -429,11 +462,6 @@ int bf_bullet_land_extract_trace(bf_feature **out, bf_bullet_trace *trace, const
   double dx = orient == BF_STRIAE_X ? scan->dy : scan->dx; /* spacing across */
   double ds = orient == BF_STRIAE_X ? scan->dx : scan->dy;
 
-  size_t npts = (size_t)scan->nx * scan->ny, nscan = 0;
-  const float *z = scan->z;
-#pragma omp simd reduction(+ : nscan)
-  for (size_t i = 0; i < npts; i++)
-    nscan += fin(z[i]);
   if (nscan * 2 < npts)
     flags |= BF_Q_MOSTLY_MISSING;
   if (nscan < 100) {
