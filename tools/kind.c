@@ -18,9 +18,11 @@ int bfm_parse_kind(const char *s)
 int bfm_guess_kind(const char *path)
 {
   struct stat st;
+  if (strchr(path, ',')) /* a list of land scans */
+    return BF_KIND_BULLET;
   if (stat(path, &st) != 0)
     return 0;
-  if (S_ISDIR(st.st_mode) || strchr(path, ','))
+  if (S_ISDIR(st.st_mode))
     return BF_KIND_BULLET;
   bf_surface *s = NULL;
   if (bf_x3p_read(&s, path, NULL))
