@@ -128,7 +128,12 @@ int bf_store_add_scan(bf_store *st, int64_t *id, int64_t item, int land, const v
                       size_t nbytes, const char *name, const bf_surface *s);
 /* Scan id holding this SHA-256 (hex or raw), or BF_ENOTFOUND. */
 int bf_store_find_sha256(const bf_store *st, const char *hex, int64_t *scan_id);
-/* Stores a feature under a kind name ("cartridge", "bullet" or a new one). */
+/* Creates a feature kind (inside a write transaction) before its first feature; an existing
+ * kind is left as it is. compress = 0 stores its data without deflate: for small descriptors
+ * that every search reads whole (100,000 search descriptors: 1.4 s plain, 8 s deflated). */
+int bf_store_add_kind(bf_store *st, const char *kind, int compress);
+/* Stores a feature under a kind name ("cartridge", "bullet" or a new one; a new kind is
+ * created compressed). */
 int bf_store_put_feature(bf_store *st, const char *kind, int64_t item, int64_t scan,
                          const bf_feature *f);
 /* Marks items searched by a batch run (resumable batches). */

@@ -1218,7 +1218,8 @@ static int kind_ok(const char *k)
   return 1;
 }
 
-/* The cache of a kind, loaded on first use; NULL with *rc = 0 when the kind does not exist. */
+/* The cache of a kind, loaded on first use; NULL with *rc = 0 when the kind does not exist.
+ * create: 0 = never, 1 = a new kind with deflated data, 2 = a new kind with plain data. */
 static kindcache *kind_get(bf_store *st, const char *kind, int create, int *rc)
 {
   *rc = 0;
@@ -1248,7 +1249,14 @@ static kindcache *kind_get(bf_store *st, const char *kind, int create, int *rc)
     g = H5Gcreate2(st->f, gp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     if (g >= 0 && !tbl_create(g, &T_FEAT)) {
       sp = H5Screate_simple(1, &d0, &dmax);
-      p = chunked_dcpl(65536);
+      if (create == 2) { /* plain: no shuffle/deflate, the Fletcher-32 checksum stays (HDF5
+                            1.10's H5Premove_filter corrupts the pipeline: build it afresh) */
+        hsize_t chunk = 65536;
+        p = H5Pcreate(H5P_DATASET_CREATE);
+        H5Pset_chunk(p, 1, &chunk);
+        H5Pset_fletcher32(p);
+      } else
+        p = chunked_dcpl(65536);
       ds = H5Dcreate2(g, "data", H5T_IEEE_F32LE, sp, H5P_DEFAULT, p, H5P_DEFAULT);
       if (ds >= 0) {
         attr_str(ds, "units", "micrometres (heights / signature values); NaN = missing");
@@ -1286,6 +1294,15 @@ static kindcache *kind_get(bf_store *st, const char *kind, int create, int *rc)
   kc->loaded = 1;
   st->nkinds++;
   return kc;
+}
+
+int bf_store_add_kind(bf_store *st, const char *kind, int compress)
+{
+  int rc;
+  if ((rc = need_tx(st)))
+    return rc;
+  kindcache *kc = kind_get(st, kind, compress ? 1 : 2, &rc);
+  return kc ? 0 : rc;
 }
 
 int bf_store_put_feature(bf_store *st, const char *kind, int64_t item, int64_t scan,
