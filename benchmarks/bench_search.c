@@ -568,6 +568,8 @@ static int build_store(const char *path, const float *pool, size_t npool, size_t
   double t = now();
   for (size_t i0 = 0; i0 < n && !rc; i0 += 25000) {
     rc = bf_store_begin(st);
+    if (!rc && !i0) /* as bf_search_store_index creates it */
+      rc = bf_store_add_kind(st, "cartridge-pf", 0);
     int64_t fid = 0;
     bf_firearm f;
     memset(&f, 0, sizeof f);
@@ -674,7 +676,7 @@ static void scale(const size_t *sizes, int ns, size_t store_max)
     if (n <= store_max) {
       char path[1024];
       mkdir(cache_dir, 0777);
-      snprintf(path, sizeof path, "%s/scale-%zu.bfm", cache_dir, n);
+      snprintf(path, sizeof path, "%s/scale-plain-%zu.bfm", cache_dir, n);
       if (!build_store(path, pool, npool, n)) {
         /* a fresh process (OpenMP is not fork-safe): its own peak memory is the figure */
         char cmd[2400];

@@ -6,7 +6,11 @@
  *     others score block b (dynamic schedule: the reader joins the scoring once its read is
  *     done). Per query only the best `keep` survive (a bounded heap), so memory is two blocks +
  *     keep candidates per query, whatever the store size.
- *  2. full comparison (CMC for cartridge cases, SAM land signatures for bullets) of each query
+ *  2. screen (optional, when the comparison has one and `screen` > 0): a cheap coarse comparison
+ *     of each query with all its `keep` candidates (cartridge: the CMC on both surfaces block-
+ *     averaged to BF_SEARCH_SCREEN_UM); the best `screen` go on to stage 3, the others stay in the
+ *     result, ranked after them (score NaN).
+ *  3. full comparison (CMC for cartridge cases, SAM land signatures for bullets) of each query
  *     against its kept candidates: features of `chunk` candidates are loaded by one thread while
  *     the others compare the previous chunk, OpenMP across candidates.
  * The result per query is every kept candidate ranked by full score (ties: prefilter score).
@@ -43,17 +47,27 @@ typedef struct bf_search_cmp {
   void (*release)(void *ctx, void *state);
   int (*compare)(void *ctx, void *qstate, bf_feature *const *q, int nq, bf_feature *const *c,
                  int nc, double *score, double sub[4]);
+  /* optional cheap comparison for the screen stage (same contract as compare; its per-query
+   * state comes from screen_prepare/screen_release, both optional) */
+  int (*screen)(void *ctx, void *sstate, bf_feature *const *q, int nq, bf_feature *const *c,
+                int nc, double *score, double sub[4]);
+  int (*screen_prepare)(void *ctx, void **state, bf_feature *const *q, int nq);
+  void (*screen_release)(void *ctx, void *state);
 } bf_search_cmp;
+
+/* Spacing (µm) of the cartridge screen's block-averaged surfaces. */
+#define BF_SEARCH_SCREEN_UM 25.0
 
 typedef struct bf_search_opts {
   int keep;      /* K: candidates the prefilter passes to the full comparison per query */
   size_t block;  /* descriptor rows per streamed block */
   int chunk;     /* candidates whose features are loaded at once in stage 2 */
   int threads;   /* 0: OpenMP default */
-  int prefilter_only; /* 1: skip stage 2 (rank by prefilter score) */
+  int prefilter_only; /* 1: skip stages 2 and 3 (rank by prefilter score) */
+  int screen;    /* candidates the screen passes to the full comparison; 0: no screen */
 } bf_search_opts;
 
-#define BF_SEARCH_OPTS_INIT { 50, 1024, 16, 0, 0 }
+#define BF_SEARCH_OPTS_INIT { 50, 1024, 16, 0, 0, 0 }
 
 /* A query: its item id (excluded from its own results; 0 for scans given on the spot), kind,
  * prefilter descriptor (bf_prefilter_len floats) and full features. */
@@ -72,6 +86,7 @@ typedef struct bf_cand {
   double score;   /* full comparison score (NaN when not compared or it failed) */
   double sub[4];
   int rank;       /* 1-based final rank */
+  double screen;  /* screen score (NaN when not screened) */
 } bf_cand;
 
 typedef struct bf_search_stats {
@@ -80,6 +95,8 @@ typedef struct bf_search_stats {
   size_t full_pairs;  /* full comparisons run */
   size_t full_failed; /* full comparisons that returned an error (candidate kept, score NaN) */
   double t_read, t_prefilter, t_full; /* seconds (t_read: time thread 0 spent reading) */
+  size_t screen_pairs; /* screen comparisons run */
+  double t_screen;
 } bf_search_stats;
 
 /* Searches nq queries of one kind in one streaming pass. out[q] (malloc'ed, caller frees) gets

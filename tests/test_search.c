@@ -187,7 +187,9 @@ int main(void)
   m.ids[5] = 0; /* row 6 is not a candidate (other calibre, say) */
   m.fail_item = -1;
   bf_search_source src = {&m, N, mem_read, mem_load};
-  bf_search_cmp cmp = {NULL, NULL, NULL, fake_cmp};
+  bf_search_cmp cmp;
+  memset(&cmp, 0, sizeof cmp);
+  cmp.compare = fake_cmp;
 
   /* one query: item 1 (group 0, mates = items 1+ngroups, 1+2*ngroups) */
   bf_search_query q[4];
