@@ -65,16 +65,104 @@ static bf_surface *transpose(const bf_surface *s)
   return t;
 }
 
+/* The Gaussian regression filter as its definition reads (ISO 16610-21 weights over the valid
+ * points within 1.2 widths), one output at a time: the reference the fast filter must equal. */
+static void lowpass_reference(float *out, const float *in, int n, double dx, double lambda)
+{
+  double w = 0.4697186393498257 * lambda / dx;
+  int h = (int)ceil(w * 1.2);
+  for (int i = 0; i < n; i++) {
+    double sw = 0, sz = 0;
+    for (int j = i - h; j <= i + h; j++)
+      if (j >= 0 && j < n && isfinite(in[j])) {
+        double k = exp(-M_PI * ((j - i) / w) * ((j - i) / w));
+        sw += k;
+        sz += k * in[j];
+      }
+    out[i] = h < 1 ? in[i] : (sw > 0.25 * w && isfinite(in[i])) ? (float)(sz / sw) : NAN;
+  }
+}
+
+/* The fast filter equals the definition on profiles with missing ends, gaps and lone holes. */
+static void check_lowpass(void)
+{
+  const int n = 1500;
+  float *in = malloc(sizeof *in * n), *a = malloc(sizeof *a * n), *b = malloc(sizeof *b * n);
+  const double lambdas[4] = {250.0, 40.0, 5.0, 1.0};
+  for (int trial = 0; trial < 4; trial++) {
+    for (int i = 0; i < n; i++) {
+      in[i] = (float)(3.0 * sin(i * 0.01) + nrand());
+      if (i < 37 * trial || i >= n - 20 * trial || (i > 600 && i < 600 + 30 * trial) || urand() < 0.02)
+        in[i] = NAN;
+    }
+    for (int l = 0; l < 4; l++) {
+      bf_bullet_gauss_lowpass(a, in, n, 1.5625, lambdas[l]);
+      lowpass_reference(b, in, n, 1.5625, lambdas[l]);
+      int same_nan = 1;
+      double worst = 0;
+      for (int i = 0; i < n; i++) {
+        same_nan &= isnan(a[i]) == isnan(b[i]);
+        if (!isnan(a[i]) && !isnan(b[i]))
+          worst = fmax(worst, fabs((double)a[i] - b[i]));
+      }
+      CHECKF(same_nan && worst < 1e-5, "lowpass %.0f um, trial %d: NaN pattern %s, max diff %g",
+             lambdas[l], trial, same_nan ? "same" : "differs", worst);
+    }
+  }
+  /* all missing stays missing */
+  for (int i = 0; i < n; i++)
+    in[i] = NAN;
+  bf_bullet_gauss_lowpass(a, in, n, 1.5625, 250.0);
+  int all_nan = 1;
+  for (int i = 0; i < n; i++)
+    all_nan &= isnan(a[i]);
+  CHECK(all_nan);
+  free(in);
+  free(a);
+  free(b);
+}
+
+/* The orientation ratio equals the mean |2nd difference| ratio computed plainly, NaN holes and all. */
+static void check_orientation_ratio(const bf_surface *s0)
+{
+  bf_surface *s = NULL;
+  if (bf_surface_new(&s, s0->nx, s0->ny, s0->dx, s0->dy))
+    return;
+  for (size_t i = 0; i < (size_t)s->nx * s->ny; i++)
+    s->z[i] = urand() < 0.03 ? NAN : s0->z[i];
+  double sx = 0, sy = 0;
+  long nxv = 0, nyv = 0;
+  int step = s->ny > 400 ? s->ny / 200 : 1;
+  for (int y = 1; y + 1 < s->ny; y += step)
+    for (int x = 1; x + 1 < s->nx; x++) {
+      const float *p = s->z + (size_t)y * s->nx + x;
+      double a = p[-1] - 2.0 * p[0] + p[1], b = p[-s->nx] - 2.0 * p[0] + p[s->nx];
+      if (isfinite(a))
+        sx += fabs(a), nxv++;
+      if (isfinite(b))
+        sy += fabs(b), nyv++;
+    }
+  sx /= nxv;
+  sy /= nyv;
+  double want = sx > sy ? sx / sy : sy / sx, got = 0;
+  int o = bf_bullet_orientation(s, &got);
+  CHECKF(o == (sy > sx ? BF_STRIAE_X : BF_STRIAE_Y) && fabs(got - want) < 1e-9 * want,
+         "orientation %d ratio %.12f, plainly %.12f", o, got, want);
+  bf_surface_free(s);
+}
+
 int main(void)
 {
   const double dx = 1.5625;
   int np = 1400, ns = 300;
+  check_lowpass();
   bf_surface *s = make_land(np, ns, STRIAE | GROOVES, 0.05);
   CHECK(s != NULL);
 
   /* orientation: striae run along Y here, along X once transposed */
   double ratio;
   CHECK(bf_bullet_orientation(s, &ratio) == BF_STRIAE_Y && ratio > 1.5);
+  check_orientation_ratio(s);
   bf_surface *t = transpose(s);
   CHECK(bf_bullet_orientation(t, &ratio) == BF_STRIAE_X);
 
