@@ -89,5 +89,15 @@ int bfm_compare_cartridge(int argc, char **argv);
 int bfm_compare_bullet(int argc, char **argv);
 int bfm_features_cartridge(int argc, char **argv);
 int bfm_features_bullet(int argc, char **argv);
+/* The pictures of compare --png, also drawn by show: the reference with its congruent cells
+ * beside the target rotated by the consensus angle; the aligned signatures of the lands that
+ * meet at the best phase. */
+struct bf_feature;
+struct bf_cmc_result;
+struct bf_bullet_result;
+int bfm_draw_cmc_pair(const char *path, const struct bf_feature *a, const struct bf_feature *b,
+                      const struct bf_cmc_result *r);
+int bfm_draw_bullet_pair(const char *path, const struct bf_bullet_result *r,
+                         struct bf_feature *const *fa, struct bf_feature *const *fb);
 
 #endif

@@ -245,7 +245,8 @@ static int parse_orient(const char *s)
 }
 
 /* Draws the aligned signatures of the pairs on the best phase, one panel each. */
-static int draw_pairs(const char *path, const bf_bullet_result *r, const bullet *A, const bullet *B)
+int bfm_draw_bullet_pair(const char *path, const bf_bullet_result *r, bf_feature *const *fa_all,
+                         bf_feature *const *fb_all)
 {
   int pairs[MAX_LANDS][2], np = 0, rc = 0;
   for (int i = 0; i < r->na; i++)
@@ -265,7 +266,7 @@ static int draw_pairs(const char *path, const bf_bullet_result *r, const bullet 
   for (int k = 0; k < np && !rc; k++) {
     float *sa = NULL, *sb = NULL;
     int n = 0;
-    const bf_feature *fa = A->f[pairs[k][0]], *fb = B->f[pairs[k][1]];
+    const bf_feature *fa = fa_all[pairs[k][0]], *fb = fb_all[pairs[k][1]];
     if ((rc = bf_land_aligned(&sa, &sb, &n, fa, fb, &r->lands[pairs[k][0] * r->nb + pairs[k][1]])))
       break;
     double lo = 1e30, hi = -1e30;
@@ -402,7 +403,7 @@ int bfm_compare_bullet(int argc, char **argv)
              r.phase, r.phase, r.score, r.margin, r.match ? "MATCH" : "no match", lo.match_threshold,
              lo.margin_threshold);
   }
-  if (png && draw_pairs(png, &r, &A, &B)) {
+  if (png && bfm_draw_bullet_pair(png, &r, A.f, B.f)) {
     code = bfm_fail(cmd);
     goto done;
   }

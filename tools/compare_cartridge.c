@@ -82,8 +82,7 @@ static int write_surface_png(const char *path, const bf_surface *s)
 
 /* Reference left with its CMC cells; target right, rotated by the consensus theta, with the
  * cells where they registered. Both at the comparison spacing. */
-static int write_compare_png(const char *path, const bf_feature *a, const bf_feature *b,
-                             const bf_cmc_result *r)
+int bfm_draw_cmc_pair(const char *path, const bf_feature *a, const bf_feature *b, const bf_cmc_result *r)
 {
   int gap = 10, w = a->nx + gap + b->nx, h = a->ny > b->ny ? a->ny : b->ny, rc;
   uint32_t *rgb = malloc((size_t)w * h * sizeof *rgb);
@@ -208,7 +207,7 @@ int bfm_compare_cartridge(int argc, char **argv)
              c->cmc_high ? "high" : "");
     }
   }
-  if (png && write_compare_png(png, a, b, &r)) {
+  if (png && bfm_draw_cmc_pair(png, a, b, &r)) {
     ret = bfm_fail(argv[0]);
     goto done;
   }
