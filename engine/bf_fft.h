@@ -16,6 +16,9 @@ typedef struct bf_fft_plan {
 const bf_fft_plan *bf_fft_plan_get(int n0, int n1);
 /* Smallest n' >= n whose factors are only 2, 3, 5 and 7 (fast FFTW sizes). */
 int bf_fft_good_size(int n);
+/* Smallest n' >= n that is 2,3,5,7-smooth and a multiple of 4: FFTW's real transforms of odd
+ * sizes are much slower (105 x 105 r2c+c2r took ~1.7x the time of 108 x 108). */
+int bf_fft_fast_size(int n);
 /* Destroys every cached plan (end of program; no plan may be in use). */
 void bf_fft_cleanup(void);
 

@@ -5,6 +5,7 @@
 
 #include <math.h>
 #include <omp.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -95,8 +96,8 @@ static int prep_coarse(bf_cmc_prep *p)
   p->cch = p->ch / 2;
   p->crx = (int)lround((double)p->rx / p->cw * p->ccw);
   p->cry = (int)lround((double)p->ry / p->ch * p->cch);
-  p->cn1 = bf_fft_good_size(p->crx);
-  p->cn0 = bf_fft_good_size(p->cry);
+  p->cn1 = bf_fft_fast_size(p->crx);
+  p->cn0 = bf_fft_fast_size(p->cry);
   p->cnh = p->cn1 / 2 + 1;
   p->cz = malloc((size_t)p->cnx * p->cny * sizeof *p->cz);
   p->ccfft = calloc(p->ncell, sizeof *p->ccfft);
@@ -194,8 +195,8 @@ int bf_cmc_prep_new(bf_cmc_prep **out, const bf_feature *f, const bf_cmc_opts *o
   p->oy = (f->ny - p->ch * o->cells_y) / 2;
   p->rx = (int)lround(o->region_mult * p->cw);
   p->ry = (int)lround(o->region_mult * p->ch);
-  p->n1 = bf_fft_good_size(p->rx);
-  p->n0 = bf_fft_good_size(p->ry);
+  p->n1 = bf_fft_fast_size(p->rx);
+  p->n0 = bf_fft_fast_size(p->ry);
   p->nh = p->n1 / 2 + 1;
   p->ncell = o->cells_x * o->cells_y;
   size_t n = (size_t)f->nx * f->ny;
@@ -258,6 +259,16 @@ typedef struct reg {
 static inline int ifloor(double v)
 {
   return (int)(v + 1048576.0) - 1048576;
+}
+
+/* v, or 0 when v is NaN, without a branch (the standardising loops vectorise) */
+static inline float nan_to_zero(float v)
+{
+  uint32_t u;
+  memcpy(&u, &v, sizeof u);
+  u &= -(uint32_t)((u & 0x7fffffffu) <= 0x7f800000u);
+  memcpy(&v, &u, sizeof v);
+  return v;
 }
 
 /* Nearest-neighbour rotation of b about its centre by theta degrees into rot (same size). */
@@ -395,7 +406,7 @@ static void rotate_arr(float *rot, const float *z, int nx, int ny, double theta)
  * at half resolution, then hill-climbing on the full-resolution zero-filled correlation. */
 #define HC_W 3 /* full-resolution search half-width around the coarse peak, points */
 static void register_theta_coarse(reg *out, const bf_cmc_prep *a, const bf_cmc_prep *b,
-                                  double theta, const bf_cmc_opts *o, float *crot, float *region,
+                                  double theta, const bf_cmc_opts *o, float *crot,
                                   float *buf, fftwf_complex *F, float *cc, float *win, float *wz)
 {
   rotate_arr(crot, b->cz, b->cnx, b->cny, theta);
@@ -420,32 +431,50 @@ static void register_theta_coarse(reg *out, const bf_cmc_prep *a, const bf_cmc_p
     double cux = ccx0 + 0.5 * (a->ccw - 1) - cacx, cuy = ccy0 + 0.5 * (a->cch - 1) - cacy;
     int cgx0 = (int)lround(cbcx + cux - 0.5 * (crx - 1)),
         cgy0 = (int)lround(cbcy + cuy - 0.5 * (cry - 1));
+    /* the coarse region straight into the FFT buffer (row stride n1; the rows beyond cry and
+     * the columns beyond crx stay zero), with its count, sum and sum of squares (in double, in
+     * win_stats' order), then standardised in place, missing = 0 */
     int nv = 0;
-    for (int y = 0; y < cry; y++)
-      for (int x = 0; x < crx; x++) {
-        int xx = cgx0 + x, yy = cgy0 + y;
-        float v = ((unsigned)xx < (unsigned)b->cnx && (unsigned)yy < (unsigned)b->cny)
-                    ? crot[(size_t)yy * b->cnx + xx] : NAN;
-        region[(size_t)y * crx + x] = v;
-        nv += !isnan(v);
+    double sum = 0, sum2 = 0;
+    int xa = cgx0 < 0 ? -cgx0 : 0, xb = b->cnx - cgx0 < crx ? b->cnx - cgx0 : crx;
+    for (int y = 0; y < cry; y++) {
+      float *brow = buf + (size_t)y * n1;
+      int yy = cgy0 + y;
+      if ((unsigned)yy >= (unsigned)b->cny || xb <= xa) {
+        for (int x = 0; x < crx; x++)
+          brow[x] = NAN;
+        continue;
       }
+      const float *src = crot + (size_t)yy * b->cnx + cgx0;
+      for (int x = 0; x < xa; x++)
+        brow[x] = NAN;
+      for (int x = xa; x < xb; x++) {
+        float v = src[x];
+        brow[x] = v;
+        if (!isnan(v)) {
+          sum += v;
+          sum2 += (double)v * v;
+          nv++;
+        }
+      }
+      for (int x = xb; x < crx; x++)
+        brow[x] = NAN;
+    }
     if (nv < 10 || 1.0 - (double)nv / ((double)crx * cry) > o->max_missing)
       continue;
-    double mean, sd;
-    win_stats(region, crx, cry, crx, &mean, &sd);
+    double mean = sum / nv, var = sum2 / nv - mean * mean, sd = var > 0 ? sqrt(var) : 0;
     if (!(sd > 0))
       continue;
     float fm = (float)mean, fs = (float)(1.0 / sd);
     for (int y = 0; y < cry; y++) {
       float *brow = buf + (size_t)y * n1;
-      const float *rrow = region + (size_t)y * crx;
+#pragma omp simd
       for (int x = 0; x < crx; x++)
-        brow[x] = isnan(rrow[x]) ? 0.0f : (rrow[x] - fm) * fs;
-      for (int x = crx; x < n1; x++)
-        brow[x] = 0.0f;
+        brow[x] = nan_to_zero((brow[x] - fm) * fs);
     }
     fftwf_execute_dft_r2c(a->cplan->r2c, buf, F);
     const fftwf_complex *C = a->ccfft[i];
+#pragma omp simd
     for (size_t k = 0; k < (size_t)n0 * nh; k++) {
       float re = F[k][0] * C[k][0] + F[k][1] * C[k][1];
       float im = F[k][1] * C[k][0] - F[k][0] * C[k][1];
@@ -573,7 +602,7 @@ static int register_one(reg *out, const bf_cmc_prep *r, const bf_cmc_prep *s, do
   if (rot && region && buf && cc && F && (win || !co)) {
     memset(buf, 0, (size_t)n0 * n1 * sizeof *buf);
     if (co)
-      register_theta_coarse(out, r, s, theta, o, rot, region, buf, F, cc, win, win + wsz);
+      register_theta_coarse(out, r, s, theta, o, rot, buf, F, cc, win, win + wsz);
     else
       register_theta(out, r, s, theta, o, rot, region, buf, F, cc);
   } else

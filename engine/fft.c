@@ -29,6 +29,13 @@ int bf_fft_good_size(int n)
   }
 }
 
+int bf_fft_fast_size(int n)
+{
+  for (n = bf_fft_good_size(n < 4 ? 4 : n); n % 4; n = bf_fft_good_size(n + 1))
+    ;
+  return n;
+}
+
 const bf_fft_plan *bf_fft_plan_get(int n0, int n1)
 {
   bf_fft_plan *p = NULL;
