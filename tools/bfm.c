@@ -86,8 +86,9 @@ static const bfm_cmd commands[] = {
    "  rerun, it continues and never duplicates hits. Progress with rate and ETA on a terminal.\n"},
   {"hits", bfm_cmd_hits, "list candidate hits (for a case, a firearm, ...)",
    "bfm hits STORE [--case C] [--firearm SERIAL] [--item ID] [--run N] [--min-score S]\n"
-   "    [--status candidate|confirmed|rejected] [--format table|json|csv]\n"
-   "  Hits by descending score; a case or serial matches either side of a hit.\n"},
+   "    [--status candidate|confirmed|rejected] [--format table|json|csv] [--both]\n"
+   "  Hits by descending score; a case or serial matches either side of a hit. A pair searched\n"
+   "  from both sides is listed once (its reviewed hit, else its higher score) unless --both.\n"},
   {"review", bfm_cmd_review, "confirm or reject a hit (audited)",
    "bfm review STORE HIT --confirm|--reject --examiner NAME [--note TEXT]\n"},
   {"links", bfm_cmd_links, "crime linkage: linked series of cases and firearms",

@@ -113,8 +113,43 @@ static void side_fields(const bf_store *st, int64_t item, const char **type, con
   *c = f ? f->model : e ? e->agency : "";
 }
 
+/* The batch searches both items of a pair, so a pair can hold a hit each way. Keeps one hit per
+ * unordered pair: a reviewed one before a candidate, else the higher score. h stays in
+ * descending score order. */
+static int64_t pair_lo(const bf_hit *h) { return h->query < h->candidate ? h->query : h->candidate; }
+static int64_t pair_hi(const bf_hit *h) { return h->query < h->candidate ? h->candidate : h->query; }
+static int cmp_pair(const void *a, const void *b)
+{
+  const bf_hit *x = a, *y = b;
+  int64_t d = pair_lo(x) != pair_lo(y) ? pair_lo(x) - pair_lo(y) : pair_hi(x) - pair_hi(y);
+  if (d)
+    return d < 0 ? -1 : 1;
+  int rx = x->status != BF_HIT_CANDIDATE, ry = y->status != BF_HIT_CANDIDATE;
+  if (rx != ry)
+    return ry - rx;
+  return x->score > y->score ? -1 : x->score < y->score ? 1 : (x->id > y->id) - (x->id < y->id);
+}
+static int cmp_score(const void *a, const void *b)
+{
+  const bf_hit *x = a, *y = b;
+  return x->score > y->score ? -1 : x->score < y->score ? 1 : (x->id > y->id) - (x->id < y->id);
+}
+static void one_per_pair(bf_hit *h, size_t *n)
+{
+  if (*n < 2)
+    return;
+  qsort(h, *n, sizeof *h, cmp_pair);
+  size_t k = 1;
+  for (size_t i = 1; i < *n; i++)
+    if (pair_lo(&h[i]) != pair_lo(&h[k - 1]) || pair_hi(&h[i]) != pair_hi(&h[k - 1]))
+      h[k++] = h[i];
+  *n = k;
+  qsort(h, *n, sizeof *h, cmp_score);
+}
+
 int bfm_cmd_hits(int argc, char **argv)
 {
+  int both = 0;
   const char *store = NULL, *format = "table";
   bf_hit_filter flt = BF_HIT_FILTER_INIT;
   for (int i = 1; i < argc; i++) {
@@ -143,6 +178,8 @@ int bfm_cmd_hits(int argc, char **argv)
         return bfm_usage_error("hits", "--format must be table, json or csv");
     } else if (!strcmp(a, "--json"))
       format = "json";
+    else if (!strcmp(a, "--both"))
+      both = 1;
     else if (a[0] == '-')
       return bfm_usage_error("hits", "unknown option %s", a);
     else if (!store)
@@ -184,6 +221,8 @@ int bfm_cmd_hits(int argc, char **argv)
     rc = bfm_fail("hits");
     goto done;
   }
+  if (!both)
+    one_per_pair(h, &n);
   if (!strcmp(format, "csv")) {
     printf("hit,score,status,rank,run,query_item,query_type,query_id,query_b,query_c,"
            "candidate_item,candidate_type,candidate_id,candidate_b,candidate_c,examiner,when,note\n");
