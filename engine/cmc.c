@@ -483,16 +483,25 @@ static void register_theta_coarse(reg *out, const bf_cmc_prep *a, const bf_cmc_p
     }
     fftwf_execute_dft_c2r(a->cplan->c2r, F, cc);
     int bx = 0, by = 0;
+    /* the first maximum in scan order: the maximum by a vectorised pass, then its place */
     float best = -INFINITY;
-    for (int sy = 0; sy <= cry - a->cch; sy++)
-      for (int sx = 0; sx <= crx - a->ccw; sx++) {
-        float v = cc[(size_t)sy * n1 + sx];
-        if (v > best) {
-          best = v;
+    int nsx = crx - a->ccw + 1, nsy = cry - a->cch + 1;
+    for (int sy = 0; sy < nsy; sy++) {
+      const float *row = cc + (size_t)sy * n1;
+#pragma omp simd reduction(max : best)
+      for (int sx = 0; sx < nsx; sx++)
+        best = row[sx] > best ? row[sx] : best;
+    }
+    for (int sy = 0, found = !(best > -INFINITY); sy < nsy && !found; sy++) {
+      const float *row = cc + (size_t)sy * n1;
+      for (int sx = 0; sx < nsx; sx++)
+        if (row[sx] == best) {
           bx = sx;
           by = sy;
+          found = 1;
+          break;
         }
-      }
+    }
     /* full-resolution window of the rotated target around the coarse peak */
     int px0 = 2 * (cgx0 + bx) - gx0, py0 = 2 * (cgy0 + by) - gy0; /* predicted shift */
     /* halving rounds: keep the start where the cell lies wholly inside the region */
@@ -507,9 +516,11 @@ static void register_theta_coarse(reg *out, const bf_cmc_prep *a, const bf_cmc_p
         float z = ((unsigned)xs < (unsigned)b->nx && (unsigned)ys < (unsigned)b->ny)
                     ? b->z[(size_t)ys * b->nx + xs] : NAN;
         win[(size_t)y * ww + x] = z;
-        wz[(size_t)y * ww + x] = isnan(z) ? 0.0f : z - fm;
       }
     }
+#pragma omp simd
+    for (int k = 0; k < ww * wh; k++)
+      wz[k] = nan_to_zero(win[k] - fm);
     /* hill-climb the exact zero-filled correlation (cmcR's criterion) within the window and
      * with the cell wholly inside the region */
     const float *cs = a->cstd[i];
