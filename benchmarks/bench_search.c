@@ -256,7 +256,172 @@ static void print_recall(const char *what, int *ranks, int nr, int *qworst, int 
 }
 
 /* ---- cartridge recall ---- */
-static void cart_recall(const char *data, keyrow *key, int nkey, int D, int full)
+/* the best K candidates (indices j != q, best first) of row q of the score matrix */
+static void top_k(const float *row, int ncol, int q, int K, int *cand)
+{
+  for (int k = 0; k < K; k++)
+    cand[k] = -1;
+  for (int j = 0; j < ncol; j++) {
+    if (j == q)
+      continue;
+    float s = row[j];
+    int pos = K;
+    while (pos > 0 && (cand[pos - 1] < 0 || row[cand[pos - 1]] < s))
+      pos--;
+    if (pos < K) {
+      memmove(cand + pos + 1, cand + pos, sizeof(int) * (K - pos - 1));
+      cand[pos] = j;
+    }
+  }
+}
+
+static double screen_pair_s = -1; /* measured screen time per comparison (all threads) */
+
+/* Three stages as bf_search_run with opts.keep = K1, opts.screen = K2 and the default
+ * comparison: prefilter top K1 -> the engine's screen (coarse CMC) -> its top K2 -> CMC.
+ * Each synthetic candidate is synthesised once and screened against every query that kept it. */
+static void cart_screen(bf_feature **feat, const float *sc, int n, int D, keyrow *key,
+                        const int *idx, int K1, int K2, int nr, int nq)
+{
+  int N = n + D;
+  bf_search_cmp cmp;
+  bf_search_default_cmp(&cmp, BF_KIND_CARTRIDGE);
+  int *top = malloc(sizeof(int) * (size_t)n * K1), *pos = malloc(sizeof(int) * (size_t)n * N);
+  double *ss = malloc(sizeof(double) * (size_t)n * K1);
+  char *need = calloc(N, 1);
+  void *st[64] = {0};
+  for (size_t i = 0; i < (size_t)n * N; i++)
+    pos[i] = -1;
+  for (int q = 0; q < n; q++) {
+    top_k(sc + (size_t)q * N, N, q, K1, top + (size_t)q * K1);
+    for (int k = 0; k < K1; k++) {
+      ss[(size_t)q * K1 + k] = NAN;
+      if (top[(size_t)q * K1 + k] >= 0) {
+        pos[(size_t)q * N + top[(size_t)q * K1 + k]] = k;
+        need[top[(size_t)q * K1 + k]] = 1;
+      }
+    }
+    if (cmp.screen_prepare(NULL, &st[q], &feat[q], 1))
+      printf("  screen prepare of query %d: %s\n", q, bf_error_last());
+  }
+  int *u = malloc(sizeof(int) * N), nu = 0, done = 0;
+  for (int j = 0; j < N; j++)
+    if (need[j])
+      u[nu++] = j;
+  size_t npairs = 0;
+  double t = now(), tsyn = 0;
+#pragma omp parallel for schedule(dynamic, 1) reduction(+ : npairs, tsyn)
+  for (int i = 0; i < nu; i++) {
+    int j = u[i];
+    bf_feature *c = NULL;
+    double t0 = now();
+    if (j >= n && synth_cart_feature(&c, 100000 + j - n, 0))
+      continue;
+    tsyn += now() - t0;
+    bf_feature *cf = j < n ? feat[j] : c;
+    for (int q = 0; q < n; q++) {
+      int k = pos[(size_t)q * N + j];
+      if (k < 0 || !st[q])
+        continue;
+      double s = NAN, sub[4];
+      if (cmp.screen(NULL, st[q], &feat[q], 1, &cf, 1, &s, sub))
+        s = NAN;
+      ss[(size_t)q * K1 + k] = s;
+      npairs++;
+    }
+    bf_feature_free(c);
+#pragma omp atomic
+    done++;
+    if (omp_get_thread_num() == 0)
+      fprintf(stderr, "\r  screen: candidate %d/%d (%.0f s)", done, nu, now() - t);
+  }
+  double tscr = now() - t;
+  screen_pair_s = (tscr - tsyn / omp_get_max_threads()) / (double)(npairs ? npairs : 1);
+  fprintf(stderr, "\n");
+  /* per query: screen order, its top K2 through the CMC */
+  int in_scr = 0, in10 = 0, all10 = 0, full_pairs = 0;
+  int *ord = malloc(sizeof(int) * K1);
+  double *cs = malloc(sizeof(double) * K2);
+  double tf = now();
+  for (int q = 0; q < n; q++) {
+    const double *sq = ss + (size_t)q * K1;
+    for (int k = 0; k < K1; k++)
+      ord[k] = k;
+    for (int a = 1; a < K1; a++) /* stable: ties keep the prefilter order */
+      for (int b = a; b > 0; b--) {
+        double x = sq[ord[b]], y = sq[ord[b - 1]];
+        if (!(isnan(y) ? !isnan(x) : (!isnan(x) && x > y)))
+          break;
+        int tt = ord[b];
+        ord[b] = ord[b - 1];
+        ord[b - 1] = tt;
+      }
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int k = 0; k < K2; k++) {
+      int j = top[(size_t)q * K1 + ord[k]];
+      bf_feature *c = NULL;
+      cs[k] = -1;
+      if (j < 0 || (j >= n && synth_cart_feature(&c, 100000 + j - n, 0)))
+        continue;
+      bf_cmc_opts o = BF_CMC_OPTS_INIT;
+      bf_cmc_result r;
+      memset(&r, 0, sizeof r);
+      if (!bf_cmc_compare(&r, feat[q], j < n ? feat[j] : c, &o))
+        cs[k] = r.score + 1e-6 * (K2 - k);
+      bf_cmc_result_clear(&r);
+      bf_feature_free(c);
+    }
+    full_pairs += K2;
+    int allin = 1, hasm = 0;
+    for (int m = 0; m < n; m++) {
+      if (m == q || strcmp(key[idx[m]].source, key[idx[q]].source))
+        continue;
+      hasm = 1;
+      int k1 = pos[(size_t)q * N + m], k2 = -1;
+      for (int k = 0; k < K2 && k1 >= 0; k++)
+        if (ord[k] == k1)
+          k2 = k;
+      int r = 1 << 30;
+      if (k2 >= 0) {
+        r = 1;
+        for (int k = 0; k < K2; k++)
+          r += cs[k] > cs[k2];
+        in_scr++;
+      } else if (k1 >= 0) {
+        int sr = 1;
+        for (int k = 0; k < K1 && ord[k] != k1; k++)
+          sr++;
+        printf("  query %d: mate %d prefilter rank %d, screen rank %d (screen score %.3f)\n", q, m,
+               k1 + 1, sr, sq[k1]);
+      }
+      in10 += r <= 10;
+      allin &= r <= 10;
+    }
+    all10 += hasm && allin;
+    fprintf(stderr, "\r  CMC stage: query %d/%d (%.0f s)", q + 1, n, now() - tf);
+  }
+  fprintf(stderr, "\n");
+  printf("  three-stage (prefilter top %d -> screen at %.0f um -> top %d -> CMC): mates kept by the "
+         "screen %d/%d (%.1f%%); in final top 10: %d/%d pairs (%.1f%%), queries with every mate in "
+         "top 10: %d/%d (%.1f%%)\n",
+         K1, BF_SEARCH_SCREEN_UM, K2, in_scr, nr, 100.0 * in_scr / nr, in10, nr, 100.0 * in10 / nr,
+         all10, nq, 100.0 * all10 / nq);
+  printf("  screen: %zu comparisons in %.0f s (%d candidates synthesised in it): %.4f s per "
+         "comparison on %d threads; CMC: %d comparisons in %.0f s\n",
+         npairs, tscr, nu, screen_pair_s, omp_get_max_threads(), full_pairs, now() - tf);
+  for (int q = 0; q < n; q++)
+    if (st[q])
+      cmp.screen_release(NULL, st[q]);
+  free(ord);
+  free(cs);
+  free(u);
+  free(need);
+  free(ss);
+  free(pos);
+  free(top);
+}
+
+static void cart_recall(const char *data, keyrow *key, int nkey, int D, int full, int screen)
 {
   int idx[64], n = 0;
   for (int i = 0; i < nkey && n < 64; i++)
@@ -320,7 +485,9 @@ static void cart_recall(const char *data, keyrow *key, int nkey, int D, int full
   print_recall(what, ranks, nr, worst, nq);
   printf("  (%zu prefilter scores in %.2f s on %d threads: %.0f scores/s)\n", (size_t)n * (n + D), tp,
          omp_get_max_threads(), n * (double)(n + D) / tp);
-  if (full > 0) {
+  if (full > 0 && screen > full)
+    cart_screen(feat, sc, n, D, key, idx, screen, full, nr, nq);
+  else if (full > 0) {
     /* stage 2: CMC on the best `full` of each query, mates in the final top 10 */
     int in10 = 0, all10 = 0, pairs = 0;
     double tf = now();
@@ -710,7 +877,7 @@ static void scale(const size_t *sizes, int ns, size_t store_max)
 
 int main(int argc, char **argv)
 {
-  int D = 10000, B = 2000, full = 0, skip_recall = 0, skip_bullet = 0, skip_scale = 0;
+  int D = 10000, B = 2000, full = 0, screen = 0, skip_recall = 0, skip_bullet = 0, skip_scale = 0;
   size_t sizes[8] = {1000, 10000, 100000}, store_max = 10000;
   int nsizes = 3;
   const char *qstore = NULL;
@@ -722,6 +889,8 @@ int main(int argc, char **argv)
       B = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--full") && i + 1 < argc)
       full = atoi(argv[++i]);
+    else if (!strcmp(argv[i], "--screen") && i + 1 < argc)
+      screen = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--store-max") && i + 1 < argc)
       store_max = (size_t)atol(argv[++i]);
     else if (!strcmp(argv[i], "--query-store") && i + 1 < argc)
@@ -763,7 +932,7 @@ int main(int argc, char **argv)
   if (!nkey)
     printf("no %s/KEY.csv: recall sections skipped\n", data);
   if (nkey && !skip_recall)
-    cart_recall(data, key, nkey, D, full);
+    cart_recall(data, key, nkey, D, full, screen);
   if (nkey && !skip_bullet)
     bullet_recall(data, key, nkey, B);
   if (!skip_scale)

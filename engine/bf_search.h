@@ -7,8 +7,8 @@
  *     done). Per query only the best `keep` survive (a bounded heap), so memory is two blocks +
  *     keep candidates per query, whatever the store size.
  *  2. screen (optional, when the comparison has one and `screen` > 0): a cheap coarse comparison
- *     of each query with all its `keep` candidates (cartridge: the CMC on both surfaces block-
- *     averaged to BF_SEARCH_SCREEN_UM); the best `screen` go on to stage 3, the others stay in the
+ *     of each query with all its `keep` candidates (cartridge: the areal cross-correlation
+ *     maximum over rotations and shifts of both surfaces block-averaged to BF_SEARCH_SCREEN_UM); the best `screen` go on to stage 3, the others stay in the
  *     result, ranked after them (score NaN).
  *  3. full comparison (CMC for cartridge cases, SAM land signatures for bullets) of each query
  *     against its kept candidates: features of `chunk` candidates are loaded by one thread while
@@ -55,8 +55,9 @@ typedef struct bf_search_cmp {
   void (*screen_release)(void *ctx, void *state);
 } bf_search_cmp;
 
-/* Spacing (µm) of the cartridge screen's block-averaged surfaces. */
+/* The cartridge screen: spacing (µm) of its block-averaged surfaces, largest shift (µm). */
 #define BF_SEARCH_SCREEN_UM 25.0
+#define BF_SEARCH_SCREEN_SHIFT_UM 500.0
 
 typedef struct bf_search_opts {
   int keep;      /* K: candidates the prefilter passes to the full comparison per query */
@@ -67,7 +68,11 @@ typedef struct bf_search_opts {
   int screen;    /* candidates the screen passes to the full comparison; 0: no screen */
 } bf_search_opts;
 
-#define BF_SEARCH_OPTS_INIT { 50, 1024, 16, 0, 0, 0 }
+/* Defaults measured with bench_search (40 Fadul scans among 10,000 synthetic cases): prefilter
+ * top 200 holds every mate; the screen's top 20 keeps them for the CMC (see the report there). */
+#define BF_SEARCH_OPTS_INIT { 200, 1024, 16, 0, 0, 20 }
+/* Bullets have no screen: their prefilter passes this many straight to the SAM comparison. */
+#define BF_SEARCH_KEEP_BULLET 50
 
 /* A query: its item id (excluded from its own results; 0 for scans given on the spot), kind,
  * prefilter descriptor (bf_prefilter_len floats) and full features. */

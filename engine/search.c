@@ -3,6 +3,7 @@
 #include "bf_search.h"
 #include "bf_cmc.h"
 #include "bf_error.h"
+#include "bf_fft.h"
 #include "bf_striae.h"
 
 #include <math.h>
@@ -415,50 +416,186 @@ static int coarsen(bf_feature **out, const bf_feature *f)
   return 0;
 }
 
-static int screen_prep_cartridge(void *ctx, void **state, bf_feature *const *q, int nq)
+/* The cartridge screen: the areal cross-correlation maximum (CCFmax, as in NIST's breech-face
+ * correlation) of the two surfaces block-averaged to BF_SEARCH_SCREEN_UM, standardised (missing =
+ * 0), over the CMC's rotations (theta_min..theta_max by theta_step of BF_CMC_OPTS_INIT) and
+ * translations up to BF_SEARCH_SCREEN_SHIFT_UM. The query's rotated copies and their FFTs are made
+ * once per query; a pair costs one forward FFT and one inverse FFT per rotation. */
+typedef struct ccf_state {
+  int P, S, nrot;
+  const bf_fft_plan *plan;
+  double theta0, dtheta;
+  fftwf_complex *A; /* nrot x P x (P/2+1) */
+  double *ea;       /* energy of each rotated query */
+  double dx;
+} ccf_state;
+
+/* zero mean, unit variance over the valid points; missing -> 0. Returns the valid count. */
+static size_t standardise(float *z, size_t n)
 {
-  (void)ctx;
-  *state = NULL;
-  if (nq < 1)
-    return bf_error_set(BF_EINVAL, "search: a cartridge case without a feature");
-  return coarsen((bf_feature **)state, q[0]);
+  double s = 0, s2 = 0;
+  size_t c = 0;
+  for (size_t i = 0; i < n; i++)
+    if (!isnan(z[i])) {
+      s += z[i];
+      s2 += (double)z[i] * z[i];
+      c++;
+    }
+  double m = c ? s / c : 0, v = c ? s2 / c - m * m : 0, k = v > 0 ? 1 / sqrt(v) : 0;
+  for (size_t i = 0; i < n; i++)
+    z[i] = isnan(z[i]) ? 0.0f : (float)((z[i] - m) * k);
+  return c;
+}
+
+/* g (nx x ny, standardised) centred into the P x P buffer; larger surfaces keep their centre */
+static void place(float *buf, int P, int lim, const bf_feature *g)
+{
+  memset(buf, 0, sizeof(float) * P * P);
+  int wx = g->nx < lim ? g->nx : lim, wy = g->ny < lim ? g->ny : lim;
+  int sx = (g->nx - wx) / 2, sy = (g->ny - wy) / 2, ox = (P - wx) / 2, oy = (P - wy) / 2;
+  for (int y = 0; y < wy; y++)
+    memcpy(buf + (size_t)(oy + y) * P + ox, g->z + (size_t)(sy + y) * g->nx + sx, sizeof(float) * wx);
 }
 
 static void screen_free_cartridge(void *ctx, void *state)
 {
   (void)ctx;
-  bf_feature_free(state);
+  ccf_state *c = state;
+  if (!c)
+    return;
+  fftwf_free(c->A);
+  free(c->ea);
+  free(c);
 }
 
-/* The CMC at the screen's coarse spacing: the same cells and thresholds in µm, ~16x fewer
- * points. Score = the original-method count of the smaller direction, plus both directions'
- * mean count / 100 to break the many ties between low counts. */
+static int screen_prep_cartridge(void *ctx, void **state, bf_feature *const *q, int nq)
+{
+  *state = NULL;
+  if (nq < 1)
+    return bf_error_set(BF_EINVAL, "search: a cartridge case without a feature");
+  bf_feature *g = NULL;
+  float *buf = NULL, *rot = NULL;
+  int ret = coarsen(&g, q[0]);
+  if (ret)
+    return ret;
+  ccf_state *c = calloc(1, sizeof *c);
+  bf_cmc_opts co = BF_CMC_OPTS_INIT;
+  if (!c) {
+    ret = bf_error_set(BF_ENOMEM, "search: out of memory");
+    goto done;
+  }
+  if (standardise(g->z, (size_t)g->nx * g->ny) < 64) {
+    ret = bf_error_set(BF_EQUALITY, "search: too little valid surface to screen");
+    goto done;
+  }
+  c->dx = g->dx;
+  c->S = (int)ceil(BF_SEARCH_SCREEN_SHIFT_UM / g->dx);
+  c->P = bf_fft_fast_size((g->nx > g->ny ? g->nx : g->ny) + c->S);
+  c->theta0 = co.theta_min;
+  c->dtheta = co.theta_step > 0 ? co.theta_step : 3;
+  c->nrot = (int)floor((co.theta_max - co.theta_min) / c->dtheta + 1e-9) + 1;
+  int P = c->P, H = P / 2 + 1;
+  if (!(c->plan = bf_fft_plan_get(P, P))) {
+    ret = BF_ENOMEM;
+    goto done;
+  }
+  c->A = fftwf_malloc(sizeof(fftwf_complex) * (size_t)c->nrot * P * H);
+  c->ea = calloc(c->nrot, sizeof(double));
+  buf = fftwf_malloc(sizeof(float) * P * P);
+  rot = fftwf_malloc(sizeof(float) * P * P);
+  if (!c->A || !c->ea || !buf || !rot) {
+    ret = bf_error_set(BF_ENOMEM, "search: out of memory");
+    goto done;
+  }
+  place(buf, P, P - c->S, g);
+  double cc = (P - 1) / 2.0;
+  for (int r = 0; r < c->nrot; r++) {
+    double th = (c->theta0 + r * c->dtheta) * M_PI / 180, cs = cos(th), sn = sin(th), e = 0;
+    for (int y = 0; y < P; y++)
+      for (int x = 0; x < P; x++) { /* nearest neighbour: the query rotated by th */
+        double u = x - cc, v = y - cc;
+        int sx = (int)floor(cc + cs * u + sn * v + 0.5), sy = (int)floor(cc - sn * u + cs * v + 0.5);
+        float val = (sx >= 0 && sx < P && sy >= 0 && sy < P) ? buf[(size_t)sy * P + sx] : 0.0f;
+        rot[(size_t)y * P + x] = val;
+        e += (double)val * val;
+      }
+    c->ea[r] = e;
+    fftwf_execute_dft_r2c(c->plan->r2c, rot, c->A + (size_t)r * P * H);
+  }
+done:
+  (void)ctx;
+  fftwf_free(buf);
+  fftwf_free(rot);
+  bf_feature_free(g);
+  if (ret)
+    screen_free_cartridge(NULL, c);
+  else
+    *state = c;
+  return ret;
+}
+
 static int screen_cartridge(void *ctx, void *qs, bf_feature *const *q, int nq,
                             bf_feature *const *c, int nc, double *score, double sub[4])
 {
   (void)ctx;
   (void)q;
   (void)nq;
-  bf_feature *cc = NULL;
-  if (nc < 1 || !qs)
+  const ccf_state *st = qs;
+  bf_feature *g = NULL;
+  float *buf = NULL;
+  fftwf_complex *B = NULL, *F = NULL;
+  if (nc < 1 || !st)
     return bf_error_set(BF_EINVAL, "search: a cartridge case without a feature");
-  int ret = coarsen(&cc, c[0]);
+  int ret = coarsen(&g, c[0]);
   if (ret)
     return ret;
-  bf_cmc_opts o = BF_CMC_OPTS_INIT;
-  o.coarse = 0; /* the coarse surfaces are small: one FFT level */
-  bf_cmc_result r;
-  memset(&r, 0, sizeof r);
-  ret = bf_cmc_compare(&r, qs, cc, &o);
-  if (!ret) {
-    *score = r.score + (r.cmc_original[0] + r.cmc_original[1]) / 200.0;
-    sub[0] = r.cmc_original[0];
-    sub[1] = r.cmc_original[1];
-    sub[2] = r.theta;
-    sub[3] = r.quality_flags;
+  int P = st->P, H = P / 2 + 1, S = st->S;
+  buf = fftwf_malloc(sizeof(float) * P * P);
+  B = fftwf_malloc(sizeof(fftwf_complex) * P * H);
+  F = fftwf_malloc(sizeof(fftwf_complex) * P * H);
+  if (!buf || !B || !F) {
+    ret = bf_error_set(BF_ENOMEM, "search: out of memory");
+    goto done;
   }
-  bf_cmc_result_clear(&r);
-  bf_feature_free(cc);
+  if (standardise(g->z, (size_t)g->nx * g->ny) < 64) {
+    ret = bf_error_set(BF_EQUALITY, "search: too little valid surface to screen");
+    goto done;
+  }
+  place(buf, P, P - S, g);
+  double eb = 0;
+  for (size_t i = 0; i < (size_t)P * P; i++)
+    eb += (double)buf[i] * buf[i];
+  fftwf_execute_dft_r2c(st->plan->r2c, buf, B);
+  double best = -2, bth = 0, bx = 0, by = 0;
+  for (int r = 0; r < st->nrot; r++) {
+    const fftwf_complex *A = st->A + (size_t)r * P * H;
+    for (size_t i = 0; i < (size_t)P * H; i++) { /* A . conj(B): corr(s) = sum a(x+s) b(x) */
+      F[i][0] = A[i][0] * B[i][0] + A[i][1] * B[i][1];
+      F[i][1] = A[i][1] * B[i][0] - A[i][0] * B[i][1];
+    }
+    fftwf_execute_dft_c2r(st->plan->c2r, F, buf);
+    double norm = st->ea[r] * eb > 0 ? 1.0 / ((double)P * P * sqrt(st->ea[r] * eb)) : 0;
+    for (int sy = -S; sy <= S; sy++)
+      for (int sx = -S; sx <= S; sx++) {
+        double v = buf[(size_t)((sy + P) % P) * P + (sx + P) % P] * norm;
+        if (v > best) {
+          best = v;
+          bth = st->theta0 + r * st->dtheta;
+          bx = sx * st->dx;
+          by = sy * st->dx;
+        }
+      }
+  }
+  *score = best;
+  sub[0] = bx;
+  sub[1] = by;
+  sub[2] = bth;
+  sub[3] = c[0]->quality_flags;
+done:
+  fftwf_free(buf);
+  fftwf_free(B);
+  fftwf_free(F);
+  bf_feature_free(g);
   return ret;
 }
 

@@ -159,6 +159,108 @@ static void bullets(const bf_prefilter *pf)
   bf_synth_free(g);
 }
 
+/* Cartridge cases through the three stages (prefilter -> screen -> CMC): firearm 0's second
+ * firing must lead the screen and be the one fully compared; the screen scores a surface
+ * against itself ~1. */
+typedef struct cart_src {
+  bf_feature *f[8];
+  float *desc;
+  size_t len;
+} cart_src;
+
+static int cart_read(void *ctx, size_t first, size_t n, int64_t *ids, float *desc)
+{
+  cart_src *c = ctx;
+  for (size_t i = 0; i < n; i++) {
+    ids[i] = (int64_t)(first + i) + 1;
+    memcpy(desc + i * c->len, c->desc + (first + i) * c->len, c->len * sizeof(float));
+  }
+  return 0;
+}
+
+static int cart_load(void *ctx, int64_t item, bf_feature ***feat, int *n)
+{
+  cart_src *c = ctx;
+  const bf_feature *s = c->f[item - 1];
+  bf_feature *f = NULL;
+  int rc = bf_feature_new(&f, BF_KIND_CARTRIDGE, s->nx, s->ny, s->dx, s->dy);
+  if (rc)
+    return rc;
+  memcpy(f->z, s->z, sizeof(float) * s->nx * s->ny);
+  *feat = calloc(1, sizeof **feat);
+  (*feat)[0] = f;
+  *n = 1;
+  return 0;
+}
+
+static void cartridges(const bf_prefilter *pf)
+{
+  enum { NC = 5 };
+  bf_synth_opts so = BF_SYNTH_OPTS_INIT;
+  bf_synth *g = NULL;
+  CHECK(bf_synth_new(&g, &so) == 0);
+  if (!g)
+    return;
+  cart_src b; /* f[k] = candidate k's feature (item k+1) */
+  memset(&b, 0, sizeof b);
+  b.len = bf_prefilter_len(pf, BF_KIND_CARTRIDGE);
+  b.desc = calloc((NC + 1) * b.len, sizeof(float));
+  bf_feature *qf = NULL;
+  int ok = 1;
+  for (int k = 0; k <= NC && ok; k++) { /* k = NC: the query, firearm 0 firing 0 */
+    bf_surface *s = NULL;
+    bf_feature *f = NULL, *d = NULL;
+    ok = !bf_synth_cartridge(&s, g, k == NC ? 0 : k, k == 0 ? 1 : 0, NULL) &&
+         !bf_feature_new(&f, BF_KIND_CARTRIDGE, s->nx, s->ny, s->dx, s->dy);
+    if (ok)
+      memcpy(f->z, s->z, sizeof(float) * s->nx * s->ny);
+    ok = ok && !bf_prefilter_describe(pf, &d, &f, 1);
+    if (ok)
+      memcpy(b.desc + k * b.len, d->z, b.len * sizeof(float));
+    if (k < NC)
+      b.f[k] = f;
+    else
+      qf = f;
+    bf_feature_free(d);
+    bf_surface_free(s);
+  }
+  CHECKF(ok, "synthetic cartridge cases: %s", bf_error_last());
+  bf_search_cmp cmp;
+  bf_search_default_cmp(&cmp, BF_KIND_CARTRIDGE);
+  CHECK(cmp.screen && cmp.screen_prepare && cmp.screen_release);
+  if (ok && cmp.screen) {
+    void *st = NULL;
+    double self = 0, sub[4];
+    CHECK(cmp.screen_prepare(NULL, &st, &qf, 1) == 0);
+    CHECK(cmp.screen(NULL, st, &qf, 1, &qf, 1, &self, sub) == 0);
+    CHECKF(self > 0.99 && self < 1.01 && fabs(sub[2]) < 1e-9, "self screen %g at %g deg", self, sub[2]);
+    cmp.screen_release(NULL, st);
+    bf_search_source src = {&b, NC, cart_read, cart_load};
+    bf_search_opts o = BF_SEARCH_OPTS_INIT;
+    o.keep = NC;
+    o.screen = 1;
+    bf_search_query q = {0, BF_KIND_CARTRIDGE, b.desc + NC * b.len, &qf, 1};
+    bf_search_stats stats;
+    bf_cand *r = NULL;
+    size_t n = 0;
+    CHECK(bf_search_run(&r, &n, &q, 1, &src, &cmp, pf, &o, &stats) == 0);
+    CHECK(n == NC && stats.screen_pairs == NC && stats.full_pairs == 1);
+    if (n == NC) {
+      CHECKF(r[0].item == 1 && !isnan(r[0].score), "best candidate %lld (screen %g, next %g)",
+             (long long)r[0].item, r[0].screen, r[1].screen);
+      for (int i = 1; i < NC; i++)
+        CHECKF(isnan(r[i].score) && r[i].screen < r[0].screen && r[i].rank == i + 1,
+               "candidate %d: score %g screen %g rank %d", i, r[i].score, r[i].screen, r[i].rank);
+    }
+    free(r);
+  }
+  for (int k = 0; k < NC; k++)
+    bf_feature_free(b.f[k]);
+  bf_feature_free(qf);
+  free(b.desc);
+  bf_synth_free(g);
+}
+
 int main(void)
 {
   bf_prefilter *pf = NULL;
@@ -308,6 +410,7 @@ int main(void)
     bf_feature_free(qf[k]);
   }
   bullets(pf);
+  cartridges(pf);
   free(base);
   free(m.ids);
   free(m.desc);

@@ -70,17 +70,21 @@ static const bfm_cmd commands[] = {
    "  ../shared/data/KEY.csv; the note holds the true rotation/shift) and DIR/manifest.csv for\n"
    "  `bfm ingest`. Same options and seed: the same heights (threads and order do not matter).\n"},
   {"match", bfm_cmd_match, "rank stored items against one evidence item",
-   "bfm match STORE ITEM|SCAN... [--top K] [--keep N] [--kind cartridge|bullet] [--calibre C]\n"
-   "    [--threads N] [--prefilter-only] [--json]\n"
+   "bfm match STORE ITEM|SCAN... [--top K] [--keep N] [--screen M] [--kind cartridge|bullet]\n"
+   "    [--calibre C] [--threads N] [--prefilter-only] [--json]\n"
    "  ITEM is a stored item id; or give the scans on the spot (one cartridge-case X3P, or a\n"
    "  bullet's land scans in order / a folder of them). Every stored item of the same kind (and\n"
-   "  calibre, when known) is scored by the prefilter; the best N (default 50) are fully compared\n"
-   "  (CMC / land signatures) and the top K (default 10) printed with, for test-fires, the\n"
+   "  calibre, when known) is scored by the prefilter; cartridge cases: the best N (default 200)\n"
+   "  are screened (coarse areal correlation) and its best M (default 20, 0: no screen) fully\n"
+   "  compared by CMC; bullets: the best N (default 50) by land signatures. The top K (default\n"
+   "  10) are printed with, for test-fires, the\n"
    "  firearm's trace fields. Items not yet indexed by `bfm batch` are not searched (a note says so).\n"},
   {"batch", bfm_cmd_batch, "search every unsearched item (the overnight run)",
-   "bfm batch STORE [--threads N] [--keep N] [--min-score S] [--group G] [--limit N] [--quiet]\n"
+   "bfm batch STORE [--threads N] [--keep N] [--screen M] [--min-score S] [--group G] [--limit N]\n"
+   "    [--quiet]\n"
    "  Indexes items without a prefilter descriptor, then searches each item not yet searched\n"
-   "  against everything stored of its kind and calibre (the best N=20 fully compared); hits at\n"
+   "  against everything stored of its kind and calibre (as match: N=200 screened, M=20 CMCs;\n"
+   "  bullets N=50 compared); hits at\n"
    "  or above the threshold (default: 6 CMCs for cartridge cases, SAM 0.5 for bullets) are\n"
    "  stored. Groups of G (32) items are committed at once with their searched mark: kill it and\n"
    "  rerun, it continues and never duplicates hits. Progress with rate and ETA on a terminal.\n"},

@@ -63,7 +63,7 @@ static int has_rows(bf_store *st, const char *kind, int64_t item)
 int bfm_cmd_batch(int argc, char **argv)
 {
   const char *store = NULL, *user = NULL;
-  int threads = 0, keep = 20, group = 32, quiet = 0;
+  int threads = 0, keep = 0, screen = -1, group = 32, quiet = 0;
   long limit = -1;
   double min_score = NAN;
   for (int i = 1; i < argc; i++) {
@@ -71,8 +71,13 @@ int bfm_cmd_batch(int argc, char **argv)
     int hasv = i + 1 < argc;
     if (!strcmp(a, "--threads") && hasv)
       threads = atoi(argv[++i]);
-    else if (!strcmp(a, "--keep") && hasv)
-      keep = atoi(argv[++i]);
+    else if (!strcmp(a, "--keep") && hasv) {
+      if ((keep = atoi(argv[++i])) < 1)
+        return bfm_usage_error("batch", "--keep needs a count >= 1");
+    } else if (!strcmp(a, "--screen") && hasv) {
+      if ((screen = atoi(argv[++i])) < 0)
+        return bfm_usage_error("batch", "--screen needs a count >= 0 (0: no screen)");
+    }
     else if (!strcmp(a, "--group") && hasv)
       group = atoi(argv[++i]);
     else if (!strcmp(a, "--limit") && hasv)
@@ -95,8 +100,10 @@ int bfm_cmd_batch(int argc, char **argv)
   }
   if (!store)
     return bfm_usage_error("batch", "no store given");
-  if (keep < 1 || group < 1 || threads < 0)
-    return bfm_usage_error("batch", "--keep, --group and --threads need positive counts");
+  if (group < 1 || threads < 0)
+    return bfm_usage_error("batch", "--group and --threads need positive counts");
+  bf_search_opts defo = BF_SEARCH_OPTS_INIT;
+  int kmax = keep ? keep : (defo.keep > BF_SEARCH_KEEP_BULLET ? defo.keep : BF_SEARCH_KEEP_BULLET);
   bf_cmc_opts co = BF_CMC_OPTS_INIT;
   bf_land_opts lo = BF_LAND_OPTS_INIT;
   double thr[3] = {0, isnan(min_score) ? co.match_min_cmc : min_score,
@@ -154,7 +161,7 @@ int bfm_cmd_batch(int argc, char **argv)
     goto done;
   }
   pq = malloc(nit * sizeof *pq);
-  hits = malloc((size_t)group * keep * sizeof *hits);
+  hits = malloc((size_t)group * kmax * sizeof *hits);
   if (!pq || !hits) {
     bf_error_set(BF_ENOMEM, "out of memory");
     rc = bfm_fail("batch");
@@ -220,7 +227,12 @@ int bfm_cmd_batch(int argc, char **argv)
     bf_search_cmp cmp;
     bf_search_default_cmp(&cmp, kind);
     bf_search_opts so = BF_SEARCH_OPTS_INIT;
-    so.keep = keep;
+    if (keep)
+      so.keep = keep;
+    else if (kind == BF_KIND_BULLET)
+      so.keep = BF_SEARCH_KEEP_BULLET;
+    if (screen >= 0)
+      so.screen = screen;
     so.threads = threads;
     bf_search_stats stats;
     ok = ok && !bf_search_store_source(&src, &sctx, st, kind, pq[g0].calibre) &&

@@ -94,6 +94,7 @@ int bfm_cmd_match(int argc, char **argv)
   const char *store = NULL, *calibre = NULL;
   char **ops = calloc(argc, sizeof *ops), **paths = NULL;
   int nops = 0, top = 10, keep = 0, json = 0, threads = 0, kind = 0, npaths = 0, prefonly = 0;
+  int screen = -1;
   int rc = BFM_EXIT_OK;
   bf_store *st = NULL;
   bf_prefilter *pf = NULL;
@@ -116,6 +117,12 @@ int bfm_cmd_match(int argc, char **argv)
       keep = atoi(argv[++i]);
       if (keep < 1) {
         rc = bfm_usage_error("match", "--keep needs a count >= 1");
+        goto done;
+      }
+    } else if (!strcmp(a, "--screen") && hasv) {
+      screen = atoi(argv[++i]);
+      if (screen < 0) {
+        rc = bfm_usage_error("match", "--screen needs a count >= 0 (0: no screen)");
         goto done;
       }
     } else if (!strcmp(a, "--threads") && hasv)
@@ -144,8 +151,6 @@ int bfm_cmd_match(int argc, char **argv)
     rc = bfm_usage_error("match", "usage: bfm match STORE ITEM|SCAN... [--top K] [--json]");
     goto done;
   }
-  if (!keep)
-    keep = top > 50 ? top : 50;
   if (bf_store_open(&st, store, BF_STORE_READ, NULL) || bf_prefilter_new(&pf, NULL)) {
     rc = bfm_fail("match");
     goto done;
@@ -215,7 +220,13 @@ int bfm_cmd_match(int argc, char **argv)
     fprintf(stderr, "bfm match: note: %zu stored %s items have no search descriptor yet and are "
             "not searched (`bfm batch %s` indexes them)\n", nitems - nindexed, bf_kind_name(kind), store);
   bf_search_opts so = BF_SEARCH_OPTS_INIT;
-  so.keep = keep;
+  if (!keep)
+    keep = kind == BF_KIND_BULLET ? BF_SEARCH_KEEP_BULLET : so.keep;
+  so.keep = keep > top ? keep : top;
+  if (screen >= 0)
+    so.screen = screen;
+  if (so.screen && so.screen < top)
+    so.screen = top; /* every candidate shown is fully compared */
   so.threads = threads;
   so.prefilter_only = prefonly;
   bf_search_cmp cmp;
@@ -246,8 +257,9 @@ int bfm_cmd_match(int argc, char **argv)
     bfm_json_str(stdout, what);
     printf(", \"query_item\": %lld, \"kind\": \"%s\", \"calibre\": ", (long long)qitem, bf_kind_name(kind));
     bfm_json_str(stdout, calibre ? calibre : "");
-    printf(", \"searched\": %zu, \"kept\": %zu, \"compared\": %zu, \"failed\": %zu, \"seconds\": %.3f, "
-           "\"candidates\": [", stats.pre_pairs, nres, stats.full_pairs, stats.full_failed, el);
+    printf(", \"searched\": %zu, \"kept\": %zu, \"screened\": %zu, \"compared\": %zu, \"failed\": "
+           "%zu, \"seconds\": %.3f, \"candidates\": [", stats.pre_pairs, nres, stats.screen_pairs,
+           stats.full_pairs, stats.full_failed, el);
     for (size_t i = 0; i < shown; i++) {
       char w[256];
       bfm_item_what(st, res[i].item, w, sizeof w);
@@ -270,8 +282,9 @@ int bfm_cmd_match(int argc, char **argv)
   } else {
     printf("query: %s (%s%s%s)\n", what, bf_kind_name(kind), calibre && calibre[0] ? ", calibre " : "",
            calibre ? calibre : "");
-    printf("searched %zu stored %s items; prefilter kept %zu, fully compared %zu%s in %.2f s\n",
-           stats.pre_pairs, bf_kind_name(kind), nres, prefonly ? (size_t)0 : stats.full_pairs,
+    printf("searched %zu stored %s items; prefilter kept %zu, screened %zu, fully compared %zu%s "
+           "in %.2f s\n", stats.pre_pairs, bf_kind_name(kind), nres, stats.screen_pairs,
+           prefonly ? (size_t)0 : stats.full_pairs,
            stats.full_failed ? " (some failed)" : "", el);
     printf("%4s %8s %10s %7s  %s\n", "rank", "score", "prefilter", "item", "what");
     for (size_t i = 0; i < shown; i++) {
