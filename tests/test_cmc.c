@@ -2,6 +2,7 @@
 #include "bf_breechface.h"
 #include "bf_cmc.h"
 #include "bf_error.h"
+#include "bf_fft.h"
 #include "bf_x3p.h"
 #include "bf_test.h"
 
@@ -176,8 +177,33 @@ static void test_real(void)
   bf_feature_free(c);
 }
 
+static int smooth7(int n)
+{
+  for (int f = 2; f <= 7; f++)
+    while (n % f == 0)
+      n /= f;
+  return n == 1;
+}
+
+/* The correlation FFT sizes: the smallest 7-smooth multiple of 4 not below n. */
+static void test_fft_sizes(void)
+{
+  int bad = 0;
+  for (int n = 1; n <= 600; n++) {
+    int s = bf_fft_fast_size(n);
+    bad += s < n || s % 4 || !smooth7(s);
+    for (int m = n; m < s; m++)
+      bad += m % 4 == 0 && smooth7(m);
+  }
+  CHECK(bad == 0);
+  CHECK(bf_fft_fast_size(102) == 108); /* Fadul's coarse region (105 is odd: slow r2c) */
+  CHECK(bf_fft_fast_size(87) == 96);
+  CHECK(bf_fft_good_size(102) == 105);
+}
+
 int main(void)
 {
+  test_fft_sizes();
   test_synthetic();
   test_bad();
   test_real();
