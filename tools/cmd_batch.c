@@ -191,7 +191,7 @@ int bfm_cmd_batch(int argc, char **argv)
   /* 3. groups of queries of one kind and calibre: search, then hits + searched in one commit */
   bfm_progress pg;
   bfm_progress_start(&pg, "batch", (long)npend);
-  size_t done_items = 0, pre_pairs = 0, full_pairs = 0, new_hits = 0, failed_pairs = 0;
+  size_t done_items = 0, pre_pairs = 0, scr_pairs = 0, full_pairs = 0, new_hits = 0, failed_pairs = 0;
   double t0 = bfm_now();
   for (size_t g0 = 0; g0 < npend && rc == BFM_EXIT_OK;) {
     size_t gn = 1;
@@ -265,6 +265,7 @@ int bfm_cmd_batch(int argc, char **argv)
       if (ok) {
         new_hits += added;
         pre_pairs += stats.pre_pairs;
+        scr_pairs += stats.screen_pairs;
         full_pairs += stats.full_pairs;
         failed_pairs += stats.full_failed;
         done_items += gn;
@@ -288,10 +289,11 @@ int bfm_cmd_batch(int argc, char **argv)
   }
   bfm_progress_end(&pg);
   double el = bfm_now() - t0;
-  printf("batch run %lld: %zu items searched%s, %zu prefilter comparisons, %zu full comparisons"
-         "%s in %.1f s (%.0f comparisons/s); %zu new candidate hits at or above the threshold\n",
-         (long long)run, done_items, rc ? " before the failure" : "", pre_pairs, full_pairs,
-         failed_pairs ? " (some failed)" : "", el, el > 0 ? (pre_pairs + full_pairs) / el : 0.0,
+  printf("batch run %lld: %zu items searched%s, %zu prefilter, %zu screen, %zu full comparisons"
+         "%s in %.1f s (%.0f comparisons/s, %.2f full/s); %zu new candidate hits at or above the "
+         "threshold\n", (long long)run, done_items, rc ? " before the failure" : "", pre_pairs,
+         scr_pairs, full_pairs, failed_pairs ? " (some failed)" : "", el,
+         el > 0 ? (pre_pairs + scr_pairs + full_pairs) / el : 0.0, el > 0 ? full_pairs / el : 0.0,
          new_hits);
   if (failed_pairs)
     printf("  %zu full comparisons failed (kept unscored)\n", failed_pairs);
