@@ -4,16 +4,18 @@
  *      processed, one firing per synthetic firearm): per query, the prefilter rank of every known
  *      mate; recall@K for K = 1..500 (the fraction of query->mate pairs ranked within K, and the
  *      fraction of queries with EVERY mate within K). With --full K2 the best K2 go through the
- *      CMC and the final top-10 recall is printed.
+ *      CMC and the final top-10 recall is printed; with --screen K1 --full K2 (K1 > K2) the three
+ *      default stages: prefilter top K1 -> the engine's screen -> its top K2 -> CMC (the defaults
+ *      of bfm match/batch are --screen 200 --full 20).
  *  recall (bullet): the Hamby bullets (Hamby 252 barrel 1 bullets 1-2, barrel 2/4 single lands,
  *      Hamby 44 barrel 1 bullets 1-2) and the 24 Hamby lands as one-land bullets among B
  *      synthetic 6-land bullets; prefilter recall vs K; with --full K2 the SAM comparison re-ranks.
  *  scale: query time of the prefilter stage against N stored cartridge descriptors (in memory,
  *      and through a real store file for N <= --store-max), peak memory of a store-backed query
- *      (measured in a child process), CMC pair time on 2 threads, and the predicted query time
- *      = stage 1 + K x CMC pair time.
+ *      (measured in a child process), the default stages 2+3 (screen + CMC) of one query on
+ *      pooled synthetic features, and the predicted query time = stage 1 + stages 2+3.
  *
- * usage: bench_search [--distractors D] [--bullets B] [--scale N1,N2,...] [--full K2]
+ * usage: bench_search [--distractors D] [--bullets B] [--scale N1,N2,...] [--full K2] [--screen K1]
  *                     [--store-max N] [--cache DIR] [--skip recall|bullet|scale]...
  * Synthetic descriptors are cached in DIR (default ./bench_search_cache) so reruns are quick.
  * The machine may be shared: timings are noisy, rerun on a quiet machine for the record. */
@@ -961,6 +963,7 @@ int main(int argc, char **argv)
       skip_scale |= !strcmp(w, "scale");
     } else {
       fprintf(stderr, "usage: bench_search [--distractors D] [--bullets B] [--scale N1,N2] [--full K]\n"
+                      "  [--screen K1]\n"
                       "  [--store-max N] [--cache DIR] [--skip recall|bullet|scale]\n");
       return 2;
     }
