@@ -1,86 +1,12 @@
 /* Striation comparison: land vs land and bullet vs bullet (see bf_striae.h). */
 #include "bf_striae.h"
 #include "bf_error.h"
+#include "bf_fft.h"
 
 #include <fftw3.h>
 #include <math.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* ---- FFT plans: made once per size under a lock, executed from any thread ---------------- */
-
-#define PLAN_CACHE 32
-static struct {
-  int n;
-  fftwf_plan fwd, inv;
-} plans[PLAN_CACHE];
-static int nplans;
-static pthread_mutex_t plan_lock = PTHREAD_MUTEX_INITIALIZER;
-
-/* Smallest 2^a 3^b 5^c >= n: sizes FFTW handles fastest. */
-static int good_size(int n)
-{
-  int best = 1;
-  while (best < n)
-    best <<= 1;
-  for (int p5 = 1; p5 < 2 * n; p5 *= 5)
-    for (int p3 = p5; p3 < 2 * n; p3 *= 3) {
-      int v = p3;
-      while (v < n)
-        v <<= 1;
-      if (v < best)
-        best = v;
-    }
-  return best;
-}
-
-static pthread_once_t planner_once = PTHREAD_ONCE_INIT;
-static void planner_init(void)
-{
-  fftwf_make_planner_thread_safe(); /* other modules may plan at the same time as we do */
-}
-
-static int get_plans(int n, fftwf_plan *fwd, fftwf_plan *inv)
-{
-  int rc = 0;
-  pthread_once(&planner_once, planner_init);
-  pthread_mutex_lock(&plan_lock);
-  for (int i = 0; i < nplans; i++)
-    if (plans[i].n == n) {
-      *fwd = plans[i].fwd;
-      *inv = plans[i].inv;
-      goto done;
-    }
-  if (nplans == PLAN_CACHE) {
-    rc = bf_error_set(BF_ELIMIT, "striae: more than %d FFT sizes in use", PLAN_CACHE);
-    goto done;
-  }
-  float *r = fftwf_malloc(sizeof(float) * n);
-  fftwf_complex *c = fftwf_malloc(sizeof(fftwf_complex) * (n / 2 + 1));
-  if (!r || !c) {
-    fftwf_free(r);
-    fftwf_free(c);
-    rc = bf_error_set(BF_ENOMEM, "striae: out of memory planning an FFT of %d", n);
-    goto done;
-  }
-  /* ESTIMATE: planning costs microseconds and leaves the arrays alone */
-  *fwd = fftwf_plan_dft_r2c_1d(n, r, c, FFTW_ESTIMATE);
-  *inv = fftwf_plan_dft_c2r_1d(n, c, r, FFTW_ESTIMATE);
-  fftwf_free(r);
-  fftwf_free(c);
-  if (!*fwd || !*inv) {
-    rc = bf_error_set(BF_EINVAL, "striae: FFTW could not plan a transform of %d", n);
-    goto done;
-  }
-  plans[nplans].n = n;
-  plans[nplans].fwd = *fwd;
-  plans[nplans].inv = *inv;
-  nplans++;
-done:
-  pthread_mutex_unlock(&plan_lock);
-  return rc;
-}
 
 /* ---- land vs land -------------------------------------------------------------------------- */
 
@@ -222,10 +148,13 @@ int bf_land_compare(bf_land_result *out, const bf_feature *a, const bf_feature *
     out->scored = 0;
     goto done; /* too little signal to align */
   }
-  int N = good_size(na + nb - mo);
-  fftwf_plan fwd = NULL, inv = NULL;
-  if ((rc = get_plans(N, &fwd, &inv)))
+  int N = bf_fft_fast_size(na + nb - mo);
+  const bf_fft_plan *plan = bf_fft_plan_get(1, N);
+  if (!plan) {
+    rc = BF_EINVAL;
     goto done;
+  }
+  fftwf_plan fwd = plan->r2c, inv = plan->c2r;
   /* strides padded to 64 bytes: new-array execute needs the planner's alignment */
   int nc = N / 2 + 1, SR = (N + 15) & ~15, SC = (nc + 7) & ~7;
   /* real arrays: A, A2, MA, B, B2, MB, and 6 outputs; complex spectra: 6 inputs + 1 product */
