@@ -21,8 +21,11 @@ static void print_text(const char *path, const bf_surface *s, const bf_x3p_info 
          in->xy_converted_from_um ? "x/y increments were micrometres (converted)" : "x/y in metres",
          in->z_converted_from_um ? "; heights were micrometres (converted)" : "; heights in metres");
   printf("  missing      %.2f %% (%zu of %zu points)\n", 100 * st.missing_fraction, st.n - st.nvalid, st.n);
-  printf("  checksums    main.xml %s, data %s\n", in->md5_main_ok ? "verified" : "absent",
+  printf("  checksums    main.xml %s, data %s", in->md5_main_ok ? "verified" : "absent",
          in->md5_data_ok ? "verified" : "absent");
+  if (in->has_valid)
+    printf(", valid.bin %s", in->md5_valid_ok ? "verified" : "no checksum given");
+  printf("\n");
   if (s->mask) {
     printf("  mask         %d annotation(s)", s->nlabels);
     for (int i = 0; i < s->nlabels; i++)
@@ -49,8 +52,10 @@ static void print_json(const char *path, const bf_surface *s, const bf_x3p_info 
          in->xy_converted_from_um ? "true" : "false", in->z_converted_from_um ? "true" : "false");
   printf(", \"missing_fraction\": %.6f, \"z_min_um\": %.6g, \"z_max_um\": %.6g", st.missing_fraction,
          st.zmin, st.zmax);
-  printf(", \"md5_main\": \"%s\", \"md5_data\": \"%s\", \"mask\": %s, \"mask_labels\": %d}",
+  printf(", \"md5_main\": \"%s\", \"md5_data\": \"%s\", \"md5_valid\": \"%s\", \"mask\": %s, "
+         "\"mask_labels\": %d}",
          in->md5_main_ok ? "verified" : "absent", in->md5_data_ok ? "verified" : "absent",
+         !in->has_valid ? "no valid.bin" : in->md5_valid_ok ? "verified" : "absent",
          s->mask ? "true" : "false", s->nlabels);
 }
 
