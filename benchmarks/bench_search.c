@@ -341,7 +341,8 @@ static void cart_screen(bf_feature **feat, const float *sc, int n, int D, keyrow
   screen_pair_s = (tscr - tsyn / omp_get_max_threads()) / (double)(npairs ? npairs : 1);
   fprintf(stderr, "\n");
   /* per query: screen order, its top K2 through the CMC */
-  int in_scr = 0, in10 = 0, all10 = 0, full_pairs = 0;
+  int in_scr = 0, in10 = 0, all10 = 0, full_pairs = 0, nsr = 0;
+  int *srank = malloc(sizeof(int) * (nr ? nr : 1)); /* mates' ranks after the screen */
   int *ord = malloc(sizeof(int) * K1);
   double *cs = malloc(sizeof(double) * K2);
   double tf = now();
@@ -380,6 +381,10 @@ static void cart_screen(bf_feature **feat, const float *sc, int n, int D, keyrow
         continue;
       hasm = 1;
       int k1 = pos[(size_t)q * N + m], k2 = -1;
+      if (k1 >= 0 && nsr < nr)
+        for (int k = 0; k < K1; k++)
+          if (ord[k] == k1)
+            srank[nsr++] = k + 1;
       for (int k = 0; k < K2 && k1 >= 0; k++)
         if (ord[k] == k1)
           k2 = k;
@@ -408,6 +413,16 @@ static void cart_screen(bf_feature **feat, const float *sc, int n, int D, keyrow
          "top 10: %d/%d (%.1f%%)\n",
          K1, BF_SEARCH_SCREEN_UM, K2, in_scr, nr, 100.0 * in_scr / nr, in10, nr, 100.0 * in10 / nr,
          all10, nq, 100.0 * all10 / nq);
+  for (int i = 1; i < nsr; i++)
+    for (int j = i; j > 0 && srank[j] < srank[j - 1]; j--) {
+      int tt = srank[j];
+      srank[j] = srank[j - 1];
+      srank[j - 1] = tt;
+    }
+  if (nsr)
+    printf("  mates' rank after the screen (of %d kept by the prefilter): median %d, 90th pct %d, "
+           "worst %d\n", nsr, srank[nsr / 2], srank[(int)(0.9 * (nsr - 1))], srank[nsr - 1]);
+  free(srank);
   printf("  screen: %zu comparisons in %.0f s (%d candidates synthesised in it): %.4f s per "
          "comparison on %d threads; CMC: %d comparisons in %.0f s\n",
          npairs, tscr, nu, screen_pair_s, omp_get_max_threads(), full_pairs, now() - tf);
