@@ -17,6 +17,7 @@
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <time.h>
@@ -305,7 +306,8 @@ static double roc_auc(const char *path, const double *s, const int *km, int n)
         px0 = fx;
         py0 = fy;
       }
-      bf_cv_write_rgb(path, img, W, H);
+      if (bf_cv_write_rgb(path, img, W, H))
+        fprintf(stderr, "bench_cmc: %s\n", bf_error_last());
       free(img);
     }
   }
@@ -422,7 +424,8 @@ static int accuracy(const char *data, const char *outdir, int quick)
   snprintf(path, sizeof path, "%s/cmc_fadul_roc.png", outdir);
   double auc = roc_auc(path, sc, km, np);
   snprintf(path, sizeof path, "%s/cmc_fadul_hist.png", outdir);
-  plot_hist(path, sc, km, np);
+  if (plot_hist(path, sc, km, np))
+    fprintf(stderr, "bench_cmc: %s\n", bf_error_last());
   int fp = 0, fn = 0;
   for (k = 0; k < np; k++)
     if (!isnan(sc[k])) {
@@ -572,8 +575,10 @@ int main(int argc, char **argv)
       speed_n = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--quick"))
       quick = 1;
-    else if (!strcmp(argv[i], "--out") && i + 1 < argc)
+    else if (!strcmp(argv[i], "--out") && i + 1 < argc) {
       outdir = argv[++i];
+      mkdir(outdir, 0777); /* the plots go there; an existing folder is fine */
+    }
   }
   if (!root)
     root = BF_SHARED_DIR;
