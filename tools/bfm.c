@@ -74,20 +74,20 @@ static const bfm_cmd commands[] = {
    "    [--calibre C] [--threads N] [--prefilter-only] [--json]\n"
    "  ITEM is a stored item id; or give the scans on the spot (one cartridge-case X3P, or a\n"
    "  bullet's land scans in order / a folder of them). Every stored item of the same kind (and\n"
-   "  calibre, when known) is scored by the prefilter; cartridge cases: the best N (default 200)\n"
-   "  are screened (coarse areal correlation) and its best M (default 20, 0: no screen) fully\n"
-   "  compared by CMC; bullets: the best N (default 50) by land signatures. The top K (default\n"
-   "  10) are printed with, for test-fires, the\n"
-   "  firearm's trace fields. Items not yet indexed by `bfm batch` are not searched (a note says so).\n"},
+   "  calibre, when known) is scored by the prefilter. Cartridge cases: the best N (default 200)\n"
+   "  are screened by a coarse areal correlation and its best M (default 20; 0: no screen) are\n"
+   "  compared by CMC. Bullets: the best N (default 50) are compared by land signatures. The top\n"
+   "  K (default 10) are printed with, for test-fires, the firearm's trace fields. Items are\n"
+   "  indexed for the prefilter when stored; older ones by the next `bfm batch` (a note says so).\n"},
   {"batch", bfm_cmd_batch, "search every unsearched item (the overnight run)",
    "bfm batch STORE [--threads N] [--keep N] [--screen M] [--min-score S] [--group G] [--limit N]\n"
    "    [--quiet]\n"
    "  Indexes items without a prefilter descriptor, then searches each item not yet searched\n"
-   "  against everything stored of its kind and calibre (as match: N=200 screened, M=20 CMCs;\n"
-   "  bullets N=50 compared); hits at\n"
-   "  or above the threshold (default: 6 CMCs for cartridge cases, SAM 0.5 for bullets) are\n"
-   "  stored. Groups of G (32) items are committed at once with their searched mark: kill it and\n"
-   "  rerun, it continues and never duplicates hits. Progress with rate and ETA on a terminal.\n"},
+   "  against everything stored of its kind and calibre, as match does (cartridge cases: 200\n"
+   "  screened, 20 by CMC; bullets: 50 by land signatures). Hits at or above the threshold\n"
+   "  (default: 6 CMCs for cartridge cases, SAM 0.5 for bullets) are stored. Groups of G (32)\n"
+   "  items are committed with their searched mark: kill it and rerun, it continues and never\n"
+   "  duplicates hits. Progress with rate and ETA on a terminal.\n"},
   {"hits", bfm_cmd_hits, "list candidate hits (for a case, a firearm, ...)",
    "bfm hits STORE [--case C] [--firearm SERIAL] [--item ID] [--run N] [--min-score S]\n"
    "    [--status candidate|confirmed|rejected] [--format table|json|csv] [--both]\n"
