@@ -290,6 +290,35 @@ static void rotate_nn(float *rot, const bf_cmc_prep *b, double theta)
 }
 
 /* Registers every kept cell of a against b rotated by theta. Scratch is per caller. */
+
+/* Pearson correlation of a w x h cell p (row stride ps) with the window q (stride qs) over the
+ * points both have: the CMC score of a cell, never a zero-filled correlation. Returns 0 when
+ * fewer than 10 points overlap or either side is flat. */
+static int overlap_corr(float *corr, const float *p, int ps, const float *q, int qs, int w, int h)
+{
+  double s1 = 0, s2 = 0, s11 = 0, s22 = 0, s12 = 0;
+  int m = 0;
+  for (int y = 0; y < h; y++)
+    for (int x = 0; x < w; x++) {
+      float u = p[(size_t)y * ps + x], v = q[(size_t)y * qs + x];
+      if (isnan(u) || isnan(v))
+        continue;
+      s1 += u;
+      s2 += v;
+      s11 += (double)u * u;
+      s22 += (double)v * v;
+      s12 += (double)u * v;
+      m++;
+    }
+  if (m < 10)
+    return 0;
+  double v1 = s11 - s1 * s1 / m, v2 = s22 - s2 * s2 / m;
+  if (!(v1 > 0 && v2 > 0))
+    return 0;
+  *corr = (float)((s12 - s1 * s2 / m) / sqrt(v1 * v2));
+  return 1;
+}
+
 static void register_theta(reg *out, const bf_cmc_prep *a, const bf_cmc_prep *b, double theta,
                            const bf_cmc_opts *o, float *rot, float *region, float *buf,
                            fftwf_complex *F, float *cc)
@@ -359,26 +388,8 @@ static void register_theta(reg *out, const bf_cmc_prep *a, const bf_cmc_prep *b,
       }
     /* score: Pearson correlation over the points both surfaces have there */
     const float *cz = a->z + (size_t)cy0 * a->nx + cx0;
-    double s1 = 0, s2 = 0, s11 = 0, s22 = 0, s12 = 0;
-    int m = 0;
-    for (int y = 0; y < a->ch; y++)
-      for (int x = 0; x < a->cw; x++) {
-        float p = cz[(size_t)y * a->nx + x], q = region[(size_t)(y + by) * rx + x + bx];
-        if (isnan(p) || isnan(q))
-          continue;
-        s1 += p;
-        s2 += q;
-        s11 += (double)p * p;
-        s22 += (double)q * q;
-        s12 += (double)p * q;
-        m++;
-      }
-    if (m < 10)
+    if (!overlap_corr(&g->corr, cz, a->nx, region + (size_t)by * rx + bx, rx, a->cw, a->ch))
       continue;
-    double v1 = s11 - s1 * s1 / m, v2 = s22 - s2 * s2 / m;
-    if (!(v1 > 0 && v2 > 0))
-      continue;
-    g->corr = (float)((s12 - s1 * s2 / m) / sqrt(v1 * v2));
     g->sx = (float)(bx - 0.5 * (rx - a->cw));
     g->sy = (float)(by - 0.5 * (ry - a->ch));
     g->ok = 1;
@@ -571,26 +582,8 @@ static void register_theta_coarse(reg *out, const bf_cmc_prep *a, const bf_cmc_p
     /* score: Pearson correlation over the points both surfaces have there */
     const float *czr = a->z + (size_t)cy0 * a->nx + cx0;
     const float *w0 = win + (size_t)(sy - py0 + HC_W) * ww + (sx - px0 + HC_W);
-    double s1 = 0, s2 = 0, s11 = 0, s22 = 0, s12 = 0;
-    int m = 0;
-    for (int y = 0; y < ch; y++)
-      for (int x = 0; x < cw; x++) {
-        float p = czr[(size_t)y * a->nx + x], q = w0[(size_t)y * ww + x];
-        if (isnan(p) || isnan(q))
-          continue;
-        s1 += p;
-        s2 += q;
-        s11 += (double)p * p;
-        s22 += (double)q * q;
-        s12 += (double)p * q;
-        m++;
-      }
-    if (m < 10)
+    if (!overlap_corr(&g->corr, czr, a->nx, w0, ww, cw, ch))
       continue;
-    double v1 = s11 - s1 * s1 / m, v2 = s22 - s2 * s2 / m;
-    if (!(v1 > 0 && v2 > 0))
-      continue;
-    g->corr = (float)((s12 - s1 * s2 / m) / sqrt(v1 * v2));
     g->sx = (float)(sx - 0.5 * (rx - cw));
     g->sy = (float)(sy - 0.5 * (ry - ch));
     g->ok = 1;
