@@ -245,6 +245,21 @@ static int parse_orient(const char *s)
 }
 
 /* Draws the aligned signatures of the pairs on the best phase, one panel each. */
+/* --orient V / --orient=V: 1 when taken (i advanced), -1 when V is bad (argv[*i] names it), 0
+ * when argv[*i] is another option. */
+static int orient_opt(bf_bullet_opts *bo, int argc, char **argv, int *i)
+{
+  const char *v = NULL;
+  if (!strcmp(argv[*i], "--orient") && *i + 1 < argc)
+    v = argv[++*i];
+  else if (!strncmp(argv[*i], "--orient=", 9))
+    v = argv[*i] + 9;
+  if (!v)
+    return 0;
+  bo->orientation = parse_orient(v);
+  return bo->orientation < 0 ? -1 : 1;
+}
+
 int bfm_draw_bullet_pair(const char *path, const bf_bullet_result *r, bf_feature *const *fa_all,
                          bf_feature *const *fb_all)
 {
@@ -292,7 +307,7 @@ int bfm_draw_bullet_pair(const char *path, const bf_bullet_result *r, bf_feature
 int bfm_compare_bullet(int argc, char **argv)
 {
   const char *cmd = argv[0], *png = NULL, *ops[2] = {0};
-  int json = 0, nops = 0, code = BFM_EXIT_FAIL;
+  int json = 0, nops = 0, code = BFM_EXIT_FAIL, k;
   bf_bullet_opts bo = BF_BULLET_OPTS_INIT;
   bf_land_opts lo = BF_LAND_OPTS_INIT;
   bullet A = {0}, B = {0};
@@ -304,12 +319,9 @@ int bfm_compare_bullet(int argc, char **argv)
       json = 1;
     else if (!strcmp(argv[i], "--png") && i + 1 < argc)
       png = argv[++i];
-    else if (!strcmp(argv[i], "--orient") && i + 1 < argc) {
-      if ((bo.orientation = parse_orient(argv[++i])) < 0)
+    else if ((k = orient_opt(&bo, argc, argv, &i)) != 0) {
+      if (k < 0)
         return bfm_usage_error(cmd, "--orient must be x, y or auto, not '%s'", argv[i]);
-    } else if (!strncmp(argv[i], "--orient=", 9)) {
-      if ((bo.orientation = parse_orient(argv[i] + 9)) < 0)
-        return bfm_usage_error(cmd, "--orient must be x, y or auto, not '%s'", argv[i] + 9);
     } else if (argv[i][0] == '-')
       return bfm_usage_error(cmd, "unknown option %s", argv[i]);
     else if (nops < 2)
@@ -453,7 +465,7 @@ static int draw_land(const char *path, const bf_bullet_trace *t, const bf_featur
 int bfm_features_bullet(int argc, char **argv)
 {
   const char *cmd = argv[0], *show = NULL;
-  int json = 0, code = BFM_EXIT_OK, nscan = 0, first = 1;
+  int json = 0, code = BFM_EXIT_OK, nscan = 0, first = 1, k;
   bf_bullet_opts bo = BF_BULLET_OPTS_INIT;
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--kind") && i + 1 < argc)
@@ -462,12 +474,9 @@ int bfm_features_bullet(int argc, char **argv)
       json = 1;
     else if (!strcmp(argv[i], "--show") && i + 1 < argc)
       show = argv[++i];
-    else if (!strcmp(argv[i], "--orient") && i + 1 < argc) {
-      if ((bo.orientation = parse_orient(argv[++i])) < 0)
+    else if ((k = orient_opt(&bo, argc, argv, &i)) != 0) {
+      if (k < 0)
         return bfm_usage_error(cmd, "--orient must be x, y or auto, not '%s'", argv[i]);
-    } else if (!strncmp(argv[i], "--orient=", 9)) {
-      if ((bo.orientation = parse_orient(argv[i] + 9)) < 0)
-        return bfm_usage_error(cmd, "--orient must be x, y or auto, not '%s'", argv[i] + 9);
     } else if (argv[i][0] == '-')
       return bfm_usage_error(cmd, "unknown option %s", argv[i]);
     else

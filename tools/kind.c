@@ -43,8 +43,9 @@ static int dispatch(int argc, char **argv, int (*cart)(int, char **), int (*bul)
       kind = bfm_parse_kind(argv[++i]);
       if (!kind)
         return bfm_usage_error(argv[0], "--kind must be cartridge or bullet, not '%s'", argv[i]);
-    } else if ((!strcmp(argv[i], "--png") || !strcmp(argv[i], "--show")) && i + 1 < argc)
-      i++;
+    } else if ((!strcmp(argv[i], "--png") || !strcmp(argv[i], "--show") ||
+                !strcmp(argv[i], "--orient")) && i + 1 < argc)
+      i++; /* options that take a value: the value is not an operand */
     else if (argv[i][0] != '-' && !first)
       first = argv[i];
   }
