@@ -6,6 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+
+#include "bf_hash.h"
 
 static int bf_t_pass, bf_t_fail, bf_t_skip;
 
@@ -66,6 +69,66 @@ static inline const char *bf_t_tmpdir(const char *name)
     exit(1);
   }
   return buf;
+}
+
+/* Runs the built bfm with args (a shell fragment, already quoted), no stdin, stdout into the
+ * file out and stderr into err; returns its exit status, -1 when it did not exit. */
+static inline int bf_t_bfm(const char *args, const char *out, const char *err)
+{
+  size_t n = strlen(args) + strlen(out) + strlen(err) + strlen(BF_BFM_EXE) + 32;
+  char *cmd = malloc(n);
+  if (!cmd)
+    return -1;
+  snprintf(cmd, n, "'%s' %s >'%s' 2>'%s' </dev/null", BF_BFM_EXE, args, out, err);
+  int st = system(cmd);
+  free(cmd);
+  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* The whole file as a string ("" when unreadable), in a buffer the next call reuses. */
+static inline const char *bf_t_read(const char *path)
+{
+  static char *buf;
+  static size_t cap;
+  size_t n = 0;
+  FILE *f = fopen(path, "rb");
+  if (f) {
+    for (;;) {
+      if (n + 4096 + 1 > cap) {
+        char *b = realloc(buf, cap = 2 * cap + 8192);
+        if (!b)
+          break;
+        buf = b;
+      }
+      size_t got = fread(buf + n, 1, cap - n - 1, f);
+      n += got;
+      if (!got)
+        break;
+    }
+    fclose(f);
+  }
+  if (!buf && !(buf = malloc(cap = 1)))
+    return "";
+  buf[n] = 0;
+  return buf;
+}
+
+/* Lower-case hex SHA-256 of a file's bytes ("" when unreadable): proves a file unchanged. */
+static inline void bf_t_file_sha(char hex[72], const char *path)
+{
+  hex[0] = 0;
+  FILE *f = fopen(path, "rb");
+  if (!f)
+    return;
+  bf_sha256_ctx c;
+  uint8_t b[65536], h[32];
+  size_t got;
+  bf_sha256_init(&c);
+  while ((got = fread(b, 1, sizeof b, f)) > 0)
+    bf_sha256_update(&c, b, got);
+  fclose(f);
+  bf_sha256_final(&c, h);
+  bf_hex(hex, h, 32);
 }
 
 static inline int bf_t_done(void)

@@ -18,45 +18,8 @@
 
 static char dir[4096], store[4200], out[4200], err[4200];
 
-/* Runs bfm with args; stdout/stderr go to files; returns the exit status (-1 if killed). */
-static int bfm(const char *args)
-{
-  char cmd[32768];
-  snprintf(cmd, sizeof cmd, "'%s' %s >'%s' 2>'%s'", BF_BFM_EXE, args, out, err);
-  int st = system(cmd);
-  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
-static char *slurp(const char *path)
-{
-  static char buf[1 << 17];
-  FILE *f = fopen(path, "r");
-  buf[0] = 0;
-  if (!f)
-    return buf;
-  size_t n = fread(buf, 1, sizeof buf - 1, f);
-  buf[n] = 0;
-  fclose(f);
-  return buf;
-}
-
-static void file_sha(const char *path, char hex[72])
-{
-  FILE *f = fopen(path, "rb");
-  hex[0] = 0;
-  if (!f)
-    return;
-  fseek(f, 0, SEEK_END);
-  long n = ftell(f);
-  fseek(f, 0, SEEK_SET);
-  uint8_t *b = malloc(n > 0 ? n : 1), h[32];
-  if (fread(b, 1, n, f) == (size_t)n) {
-    bf_sha256(h, b, n);
-    bf_hex(hex, h, 32);
-  }
-  free(b);
-  fclose(f);
-}
+/* Runs bfm with args, stdout/stderr into the files out/err; returns the exit status. */
+static int bfm(const char *args) { return bf_t_bfm(args, out, err); }
 
 typedef struct pairset {
   int64_t q[512], c[512];
@@ -222,7 +185,7 @@ static void batch_resumable(void)
     reads++;
     if (r != 0) {
       read_fail++;
-      fprintf(stderr, "bfm hits during batch: exit %d: %s\n", r, slurp(err));
+      fprintf(stderr, "bfm hits during batch: exit %d: %s\n", r, bf_t_read(err));
     }
     int ns = nsearched(store);
     if (ns >= 2) { /* at least two groups committed: kill in the middle of the run */
@@ -249,8 +212,8 @@ static void batch_resumable(void)
   /* every hit belongs to a searched item: nothing half-written */
   /* rerun: continues */
   snprintf(args, sizeof args, "batch '%s' --keep 3 --min-score 0 --group 1", store);
-  CHECKF(bfm(args) == 0, "%s", slurp(err));
-  CHECK(strstr(slurp(out), "items searched") != NULL);
+  CHECKF(bfm(args) == 0, "%s", bf_t_read(err));
+  CHECK(strstr(bf_t_read(out), "items searched") != NULL);
   CHECK(nsearched(store) == 3 * NF);
   pairset after;
   CHECK(read_hits(store, &after) == 0);
@@ -274,7 +237,7 @@ static void batch_resumable(void)
   if (!quick) {
     /* an uninterrupted run of the same store gives the same hits */
     snprintf(args, sizeof args, "batch '%s' --keep 3 --min-score 0 --group 4 --quiet", ref);
-    CHECKF(bfm(args) == 0, "%s", slurp(err));
+    CHECKF(bfm(args) == 0, "%s", bf_t_read(err));
     pairset r2;
     CHECK(read_hits(ref, &r2) == 0);
     CHECKF(same_pairs(&after, &r2), "resumed run differs from an uninterrupted one (%d vs %d hits)",
@@ -283,7 +246,7 @@ static void batch_resumable(void)
   /* a third run has nothing to do and adds nothing */
   snprintf(args, sizeof args, "batch '%s' --keep 3 --min-score 0", store);
   CHECK(bfm(args) == 0);
-  CHECK(strstr(slurp(err), "0 items to search") != NULL);
+  CHECK(strstr(bf_t_read(err), "0 items to search") != NULL);
   pairset again;
   CHECK(read_hits(store, &again) == 0 && again.n == after.n);
 }
@@ -293,13 +256,13 @@ static void queries(void)
   char args[9000], sha0[72], sha1[72];
   /* hits for a case, for a firearm, formats */
   snprintf(args, sizeof args, "hits '%s' --case C-100", store);
-  CHECK(bfm(args) == 0 && strstr(slurp(out), "C-100"));
+  CHECK(bfm(args) == 0 && strstr(bf_t_read(out), "C-100"));
   snprintf(args, sizeof args, "hits '%s' --firearm SN-1 --format json", store);
-  CHECK(bfm(args) == 0 && strstr(slurp(out), "\"serial\": \"SN-1\"") && slurp(out)[0] == '[');
+  CHECK(bfm(args) == 0 && strstr(bf_t_read(out), "\"serial\": \"SN-1\"") && bf_t_read(out)[0] == '[');
   snprintf(args, sizeof args, "hits '%s' --min-score 1e9 --format csv", store);
-  CHECK(bfm(args) == 0 && !strchr(strchr(slurp(out), '\n') + 1, '\n')); /* header only */
+  CHECK(bfm(args) == 0 && !strchr(strchr(bf_t_read(out), '\n') + 1, '\n')); /* header only */
   snprintf(args, sizeof args, "hits '%s' --firearm NOPE", store);
-  CHECK(bfm(args) == 1 && strstr(slurp(err), "no firearm with serial NOPE"));
+  CHECK(bfm(args) == 1 && strstr(bf_t_read(err), "no firearm with serial NOPE"));
   snprintf(args, sizeof args, "hits '%s' --status maybe", store);
   CHECK(bfm(args) == 2);
 
@@ -317,7 +280,7 @@ static void queries(void)
   CHECK(hid > 0);
   snprintf(args, sizeof args, "review '%s' %lld --confirm --examiner 'J. Doe' --note 'agreed'", store,
            (long long)hid);
-  CHECKF(bfm(args) == 0, "%s", slurp(err));
+  CHECKF(bfm(args) == 0, "%s", bf_t_read(err));
   st = NULL;
   if (!bf_store_open(&st, store, BF_STORE_READ, NULL)) {
     bf_hit_filter c = BF_HIT_FILTER_INIT;
@@ -336,12 +299,12 @@ static void queries(void)
     bf_store_close(st);
   }
   /* unknown hit: message, exit 1, store unchanged */
-  file_sha(store, sha0);
+  bf_t_file_sha(sha0, store);
   snprintf(args, sizeof args, "review '%s' 99999 --reject --examiner X", store);
-  CHECK(bfm(args) == 1 && strstr(slurp(err), "99999"));
+  CHECK(bfm(args) == 1 && strstr(bf_t_read(err), "99999"));
   snprintf(args, sizeof args, "review '%s' 1 --examiner X", store);
   CHECK(bfm(args) == 2);
-  file_sha(store, sha1);
+  bf_t_file_sha(sha1, store);
   CHECK(!strcmp(sha0, sha1) && sha0[0]);
 
   /* links: the confirmed hit is one series with firearm and case */
@@ -349,14 +312,14 @@ static void queries(void)
   snprintf(dot, sizeof dot, "%s/links.dot", dir);
   snprintf(png, sizeof png, "%s/links.png", dir);
   snprintf(args, sizeof args, "links '%s' --confirmed --dot '%s'", store, dot);
-  CHECKF(bfm(args) == 0, "%s", slurp(err));
-  CHECK(strstr(slurp(out), "1 linked series") && strstr(slurp(out), "C-100"));
-  CHECK(strstr(slurp(dot), "graph linkage") != NULL);
+  CHECKF(bfm(args) == 0, "%s", bf_t_read(err));
+  CHECK(strstr(bf_t_read(out), "1 linked series") && strstr(bf_t_read(out), "C-100"));
+  CHECK(strstr(bf_t_read(dot), "graph linkage") != NULL);
   snprintf(args, sizeof args, "links '%s' --json", store);
-  CHECK(bfm(args) == 0 && strstr(slurp(out), "\"series\": 1"));
+  CHECK(bfm(args) == 0 && strstr(bf_t_read(out), "\"series\": 1"));
   if (system("command -v dot >/dev/null 2>&1") == 0) {
     snprintf(args, sizeof args, "links '%s' --png '%s'", store, png);
-    CHECKF(bfm(args) == 0, "%s", slurp(err));
+    CHECKF(bfm(args) == 0, "%s", bf_t_read(err));
     struct stat sb;
     CHECK(stat(png, &sb) == 0 && sb.st_size > 100);
   }
@@ -365,32 +328,32 @@ static void queries(void)
 
   /* match: by item id, by a scan given on the spot; unknown item; failing scan */
   snprintf(args, sizeof args, "match '%s' 3 --top 3 --keep 4", store);
-  CHECKF(bfm(args) == 0, "%s", slurp(err));
-  CHECK(strstr(slurp(out), "rank") && strstr(slurp(out), "trace: serial="));
+  CHECKF(bfm(args) == 0, "%s", bf_t_read(err));
+  CHECK(strstr(bf_t_read(out), "rank") && strstr(bf_t_read(out), "trace: serial="));
   snprintf(args, sizeof args, "match '%s' '%s/F1-2.x3p' --top 2 --keep 3 --json", store, dir);
-  CHECKF(bfm(args) == 0, "%s", slurp(err));
-  CHECK(strstr(slurp(out), "\"candidates\"") && strstr(slurp(out), "\"rank\": 2"));
-  file_sha(store, sha0);
+  CHECKF(bfm(args) == 0, "%s", bf_t_read(err));
+  CHECK(strstr(bf_t_read(out), "\"candidates\"") && strstr(bf_t_read(out), "\"rank\": 2"));
+  bf_t_file_sha(sha0, store);
   snprintf(args, sizeof args, "match '%s' 4242", store);
-  CHECK(bfm(args) == 1 && strstr(slurp(err), "no item 4242"));
+  CHECK(bfm(args) == 1 && strstr(bf_t_read(err), "no item 4242"));
   char bad[4300];
   snprintf(bad, sizeof bad, "%s/broken.x3p", dir);
   FILE *fb = fopen(bad, "w");
   fputs("PK\003\004 this is not a zip", fb);
   fclose(fb);
   snprintf(args, sizeof args, "match '%s' '%s' --kind cartridge", store, bad);
-  CHECK(bfm(args) == 1 && strstr(slurp(err), "broken.x3p"));
-  file_sha(store, sha1);
+  CHECK(bfm(args) == 1 && strstr(bf_t_read(err), "broken.x3p"));
+  bf_t_file_sha(sha1, store);
   CHECK(!strcmp(sha0, sha1));
 
   /* show: a picture of the confirmed hit; unknown hit */
   snprintf(args, sizeof args, "show '%s' %lld --png '%s/hit.png'", store, (long long)hid, dir);
-  CHECKF(bfm(args) == 0, "%s", slurp(err));
+  CHECKF(bfm(args) == 0, "%s", bf_t_read(err));
   snprintf(png, sizeof png, "%s/hit.png", dir);
   struct stat sb;
   CHECK(stat(png, &sb) == 0 && sb.st_size > 100);
   snprintf(args, sizeof args, "show '%s' 99999 --png '%s/x.png'", store, dir);
-  CHECK(bfm(args) == 1 && strstr(slurp(err), "no hit 99999"));
+  CHECK(bfm(args) == 1 && strstr(bf_t_read(err), "no hit 99999"));
 }
 
 static void bad_stores(void)
@@ -398,16 +361,16 @@ static void bad_stores(void)
   char empty[4300], args[9000], sha0[72], sha1[72];
   snprintf(empty, sizeof empty, "%s/empty.bfm", dir);
   CHECK(bf_store_create(empty, "tester") == 0);
-  file_sha(empty, sha0);
+  bf_t_file_sha(sha0, empty);
   snprintf(args, sizeof args, "batch '%s'", empty);
-  CHECK(bfm(args) == 1 && strstr(slurp(err), "no items"));
+  CHECK(bfm(args) == 1 && strstr(bf_t_read(err), "no items"));
   snprintf(args, sizeof args, "match '%s' '%s/F0-2.x3p'", empty, dir);
-  CHECK(bfm(args) == 1 && strstr(slurp(err), "no stored cartridge items"));
+  CHECK(bfm(args) == 1 && strstr(bf_t_read(err), "no stored cartridge items"));
   snprintf(args, sizeof args, "hits '%s'", empty);
-  CHECK(bfm(args) == 0 && strstr(slurp(out), "0 hits"));
+  CHECK(bfm(args) == 0 && strstr(bf_t_read(out), "0 hits"));
   snprintf(args, sizeof args, "links '%s'", empty);
-  CHECK(bfm(args) == 0 && strstr(slurp(out), "0 linked series"));
-  file_sha(empty, sha1);
+  CHECK(bfm(args) == 0 && strstr(bf_t_read(out), "0 linked series"));
+  bf_t_file_sha(sha1, empty);
   CHECK(!strcmp(sha0, sha1));
   /* another schema version */
   char other[4300];
@@ -423,16 +386,16 @@ static void bad_stores(void)
     H5Aclose(a);
     H5Fclose(f);
   }
-  file_sha(other, sha0);
+  bf_t_file_sha(sha0, other);
   const char *cmds[] = {"batch '%s'", "hits '%s'", "links '%s'", "match '%s' 1", "show '%s' 1 --png /tmp/x.png",
                         "review '%s' 1 --confirm --examiner X"};
   for (int i = 0; i < 6; i++) {
     char c[4400];
     snprintf(c, sizeof c, cmds[i], other);
     int r = bfm(c);
-    CHECKF(r == 1 && strstr(slurp(err), "schema"), "%s: exit %d: %s", c, r, slurp(err));
+    CHECKF(r == 1 && strstr(bf_t_read(err), "schema"), "%s: exit %d: %s", c, r, bf_t_read(err));
   }
-  file_sha(other, sha1);
+  bf_t_file_sha(sha1, other);
   CHECK(!strcmp(sha0, sha1));
   /* not a store at all */
   snprintf(args, sizeof args, "hits '%s/F0-0.x3p'", dir);

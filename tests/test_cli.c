@@ -5,33 +5,20 @@
 #include "bf_test.h"
 
 #include <math.h>
-#include <sys/wait.h>
 
 static const char *dir;
 static char out[1 << 16], err[1 << 16];
 
-static void slurp(char *buf, size_t cap, const char *p)
-{
-  buf[0] = 0;
-  FILE *f = fopen(p, "rb");
-  if (!f)
-    return;
-  size_t n = fread(buf, 1, cap - 1, f);
-  buf[n] = 0;
-  fclose(f);
-}
-
 /* Runs bfm with args (already shell-quoted); fills out/err; returns the exit code. */
 static int run(const char *args)
 {
-  char cmd[13000], o[4200], e[4200];
+  char o[4200], e[4200];
   snprintf(o, sizeof o, "%s/stdout", dir);
   snprintf(e, sizeof e, "%s/stderr", dir);
-  snprintf(cmd, sizeof cmd, "'%s' %s >'%s' 2>'%s' </dev/null", BF_BFM_EXE, args, o, e);
-  int st = system(cmd);
-  slurp(out, sizeof out, o);
-  slurp(err, sizeof err, e);
-  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  int st = bf_t_bfm(args, o, e);
+  snprintf(out, sizeof out, "%s", bf_t_read(o));
+  snprintf(err, sizeof err, "%s", bf_t_read(e));
+  return st;
 }
 
 static int count_lines(const char *s)

@@ -14,58 +14,16 @@
 
 static char dir[4096], store[4200], out[4200], err[4200];
 
-/* Runs bfm with args (a shell fragment), stdout/stderr to out/err; returns the exit code. */
-static int bfm(const char *args)
-{
-  char cmd[40000];
-  snprintf(cmd, sizeof cmd, "'%s' %s >'%s' 2>'%s'", BF_BFM_EXE, args, out, err);
-  int r = system(cmd);
-  return WIFEXITED(r) ? WEXITSTATUS(r) : -1;
-}
-
-static char *slurp(const char *path)
-{
-  FILE *f = fopen(path, "rb");
-  if (!f)
-    return strdup("");
-  fseek(f, 0, SEEK_END);
-  long n = ftell(f);
-  fseek(f, 0, SEEK_SET);
-  char *b = malloc(n + 1);
-  size_t got = fread(b, 1, n, f);
-  b[got] = 0;
-  fclose(f);
-  return b;
-}
+/* Runs bfm with args, stdout/stderr into the files out/err; returns the exit code. */
+static int bfm(const char *args) { return bf_t_bfm(args, out, err); }
 
 static int has(const char *path, const char *needle)
 {
-  char *t = slurp(path);
+  const char *t = bf_t_read(path);
   int r = strstr(t, needle) != NULL;
   if (!r)
     fprintf(stderr, "--- %s lacks '%s'; it holds:\n%s\n", path, needle, t);
-  free(t);
   return r;
-}
-
-static void file_sha(char hex[72], const char *path)
-{
-  char *t = NULL;
-  FILE *f = fopen(path, "rb");
-  hex[0] = 0;
-  if (!f)
-    return;
-  fseek(f, 0, SEEK_END);
-  long n = ftell(f);
-  fseek(f, 0, SEEK_SET);
-  t = malloc(n ? n : 1);
-  if (fread(t, 1, n, f) == (size_t)n) {
-    uint8_t h[32];
-    bf_sha256(h, t, n);
-    bf_hex(hex, h, 32);
-  }
-  free(t);
-  fclose(f);
 }
 
 static size_t nitems(void)
@@ -130,7 +88,7 @@ int main(void)
   CHECK(nitems() == 0);
 
   /* drop the unterminated row and run again */
-  char *m = slurp(path);
+  char *m = strdup(bf_t_read(path));
   char *cut = strstr(m, "evidence,,,,,C-20");
   if (cut)
     *cut = 0;
@@ -211,7 +169,7 @@ int main(void)
 
   /* read-only store: the command fails, the file is unchanged */
   char before[72], after[72];
-  file_sha(before, store);
+  bf_t_file_sha(before, store);
   snprintf(path, sizeof path, "%s/m2.csv", dir);
   f = fopen(path, "w");
   fprintf(f, "type,serial,scans\nfirearm,RO-1,%s/cartridge/fadul/Fadul 4-1.x3p\n", ddir);
@@ -225,7 +183,7 @@ int main(void)
   if (system(c) == 0) {
     rc = bfm(args);
     CHECKF(rc == 1, "ingest into a read-only store: rc %d", rc);
-    file_sha(after, store);
+    bf_t_file_sha(after, store);
     CHECK(!strcmp(before, after) && before[0]);
     snprintf(c, sizeof c, getuid() == 0 ? "chattr -i '%s'" : "chmod 0644 '%s'", store);
     CHECK(system(c) == 0);
@@ -250,7 +208,7 @@ int main(void)
   waitpid(pid, &ws, 0);
   CHECKF(WIFEXITED(ws) && WEXITSTATUS(ws) == 1, "ingest on a full disk should exit 1");
   CHECK(has(err, "m2.csv:2:"));
-  file_sha(after, store);
+  bf_t_file_sha(after, store);
   CHECK(!strcmp(before, after));
   snprintf(c, sizeof c, "%s.tmp", store);
   CHECK(access(c, F_OK) != 0); /* no transaction copy left behind */

@@ -6,18 +6,6 @@
 
 #include <stdint.h>
 
-static char *slurp(const char *path)
-{
-  FILE *f = fopen(path, "r");
-  if (!f)
-    return NULL;
-  static char buf[65536];
-  size_t n = fread(buf, 1, sizeof buf - 1, f);
-  buf[n] = 0;
-  fclose(f);
-  return buf;
-}
-
 static void graph(const char *dir)
 {
   bf_linkage *g = NULL;
@@ -54,7 +42,7 @@ static void graph(const char *dir)
   char path[4300];
   snprintf(path, sizeof path, "%s/g.dot", dir);
   CHECK(bf_linkage_write_dot(g, path) == 0);
-  char *s = slurp(path);
+  const char *s = bf_t_read(path);
   CHECK(s && strstr(s, "cluster_1") && strstr(s, "cluster_2") && !strstr(s, "cluster_3"));
   CHECK(s && strstr(s, "firearm SN-1") && strstr(s, "style=solid") && strstr(s, "style=dashed"));
   CHECK(s && strstr(s, "North \\\"quoted\\\"")); /* quotes escaped */
