@@ -41,6 +41,15 @@ double bfm_now(void);
 /* JSON string output with escaping. */
 void bfm_json_str(FILE *f, const char *s);
 
+/* Strict number parsing for flags: the whole of s must be a number (no trailing text, no
+ * overflow) within [lo, hi]. On failure prints "bfm CMD: FLAG needs ..." (a usage error) and
+ * returns BFM_EXIT_USAGE; 0 on success. `--threads abc` is exit 2, never 0 threads. */
+int bfm_parse_long(const char *cmd, const char *flag, const char *s, long lo, long hi, long *out);
+int bfm_parse_int(const char *cmd, const char *flag, const char *s, int lo, int hi, int *out);
+int bfm_parse_double(const char *cmd, const char *flag, const char *s, double lo, double hi, double *out);
+/* An item or hit id: decimal digits only, >= 1. 0 when s is not one. */
+long long bfm_parse_id(const char *s);
+
 /* Which kind of evidence a command-line argument is: a folder (of land scans) is a bullet;
  * a scan whose long side is at least 1.8x its short side is a bullet land; else a cartridge
  * case. `--kind` on the command line overrides. Returns BF_KIND_* or 0 when unreadable. */
