@@ -1,221 +1,449 @@
-/* bfm ingest / firearm add / evidence add / verify / export at the command line: a manifest
- * with good and bad rows (malformed, missing file, duplicate, unreadable scan, quoted commas),
- * a re-ingest (duplicates only), a read-only store and a full disk (file-size limit): each
- * failure is named, and the store is left as it was. Real scans from ../shared/data. */
+/* Submitting and ingesting, called through the library (engine/bf_submit.h, bf_query.h,
+ * features/bf_scanset.h). Every input is synthesised here (features/synth.c), so a fresh clone
+ * runs every case without ../shared. Named cases:
+ *   scanset_rule          folders, lists, land numbers from names / by position / explicit
+ *   missing_land          a 6-land bullet with land 4 left out scores the same on every path:
+ *                         compare (scan set -> features), match on the spot, match of the stored
+ *                         item, and the stored features a batch reads
+ *   submit_records        firearm / evidence records, a stored serial, duplicates, bad records
+ *   manifest_hostile      BOM, a serial repeated with other fields, NUL byte, invalid UTF-8,
+ *                         control characters, lands column, bad header
+ *   ingest_groups         commit_every groups, per-row events, stats
+ *   alloc_fail            every allocation on the submit / submit_many / ingest paths made to
+ *                         fail in turn: the store file stays byte-identical (ASan: no leaks) */
+#include "bf_alloc.h"
 #include "bf_error.h"
-#include "bf_hash.h"
-#include "bf_store.h"
+#include "bf_query.h"
+#include "bf_striae.h"
+#include "bf_submit.h"
+#include "bf_synth.h"
 #include "bf_test.h"
+#include "bf_x3p.h"
 
-#include <signal.h>
-#include <sys/resource.h>
-#include <sys/wait.h>
+#include <math.h>
 #include <unistd.h>
 
-static char dir[4096], store[4200], out[4200], err[4200];
+static char dir[4096];
 
-/* Runs bfm with args, stdout/stderr into the files out/err; returns the exit code. */
-static int bfm(const char *args) { return bf_t_bfm(args, out, err); }
+static void path_of(char *buf, size_t n, const char *rel) { snprintf(buf, n, "%s/%s", dir, rel); }
 
-static int has(const char *path, const char *needle)
+/* Synthetic scans: bullets B1 (6 lands), B2 (same barrel, land 4 left out), B3 (another barrel,
+ * lands named without numbers), cartridge cases c1..c3 (c1, c2 one firearm). */
+static int make_scans(void)
 {
-  const char *t = bf_t_read(path);
-  int r = strstr(t, needle) != NULL;
-  if (!r)
-    fprintf(stderr, "--- %s lacks '%s'; it holds:\n%s\n", path, needle, t);
-  return r;
+  bf_synth_opts o = BF_SYNTH_OPTS_INIT;
+  o.seed = 9;
+  bf_synth *g = NULL;
+  int rc = bf_synth_new(&g, &o);
+  char p[8192], sub[64];
+  const char *folders[] = {"B1", "B2", "B3", "c"};
+  for (int i = 0; i < 4; i++) {
+    path_of(p, sizeof p, folders[i]);
+    mkdir(p, 0777);
+  }
+  for (int b = 1; b <= 3 && !rc; b++)
+    for (int l = 1; l <= 6 && !rc; l++) {
+      if (b == 2 && l == 4)
+        continue;
+      bf_surface *s = NULL;
+      if (b == 3)
+        snprintf(sub, sizeof sub, "B3/%c.x3p", 'a' + l - 1);
+      else
+        snprintf(sub, sizeof sub, "B%d/land%d.x3p", b, l);
+      path_of(p, sizeof p, sub);
+      if (!(rc = bf_synth_land(&s, g, b == 3 ? 7 : 1, b, l, NULL)))
+        rc = bf_x3p_write(p, s, 'F');
+      bf_surface_free(s);
+    }
+  for (int c = 1; c <= 3 && !rc; c++) {
+    bf_surface *s = NULL;
+    snprintf(sub, sizeof sub, "c/c%d.x3p", c);
+    path_of(p, sizeof p, sub);
+    if (!(rc = bf_synth_cartridge(&s, g, c == 3 ? 5 : 0, c, NULL)))
+      rc = bf_x3p_write(p, s, 'F');
+    bf_surface_free(s);
+  }
+  bf_synth_free(g);
+  if (rc)
+    fprintf(stderr, "synth: %s\n", bf_error_last());
+  return rc;
 }
 
-static size_t nitems(void)
+static int set_of(bf_scanset *s, const char *rel)
+{
+  char p[8192];
+  path_of(p, sizeof p, rel);
+  char *spec[1] = {p};
+  memset(s, 0, sizeof *s);
+  return bf_scanset_build(s, spec, 1, ',', NULL);
+}
+
+static void scanset_rule(void)
+{
+  bf_scanset s;
+  CHECK(set_of(&s, "B2") == 0 && s.n == 5 && s.from_names);
+  int want[5] = {1, 2, 3, 5, 6}, ok = s.n == 5;
+  for (int i = 0; i < s.n && ok; i++)
+    ok = s.v[i].land == want[i] && bf_scanset_land_number(s.v[i].path) == want[i];
+  CHECK(ok);
+  bf_scanset_clear(&s);
+  /* a list in any order ends in land order */
+  char l[9000];
+  snprintf(l, sizeof l, "%s/B1/land5.x3p, %s/B1/land2.x3p", dir, dir);
+  char *spec[1] = {l};
+  memset(&s, 0, sizeof s);
+  CHECK(bf_scanset_build(&s, spec, 1, ',', NULL) == 0 && s.n == 2 && s.v[0].land == 2 && s.v[1].land == 5 &&
+        strstr(s.v[0].path, "land2"));
+  bf_scanset_clear(&s);
+  /* no numbers in the names: position */
+  CHECK(set_of(&s, "B3") == 0 && s.n == 6 && !s.from_names && s.v[5].land == 6 && strstr(s.v[5].path, "f.x3p"));
+  /* explicit numbers: re-ordered by them; duplicates refused */
+  int lands[6] = {6, 5, 4, 3, 2, 1}, dup[6] = {1, 1, 2, 3, 4, 5};
+  CHECK(bf_scanset_number(&s, lands, 6) == 0 && s.v[0].land == 1 && strstr(s.v[0].path, "f.x3p"));
+  CHECK(bf_scanset_number(&s, dup, 6) == BF_EINVAL && strstr(bf_error_last(), "twice"));
+  CHECK(bf_scanset_number(&s, lands, 5) == BF_EINVAL);
+  bf_scanset_clear(&s);
+  /* an empty folder, and nothing at all */
+  char p[8192];
+  path_of(p, sizeof p, "empty");
+  mkdir(p, 0777);
+  CHECK(set_of(&s, "empty") == BF_ENOTFOUND && strstr(bf_error_last(), "no .x3p"));
+  CHECK(bf_scanset_build(&s, NULL, 0, ',', NULL) == BF_EINVAL);
+}
+
+static double sam(bf_feature *const *a, int na, bf_feature *const *b, int nb)
+{
+  bf_bullet_result r = {0};
+  bf_land_opts lo = BF_LAND_OPTS_INIT;
+  double s = bf_bullet_compare(&r, (const bf_feature *const *)a, na, (const bf_feature *const *)b, nb, &lo)
+                 ? NAN
+                 : r.score;
+  bf_bullet_result_clear(&r);
+  return s;
+}
+
+static int submit_one(bf_store *st, int type, const char *id, const char *rel, int kind, bf_submit_result *res)
+{
+  bf_submission sub = {.type = type, .kind = kind};
+  if (type == BF_OWNER_FIREARM)
+    snprintf(sub.firearm.serial, sizeof sub.firearm.serial, "%s", id);
+  else {
+    snprintf(sub.evidence.case_no, sizeof sub.evidence.case_no, "%s", id);
+    snprintf(sub.evidence.item, sizeof sub.evidence.item, "1");
+  }
+  int rc = set_of(&sub.scans, rel);
+  if (!rc && !(rc = bf_store_begin(st))) {
+    rc = bf_submit(st, &sub, NULL, res);
+    if (rc)
+      bf_store_abort(st);
+    else
+      rc = bf_store_commit(st);
+  }
+  bf_submission_clear(&sub);
+  return rc;
+}
+
+static void missing_land(const char *store)
+{
+  bf_scanset a, b;
+  bf_feature **fa = NULL, **fb = NULL;
+  int na = 0, nb = 0, ka = 0, kb = 0;
+  CHECK(set_of(&a, "B1") == 0 && set_of(&b, "B2") == 0);
+  CHECK(bf_query_extract(&fa, &na, &ka, &a) == 0 && bf_query_extract(&fb, &nb, &kb, &b) == 0);
+  CHECK(ka == BF_KIND_BULLET && na == 6 && nb == 5 && fb[3]->land == 5);
+  double s_compare = sam(fa, na, fb, nb);
+  /* what the old positional numbering did: land 5 taken for land 4 */
+  for (int i = 0; i < nb; i++)
+    fb[i]->land = i + 1;
+  double s_positional = sam(fa, na, fb, nb);
+  CHECKF(s_compare > 0.5 && fabs(s_compare - s_positional) > 0.05, "compare %.4f, positional %.4f", s_compare,
+         s_positional);
+
+  bf_store *st = NULL;
+  bf_submit_result r1, r2;
+  CHECK(bf_store_open(&st, store, BF_STORE_WRITE, "t") == 0);
+  CHECK(submit_one(st, BF_OWNER_FIREARM, "SYN-1", "B1", 0, &r1) == 0 && r1.nscans == 6 && r1.indexed);
+  CHECK(submit_one(st, BF_OWNER_EVIDENCE, "C-1", "B2", BF_KIND_BULLET, &r2) == 0 && r2.nscans == 5);
+  /* stored: lands 1,2,3,5,6 — what a batch loads */
+  bf_feature **sf = NULL;
+  int ns = 0;
+  CHECK(bf_store_get_features(st, "bullet", r2.item, &sf, &ns) == 0 && ns == 5 && sf[3]->land == 5);
+  bf_feature **sa = NULL;
+  int nsa = 0;
+  CHECK(bf_store_get_features(st, "bullet", r1.item, &sa, &nsa) == 0 && nsa == 6);
+  double s_stored = sam(sa, nsa, sf, ns);
+  bf_search_free_features(sf, ns);
+  bf_search_free_features(sa, nsa);
+  /* match: the scans on the spot, and the stored item */
+  bf_query_result q1, q2;
+  bf_query_opts qo = BF_QUERY_OPTS_INIT;
+  CHECK(bf_query_scans(&q1, st, &b, &qo) == 0 && q1.n == 2 && q1.item == 0);
+  CHECK(bf_query_item(&q2, st, r2.item, &qo) == 0 && q2.n == 1 && q2.cand[0].item == r1.item);
+  double s_spot = NAN, s_item = q2.n ? q2.cand[0].score : NAN;
+  for (size_t i = 0; i < q1.n; i++) /* (the scans on the spot also meet their own stored copy) */
+    if (q1.cand[i].item == r1.item)
+      s_spot = q1.cand[i].score;
+  CHECKF(fabs(s_compare - s_stored) < 1e-9 && fabs(s_compare - s_spot) < 1e-9 && fabs(s_compare - s_item) < 1e-9,
+         "compare %.6f stored %.6f match-scans %.6f match-item %.6f", s_compare, s_stored, s_spot, s_item);
+  bf_query_result_clear(&q1);
+  bf_query_result_clear(&q2);
+  bf_store_close(st);
+  bf_search_free_features(fa, na);
+  bf_search_free_features(fb, nb);
+  bf_scanset_clear(&a);
+  bf_scanset_clear(&b);
+}
+
+static void submit_records(const char *store)
 {
   bf_store *st = NULL;
-  size_t n = (size_t)-1;
-  if (bf_store_open(&st, store, BF_STORE_READ, NULL) == 0)
-    n = bf_store_nitems(st);
+  bf_submit_result r;
+  CHECK(bf_store_open(&st, store, BF_STORE_WRITE, "t") == 0);
+  size_t n0 = bf_store_nitems(st);
+  /* a cartridge guessed from its shape, added to the stored firearm SYN-1 */
+  CHECK(submit_one(st, BF_OWNER_FIREARM, "SYN-1", "c/c1.x3p", 0, &r) == 0 && r.kind == BF_KIND_CARTRIDGE &&
+        !r.owner_new && bf_store_nitems(st) == n0 + 1);
+  /* the same file again: a duplicate, nothing written */
+  CHECK(submit_one(st, BF_OWNER_FIREARM, "SYN-2", "c/c1.x3p", 0, &r) == BF_EEXIST && !r.dirty &&
+        strstr(bf_error_last(), "duplicate"));
+  CHECK(submit_one(st, BF_OWNER_EVIDENCE, "C-1", "c/c2.x3p", 0, &r) == BF_EEXIST && strstr(bf_error_last(), "C-1"));
+  CHECK(submit_one(st, BF_OWNER_FIREARM, "BAD\nSERIAL", "c/c2.x3p", 0, &r) == BF_EFORMAT &&
+        strstr(bf_error_last(), "serial") && strstr(bf_error_last(), "control character"));
+  CHECK(submit_one(st, BF_OWNER_FIREARM, "BAD\xff", "c/c2.x3p", 0, &r) == BF_EFORMAT &&
+        strstr(bf_error_last(), "invalid UTF-8"));
+  CHECK(submit_one(st, BF_OWNER_FIREARM, "SYN-3", "c/nothere.x3p", 0, &r) == BF_ENOTFOUND &&
+        strstr(bf_error_last(), "nothere.x3p"));
+  CHECK(submit_one(st, BF_OWNER_FIREARM, "SYN-3", "B1/land1.x3p,c/c2.x3p", BF_KIND_CARTRIDGE, &r) == BF_EINVAL);
+  CHECK(bf_store_nitems(st) == n0 + 1 && !bf_store_firearm_by_serial(st, "SYN-2"));
+  /* submit_many: one bad item skipped, the other stored, one commit */
+  bf_submission subs[2] = {{.type = BF_OWNER_FIREARM}, {.type = BF_OWNER_FIREARM}};
+  for (int i = 0; i < 2; i++)
+    CHECK(bf_submission_set(&subs[i], "serial", "SYN-4") == 0 && bf_submission_set(&subs[i], "export-date", "2020-01-02") == 0);
+  CHECK(bf_submission_set(&subs[0], "case", "x") == BF_ENOTFOUND);
+  CHECK(set_of(&subs[0].scans, "c/c2.x3p") == 0 && set_of(&subs[1].scans, "c/c1.x3p") == 0);
+  int stored = 0;
+  bf_submit_many_opts mo = BF_SUBMIT_MANY_OPTS_INIT;
+  CHECK(bf_submit_many(st, subs, 2, &mo, &stored) == BF_EEXIST && stored == 1);
+  const bf_firearm *f = bf_store_firearm_by_serial(st, "SYN-4");
+  CHECK(f && !strcmp(f->export_date, "2020-01-02") && bf_store_nitems(st) == n0 + 2);
+  /* a stored serial with another make is refused, naming the fields */
+  snprintf(subs[1].firearm.make, sizeof subs[1].firearm.make, "Glock");
+  mo.all_or_nothing = 1;
+  CHECK(bf_submit_many(st, &subs[1], 1, &mo, &stored) != 0 && stored == 0);
+  bf_submission_clear(&subs[0]);
+  bf_submission_clear(&subs[1]);
   bf_store_close(st);
-  return n;
+}
+
+typedef struct rowlog {
+  int stored, failed;
+  char text[8192];
+} rowlog;
+
+static void on_row(void *ctx, const bf_ingest_event *ev)
+{
+  rowlog *l = ctx;
+  size_t n = strlen(l->text);
+  if (ev->status == BF_INGEST_STORED) {
+    l->stored++;
+    snprintf(l->text + n, sizeof l->text - n, "row %d stored item %lld (%d scans)\n", ev->row, (long long)ev->item,
+             ev->nscans);
+  } else {
+    l->failed++;
+    snprintf(l->text + n, sizeof l->text - n, "%s\n", ev->message);
+  }
+}
+
+static int ingest_text(bf_store *st, const char *text, size_t len, int every, rowlog *log, bf_ingest_stats *s)
+{
+  bf_manifest *m = NULL;
+  int rc = bf_manifest_parse(&m, text, len, "m.csv", dir);
+  memset(log, 0, sizeof *log);
+  if (rc)
+    return rc;
+  bf_ingest_opts o = BF_INGEST_OPTS_INIT;
+  o.commit_every = every;
+  o.event = on_row;
+  o.ctx = log;
+  rc = bf_ingest_run(st, m, &o, s);
+  bf_manifest_free(m);
+  return rc;
+}
+
+static int logged(const rowlog *l, const char *needle)
+{
+  if (strstr(l->text, needle))
+    return 1;
+  fprintf(stderr, "--- log lacks '%s':\n%s", needle, l->text);
+  return 0;
+}
+
+static void manifest_hostile(const char *store)
+{
+  bf_store *st = NULL;
+  rowlog log;
+  bf_ingest_stats s;
+  CHECK(bf_store_open(&st, store, BF_STORE_WRITE, "t") == 0);
+  size_t n0 = bf_store_nitems(st);
+  /* BOM, then: a serial repeated with another make (refused, naming line and fields), a NUL
+   * byte, invalid UTF-8, a line break inside an item id, an explicit lands column */
+  static const char m[] =
+    "\xef\xbb\xbftype,serial,make,model,calibre,case,item,kind,lands,scans\n"
+    "firearm,SYN-9,Ruger,SR9,9mm,,,,,c/c3.x3p\n"
+    "firearm,SYN-9,Glock,SR9,9mm,,,,,B3/a.x3p\n"
+    "firearm,SYN-10,Ru\0ger,,,,,,,B3/b.x3p\n"
+    "evidence,,,,,C-5,\xc3\x28,,,B3/c.x3p\n"
+    "evidence,,,,,C-6,\"1\nC-7\",,,B3/d.x3p\n"
+    "evidence,,,,,C-8,1,bullet,3;1;2,B3/e.x3p;B3/f.x3p;B3/a.x3p\n";
+  CHECK(ingest_text(st, m, sizeof m - 1, 1, &log, &s) == BF_EINVAL);
+  CHECKF(s.stored == 2 && s.failed == 4 && log.stored == 2, "stored %d failed %d", s.stored, s.failed);
+  CHECK(logged(&log, "m.csv:3: serial SYN-9") && logged(&log, "make 'Glock' (stored: 'Ruger')"));
+  CHECK(logged(&log, "m.csv:4: column make holds a NUL byte"));
+  CHECK(logged(&log, "m.csv:5: item: invalid UTF-8"));
+  CHECK(logged(&log, "m.csv:6: item: control character"));
+  const bf_firearm *f = bf_store_firearm_by_serial(st, "SYN-9");
+  CHECK(f && !strcmp(f->make, "Ruger") && bf_store_nitems(st) == n0 + 2);
+  const bf_evidence *e = bf_store_evidence_by_case_item(st, "C-8", "1");
+  CHECK(e != NULL);
+  if (e) { /* lands 3;1;2 for e, f, a: stored in land order a, e, f */
+    const bf_item *it = &bf_store_items(st)[bf_store_nitems(st) - 1];
+    bf_feature **fv = NULL;
+    int nf = 0;
+    CHECK(bf_store_get_features(st, "bullet", it->id, &fv, &nf) == 0 && nf == 3 && fv[0]->land == 1 &&
+          fv[2]->land == 3);
+    const bf_scan_rec *sc = bf_store_scans(st);
+    size_t ns = bf_store_nscans(st);
+    CHECK(ns >= 3 && !strcmp(sc[ns - 3].name, "f.x3p") && sc[ns - 3].land == 1 && !strcmp(sc[ns - 1].name, "e.x3p"));
+    bf_search_free_features(fv, nf);
+  }
+  /* whole-file problems: unknown column, no scans column, unterminated quote */
+  bf_manifest *mm = NULL;
+  CHECK(bf_manifest_parse(&mm, "type,scans,colour\n", 18, "m.csv", dir) == BF_EINVAL &&
+        strstr(bf_error_last(), "unknown column 'colour'"));
+  CHECK(bf_manifest_parse(&mm, "type,serial\n", 12, "m.csv", dir) == BF_EINVAL);
+  CHECK(bf_manifest_parse(&mm, "type,scans\nfirearm,\"x\n", 22, "m.csv", dir) == BF_EFORMAT &&
+        strstr(bf_error_last(), "m.csv:2: unterminated"));
+  CHECK(bf_manifest_parse(&mm, "", 0, "m.csv", dir) == BF_EINVAL);
+  bf_store_close(st);
+}
+
+static void ingest_groups(const char *store)
+{
+  bf_store *st = NULL;
+  rowlog log;
+  bf_ingest_stats s;
+  char before[72], after[72];
+  CHECK(bf_store_open(&st, store, BF_STORE_WRITE, "t") == 0);
+  size_t n0 = bf_store_nitems(st);
+  /* two rows in one group, a bad row, a duplicate of a row of the same (uncommitted) group */
+  static const char m[] = "type,serial,scans\n"
+                          "firearm,G-1,B3/b.x3p\n"
+                          "firearm,G-2,B3/c.x3p\n"
+                          "weapon,G-3,B3/d.x3p\n"
+                          "firearm,G-4,B3/c.x3p\n";
+  CHECK(ingest_text(st, m, sizeof m - 1, 2, &log, &s) == BF_EINVAL);
+  CHECKF(s.rows == 4 && s.stored == 2 && s.failed == 2 && s.duplicates == 1 && s.scans == 2,
+         "rows %d stored %d failed %d dup %d", s.rows, s.stored, s.failed, s.duplicates);
+  CHECK(logged(&log, "m.csv:4: type must be firearm or evidence") && logged(&log, "m.csv:5:") &&
+        logged(&log, "duplicate") && logged(&log, "row 1 stored") && logged(&log, "row 2 stored"));
+  CHECK(bf_store_nitems(st) == n0 + 2);
+  /* everything again: duplicates only, the store file untouched */
+  bf_store_close(st);
+  bf_t_file_sha(before, store);
+  CHECK(bf_store_open(&st, store, BF_STORE_WRITE, "t") == 0);
+  CHECK(ingest_text(st, m, sizeof m - 1, 0, &log, &s) == BF_EINVAL && s.stored == 0 && s.duplicates == 3);
+  bf_store_close(st);
+  bf_t_file_sha(after, store);
+  CHECK(!strcmp(before, after));
+}
+
+/* Runs fn with the n-th bf_* allocation failing (and every one after it), n = 1, 2, ... until
+ * a run succeeds without a failure firing. Each failed run must leave the store file as it was. */
+typedef int (*sweep_fn)(bf_store *st, void *ctx);
+
+static void sweep(const char *store, const char *what, sweep_fn fn, void *ctx)
+{
+  char before[72], after[72];
+  int n = 1, failures = 0, bad = 0;
+  for (; n < 2000; n++) {
+    bf_store *st = NULL;
+    bf_t_file_sha(before, store);
+    if (bf_store_open(&st, store, BF_STORE_WRITE, "t")) {
+      bad++;
+      break;
+    }
+    bf_alloc_fail(n, 1);
+    int rc = fn(st, ctx);
+    int fired = bf_alloc_fired();
+    bf_alloc_fail(0, 0);
+    bf_store_close(st);
+    bf_t_file_sha(after, store);
+    if (!fired) {
+      CHECKF(rc == 0, "%s: no failure injected, yet rc %d (%s)", what, rc, bf_error_last());
+      break;
+    }
+    failures++;
+    if (rc == 0 || strcmp(before, after)) {
+      fprintf(stderr, "%s: allocation %d failed: rc %d, store %s\n", what, n, rc,
+              strcmp(before, after) ? "CHANGED" : "unchanged");
+      bad++;
+    }
+  }
+  CHECKF(bad == 0 && failures > 0, "%s: %d of %d injected failures misbehaved", what, bad, failures);
+  printf("alloc_fail %s: %d allocation failures injected, store unchanged after each\n", what, failures);
+}
+
+static int sw_submit(bf_store *st, void *ctx)
+{
+  bf_submit_result r;
+  int rc = submit_one(st, BF_OWNER_FIREARM, "AF-1", (const char *)ctx, 0, &r);
+  return rc;
+}
+
+static int sw_many(bf_store *st, void *ctx)
+{
+  (void)ctx;
+  bf_submission subs[2] = {{.type = BF_OWNER_FIREARM}, {.type = BF_OWNER_FIREARM}};
+  snprintf(subs[0].firearm.serial, 64, "AF-2");
+  snprintf(subs[1].firearm.serial, 64, "AF-2");
+  int stored = 0, rc = set_of(&subs[0].scans, "B3/e.x3p");
+  if (!rc)
+    rc = set_of(&subs[1].scans, "B3/f.x3p");
+  if (!rc)
+    rc = bf_submit_many(st, subs, 2, &(bf_submit_many_opts){.all_or_nothing = 1}, &stored);
+  bf_submission_clear(&subs[0]);
+  bf_submission_clear(&subs[1]);
+  return rc;
+}
+
+static int sw_ingest(bf_store *st, void *ctx)
+{
+  (void)ctx;
+  static const char m[] = "type,serial,lands,scans\nfirearm,AF-3,2;1,B3/a.x3p;B3/b.x3p\n";
+  rowlog log;
+  bf_ingest_stats s;
+  return ingest_text(st, m, sizeof m - 1, 1, &log, &s);
 }
 
 int main(void)
 {
-  const char *data = bf_t_shared("data");
-  if (!data)
-    return bf_t_done();
-  char ddir[4096];
-  snprintf(ddir, sizeof ddir, "%s", data);
-  /* an earlier interrupted run may have left the store immutable: undo before cleaning */
-  snprintf(dir, sizeof dir, "%s/ingest", BF_TEST_TMP);
-  if (getuid() == 0) {
-    char c[9000];
-    snprintf(c, sizeof c, "chattr -i '%s/s.h5' '%s' 2>/dev/null", dir, dir);
-    if (system(c)) {
-    }
+  snprintf(dir, sizeof dir, "%s", bf_t_tmpdir("ingest_lib"));
+  char store[8192];
+  path_of(store, sizeof store, "s.h5");
+  if (make_scans() || bf_store_create(store, "t")) {
+    fprintf(stderr, "setup failed: %s\n", bf_error_last());
+    return 1;
   }
-  snprintf(dir, sizeof dir, "%s", bf_t_tmpdir("ingest"));
-  snprintf(store, sizeof store, "%s/s.h5", dir);
-  snprintf(out, sizeof out, "%s/out.txt", dir);
-  snprintf(err, sizeof err, "%s/err.txt", dir);
-
-  /* a broken scan file and the manifest */
-  char path[8192];
-  snprintf(path, sizeof path, "%s/broken.x3p", dir);
-  FILE *f = fopen(path, "w");
-  fputs("PK\003\004 this is not a zip archive", f);
-  fclose(f);
-  snprintf(path, sizeof path, "%s/manifest.csv", dir);
-  f = fopen(path, "w");
-  fprintf(f, "type,serial,make,model,calibre,case,item,notes,kind,scans\n"
-             "# comment line\n"
-             "firearm,RG-1,Ruger,SR9,9mm Luger,,,,cartridge,%s/cartridge/fadul/Fadul 1-1.x3p\n"
-             "evidence,,,,9mm Luger,C-17,\"bullet 4, left\",\"found \"\"near\"\" door, wet\",bullet,"
-             "%s/bullet/hamby252/Hamby252_Barrel1_Bullet1_Land1.x3p;%s/bullet/hamby252/Hamby252_Barrel1_Bullet1_Land2.x3p\n"
-             "weapon,RG-2,,,,,,,,x.x3p\n"
-             "firearm,RG-3,Ruger,SR9,9mm Luger,,,,cartridge,%s/no/such/file.x3p\n"
-             "evidence,,,,,C-18,1,,cartridge,%s/cartridge/fadul/Fadul 1-1.x3p\n"
-             "evidence,,,,,C-19,1,,cartridge,broken.x3p\n"
-             "firearm,RG-4,,,,,,,gun,%s/cartridge/fadul/Fadul 2-1.x3p\n"
-             "evidence,,,,,C-20,1,,cartridge,\"unterminated\n",
-          ddir, ddir, ddir, ddir, ddir, ddir);
-  fclose(f);
-
-  char args[32768];
-  snprintf(args, sizeof args, "init --user alice '%s'", store);
-  CHECK(bfm(args) == 0);
-  CHECK(bfm(args) == 1 && has(err, "already exists"));
-  snprintf(args, sizeof args, "ingest --user alice '%s' '%s'", store, path);
-  int rc = bfm(args);
-  CHECK(rc == 1 && has(err, "unterminated")); /* a manifest that does not parse stores nothing */
-  CHECK(nitems() == 0);
-
-  /* drop the unterminated row and run again */
-  char *m = strdup(bf_t_read(path));
-  char *cut = strstr(m, "evidence,,,,,C-20");
-  if (cut)
-    *cut = 0;
-  f = fopen(path, "w");
-  fputs(m, f);
-  fclose(f);
-  free(m);
-  rc = bfm(args);
-  CHECKF(rc == 1, "ingest with bad rows should exit 1, got %d", rc);
-  CHECK(has(out, "row 1: stored item 1"));
-  CHECK(has(out, "row 2: stored item 2 (bullet, 2 scan(s))"));
-  CHECK(has(out, "2 stored (3 scans), 5 failed (1 duplicate)"));
-  CHECK(has(err, "manifest.csv:5: type must be firearm or evidence"));
-  CHECK(has(err, "manifest.csv:6:") && has(err, "no/such/file.x3p"));
-  CHECK(has(err, "manifest.csv:7:") && has(err, "duplicate"));
-  CHECK(has(err, "manifest.csv:8:") && has(err, "broken.x3p"));
-  CHECK(has(err, "manifest.csv:9: kind must be cartridge or bullet"));
-  CHECK(nitems() == 2);
-
-  bf_store *st = NULL;
-  CHECK(bf_store_open(&st, store, BF_STORE_READ, NULL) == 0);
-  if (st) {
-    const bf_evidence *e = bf_store_evidence_by_case_item(st, "C-17", "bullet 4, left");
-    CHECK(e && !strcmp(e->notes, "found \"near\" door, wet") && e->kind == BF_KIND_BULLET);
-    const bf_firearm *fa = bf_store_firearm_by_serial(st, "RG-1");
-    CHECK(fa && !strcmp(fa->calibre, "9mm Luger") && !strcmp(fa->user, "alice"));
-    bf_feature **fv = NULL;
-    int nf = 0;
-    CHECK(bf_store_get_features(st, "bullet", 2, &fv, &nf) == 0 && nf == 2 && fv[0]->land == 1 &&
-          fv[1]->land == 2);
-    for (int i = 0; i < nf; i++)
-      bf_feature_free(fv[i]);
-    free(fv);
-    CHECK(bf_store_nfirearms(st) == 1 && bf_store_nevidence(st) == 1); /* failed rows left nothing */
-    bf_store_close(st);
-  }
-
-  /* re-ingest: every good row is now a duplicate; nothing is stored twice */
-  rc = bfm(args);
-  CHECK(rc == 1 && has(out, "0 stored") && nitems() == 2);
-
-  /* firearm add: two items on one command line, the second a bullet given as a comma list */
-  snprintf(args, sizeof args,
-           "firearm add '%s' --serial 'KB 77' --make Beretta --model 92 --calibre 9mm --transit 'AT;DE' "
-           "--export 2020-01-02 '%s/cartridge/fadul/Fadul 3-1.x3p' "
-           "'%s/bullet/hamby252/Hamby252_Barrel2_Bullet1_Land1.x3p,%s/bullet/hamby252/Hamby252_Barrel4_Bullet1_Land1.x3p'",
-           store, ddir, ddir, ddir);
-  CHECK(bfm(args) == 0 && has(out, "stored item 4: bullet, 2 scan(s)") && nitems() == 4);
-  snprintf(args, sizeof args, "evidence add '%s' --case C-30 --item 1 --kind cartridge '%s/cartridge/fadul/Fadul 3-1.x3p'",
-           store, ddir);
-  CHECK(bfm(args) == 1 && has(err, "duplicate") && nitems() == 4);
-  snprintf(args, sizeof args, "evidence add '%s' --case C-30 --kind cartridge x.x3p", store);
-  CHECK(bfm(args) == 2);
-
-  snprintf(args, sizeof args, "verify '%s'", store);
-  CHECK(bfm(args) == 0 && has(out, "OK (4 items, 6 scans)"));
-  snprintf(args, sizeof args, "export '%s' --what firearms --format csv", store);
-  CHECK(bfm(args) == 0 && has(out, "KB 77") && has(out, "AT;DE") && has(out, "2020-01-02"));
-  snprintf(args, sizeof args, "export '%s' --what evidence --format json", store);
-  CHECK(bfm(args) == 0 && has(out, "\"item\": \"bullet 4, left\"") && has(out, "\\\"near\\\""));
-  snprintf(args, sizeof args, "info '%s'", store);
-  CHECK(bfm(args) == 0 && has(out, "items        4"));
-
-  /* a second writer is refused while one holds the lock (flock held by a child shell) */
-  char lockp[4300];
-  snprintf(lockp, sizeof lockp, "%s.lock", store);
-  pid_t holder = fork();
-  if (holder == 0) {
-    execlp("flock", "flock", "-x", lockp, "sleep", "3", (char *)NULL);
-    _exit(127);
-  }
-  usleep(500000);
-  snprintf(path, sizeof path, "%s/manifest.csv", dir);
-  snprintf(args, sizeof args, "ingest '%s' '%s'", store, path);
-  rc = bfm(args);
-  CHECKF(rc == 1 && has(err, "another bfm process is writing"), "locked store: rc %d", rc);
-  waitpid(holder, NULL, 0); /* (flock's child sleep holds the lock until it ends) */
-
-  /* read-only store: the command fails, the file is unchanged */
-  char before[72], after[72];
-  bf_t_file_sha(before, store);
-  snprintf(path, sizeof path, "%s/m2.csv", dir);
-  f = fopen(path, "w");
-  fprintf(f, "type,serial,scans\nfirearm,RO-1,%s/cartridge/fadul/Fadul 4-1.x3p\n", ddir);
-  fclose(f);
-  snprintf(args, sizeof args, "ingest '%s' '%s'", store, path);
-  char c[9000];
-  if (getuid() == 0)
-    snprintf(c, sizeof c, "chattr +i '%s'", store);
-  else
-    snprintf(c, sizeof c, "chmod 0444 '%s'", store);
-  if (system(c) == 0) {
-    rc = bfm(args);
-    CHECKF(rc == 1, "ingest into a read-only store: rc %d", rc);
-    bf_t_file_sha(after, store);
-    CHECK(!strcmp(before, after) && before[0]);
-    snprintf(c, sizeof c, getuid() == 0 ? "chattr -i '%s'" : "chmod 0644 '%s'", store);
-    CHECK(system(c) == 0);
-  } else
-    fprintf(stderr, "cannot make the store read-only here: that case skipped\n");
-  CHECK(nitems() == 4);
-
-  /* full disk: a file-size limit just above the store makes the write fail midway */
-  struct stat sb;
-  stat(store, &sb);
-  pid_t pid = fork();
-  if (pid == 0) {
-    struct rlimit rl = {(rlim_t)sb.st_size + 50000, (rlim_t)sb.st_size + 50000};
-    signal(SIGXFSZ, SIG_IGN);
-    setrlimit(RLIMIT_FSIZE, &rl);
-    if (!freopen(out, "w", stdout) || !freopen(err, "w", stderr))
-      _exit(126);
-    execl(BF_BFM_EXE, BF_BFM_EXE, "ingest", store, path, (char *)NULL);
-    _exit(127);
-  }
-  int ws = 0;
-  waitpid(pid, &ws, 0);
-  CHECKF(WIFEXITED(ws) && WEXITSTATUS(ws) == 1, "ingest on a full disk should exit 1");
-  CHECK(has(err, "m2.csv:2:"));
-  bf_t_file_sha(after, store);
-  CHECK(!strcmp(before, after));
-  snprintf(c, sizeof c, "%s.tmp", store);
-  CHECK(access(c, F_OK) != 0); /* no transaction copy left behind */
-  snprintf(args, sizeof args, "verify '%s'", store);
-  CHECK(bfm(args) == 0);
-  /* and with room again the same row goes in */
-  snprintf(args, sizeof args, "ingest '%s' '%s'", store, path);
-  CHECK(bfm(args) == 0 && nitems() == 5);
+  scanset_rule();
+  missing_land(store);
+  submit_records(store);
+  manifest_hostile(store);
+  ingest_groups(store);
+  /* fresh store for the sweeps (the scans above are stored in the first one) */
+  path_of(store, sizeof store, "af.h5");
+  CHECK(bf_store_create(store, "t") == 0);
+  sweep(store, "submit", sw_submit, "c/c2.x3p");
+  sweep(store, "submit_many", sw_many, NULL);
+  sweep(store, "ingest", sw_ingest, NULL);
   return bf_t_done();
 }

@@ -2,6 +2,7 @@
 #include "bf_bullet.h"
 #include "bf_cv.h"
 #include "bf_error.h"
+#include "bf_scanset.h"
 #include "bf_striae.h"
 #include "bf_x3p.h"
 #include "bfm_cli.h"
@@ -109,95 +110,37 @@ static void bullet_free(bullet *b)
   b->n = 0;
 }
 
-/* Land number from a file name ("...Land3.x3p", "land_3.x3p"), 0 when none. */
-static int land_number(const char *path)
+/* A folder of land scans or a comma-separated list, numbered by the one scan-set rule
+ * (bf_scanset.h): the same lands, in the same places, as match and ingest see them. */
+static int bullet_list(bullet *b, const char *spec, int *lands)
 {
-  const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
-  for (const char *p = base; *p; p++)
-    if (!strncasecmp(p, "land", 4)) {
-      const char *q = p + 4;
-      while (*q == '_' || *q == '-' || *q == ' ')
-        q++;
-      if (isdigit((unsigned char)*q))
-        return atoi(q);
-    }
-  return 0;
-}
-
-static int cmp_path(const void *a, const void *b)
-{
-  const char *x = *(const char *const *)a, *y = *(const char *const *)b;
-  int lx = land_number(x), ly = land_number(y);
-  if (lx != ly)
-    return lx - ly;
-  return strcmp(x, y);
-}
-
-static int add_path(bullet *b, const char *p)
-{
-  if (b->n == MAX_LANDS)
-    return bf_error_set(BF_ELIMIT, "more than %d lands in one bullet", MAX_LANDS);
-  if (!(b->path[b->n] = strdup(p)))
-    return bf_error_set(BF_ENOMEM, "out of memory");
-  b->n++;
-  return 0;
-}
-
-/* A folder of land scans (sorted by land number, then name) or a comma-separated list. */
-static int bullet_list(bullet *b, const char *spec)
-{
-  struct stat st;
-  int rc = 0;
+  bf_scanset set = {0};
+  char *specs[1] = {(char *)spec};
   memset(b, 0, sizeof *b);
-  if (stat(spec, &st) == 0 && S_ISDIR(st.st_mode)) {
-    DIR *d = opendir(spec);
-    if (!d)
-      return bf_error_set(BF_EIO, "%s: cannot open folder", spec);
-    struct dirent *e;
-    while ((e = readdir(d)) && !rc) {
-      size_t l = strlen(e->d_name);
-      if (l > 4 && !strcasecmp(e->d_name + l - 4, ".x3p")) {
-        char p[4096];
-        snprintf(p, sizeof p, "%s/%s", spec, e->d_name);
-        rc = add_path(b, p);
-      }
-    }
-    closedir(d);
-    if (!rc && b->n == 0)
-      rc = bf_error_set(BF_ENOTFOUND, "%s: no .x3p land scans in this folder", spec);
-    if (!rc)
-      qsort(b->path, b->n, sizeof *b->path, cmp_path);
-  } else {
-    char *copy = strdup(spec), *save = NULL;
-    if (!copy)
-      return bf_error_set(BF_ENOMEM, "out of memory");
-    for (char *t = strtok_r(copy, ",", &save); t && !rc; t = strtok_r(NULL, ",", &save))
-      if (*t)
-        rc = add_path(b, t);
-    free(copy);
-    if (!rc && b->n == 0)
-      rc = bf_error_set(BF_EINVAL, "'%s' names no land scans", spec);
-  }
+  int rc = bf_scanset_build(&set, specs, 1, ',', NULL);
   if (rc)
-    bullet_free(b);
-  return rc;
+    return rc;
+  for (int i = 0; i < set.n && i < MAX_LANDS; i++) {
+    b->path[i] = set.v[i].path; /* taken over */
+    lands[i] = set.v[i].land;
+    set.v[i].path = NULL;
+    b->n++;
+  }
+  set.n = 0;
+  return 0;
 }
 
 /* Reads and extracts every land; an unreadable or unusable land becomes a missing land (NULL)
  * with a warning. Fails only when no land is usable. */
 static int bullet_load(bullet *b, const char *spec, const bf_bullet_opts *base, const char *cmd)
 {
-  int rc = bullet_list(b, spec), ok = 0;
+  int lands[MAX_LANDS], rc = bullet_list(b, spec, lands), ok = 0;
   if (rc)
     return rc;
-  int numbered = 1;
-  for (int i = 0; i < b->n; i++)
-    if (!land_number(b->path[i]))
-      numbered = 0;
   for (int i = 0; i < b->n; i++) {
     bf_surface *s = NULL;
     bf_bullet_opts o = *base;
-    o.land = numbered ? land_number(b->path[i]) : i + 1;
+    o.land = lands[i];
     if ((rc = bf_x3p_read(&s, b->path[i], NULL)) || (rc = bf_bullet_land_extract(&b->f[i], s, &o))) {
       fprintf(stderr, "bfm %s: warning: land %d (%s) left out: %s\n", cmd, o.land, b->path[i],
               bf_error_last());
@@ -491,21 +434,31 @@ int bfm_features_bullet(int argc, char **argv)
       return BFM_EXIT_FAIL;
     }
   }
+  /* the operands as one scan set: a folder works too, lands numbered as everywhere else */
+  bf_scanset set = {0};
+  char **specs = calloc((size_t)argc, sizeof *specs);
+  int nspec = 0;
+  for (int i = 1; specs && i < argc; i++) {
+    if (!strcmp(argv[i], "--kind") || !strcmp(argv[i], "--show") || !strcmp(argv[i], "--orient"))
+      i++;
+    else if (argv[i][0] != '-')
+      specs[nspec++] = argv[i];
+  }
+  if (!specs || bf_scanset_build(&set, specs, nspec, ',', NULL)) {
+    free(specs);
+    return bfm_fail(cmd);
+  }
+  free(specs);
   if (json)
     printf("[");
-  for (int i = 1; i < argc; i++) {
-    if (!strcmp(argv[i], "--kind") || !strcmp(argv[i], "--show") || !strcmp(argv[i], "--orient")) {
-      i++;
-      continue;
-    }
-    if (argv[i][0] == '-')
-      continue;
+  for (int k = 0; k < set.n; k++) {
+    const char *path = set.v[k].path;
     bf_surface *s = NULL;
     bf_feature *f = NULL;
     bf_bullet_trace t = {0};
     bf_bullet_opts o = bo;
-    o.land = land_number(argv[i]);
-    if (bf_x3p_read(&s, argv[i], NULL) || bf_bullet_land_extract_trace(&f, &t, s, &o)) {
+    o.land = set.v[k].land;
+    if (bf_x3p_read(&s, path, NULL) || bf_bullet_land_extract_trace(&f, &t, s, &o)) {
       bfm_fail(cmd);
       code = BFM_EXIT_FAIL;
       bf_surface_free(s);
@@ -515,7 +468,7 @@ int bfm_features_bullet(int argc, char **argv)
     const char *q = flag_names(f->quality_flags, fb, sizeof fb);
     if (json) {
       printf("%s{\"path\":", first ? "" : ",");
-      bfm_json_str(stdout, argv[i]);
+      bfm_json_str(stdout, path);
       printf(",\"land\":%d,\"striae_along\":\"%s\",\"spacing_um\":%.4f,\"points\":%d,"
              "\"groove_left_um\":%.1f,\"groove_right_um\":%.1f,\"grooves_found\":%d,"
              "\"crosscut_um\":%.1f,\"agreement\":%.3f,\"roughness_um\":%.3f,\"valid_fraction\":%.3f,"
@@ -528,12 +481,12 @@ int bfm_features_bullet(int argc, char **argv)
     } else
       printf("%s: land %d, striae along %s, signature %d points at %.4f um (%.0f um), grooves cut at "
              "%.0f and %.0f um of %.0f, crosscut at %.0f um (agreement %.2f), roughness %.3f um, %s\n",
-             argv[i], f->land, f->params[BF_BP_ORIENT] == BF_STRIAE_X ? "X" : "Y", f->nx, f->dx,
+             path, f->land, f->params[BF_BP_ORIENT] == BF_STRIAE_X ? "X" : "Y", f->nx, f->dx,
              f->nx * f->dx, f->params[BF_BP_GROOVE_LEFT], f->params[BF_BP_GROOVE_RIGHT],
              f->params[BF_BP_LENGTH], f->params[BF_BP_CROSSCUT], f->params[BF_BP_AGREE],
              f->params[BF_BP_ROUGH], q);
     if (show) {
-      const char *base = strrchr(argv[i], '/') ? strrchr(argv[i], '/') + 1 : argv[i];
+      const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
       char p[4096];
       snprintf(p, sizeof p, "%s/%.*s.png", show, (int)(strlen(base) > 4 ? strlen(base) - 4 : strlen(base)), base);
       if (draw_land(p, &t, f)) {
@@ -547,5 +500,6 @@ int bfm_features_bullet(int argc, char **argv)
   }
   if (json)
     printf("]\n");
+  bf_scanset_clear(&set);
   return code;
 }
