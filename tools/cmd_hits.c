@@ -4,6 +4,7 @@
 #include "bf_store.h"
 #include "bfm_cli.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -168,11 +169,12 @@ int bfm_cmd_hits(int argc, char **argv)
       flt.status = parse_status(argv[++i]);
       if (flt.status == -2)
         return bfm_usage_error("hits", "--status must be candidate, confirmed or rejected");
-    } else if (!strcmp(a, "--run") && hasv)
-      flt.run = atoll(argv[++i]);
-    else if (!strcmp(a, "--item") && hasv)
-      flt.item = atoll(argv[++i]);
-    else if (!strcmp(a, "--format") && hasv) {
+    } else if ((!strcmp(a, "--run") || !strcmp(a, "--item")) && hasv) {
+      long v = 0;
+      if (bfm_parse_long("hits", a, argv[++i], 1, LONG_MAX, &v))
+        return BFM_EXIT_USAGE;
+      *(a[2] == 'r' ? &flt.run : &flt.item) = v;
+    } else if (!strcmp(a, "--format") && hasv) {
       format = argv[++i];
       if (strcmp(format, "table") && strcmp(format, "json") && strcmp(format, "csv"))
         return bfm_usage_error("hits", "--format must be table, json or csv");

@@ -1,5 +1,6 @@
 /* bfm review: an examiner's decision on a candidate hit, recorded with the audit log. */
 #include "bf_error.h"
+#include "bf_review.h"
 #include "bf_store.h"
 #include "bfm_cli.h"
 
@@ -36,19 +37,16 @@ int bfm_cmd_review(int argc, char **argv)
     return bfm_usage_error("review", "say --confirm or --reject");
   if (!examiner || !examiner[0])
     return bfm_usage_error("review", "--examiner NAME is required (it goes into the audit log)");
-  char *end;
-  long long id = strtoll(hit, &end, 10);
-  if (*end || id <= 0)
+  long long id = bfm_parse_id(hit);
+  if (id <= 0)
     return bfm_usage_error("review", "HIT must be a hit id (a positive number), not '%s'", hit);
   bf_store *st = NULL;
   if (bf_store_open(&st, store, BF_STORE_WRITE, examiner))
     return bfm_fail("review");
   int rc = BFM_EXIT_OK;
-  if (bf_store_begin(st) || bf_store_set_hit_status(st, id, status, examiner, note) ||
-      bf_store_commit(st)) {
+  if (bf_review_hit(st, id, status, examiner, note))
     rc = bfm_fail("review");
-    bf_store_abort(st);
-  } else
+  else
     printf("hit %lld %s by %s\n", id, bf_hit_status_name(status), examiner);
   bf_store_close(st);
   return rc;

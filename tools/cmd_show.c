@@ -59,9 +59,8 @@ int bfm_cmd_show(int argc, char **argv)
   }
   if (!store || !hit || !png)
     return bfm_usage_error("show", "usage: bfm show STORE HIT --png FILE");
-  char *end;
-  long long id = strtoll(hit, &end, 10);
-  if (*end || id <= 0)
+  long long id = bfm_parse_id(hit);
+  if (id <= 0)
     return bfm_usage_error("show", "HIT must be a hit id (a positive number), not '%s'", hit);
   int rc = BFM_EXIT_OK;
   bf_store *st = NULL;
