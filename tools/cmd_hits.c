@@ -148,7 +148,14 @@ static void one_per_pair(bf_hit *h, size_t *n)
   qsort(h, *n, sizeof *h, cmp_score);
 }
 
-int bfm_cmd_hits(int argc, char **argv)
+typedef struct hits_args {
+  int both;
+  const char *store, *format;
+  bf_hit_filter flt;
+} hits_args;
+
+/* Flags -> arguments; 0 or a usage exit code. */
+static int hits_parse(hits_args *h, int argc, char **argv)
 {
   int both = 0;
   const char *store = NULL, *format = "table";
@@ -189,6 +196,19 @@ int bfm_cmd_hits(int argc, char **argv)
     else
       return bfm_usage_error("hits", "one store at a time");
   }
+  *h = (hits_args){both, store, format, flt};
+  return 0;
+}
+
+int bfm_cmd_hits(int argc, char **argv)
+{
+  hits_args ha = {0};
+  int e = hits_parse(&ha, argc, argv);
+  if (e)
+    return e;
+  int both = ha.both;
+  const char *store = ha.store, *format = ha.format;
+  bf_hit_filter flt = ha.flt;
   if (!store)
     return bfm_usage_error("hits", "no store given");
   bf_store *st = NULL;

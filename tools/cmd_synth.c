@@ -92,65 +92,115 @@ static int write_manifest(const char *outdir, const item *items, long n, int nfi
   return 0;
 }
 
-int bfm_cmd_synth(int argc, char **argv)
+/* key.csv: the truth of every scan (which firearm, rotation/shift or barrel land). */
+static int write_key(const char *outdir, const item *items, long n, int nfire, int nshots, int nq,
+                     const bf_synth_opts *po)
 {
-  const char *cmd = "synth", *outdir = NULL;
-  int nfire = 5, nshots = 3, nq = -1, cart = 1, bul = 0, unknown = 0;
-  char dtype = 'F';
-  bf_synth_opts o = BF_SYNTH_OPTS_INIT;
+  bf_synth_opts o = *po;
+  char path[4200];
+  snprintf(path, sizeof path, "%s/key.csv", outdir);
+  FILE *key = fopen(path, "w");
+  if (!key)
+    return bf_error_set(BF_EIO, "%s: cannot write: %s", path, strerror(errno));
+  fprintf(key, "scan,kind,study,source,land_group,role,note\n");
+  for (long i = 0; i < n; i++) {
+    const item *it = &items[i];
+    const char *role = (it->a >= nfire || it->b >= nshots - nq) ? "questioned" : "known";
+    if (it->kind == BF_KIND_CARTRIDGE)
+      fprintf(key, "%s,cartridge,synth,synth-firearm-%04d,,%s,rotation %.3f deg; shift %.2f %.2f um; %s %.4g um; seed %llu\n",
+              it->rel, it->a + 1, role, it->truth.rotation_deg, it->truth.shift_x, it->truth.shift_y,
+              o.processed ? "processed" : "raw", o.cart_spacing, (unsigned long long)o.seed);
+    else
+      fprintf(key, "%s,bullet_land,synth,synth-barrel-%04d,synth-b%04d-l%d,%s,lea shift %.2f um; %s%.4g um; striae along %c; seed %llu\n",
+              it->rel, it->a + 1, it->a + 1, it->truth.barrel_land, role, it->truth.shift_x,
+              it->truth.damaged ? "damaged; " : "", o.land_spacing, o.striae_along_x ? 'X' : 'Y',
+              (unsigned long long)o.seed);
+  }
+  if (fclose(key))
+    return bf_error_set(BF_EIO, "%s: write failed: %s", path, strerror(errno));
+  return 0;
+}
+
+typedef struct synth_args {
+  const char *outdir;
+  int nfire, nshots, nq, cart, bul, unknown;
+  char dtype;
+  bf_synth_opts o;
+} synth_args;
+
+/* Flags -> arguments; 0 or a usage exit code. */
+static int synth_parse(synth_args *s, int argc, char **argv)
+{
+  const char *cmd = "synth";
+  bf_synth_opts *o = &s->o;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
     int bad = 0;
     if (!strcmp(a, "--raw")) {
-      o.processed = 0;
+      o->processed = 0;
       continue;
     } else if (!strcmp(a, "--striae-x")) {
-      o.striae_along_x = 1;
+      o->striae_along_x = 1;
       continue;
     } else if (!v)
       return bfm_usage_error(cmd, "%s needs a value or is unknown", a);
     else if (!strcmp(a, "--out"))
-      outdir = v;
+      s->outdir = v;
     else if (!strcmp(a, "--firearms"))
-      bad = parse_int(v, 1, 1000000, &nfire);
+      bad = parse_int(v, 1, 1000000, &s->nfire);
     else if (!strcmp(a, "--firings"))
-      bad = parse_int(v, 1, 10000, &nshots);
+      bad = parse_int(v, 1, 10000, &s->nshots);
     else if (!strcmp(a, "--questioned"))
-      bad = parse_int(v, 0, 10000, &nq);
+      bad = parse_int(v, 0, 10000, &s->nq);
     else if (!strcmp(a, "--unknown"))
-      bad = parse_int(v, 0, 1000000, &unknown);
+      bad = parse_int(v, 0, 1000000, &s->unknown);
     else if (!strcmp(a, "--lands"))
-      bad = parse_int(v, 1, 64, &o.lands);
+      bad = parse_int(v, 1, 64, &o->lands);
     else if (!strcmp(a, "--seed")) {
       char *end;
-      o.seed = strtoull(v, &end, 10);
-      bad = *end || end == v;
+      errno = 0;
+      o->seed = strtoull(v, &end, 10);
+      bad = *end || end == v || v[0] == '-' || errno;
     } else if (!strcmp(a, "--spacing"))
-      bad = parse_num(v, 0.5, 50, &o.cart_spacing);
+      bad = parse_num(v, 0.5, 50, &o->cart_spacing);
     else if (!strcmp(a, "--land-spacing"))
-      bad = parse_num(v, 0.2, 20, &o.land_spacing);
+      bad = parse_num(v, 0.2, 20, &o->land_spacing);
     else if (!strcmp(a, "--max-rotation"))
-      bad = parse_num(v, 0, 180, &o.max_rotation);
+      bad = parse_num(v, 0, 180, &o->max_rotation);
     else if (!strcmp(a, "--max-shift"))
-      bad = parse_num(v, 0, 1000, &o.max_shift);
+      bad = parse_num(v, 0, 1000, &o->max_shift);
     else if (!strcmp(a, "--damage"))
-      bad = parse_num(v, 0, 1, &o.damage);
+      bad = parse_num(v, 0, 1, &o->damage);
     else if (!strcmp(a, "--transfer")) {
-      bad = parse_num(v, 0, 1, &o.transfer);
-      o.land_transfer = o.transfer;
+      bad = parse_num(v, 0, 1, &o->transfer);
+      o->land_transfer = o->transfer;
     } else if (!strcmp(a, "--type")) {
-      dtype = v[0];
-      bad = (dtype != 'D' && dtype != 'F') || v[1];
+      s->dtype = v[0];
+      bad = (s->dtype != 'D' && s->dtype != 'F') || v[1];
     } else if (!strcmp(a, "--kind")) {
-      cart = !strcmp(v, "cartridge") || !strcmp(v, "both");
-      bul = !strcmp(v, "bullet") || !strcmp(v, "both");
-      bad = !cart && !bul;
+      s->cart = !strcmp(v, "cartridge") || !strcmp(v, "both");
+      s->bul = !strcmp(v, "bullet") || !strcmp(v, "both");
+      bad = !s->cart && !s->bul;
     } else
       return bfm_usage_error(cmd, "unknown option %s", a);
     if (bad)
       return bfm_usage_error(cmd, "bad value '%s' for %s", v, a);
     i++;
   }
+  return 0;
+}
+
+int bfm_cmd_synth(int argc, char **argv)
+{
+  const char *cmd = "synth";
+  synth_args sa = {.nfire = 5, .nshots = 3, .nq = -1, .cart = 1, .dtype = 'F', .o = BF_SYNTH_OPTS_INIT};
+  int e = synth_parse(&sa, argc, argv);
+  if (e)
+    return e;
+  const char *outdir = sa.outdir;
+  int nfire = sa.nfire, nshots = sa.nshots, nq = sa.nq, cart = sa.cart, bul = sa.bul, unknown = sa.unknown;
+  char dtype = sa.dtype;
+  bf_synth_opts o = sa.o;
   if (!outdir)
     return bfm_usage_error(cmd, "--out DIR is required");
   if (nq < 0)
@@ -161,7 +211,6 @@ int bfm_cmd_synth(int argc, char **argv)
   int rc = BFM_EXIT_FAIL;
   bf_synth *g = NULL;
   item *items = NULL;
-  FILE *key = NULL;
   char path[4096];
   long per = (long)nshots, ncart = cart ? (long)(nfire + unknown) * per : 0;
   long nbul = bul ? (long)(nfire + unknown) * per * o.lands : 0, n = ncart + nbul;
@@ -226,32 +275,8 @@ int bfm_cmd_synth(int argc, char **argv)
     goto fail;
   }
 
-  snprintf(path, sizeof path, "%s/key.csv", outdir);
-  key = fopen(path, "w");
-  if (!key) {
-    bf_error_set(BF_EIO, "%s: cannot write: %s", path, strerror(errno));
+  if (write_key(outdir, items, n, nfire, nshots, nq, &o))
     goto fail;
-  }
-  fprintf(key, "scan,kind,study,source,land_group,role,note\n");
-  for (long i = 0; i < n; i++) {
-    const item *it = &items[i];
-    const char *role = (it->a >= nfire || it->b >= nshots - nq) ? "questioned" : "known";
-    if (it->kind == BF_KIND_CARTRIDGE)
-      fprintf(key, "%s,cartridge,synth,synth-firearm-%04d,,%s,rotation %.3f deg; shift %.2f %.2f um; %s %.4g um; seed %llu\n",
-              it->rel, it->a + 1, role, it->truth.rotation_deg, it->truth.shift_x, it->truth.shift_y,
-              o.processed ? "processed" : "raw", o.cart_spacing, (unsigned long long)o.seed);
-    else
-      fprintf(key, "%s,bullet_land,synth,synth-barrel-%04d,synth-b%04d-l%d,%s,lea shift %.2f um; %s%.4g um; striae along %c; seed %llu\n",
-              it->rel, it->a + 1, it->a + 1, it->truth.barrel_land, role, it->truth.shift_x,
-              it->truth.damaged ? "damaged; " : "", o.land_spacing, o.striae_along_x ? 'X' : 'Y',
-              (unsigned long long)o.seed);
-  }
-  if (fclose(key)) {
-    key = NULL;
-    bf_error_set(BF_EIO, "%s: write failed: %s", path, strerror(errno));
-    goto fail;
-  }
-  key = NULL;
   if (write_manifest(outdir, items, n, nfire, nshots, nq, o.lands))
     goto fail;
   printf("wrote %ld scans (%ld cartridge cases, %ld bullet lands), key.csv and manifest.csv to %s\n", n,
@@ -261,8 +286,6 @@ int bfm_cmd_synth(int argc, char **argv)
 fail:
   rc = bfm_fail(cmd);
 done:
-  if (key)
-    fclose(key);
   free(items);
   bf_synth_free(g);
   return rc;

@@ -247,6 +247,55 @@ int bfm_draw_bullet_pair(const char *path, const bf_bullet_result *r, bf_feature
   return rc;
 }
 
+/* compare --json: lands, land scores, phase scores and the verdict as one object. */
+static void print_bullet_json(const char **ops, const bullet *A, const bullet *B, const bf_bullet_result *rr,
+                              const bf_land_opts *plo)
+{
+  const bf_bullet_result r = *rr;
+  const bf_land_opts lo = *plo;
+  char fb[128];
+  printf("{\"a\":");
+  bfm_json_str(stdout, ops[0]);
+  printf(",\"b\":");
+  bfm_json_str(stdout, ops[1]);
+  printf(",\"lands_a\":[");
+  for (int i = 0; i < A->n; i++) {
+    printf("%s{\"path\":", i ? "," : "");
+    bfm_json_str(stdout, A->path[i]);
+    printf(",\"position\":%d,\"quality\":\"%s\"}", r.pos_a[i] + 1,
+           A->f[i] ? flag_names(A->f[i]->quality_flags, fb, sizeof fb) : "unreadable");
+  }
+  printf("],\"lands_b\":[");
+  for (int j = 0; j < B->n; j++) {
+    printf("%s{\"path\":", j ? "," : "");
+    bfm_json_str(stdout, B->path[j]);
+    printf(",\"position\":%d,\"quality\":\"%s\"}", r.pos_b[j] + 1,
+           B->f[j] ? flag_names(B->f[j]->quality_flags, fb, sizeof fb) : "unreadable");
+  }
+  printf("],\"land_scores\":[");
+  for (int i = 0; i < r.na; i++) {
+    printf("%s[", i ? "," : "");
+    for (int j = 0; j < r.nb; j++) {
+      const bf_land_result *l = &r.lands[i * r.nb + j];
+      if (l->scored)
+        printf("%s{\"score\":%.4f,\"ccf\":%.4f,\"lag_um\":%.2f,\"overlap_um\":%.1f,\"D\":%.4f,"
+               "\"sd_D\":%.4f,\"cms\":%d,\"non_cms\":%d,\"matches\":%d,\"mismatches\":%d,"
+               "\"sum_peaks\":%.3f}",
+               j ? "," : "", l->score, l->ccf, l->lag_um, l->overlap_um, l->D, l->sd_D, l->cms,
+               l->non_cms, l->matches, l->mismatches, l->sum_peaks);
+      else
+        printf("%snull", j ? "," : "");
+    }
+    printf("]");
+  }
+  printf("],\"phase_scores\":[");
+  for (int p = 0; p < r.nphase; p++)
+    isfinite(r.phase_score[p]) ? printf("%s%.4f", p ? "," : "", r.phase_score[p])
+                               : printf("%snull", p ? "," : "");
+  printf("],\"phase\":%d,\"score\":%.4f,\"margin\":%.4f,\"match\":%s,\"threshold\":%.2f}\n", r.phase,
+         r.score, r.margin, r.match ? "true" : "false", lo.match_threshold);
+}
+
 int bfm_compare_bullet(int argc, char **argv)
 {
   const char *cmd = argv[0], *png = NULL, *ops[2] = {0};
@@ -284,48 +333,9 @@ int bfm_compare_bullet(int argc, char **argv)
     goto done;
   }
   char fb[128];
-  if (json) {
-    printf("{\"a\":");
-    bfm_json_str(stdout, ops[0]);
-    printf(",\"b\":");
-    bfm_json_str(stdout, ops[1]);
-    printf(",\"lands_a\":[");
-    for (int i = 0; i < A.n; i++) {
-      printf("%s{\"path\":", i ? "," : "");
-      bfm_json_str(stdout, A.path[i]);
-      printf(",\"position\":%d,\"quality\":\"%s\"}", r.pos_a[i] + 1,
-             A.f[i] ? flag_names(A.f[i]->quality_flags, fb, sizeof fb) : "unreadable");
-    }
-    printf("],\"lands_b\":[");
-    for (int j = 0; j < B.n; j++) {
-      printf("%s{\"path\":", j ? "," : "");
-      bfm_json_str(stdout, B.path[j]);
-      printf(",\"position\":%d,\"quality\":\"%s\"}", r.pos_b[j] + 1,
-             B.f[j] ? flag_names(B.f[j]->quality_flags, fb, sizeof fb) : "unreadable");
-    }
-    printf("],\"land_scores\":[");
-    for (int i = 0; i < r.na; i++) {
-      printf("%s[", i ? "," : "");
-      for (int j = 0; j < r.nb; j++) {
-        const bf_land_result *l = &r.lands[i * r.nb + j];
-        if (l->scored)
-          printf("%s{\"score\":%.4f,\"ccf\":%.4f,\"lag_um\":%.2f,\"overlap_um\":%.1f,\"D\":%.4f,"
-                 "\"sd_D\":%.4f,\"cms\":%d,\"non_cms\":%d,\"matches\":%d,\"mismatches\":%d,"
-                 "\"sum_peaks\":%.3f}",
-                 j ? "," : "", l->score, l->ccf, l->lag_um, l->overlap_um, l->D, l->sd_D, l->cms,
-                 l->non_cms, l->matches, l->mismatches, l->sum_peaks);
-        else
-          printf("%snull", j ? "," : "");
-      }
-      printf("]");
-    }
-    printf("],\"phase_scores\":[");
-    for (int p = 0; p < r.nphase; p++)
-      isfinite(r.phase_score[p]) ? printf("%s%.4f", p ? "," : "", r.phase_score[p])
-                                 : printf("%snull", p ? "," : "");
-    printf("],\"phase\":%d,\"score\":%.4f,\"margin\":%.4f,\"match\":%s,\"threshold\":%.2f}\n", r.phase,
-           r.score, r.margin, r.match ? "true" : "false", lo.match_threshold);
-  } else {
+  if (json)
+    print_bullet_json(ops, &A, &B, &r, &lo);
+  else {
     printf("land scores (rows: %s, columns: %s; '-' = not scored)\n", ops[0], ops[1]);
     printf("        ");
     for (int j = 0; j < r.nb; j++)
