@@ -3,12 +3,14 @@
 
 extern "C" {
 #include "bf_error.h"
+#include "bf_out.h"
 }
 
 #include <cstdlib>
 #include <cstring>
 #include <exception>
 #include <mutex>
+#include <string>
 #include <opencv2/core.hpp>
 #include <opencv2/core/utils/logger.hpp>
 #include <opencv2/imgcodecs.hpp>
@@ -145,9 +147,18 @@ extern "C" int bf_cv_encode_png_rgb(uint8_t **out, size_t *len, const uint32_t *
 
 extern "C" int bf_cv_write_rgb(const char *path, const uint32_t *rgb, int w, int h)
 {
+  /* Encoded in memory (format from the extension), then written through bf_out: the target is
+   * checked, the bytes go to an O_EXCL|O_NOFOLLOW temporary and only a whole file replaces it. */
+  const char *dot = strrchr(path, '.'), *slash = strrchr(path, '/');
+  std::string ext = dot && (!slash || dot > slash) ? dot : ".png";
+  int rc = bf_out_check(path);
+  if (rc)
+    return rc;
+  cv_quiet();
+  std::vector<uchar> v;
   BF_CV_TRY
-  if (!cv::imwrite(path, rgb_to_bgr_mat(rgb, w, h)))
-    return bf_error_set(BF_EIO, "%s: could not write image", path);
-  return 0;
+  if (!cv::imencode(ext, rgb_to_bgr_mat(rgb, w, h), v))
+    return bf_error_set(BF_EIO, "%s: could not encode the image", path);
   BF_CV_CATCH(path)
+  return bf_out_write(path, v.data(), v.size());
 }

@@ -31,6 +31,8 @@
 #include "bf_hash.h"
 #include "bf_search.h"
 #include "bf_store.h"
+#include "bf_out.h"
+#include "bf_text.h"
 #include "bf_x3p.h"
 #include "bfm_cli.h"
 
@@ -42,7 +44,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #define MAXSCANS 64
 
@@ -72,9 +76,14 @@ static int read_all(const char *path, uint8_t **out, size_t *n)
 {
   *out = NULL;
   *n = 0;
-  FILE *f = fopen(path, "rb");
-  if (!f)
-    return bf_error_set(errno == ENOENT ? BF_ENOTFOUND : BF_EIO, "%s: %s", path, strerror(errno));
+  int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC); /* a FIFO must not hang (nor the lock) */
+  FILE *f = fd < 0 ? NULL : fdopen(fd, "rb");
+  if (!f) {
+    int e = errno;
+    if (fd >= 0)
+      close(fd);
+    return bf_error_set(e == ENOENT ? BF_ENOTFOUND : BF_EIO, "%s: %s", path, strerror(e));
+  }
   int rc = 0;
   struct stat sb;
   if (fstat(fileno(f), &sb) || !S_ISREG(sb.st_mode)) {
@@ -177,7 +186,7 @@ static int prepare(bf_store *st, prepared *p, int kind)
   if (!kind)
     kind = bfm_guess_kind(p->paths[0]);
   if (!kind)
-    return bf_error_set(BF_EFORMAT, "%s: cannot read it to tell its kind", p->paths[0]);
+    return BF_EFORMAT; /* bfm_guess_kind left the reader's message (file and problem) */
   if (kind == BF_KIND_CARTRIDGE && p->nscans != 1)
     return bf_error_set(BF_EINVAL, "a cartridge case is one scan, %d given (%s ...)", p->nscans, p->paths[0]);
   p->kind = kind;
@@ -880,16 +889,19 @@ int bfm_cmd_export(int argc, char **argv)
   if (strcmp(fmt, "csv") && strcmp(fmt, "json"))
     return bfm_usage_error("export", "--format must be csv or json");
   bf_store *st = NULL;
+  bf_out *o = NULL; /* -o: checked (never the store), written to a temporary, renamed when whole */
   if (bf_store_open(&st, path, BF_STORE_READ, NULL))
     return bfm_fail("export");
-  FILE *o = outp ? fopen(outp, "w") : stdout;
   int rc = BFM_EXIT_OK;
-  if (!o)
-    rc = bfm_usage_error("export", "cannot write %s: %s", outp, strerror(errno));
-  else if (bf_store_export(st, what, !strcmp(fmt, "json"), o))
+  if (outp && (bf_out_protect(path) || bf_out_open(&o, outp)))
     rc = bfm_fail("export");
-  if (o && o != stdout && fclose(o))
-    rc = bfm_usage_error("export", "cannot write %s", outp);
+  else if (bf_store_export(st, what, !strcmp(fmt, "json"), o ? bf_out_file(o) : stdout))
+    rc = bfm_fail("export");
+  else if (o) {
+    rc = bf_out_commit(o) ? bfm_fail("export") : BFM_EXIT_OK;
+    o = NULL;
+  }
+  bf_out_abort(o);
   bf_store_close(st);
   return rc;
 }
@@ -900,11 +912,12 @@ int bfm_store_is(const char *path)
 {
   static const uint8_t sig[8] = {0x89, 'H', 'D', 'F', '\r', '\n', 0x1a, '\n'};
   uint8_t b[8];
-  FILE *f = fopen(path, "rb");
-  if (!f)
+  int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC); /* a FIFO must not hang this */
+  struct stat sb;
+  if (fd < 0)
     return 0;
-  int ok = fread(b, 1, 8, f) == 8 && !memcmp(b, sig, 8);
-  fclose(f);
+  int ok = !fstat(fd, &sb) && S_ISREG(sb.st_mode) && read(fd, b, 8) == 8 && !memcmp(b, sig, 8);
+  close(fd);
   return ok;
 }
 
@@ -963,8 +976,9 @@ int bfm_store_info(const char *path, int json)
       printf("  features     %-10s %zu (%lld values)\n", kinds[k], n, vals);
     }
     printf("  hits         %zu (%zu confirmed, %zu rejected, %zu candidates)\n", nh, hs[1], hs[2], hs[0]);
+    char eu[260];
     printf("  audit log    %zu entries%s%s%s%s\n", na, na ? ", last " : "", na ? au[na - 1].time : "",
-           na ? " by " : "", na ? au[na - 1].user : "");
+           na ? " by " : "", bf_text_esc(eu, sizeof eu, na ? au[na - 1].user : ""));
   }
   free(au);
   bf_store_close(st);
