@@ -91,7 +91,7 @@ int bf_out_check(const char *path)
   if (!*base || !strcmp(base, ".") || !strcmp(base, ".."))
     return bf_error_set(BF_EINVAL, "%s: names a folder, not an output file", path);
   if (!realpath(dir, rdir))
-    return bf_error_set(BF_ENOTFOUND, "%s: its folder cannot be used: %s", path, strerror(errno));
+    return bf_error_set(BF_EIO, "%s: its folder cannot be used: %s", path, strerror(errno));
   snprintf(full, sizeof full, "%s/%s", strcmp(rdir, "/") ? rdir : "", base);
   if (exists && !realpath(path, target))
     target[0] = 0;
