@@ -44,9 +44,9 @@ static int png_decode(uint32_t **out, int *w, int *h, const void *buf, size_t le
     png_image_free(&img);
     return bf_error_set(BF_ELIMIT, "PNG of %u x %u pixels refused", img.width, img.height);
   }
-  img.format = PNG_FORMAT_RGB;
+  img.format = PNG_FORMAT_RGBA; /* alpha read and dropped, as OpenCV's IMREAD_COLOR does */
   size_t n = (size_t)img.width * img.height;
-  uint8_t *rgb = (uint8_t *)malloc(n * 3);
+  uint8_t *rgb = (uint8_t *)malloc(n * 4);
   uint32_t *o = (uint32_t *)malloc(n * sizeof *o);
   int rc = 0;
   if (!rgb || !o) {
@@ -60,7 +60,7 @@ static int png_decode(uint32_t **out, int *w, int *h, const void *buf, size_t le
     return rc;
   }
   for (size_t i = 0; i < n; i++)
-    o[i] = (uint32_t)rgb[3 * i] << 16 | (uint32_t)rgb[3 * i + 1] << 8 | rgb[3 * i + 2];
+    o[i] = (uint32_t)rgb[4 * i] << 16 | (uint32_t)rgb[4 * i + 1] << 8 | rgb[4 * i + 2];
   free(rgb);
   *out = o;
   *w = (int)img.width;
