@@ -53,8 +53,10 @@ int bf_linkage_from_store(bf_linkage **out, const bf_store *st, const bf_hit_fil
                           int confirmed_only);
 
 /* Graphviz DOT: one cluster per series, firearms as boxes, cases as ellipses, confirmed edges
- * solid, candidate edges dashed, labelled with their score. Written to a temporary file and
- * renamed into place. */
+ * solid, candidate edges dashed, labelled with their score. Written through bf_out (checked
+ * target, O_EXCL|O_NOFOLLOW temporary, renamed into place). */
 int bf_linkage_write_dot(const bf_linkage *g, const char *path);
+/* The same DOT text to an open stream. */
+void bf_linkage_print_dot(const bf_linkage *g, FILE *f);
 
 #endif

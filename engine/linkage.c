@@ -1,5 +1,6 @@
 /* Crime linkage graph (see bf_linkage.h). */
 #include "bf_linkage.h"
+#include "bf_out.h"
 #include "bf_error.h"
 
 #include <stdio.h>
@@ -256,13 +257,8 @@ static void dot_str(FILE *f, const char *s)
   fputc('"', f);
 }
 
-int bf_linkage_write_dot(const bf_linkage *g, const char *path)
+void bf_linkage_print_dot(const bf_linkage *g, FILE *f)
 {
-  char tmp[4200];
-  snprintf(tmp, sizeof tmp, "%s.tmp", path);
-  FILE *f = fopen(tmp, "w");
-  if (!f)
-    return bf_error_set(BF_EIO, "%s: cannot write the graph", tmp);
   fprintf(f, "graph linkage {\n  graph [rankdir=LR, fontname=\"Helvetica\", label=\"bfm crime "
              "linkage: %d series\", labelloc=t];\n  node [fontname=\"Helvetica\", fontsize=10];\n"
              "  edge [fontname=\"Helvetica\", fontsize=9];\n", g->ncomp);
@@ -291,14 +287,14 @@ int bf_linkage_write_dot(const bf_linkage *g, const char *path)
             e->nhits > 1 ? "+" : "", e->confirmed ? "solid" : "dashed", e->confirmed ? "2" : "1");
   }
   fprintf(f, "}\n");
-  int bad = ferror(f);
-  if (fclose(f) || bad) {
-    remove(tmp);
-    return bf_error_set(BF_EIO, "%s: write failed (disk full?)", tmp);
-  }
-  if (rename(tmp, path)) {
-    remove(tmp);
-    return bf_error_set(BF_EIO, "%s: cannot rename into place", path);
-  }
-  return 0;
+}
+
+int bf_linkage_write_dot(const bf_linkage *g, const char *path)
+{
+  bf_out *o;
+  int rc = bf_out_open(&o, path);
+  if (rc)
+    return rc;
+  bf_linkage_print_dot(g, bf_out_file(o));
+  return bf_out_commit(o);
 }

@@ -18,14 +18,25 @@ typedef struct bf_x3p_info {
   int has_mask, has_valid;
   double z_increment, z_offset; /* raw CZ values from the header */
   long file_bytes;
+  long nx, ny;           /* points along X and Y */
+  double dx_um, dy_um;   /* spacing in micrometres, after the unit decision */
+  char feature_type[8];  /* "SUR" (the only one read) */
 } bf_x3p_info;
 
 /* Reads path into a new surface (heights in micrometres, NaN missing). info may be NULL.
  * Every failure names path and the problem, on one line, in bf_error_last(). Checksums are
  * verified (main.xml, data.bin, valid.bin): a mismatch is BF_ECHECKSUM. Units: increments over
  * 1 mm, or a 1st-99th percentile height spread over 1 cm (1 mm when the increments were
- * micrometres), are taken as micrometres and flagged in info and s->flags. */
+ * micrometres), are taken as micrometres and flagged in info and s->flags. Refused: anything
+ * but a regular file (checked before it is read, so a FIFO cannot hang the reader), FeatureType
+ * other than SUR, X and Y increments in different units, a spacing outside 1 nm - 1 mm or axes
+ * more than 20x apart, and a big zip member compressed more than 64:1 (a bomb). */
 int bf_x3p_read(bf_surface **out, const char *path, bf_x3p_info *info);
+/* Reads main.xml only (no point data is inflated) and checks it as bf_x3p_read does: regular
+ * file, zip, feature type, axes, spacing and size. Fills info's data_type, main_xml_path,
+ * xy_converted_from_um, z_increment, z_offset, file_bytes, nx, ny, dx_um, dy_um and
+ * feature_type; the checksum and mask fields stay 0. */
+int bf_x3p_probe(const char *path, bf_x3p_info *info);
 /* The same from bytes already in memory (name is used in messages). */
 int bf_x3p_read_mem(bf_surface **out, const void *buf, size_t len, const char *name, bf_x3p_info *info);
 

@@ -135,15 +135,15 @@ static void band_profile(float *out, double *acc, const bf_surface *s, int orien
 }
 
 /* The weights as the definition reads, one output at a time: the path taken when memory for the
- * fast one is short. */
-static void lowpass_direct(float *out, const float *in, int n, const double *kern, int h, double w)
+ * fast one is short (so the weights are computed where used, not kept in an array). */
+static void lowpass_direct(float *out, const float *in, int n, int h, double w)
 {
   for (int i = 0; i < n; i++) {
     double sw = 0, sz = 0;
     int lo = i - h < 0 ? 0 : i - h, hi = i + h >= n ? n - 1 : i + h;
     for (int j = lo; j <= hi; j++)
       if (isfinite(in[j])) {
-        double k = kern[abs(j - i)];
+        double k = exp(-M_PI * ((j - i) / w) * ((j - i) / w));
         sw += k;
         sz += k * in[j];
       }
@@ -157,14 +157,19 @@ void bf_bullet_gauss_lowpass(float *out, const float *in, int n, double dx, doub
   /* ISO 16610-21: s(x) = exp(-pi (x / (alpha lambda))^2), alpha = sqrt(ln 2 / pi) */
   const double alpha = 0.4697186393498257;
   double w = alpha * lambda_um / dx; /* in points */
-  int h = (int)ceil(w * 1.2);        /* exp(-pi*1.44) ~ 1e-2: 99.9 % of the weight */
+  /* exp(-pi*1.44) ~ 1e-2: 99.9 % of the weight. Taps beyond the profile only ever meet padding,
+   * so the half-width is capped at n: a tiny or broken spacing cannot size anything absurd. */
+  double hw = ceil(w * 1.2);
+  if (!(dx > 0) || !isfinite(w) || n <= 0) {
+    for (int i = 0; i < n; i++)
+      out[i] = NAN;
+    return;
+  }
+  int h = hw > n ? n : (int)hw;
   if (h < 1) {
     memcpy(out, in, (size_t)n * sizeof *out);
     return;
   }
-  double kern[h + 1];
-  for (int k = 0; k <= h; k++)
-    kern[k] = exp(-M_PI * (k / w) * (k / w));
   /* only points from the first to the last valid one can keep an estimate, and only they count */
   int i0 = 0, i1 = n - 1;
   while (i0 < n && !isfinite(in[i0]))
@@ -182,12 +187,14 @@ void bf_bullet_gauss_lowpass(float *out, const float *in, int n, double dx, doub
    * every output is the same plain sum of 2h+1 terms. Summing one tap distance for all outputs at a
    * time (outputs independent, the pair x[i-d] + x[i+d] sharing one weight) vectorises; the sums are
    * those of the direct form in another order (differences ~1e-16 relative). */
-  double *buf = malloc(((size_t)2 * mp + 2 * (size_t)m) * sizeof *buf + (size_t)m);
+  double *buf = malloc(((size_t)2 * mp + 2 * (size_t)m + h + 1) * sizeof *buf + (size_t)m);
   if (!buf) {
-    lowpass_direct(out + i0, in + i0, m, kern, h, w);
+    lowpass_direct(out + i0, in + i0, m, h, w);
     return;
   }
-  double *xv = buf, *mv = buf + mp, *sz = buf + 2 * (size_t)mp, *sw = sz + m;
+  double *kern = buf, *xv = kern + h + 1, *mv = xv + mp, *sz = mv + mp, *sw = sz + m;
+  for (int k = 0; k <= h; k++)
+    kern[k] = exp(-M_PI * (k / w) * (k / w));
   unsigned char *part = (unsigned char *)(sw + m);
   for (int i = 0; i < h; i++)
     xv[i] = mv[i] = xv[mp - 1 - i] = mv[mp - 1 - i] = 0;

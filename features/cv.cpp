@@ -3,15 +3,70 @@
 
 extern "C" {
 #include "bf_error.h"
+#include "bf_out.h"
 }
 
 #include <cstdlib>
 #include <cstring>
 #include <exception>
+#include <mutex>
+#include <string>
 #include <opencv2/core.hpp>
+#include <opencv2/core/utils/logger.hpp>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
+#include <png.h>
 #include <vector>
+
+/* OpenCV reports through its log and its error callback, libpng (under OpenCV) through its own
+ * stderr lines: bfm prints one message of its own, so both are silenced once here and every
+ * failure comes back as a BF_E* code with bf_error_last(). */
+static int cv_silent_error(int, const char *, const char *, const char *, int, void *) { return 0; }
+static std::once_flag cv_once;
+static void cv_quiet()
+{
+  std::call_once(cv_once, [] {
+    cv::utils::logging::setLogLevel(cv::utils::logging::LOG_LEVEL_SILENT);
+    cv::redirectError(cv_silent_error);
+  });
+}
+
+/* PNG through libpng's simplified API, whose errors and warnings land in image.message rather
+ * than on stderr (OpenCV's PNG decoder lets libpng print "libpng warning: ..." lines). */
+static int png_decode(uint32_t **out, int *w, int *h, const void *buf, size_t len)
+{
+  png_image img;
+  memset(&img, 0, sizeof img);
+  img.version = PNG_IMAGE_VERSION;
+  if (!png_image_begin_read_from_memory(&img, buf, len))
+    return bf_error_set(BF_EFORMAT, "PNG could not be decoded (%s)", img.message);
+  if (img.width == 0 || img.height == 0 || (uint64_t)img.width * img.height > (1ull << 28)) {
+    png_image_free(&img);
+    return bf_error_set(BF_ELIMIT, "PNG of %u x %u pixels refused", img.width, img.height);
+  }
+  img.format = PNG_FORMAT_RGBA; /* alpha read and dropped, as OpenCV's IMREAD_COLOR does */
+  size_t n = (size_t)img.width * img.height;
+  uint8_t *rgb = (uint8_t *)malloc(n * 4);
+  uint32_t *o = (uint32_t *)malloc(n * sizeof *o);
+  int rc = 0;
+  if (!rgb || !o) {
+    png_image_free(&img);
+    rc = bf_error_set(BF_ENOMEM, "out of memory decoding a PNG");
+  } else if (!png_image_finish_read(&img, NULL, rgb, 0, NULL))
+    rc = bf_error_set(BF_EFORMAT, "PNG could not be decoded (%s)", img.message);
+  if (rc) {
+    free(rgb);
+    free(o);
+    return rc;
+  }
+  for (size_t i = 0; i < n; i++)
+    o[i] = (uint32_t)rgb[4 * i] << 16 | (uint32_t)rgb[4 * i + 1] << 8 | rgb[4 * i + 2];
+  free(rgb);
+  *out = o;
+  *w = (int)img.width;
+  *h = (int)img.height;
+  return 0;
+}
 
 #define BF_CV_TRY try {
 #define BF_CV_CATCH(ctx_)                                                                   \
@@ -43,6 +98,10 @@ static cv::Mat rgb_to_bgr_mat(const uint32_t *rgb, int w, int h)
 extern "C" int bf_cv_decode_rgb(uint32_t **out, int *w, int *h, const void *buf, size_t len)
 {
   *out = NULL;
+  static const uint8_t png_sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'};
+  if (len >= 8 && !memcmp(buf, png_sig, 8))
+    return png_decode(out, w, h, buf, len);
+  cv_quiet();
   BF_CV_TRY
   if (len == 0 || len > (size_t)INT32_MAX)
     return bf_error_set(BF_EFORMAT, "image is empty or too large");
@@ -71,6 +130,7 @@ extern "C" int bf_cv_encode_png_rgb(uint8_t **out, size_t *len, const uint32_t *
 {
   *out = NULL;
   *len = 0;
+  cv_quiet();
   BF_CV_TRY
   std::vector<uchar> v;
   if (!cv::imencode(".png", rgb_to_bgr_mat(rgb, w, h), v))
@@ -87,9 +147,18 @@ extern "C" int bf_cv_encode_png_rgb(uint8_t **out, size_t *len, const uint32_t *
 
 extern "C" int bf_cv_write_rgb(const char *path, const uint32_t *rgb, int w, int h)
 {
+  /* Encoded in memory (format from the extension), then written through bf_out: the target is
+   * checked, the bytes go to an O_EXCL|O_NOFOLLOW temporary and only a whole file replaces it. */
+  const char *dot = strrchr(path, '.'), *slash = strrchr(path, '/');
+  std::string ext = dot && (!slash || dot > slash) ? dot : ".png";
+  int rc = bf_out_check(path);
+  if (rc)
+    return rc;
+  cv_quiet();
+  std::vector<uchar> v;
   BF_CV_TRY
-  if (!cv::imwrite(path, rgb_to_bgr_mat(rgb, w, h)))
-    return bf_error_set(BF_EIO, "%s: could not write image", path);
-  return 0;
+  if (!cv::imencode(ext, rgb_to_bgr_mat(rgb, w, h), v))
+    return bf_error_set(BF_EIO, "%s: could not encode the image", path);
   BF_CV_CATCH(path)
+  return bf_out_write(path, v.data(), v.size());
 }

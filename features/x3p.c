@@ -16,6 +16,7 @@
 #include <string.h>
 #include <strings.h>
 #include <pthread.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -29,6 +30,8 @@
 #define MAX_XML_BYTES (4L << 20)
 #define MAX_FILE_BYTES (4L << 30)
 #define MAX_ENTRIES 10000 /* an X3P holds a handful of members; more is a directory bomb */
+#define BOMB_MIN_BYTES (16L << 20) /* members this small may compress as well as they like */
+#define BOMB_RATIO 64
 
 /* ---------- zip helpers ---------- */
 
@@ -91,6 +94,13 @@ static int zip_slurp(uint8_t **out, size_t *len, zip_t *z, zip_int64_t idx, long
   if (st.size > (zip_uint64_t)limit)
     return bf_error_set(BF_ELIMIT, "%s: zip member %s declares %llu bytes, more than the %ld allowed",
                         file, member, (unsigned long long)st.size, limit);
+  /* Deflate reaches ~1000:1 on constant data, real scans ~4:1 (noise). A big member far beyond
+   * that is a bomb sized to the header's claim: refused before a byte is inflated. */
+  if (st.size > BOMB_MIN_BYTES && (st.valid & ZIP_STAT_COMP_SIZE) &&
+      st.size / BOMB_RATIO > st.comp_size)
+    return bf_error_set(BF_ELIMIT, "%s: zip member %s inflates %llu bytes into %llu (over %d:1): "
+                        "refused as a zip bomb", file, member, (unsigned long long)st.comp_size,
+                        (unsigned long long)st.size, BOMB_RATIO);
   zip_file_t *f = zip_fopen_index(z, (zip_uint64_t)idx, 0);
   if (!f)
     return bf_error_set(BF_EFORMAT, "%s: cannot open zip member %s: %s", file, member,
@@ -401,52 +411,75 @@ static double robust_range(const double *v, size_t n, size_t nvalid)
   return r;
 }
 
-int bf_x3p_read_mem(bf_surface **out, const void *buf, size_t len, const char *name,
-                    bf_x3p_info *info)
+/* libxml2 prints some errors itself (encoding, I/O) whatever the parse flags: every thread that
+ * parses sends them here instead, and the first one becomes part of bfm's one-line message. */
+static _Thread_local char xml_first_error[200];
+
+static void xml_keep(const char *m)
 {
-  bf_x3p_info dummy;
-  if (!info)
-    info = &dummy;
-  memset(info, 0, sizeof *info);
-  info->file_bytes = (long)len;
-  *out = NULL;
-  pthread_once(&xml_once, xml_init);
-  if (len == 0)
-    return bf_error_set(BF_EFORMAT, "%s: empty file (not an X3P zip archive)", name);
+  if (xml_first_error[0] || !m)
+    return;
+  snprintf(xml_first_error, sizeof xml_first_error, "%s", m);
+  for (char *c = xml_first_error; *c; c++)
+    if (*c == '\n' || *c == '\r' || *c == '\t')
+      *c = c[1] ? ' ' : 0;
+}
 
+static void xml_structured(void *ctx, xmlErrorPtr e)
+{
+  (void)ctx;
+  if (e && e->level >= XML_ERR_ERROR)
+    xml_keep(e->message);
+}
+
+static void xml_generic(void *ctx, const char *fmt, ...)
+{
+  (void)ctx;
+  (void)fmt; /* the pieces of a generic message arrive one printf at a time: keep none of them */
+}
+
+static void xml_quiet(void)
+{
+  xmlSetStructuredErrorFunc(NULL, xml_structured);
+  xmlSetGenericErrorFunc(NULL, xml_generic);
+  xml_first_error[0] = 0;
+}
+
+/* What main.xml says, checked: enough to size, place and read the point data. */
+typedef struct hdr {
+  xmlDoc *doc;
+  xmlNode *root;
+  uint8_t *xml;
+  size_t xml_len;
+  char prefix[512];
+  long nx, ny;
+  int tsize;
+  double inc[3], off_z; /* increments as written (metres, or micrometres when xy_um) */
+  int xy_um;
+  char feature_type[8];
+} hdr;
+
+static void hdr_free(hdr *h)
+{
+  if (h->doc)
+    xmlFreeDoc(h->doc);
+  free(h->xml);
+  memset(h, 0, sizeof *h);
+}
+
+/* Lateral spacings we accept, in micrometres: 1 nm to 1 mm a point. Outside them a scan cannot
+ * be a ballistic surface (the adversarial run used 1e-13 m), and sizes computed from them
+ * (filter kernels, resampled grids) would be absurd. */
+#define MIN_SPACING_UM 1e-3
+#define MAX_SPACING_UM 1e3
+#define MAX_ANISOTROPY 20.0 /* real scans are square-pixelled; line scanners reach a few x */
+
+/* Finds and parses main.xml, checks the feature type, axes, spacing and sizes. */
+static int read_header(hdr *h, zip_t *z, const char *name, bf_x3p_info *info)
+{
   int rc = 0;
-  zip_t *z = NULL;
-  zip_source_t *src = NULL;
-  uint8_t *xml = NULL, *data = NULL, *hexf = NULL, *valid = NULL;
-  size_t xml_len = 0, data_len = 0, hex_len = 0, valid_len = 0;
-  double *tmp = NULL;
-  xmlDoc *doc = NULL;
-  bf_surface *s = NULL;
-  char prefix[512] = "";
   char t[1024];
-
-  zip_error_t ze;
-  zip_error_init(&ze);
-  src = zip_source_buffer_create(buf, len, 0, &ze);
-  if (!src) {
-    rc = bf_error_set(BF_ENOMEM, "%s: cannot wrap the file for unzip", name);
-    goto done;
-  }
-  z = zip_open_from_source(src, ZIP_RDONLY | ZIP_CHECKCONS, &ze);
-  if (!z) {
-    int pk = len >= 4 && !memcmp(buf, "PK\003\004", 4);
-    rc = bf_error_set(BF_EFORMAT, "%s: %s (%s)", name,
-                      pk ? "damaged or truncated zip archive" : "not a readable zip archive",
-                      zip_error_strerror(&ze));
-    zip_source_free(src);
-    goto done;
-  }
-  if (zip_get_num_entries(z, 0) > MAX_ENTRIES) {
-    rc = bf_error_set(BF_ELIMIT, "%s: zip archive lists %lld members, more than the %d an X3P may have",
-                      name, (long long)zip_get_num_entries(z, 0), MAX_ENTRIES);
-    goto done;
-  }
-
+  xmlDoc *doc = NULL;
   /* main.xml may sit in a sub-folder; everything else is relative to it. The shallowest wins. */
   zip_int64_t nent = zip_get_num_entries(z, 0), xml_idx = -1;
   size_t xml_plen = 0;
@@ -470,34 +503,29 @@ int bf_x3p_read_mem(bf_surface **out, const void *buf, size_t len, const char *n
     const char *p = zip_get_name(z, (zip_uint64_t)xml_idx, 0);
     snprintf(info->main_xml_path, sizeof info->main_xml_path, "%s", p);
     size_t pl = strlen(p) - strlen("main.xml");
-    if (pl >= sizeof prefix) {
-      rc = bf_error_set(BF_ELIMIT, "%s: main.xml path is longer than %zu bytes", name, sizeof prefix);
+    if (pl >= sizeof h->prefix) {
+      rc = bf_error_set(BF_ELIMIT, "%s: main.xml path is longer than %zu bytes", name, sizeof h->prefix);
       goto done;
     }
-    memcpy(prefix, p, pl);
-    prefix[pl] = 0;
+    memcpy(h->prefix, p, pl);
+    h->prefix[pl] = 0;
   }
-  if ((rc = zip_slurp(&xml, &xml_len, z, xml_idx, MAX_XML_BYTES, name, "main.xml")))
+  if ((rc = zip_slurp(&h->xml, &h->xml_len, z, xml_idx, MAX_XML_BYTES, name, "main.xml")))
     goto done;
 
-  if (has_doctype(xml, xml_len)) {
+  if (has_doctype(h->xml, h->xml_len)) {
     rc = bf_error_set(BF_EFORMAT, "%s: main.xml has a DOCTYPE (refused: entities are never expanded or fetched)", name);
     goto done;
   }
   /* No network, no entity substitution, no DTD loading. */
-  doc = xmlReadMemory((const char *)xml, (int)xml_len, "main.xml", NULL,
+  xml_quiet();
+  doc = h->doc = xmlReadMemory((const char *)h->xml, (int)h->xml_len, "main.xml", NULL,
                       XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
   if (!doc) {
     const xmlError *e = xmlGetLastError();
-    char msg[300] = "";
-    if (e && e->message) {
-      snprintf(msg, sizeof msg, "%s", e->message);
-      for (char *c = msg; *c; c++)
-        if (*c == '\n' || *c == '\r')
-          *c = *(c + 1) ? ' ' : 0;
-    }
+    xml_keep(e ? e->message : NULL);
     rc = bf_error_set(BF_EFORMAT, "%s: main.xml is not well-formed XML (line %d: %s)", name,
-                      e ? e->line : 0, msg[0] ? msg : "parse error");
+                      e ? e->line : 0, xml_first_error[0] ? xml_first_error : "parse error");
     goto done;
   }
   if (doc->intSubset || doc->extSubset) {
@@ -509,6 +537,16 @@ int bf_x3p_read_mem(bf_surface **out, const void *buf, size_t len, const char *n
   if (!root || strcmp((const char *)root->name, "ISO5436_2")) {
     rc = bf_error_set(BF_EFORMAT, "%s: main.xml root element is <%.64s>, not <ISO5436_2>", name,
                       root ? (const char *)root->name : "none");
+    goto done;
+  }
+
+  /* Only areal surfaces: a profile (PRF) or a point cloud (PCL) has no grid to read as one. */
+  text_at(h->feature_type, sizeof h->feature_type, root, "Record1/FeatureType");
+  if (h->feature_type[0] && strcasecmp(h->feature_type, "SUR")) {
+    rc = bf_error_set(BF_EFORMAT, "%s: FeatureType is '%s', not an areal surface (SUR): %s are not "
+                      "supported", name, h->feature_type,
+                      !strcasecmp(h->feature_type, "PRF") ? "profiles"
+                      : !strcasecmp(h->feature_type, "PCL") ? "point clouds" : "other feature types");
     goto done;
   }
 
@@ -590,6 +628,98 @@ int bf_x3p_read_mem(bf_surface **out, const void *buf, size_t len, const char *n
     rc = bf_error_set(BF_EFORMAT, "%s: SizeZ is %ld; only single-layer surfaces are supported", name, nz);
     goto done;
   }
+
+  /* Spacing: both axes in one unit (a mix such as 6.25 and 1.5625e-06 is a broken header,
+   * not a scan), within the plausible range, and not wildly anisotropic. */
+  h->xy_um = inc[0] > 1e-3 || inc[1] > 1e-3;
+  if ((inc[0] > 1e-3) != (inc[1] > 1e-3)) {
+    rc = bf_error_set(BF_EFORMAT, "%s: CX/Increment %g and CY/Increment %g are not in the same unit "
+                      "(one reads as micrometres, the other as metres)", name, inc[0], inc[1]);
+    goto done;
+  }
+  for (int a = 0; a < 2; a++) {
+    double um = h->xy_um ? inc[a] : inc[a] * 1e6;
+    if (um < MIN_SPACING_UM || um > MAX_SPACING_UM) {
+      rc = bf_error_set(BF_EFORMAT, "%s: %s/Increment %g is a spacing of %g um, outside the %g-%g um "
+                        "a scan can have", name, axes[a] + 13, inc[a], um, MIN_SPACING_UM, MAX_SPACING_UM);
+      goto done;
+    }
+  }
+  if (inc[0] > MAX_ANISOTROPY * inc[1] || inc[1] > MAX_ANISOTROPY * inc[0]) {
+    rc = bf_error_set(BF_EFORMAT, "%s: spacings CX %g and CY %g differ more than %gx (inconsistent axes)",
+                      name, inc[0], inc[1], MAX_ANISOTROPY);
+    goto done;
+  }
+  h->root = root;
+  h->nx = nx;
+  h->ny = ny;
+  h->tsize = tsize;
+  memcpy(h->inc, inc, sizeof inc);
+  h->off_z = off_z;
+  info->xy_converted_from_um = h->xy_um;
+  info->nx = nx;
+  info->ny = ny;
+  info->dx_um = h->xy_um ? inc[0] : inc[0] * 1e6;
+  info->dy_um = h->xy_um ? inc[1] : inc[1] * 1e6;
+  snprintf(info->feature_type, sizeof info->feature_type, "%s", h->feature_type[0] ? h->feature_type : "SUR");
+done:
+  return rc;
+}
+
+int bf_x3p_read_mem(bf_surface **out, const void *buf, size_t len, const char *name,
+                    bf_x3p_info *info)
+{
+  bf_x3p_info dummy;
+  if (!info)
+    info = &dummy;
+  memset(info, 0, sizeof *info);
+  info->file_bytes = (long)len;
+  *out = NULL;
+  pthread_once(&xml_once, xml_init);
+  if (len == 0)
+    return bf_error_set(BF_EFORMAT, "%s: empty file (not an X3P zip archive)", name);
+
+  int rc = 0;
+  zip_t *z = NULL;
+  zip_source_t *src = NULL;
+  uint8_t *data = NULL, *hexf = NULL, *valid = NULL;
+  size_t data_len = 0, hex_len = 0, valid_len = 0;
+  double *tmp = NULL;
+  hdr h = {0};
+  bf_surface *s = NULL;
+  char t[1024];
+
+  zip_error_t ze;
+  zip_error_init(&ze);
+  src = zip_source_buffer_create(buf, len, 0, &ze);
+  if (!src) {
+    rc = bf_error_set(BF_ENOMEM, "%s: cannot wrap the file for unzip", name);
+    goto done;
+  }
+  z = zip_open_from_source(src, ZIP_RDONLY | ZIP_CHECKCONS, &ze);
+  if (!z) {
+    int pk = len >= 4 && !memcmp(buf, "PK\003\004", 4);
+    rc = bf_error_set(BF_EFORMAT, "%s: %s (%s)", name,
+                      pk ? "damaged or truncated zip archive" : "not a readable zip archive",
+                      zip_error_strerror(&ze));
+    zip_source_free(src);
+    goto done;
+  }
+  if (zip_get_num_entries(z, 0) > MAX_ENTRIES) {
+    rc = bf_error_set(BF_ELIMIT, "%s: zip archive lists %lld members, more than the %d an X3P may have",
+                      name, (long long)zip_get_num_entries(z, 0), MAX_ENTRIES);
+    goto done;
+  }
+
+  if ((rc = read_header(&h, z, name, info)))
+    goto done;
+  xmlNode *root = h.root;
+  long nx = h.nx, ny = h.ny;
+  int tsize = h.tsize;
+  double *inc = h.inc, off_z = h.off_z;
+  const uint8_t *xml = h.xml;
+  size_t xml_len = h.xml_len;
+  const char *prefix = h.prefix;
 
   char link[512], p[1100];
   text_at(link, sizeof link, root, "Record3/DataLink/PointDataLink");
@@ -723,7 +853,7 @@ int bf_x3p_read_mem(bf_surface **out, const void *buf, size_t len, const char *n
   /* Units. X3P says metres; some writers put micrometres. A spacing over 1 mm per point cannot
    * be metres on a ballistic scan, nor a (robust) height spread over 1 cm; with increments in
    * micrometres, a spread over 1 mm is taken as micrometres too. */
-  int xy_um = inc[0] > 1e-3 || inc[1] > 1e-3;
+  int xy_um = h.xy_um;
   double range = robust_range(tmp, n, nvalid);
   if (isnan(range)) {
     rc = bf_error_set(BF_ENOMEM, "%s: out of memory sampling heights", name);
@@ -779,11 +909,9 @@ int bf_x3p_read_mem(bf_surface **out, const void *buf, size_t len, const char *n
   s = NULL;
 done:
   bf_surface_free(s);
-  if (doc)
-    xmlFreeDoc(doc);
+  hdr_free(&h);
   if (z)
     zip_discard(z);
-  free(xml);
   free(data);
   free(hexf);
   free(valid);
@@ -791,36 +919,103 @@ done:
   return rc;
 }
 
-int bf_x3p_read(bf_surface **out, const char *p, bf_x3p_info *info)
+/* Opens path for reading without blocking (a FIFO or a device would hang a plain open) and
+ * refuses, before reading a byte, anything but a regular file of at most MAX_FILE_BYTES. */
+static int open_regular(int *fd_out, long *size, const char *p)
 {
-  *out = NULL;
-  FILE *f = fopen(p, "rb");
-  if (!f)
+  *fd_out = -1;
+  int fd = open(p, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+  if (fd < 0)
     return bf_error_set(errno == ENOENT ? BF_ENOTFOUND : BF_EIO, "%s: cannot open: %s", p, strerror(errno));
   struct stat st;
-  if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
-    fclose(f);
-    return bf_error_set(BF_EIO, "%s: not a regular file", p);
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    const char *what = S_ISDIR(st.st_mode) ? "a folder" : S_ISFIFO(st.st_mode) ? "a FIFO (named pipe)"
+                       : S_ISSOCK(st.st_mode) ? "a socket" : (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode)) ? "a device"
+                       : "not a regular file";
+    close(fd);
+    return bf_error_set(BF_EIO, "%s: is %s, not a regular file", p, what);
   }
   if (st.st_size > MAX_FILE_BYTES) {
-    fclose(f);
+    close(fd);
     return bf_error_set(BF_ELIMIT, "%s: file of %lld bytes is larger than the %ld allowed", p,
                         (long long)st.st_size, MAX_FILE_BYTES);
   }
-  size_t len = (size_t)st.st_size;
+  int fl = fcntl(fd, F_GETFL);
+  if (fl >= 0)
+    fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+  *fd_out = fd;
+  *size = (long)st.st_size;
+  return 0;
+}
+
+int bf_x3p_read(bf_surface **out, const char *p, bf_x3p_info *info)
+{
+  *out = NULL;
+  int fd;
+  long size;
+  int rc = open_regular(&fd, &size, p);
+  if (rc)
+    return rc;
+  size_t len = (size_t)size, got = 0;
   uint8_t *buf = malloc(len ? len : 1);
   if (!buf) {
-    fclose(f);
+    close(fd);
     return bf_error_set(BF_ENOMEM, "%s: out of memory reading %zu bytes", p, len);
   }
-  size_t got = fread(buf, 1, len, f);
-  fclose(f);
+  while (got < len) {
+    ssize_t r = read(fd, buf + got, len - got);
+    if (r < 0 && errno == EINTR)
+      continue;
+    if (r <= 0)
+      break;
+    got += (size_t)r;
+  }
+  close(fd);
   if (got != len) {
     free(buf);
     return bf_error_set(BF_EIO, "%s: short read (%zu of %zu bytes)", p, got, len);
   }
-  int rc = bf_x3p_read_mem(out, buf, len, p, info);
+  rc = bf_x3p_read_mem(out, buf, len, p, info);
   free(buf);
+  return rc;
+}
+
+int bf_x3p_probe(const char *p, bf_x3p_info *info)
+{
+  memset(info, 0, sizeof *info);
+  pthread_once(&xml_once, xml_init);
+  int fd, rc, ze = 0;
+  long size;
+  hdr h = {0};
+  if ((rc = open_regular(&fd, &size, p)))
+    return rc;
+  info->file_bytes = size;
+  if (size == 0) {
+    close(fd);
+    return bf_error_set(BF_EFORMAT, "%s: empty file (not an X3P zip archive)", p);
+  }
+  /* libzip reads the central directory and main.xml only; it owns fd from here. */
+  zip_t *z = zip_fdopen(fd, ZIP_RDONLY | ZIP_CHECKCONS, &ze);
+  if (!z) {
+    zip_error_t e;
+    zip_error_init_with_code(&e, ze);
+    rc = bf_error_set(BF_EFORMAT, "%s: not a readable zip archive (%s)", p, zip_error_strerror(&e));
+    zip_error_fini(&e);
+    close(fd);
+    return rc;
+  }
+  if (zip_get_num_entries(z, 0) > MAX_ENTRIES)
+    rc = bf_error_set(BF_ELIMIT, "%s: zip archive lists %lld members, more than the %d an X3P may have",
+                      p, (long long)zip_get_num_entries(z, 0), MAX_ENTRIES);
+  else if (!(rc = read_header(&h, z, p, info))) {
+    char dt[16];
+    text_at(dt, sizeof dt, h.root, "Record1/Axes/CZ/DataType");
+    info->data_type = (char)toupper((unsigned char)dt[0]);
+    info->z_increment = h.inc[2];
+    info->z_offset = h.off_z;
+  }
+  hdr_free(&h);
+  zip_discard(z);
   return rc;
 }
 

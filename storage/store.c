@@ -2,6 +2,7 @@
  * See bf_store.h for the layout and why commits are copy-on-write renames. */
 #define _GNU_SOURCE
 #include "bf_store.h"
+#include "bf_text.h"
 #include "bf_error.h"
 #include "bf_hash.h"
 
@@ -1911,35 +1912,10 @@ int bf_store_feature_kinds(bf_store *st, char (*names)[48], int max)
   return n;
 }
 
-static void csv_str(FILE *o, const char *s)
-{
-  if (!strpbrk(s, ",\"\n\r")) {
-    fputs(s, o);
-    return;
-  }
-  fputc('"', o);
-  for (; *s; s++) {
-    if (*s == '"')
-      fputc('"', o);
-    fputc(*s, o);
-  }
-  fputc('"', o);
-}
+/* One escaping rule for every output (bf_text.h): CSV rows stay one line, JSON stays valid. */
+static void csv_str(FILE *o, const char *s) { bf_text_csv(o, s); }
 
-static void json_str(FILE *o, const char *s)
-{
-  fputc('"', o);
-  for (; *s; s++) {
-    unsigned char c = (unsigned char)*s;
-    if (c == '"' || c == '\\')
-      fprintf(o, "\\%c", c);
-    else if (c < 0x20)
-      fprintf(o, "\\u%04x", c);
-    else
-      fputc(c, o);
-  }
-  fputc('"', o);
-}
+static void json_str(FILE *o, const char *s) { bf_text_json(o, s); }
 
 int bf_store_export(bf_store *st, const char *what, int json, FILE *out)
 {

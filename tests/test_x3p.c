@@ -12,6 +12,10 @@
 #include <libxml/parser.h>
 #include <libxml/xmlschemas.h>
 #include <zip.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 static const char *dir;
 static char path[4300];
@@ -62,6 +66,7 @@ typedef struct spec {
   const char *root_close;
   char dtype;
   const char *sizex, *sizey, *incx, *incy, *incz, *offz;
+  const char *feature;     /* FeatureType text (SUR) */
   const char *data_md5;    /* NULL: computed; "": element left out */
   const char *valid_link, *valid_md5;
   const char *extra_r3;    /* more XML inside Record3 */
@@ -90,6 +95,7 @@ static void spec_init(spec *s)
   s->incy = "6.25e-06";
   s->incz = "1";
   s->offz = "0";
+  s->feature = "SUR";
 }
 
 static char xmlbuf[1 << 16];
@@ -116,9 +122,9 @@ static size_t make_xml(const spec *s)
   else
     snprintf(cz, sizeof cz, "<CZ><AxisType>A</AxisType><DataType>%c</DataType><Increment>%s</Increment><Offset>%s</Offset></CZ>", s->dtype, s->incz, s->offz);
   if (s->shuffle)
-    snprintf(r1, sizeof r1, "<Record1><Axes>%s%s%s</Axes><FeatureType>SUR</FeatureType><Revision>ISO5436 - 2000</Revision></Record1>", cz, cy, cx);
+    snprintf(r1, sizeof r1, "<Record1><Axes>%s%s%s</Axes><FeatureType>%s</FeatureType><Revision>ISO5436 - 2000</Revision></Record1>", cz, cy, cx, s->feature);
   else
-    snprintf(r1, sizeof r1, "<Record1><Revision>ISO5436 - 2000</Revision><FeatureType>SUR</FeatureType><Axes>%s%s%s</Axes></Record1>", cx, cy, cz);
+    snprintf(r1, sizeof r1, "<Record1><Revision>ISO5436 - 2000</Revision><FeatureType>%s</FeatureType><Axes>%s%s%s</Axes></Record1>", s->feature, cx, cy, cz);
   snprintf(r2, sizeof r2, "<Record2><Date>2020-01-02T03:04:05</Date><Creator>test</Creator><Instrument><Manufacturer>Acme</Manufacturer><Model>M1</Model><Serial>42</Serial><Version>1.0</Version></Instrument><CalibrationDate>2019-12-31</CalibrationDate><ProbingSystem><Type>NonContacting</Type><Identification>lens</Identification></ProbingSystem><Comment>hand made</Comment></Record2>");
   snprintf(dl, sizeof dl, "<DataLink><PointDataLink>bindata/data.bin</PointDataLink>%s%s%s%s</DataLink>",
            md5[0] ? "<MD5ChecksumPointData>" : "", md5, md5[0] ? "</MD5ChecksumPointData>" : "", valid);
@@ -1120,6 +1126,185 @@ static void test_fuzz(int rounds)
   free(x);
 }
 
+/* ---------- hostile files of issue 14, each built here ---------- */
+
+/* Runs fn with this process's stderr sent to a file; returns what was printed there. */
+static const char *stderr_of(void (*fn)(void *), void *arg)
+{
+  static char got[4096];
+  char capp[4300]; /* not through tmp(): its buffer holds the caller's file name */
+  snprintf(capp, sizeof capp, "%s/stderr.txt", dir);
+  fflush(stderr);
+  int saved = dup(2), fd = open(capp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  if (saved < 0 || fd < 0)
+    return "(cannot capture stderr)";
+  dup2(fd, 2);
+  close(fd);
+  fn(arg);
+  fflush(stderr);
+  dup2(saved, 2);
+  close(saved);
+  FILE *f = fopen(capp, "rb");
+  size_t n = f ? fread(got, 1, sizeof got - 1, f) : 0;
+  if (f)
+    fclose(f);
+  got[n] = 0;
+  return got;
+}
+
+static int quiet_rc;
+static void read_quietly(void *p)
+{
+  bf_surface *s = NULL;
+  quiet_rc = bf_x3p_read(&s, (const char *)p, NULL);
+  bf_surface_free(s);
+}
+
+static void test_hostile(void)
+{
+  spec s;
+  const char *p;
+  int cases = 0;
+
+  /* 1. spacing: tiny (1e-13 m, 1.4e-10 m), mixed units, far apart axes, huge */
+  struct { const char *x, *y, *words; } sp[] = {
+    {"1e-13", "1e-13", "outside"}, {"1.4e-10", "1.4e-10", "outside"},
+    {"6.25", "1.5625e-06", "same unit"}, {"1.5625e-06", "6.25", "same unit"},
+    {"1e-06", "1e-04", "differ more than"}, {"5000", "5000", "outside"}};
+  for (size_t i = 0; i < sizeof sp / sizeof sp[0]; i++, cases++) {
+    spec_init(&s);
+    s.data = dbl_data;
+    s.data_len = sizeof dbl_data;
+    s.incx = sp[i].x;
+    s.incy = sp[i].y;
+    char name[64];
+    snprintf(name, sizeof name, "spacing%zu.x3p", i);
+    p = tmp(name);
+    CHECK(build(p, &s) == 0);
+    expect_fail(p, BF_EFORMAT, sp[i].words, sp[i].x);
+    bf_x3p_info in;
+    CHECKF(bf_x3p_probe(p, &in) == BF_EFORMAT, "probe refuses spacing %s x %s", sp[i].x, sp[i].y);
+  }
+
+  /* 2. a FIFO and a folder named like a scan: refused at once, never opened for reading */
+  p = tmp("fifo.x3p");
+  unlink(p);
+  CHECK(mkfifo(p, 0644) == 0);
+  expect_fail(p, BF_EIO, "FIFO", "FIFO");
+  {
+    bf_x3p_info in;
+    CHECKF(bf_x3p_probe(p, &in) == BF_EIO && strstr(bf_error_last(), "FIFO"), "probe: %s", bf_error_last());
+  }
+  cases++;
+  p = tmp("folder.x3p");
+  CHECK(mkdir(p, 0755) == 0 || errno == EEXIST);
+  expect_fail(p, BF_EIO, "folder", "folder");
+  cases++;
+
+  /* 3. point clouds and profiles: refused, naming the type */
+  const char *types[] = {"PCL", "PRF", "XYZ"};
+  for (int i = 0; i < 3; i++, cases++) {
+    spec_init(&s);
+    s.data = dbl_data;
+    s.data_len = sizeof dbl_data;
+    s.feature = types[i];
+    char name[64];
+    snprintf(name, sizeof name, "type%s.x3p", types[i]);
+    p = tmp(name);
+    CHECK(build(p, &s) == 0);
+    expect_fail(p, BF_EFORMAT, types[i], types[i]);
+  }
+
+  /* 4. a zip bomb within the size cap: 2100 x 2100 float zeros (17.6 MB) deflate to ~17 kB */
+  spec_init(&s);
+  s.dtype = 'F';
+  s.sizex = "2100";
+  s.sizey = "2100";
+  size_t nb = (size_t)2100 * 2100 * 4;
+  float *zeros = calloc(nb, 1);
+  CHECK(zeros != NULL);
+  if (zeros) {
+    s.data = zeros;
+    s.data_len = nb;
+    p = tmp("bomb.x3p");
+    CHECK(build(p, &s) == 0);
+    struct stat st;
+    CHECKF(stat(p, &st) == 0 && st.st_size < (1 << 20), "bomb is small on disk (%lld bytes)", (long long)st.st_size);
+    expect_fail(p, BF_ELIMIT, "zip bomb", "zip bomb");
+    bf_x3p_info in; /* the header alone is fine: the probe inflates nothing */
+    CHECKF(bf_x3p_probe(p, &in) == 0 && in.nx == 2100 && in.ny == 2100 && in.data_type == 'F',
+           "probe of the bomb's header: %s", bf_error_last());
+    free(zeros);
+    cases++;
+  }
+
+  /* 5. libxml2 and libpng print nothing of their own: one message, from bfm */
+  static const char badutf[] = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<p:ISO5436_2 xmlns:p=\"x\">\xff\xfe\x80</p:ISO5436_2>\n";
+  member mx[] = {{"main.xml", badutf, sizeof badutf - 1}};
+  p = tmp("badutf8.x3p");
+  CHECK(write_zip(p, mx, 1) == 0);
+  const char *err = stderr_of(read_quietly, (void *)p);
+  CHECKF(quiet_rc == BF_EFORMAT && !err[0], "bad UTF-8 main.xml: rc %d, stderr '%s'", quiet_rc, err);
+  static const char badenc[] = "<?xml version=\"1.0\" encoding=\"NO-SUCH-CODE\"?>\n<p:ISO5436_2/>\n";
+  member me[] = {{"main.xml", badenc, sizeof badenc - 1}};
+  p = tmp("badenc.x3p");
+  CHECK(write_zip(p, me, 1) == 0);
+  err = stderr_of(read_quietly, (void *)p);
+  CHECKF(quiet_rc < 0 && !err[0], "unknown encoding: rc %d, stderr '%s'", quiet_rc, err);
+  /* bytes iconv cannot convert: libxml2 2.9 printed "encoding error" and "I/O error" lines */
+  static const char badsjis[] = "<?xml version=\"1.0\" encoding=\"SHIFT_JIS\"?>\n<p:ISO5436_2 xmlns:p=\"x\"><a>\x81\xff\x80\xfe</a></p:ISO5436_2>\n";
+  member mj[] = {{"main.xml", badsjis, sizeof badsjis - 1}};
+  p = tmp("badsjis.x3p");
+  CHECK(write_zip(p, mj, 1) == 0);
+  err = stderr_of(read_quietly, (void *)p);
+  CHECKF(quiet_rc == BF_EFORMAT && !err[0], "bad SHIFT_JIS: rc %d, stderr '%s'", quiet_rc, err);
+  expect_fail(p, BF_EFORMAT, "input conversion failed", "bad SHIFT_JIS");
+  cases += 3;
+  {
+    uint32_t px[12];
+    for (int i = 0; i < 12; i++)
+      px[i] = i % 2 ? 0xFF0000 : 0xFFFFFF;
+    uint8_t *png = NULL;
+    size_t plen = 0;
+    CHECK(bf_cv_encode_png_rgb(&png, &plen, px, 4, 3) == 0);
+    if (png && plen > 40) {
+      /* a flipped byte inside IDAT: libpng's CRC error, which it used to print itself */
+      for (size_t i = 8; i + 8 < plen; i++)
+        if (!memcmp(png + i, "IDAT", 4)) {
+          png[i + 6] ^= 0x5A;
+          break;
+        }
+      spec_init(&s);
+      s.data = dbl_data;
+      s.data_len = sizeof dbl_data;
+      s.png = png;
+      s.png_len = plen;
+      p = tmp("badcrc_png.x3p");
+      CHECK(build(p, &s) == 0);
+      err = stderr_of(read_quietly, (void *)p);
+      CHECKF(quiet_rc == BF_EFORMAT && !err[0], "corrupt mask PNG: rc %d (%s), stderr '%s'", quiet_rc,
+             bf_error_last(), err);
+      expect_fail(p, BF_EFORMAT, "mask.png", "corrupt mask PNG");
+      cases++;
+    }
+    free(png);
+  }
+
+  /* the probe on a good file: header facts without the data */
+  spec_init(&s);
+  s.data = dbl_data;
+  s.data_len = sizeof dbl_data;
+  s.incx = "1.5625e-06";
+  s.incy = "1.5625e-06";
+  p = tmp("probe_ok.x3p");
+  CHECK(build(p, &s) == 0);
+  bf_x3p_info in;
+  int rc = bf_x3p_probe(p, &in);
+  CHECKF(rc == 0 && in.nx == 4 && in.ny == 3 && fabs(in.dx_um - 1.5625) < 1e-9 &&
+         !strcmp(in.feature_type, "SUR") && in.data_type == 'D', "probe: %s", bf_error_last());
+  printf("hostile reader cases: %d\n", cases);
+}
+
 /* Reads from several threads at once (libxml2 set up once, messages per thread). */
 static void test_threads(void)
 {
@@ -1147,6 +1332,7 @@ int main(void)
   test_bad();
   test_write();
   test_threads();
+  test_hostile();
   const char *q = getenv("BF_QUICK");
   test_fuzz(q && *q && strcmp(q, "0") ? 150 : 1500);
   return bf_t_done();

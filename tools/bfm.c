@@ -1,6 +1,7 @@
 /* bfm: dispatch from a table of subcommands. */
 #include "bfm_cli.h"
 #include "bf_error.h"
+#include "bf_text.h"
 
 #include <stdarg.h>
 #include <string.h>
@@ -193,24 +194,7 @@ void bfm_progress_end(bfm_progress *p)
   }
 }
 
-void bfm_json_str(FILE *f, const char *s)
-{
-  fputc('"', f);
-  for (; s && *s; s++) {
-    unsigned char c = (unsigned char)*s;
-    if (c == '"' || c == '\\')
-      fprintf(f, "\\%c", c);
-    else if (c == '\n')
-      fputs("\\n", f);
-    else if (c == '\t')
-      fputs("\\t", f);
-    else if (c < 0x20)
-      fprintf(f, "\\u%04x", c);
-    else
-      fputc(c, f);
-  }
-  fputc('"', f);
-}
+void bfm_json_str(FILE *f, const char *s) { bf_text_json(f, s); }
 
 int main(int argc, char **argv)
 {

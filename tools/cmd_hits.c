@@ -2,6 +2,7 @@
  * gun), plus the item/firearm description helpers the search commands share. */
 #include "bf_error.h"
 #include "bf_store.h"
+#include "bf_text.h"
 #include "bfm_cli.h"
 
 #include <limits.h>
@@ -16,15 +17,19 @@ void bfm_item_what(const bf_store *st, int64_t item, char *buf, size_t n)
     snprintf(buf, n, "item %lld (not stored)", (long long)item);
     return;
   }
+  /* Stored text is escaped (bf_text_esc): a newline in a serial cannot fake a line. */
+  char a[520], b[520], c[520], d[520];
   if (it->owner_type == BF_OWNER_FIREARM) {
     const bf_firearm *f = bf_store_firearm(st, it->owner);
-    snprintf(buf, n, "test-fire of firearm %s (%s %s%s%s)", f ? f->serial : "?",
-             f ? (f->make[0] ? f->make : f->manufacturer) : "", f ? f->model : "",
-             it->calibre[0] ? ", " : "", it->calibre);
+    snprintf(buf, n, "test-fire of firearm %s (%s %s%s%s)", bf_text_esc(a, sizeof a, f ? f->serial : "?"),
+             bf_text_esc(b, sizeof b, f ? (f->make[0] ? f->make : f->manufacturer) : ""),
+             bf_text_esc(c, sizeof c, f ? f->model : ""), it->calibre[0] ? ", " : "",
+             bf_text_esc(d, sizeof d, it->calibre));
   } else {
     const bf_evidence *e = bf_store_evidence(st, it->owner);
-    snprintf(buf, n, "evidence case %s item %s%s%s", e ? e->case_no : "?", e ? e->item : "?",
-             e && e->agency[0] ? ", " : "", e ? e->agency : "");
+    snprintf(buf, n, "evidence case %s item %s%s%s", bf_text_esc(a, sizeof a, e ? e->case_no : "?"),
+             bf_text_esc(b, sizeof b, e ? e->item : "?"), e && e->agency[0] ? ", " : "",
+             bf_text_esc(c, sizeof c, e ? e->agency : ""));
   }
 }
 
@@ -51,7 +56,8 @@ void bfm_print_trace(FILE *out, const bf_firearm *f, const char *indent)
   int col = 0;
 #define X(nm)                                                                                 \
   if (f->nm[0]) {                                                                             \
-    col += fprintf(out, "%s%s=%s", col ? "  " : indent, #nm, f->nm);                          \
+    char e_[1100];                                                                             \
+    col += fprintf(out, "%s%s=%s", col ? "  " : indent, #nm, bf_text_esc(e_, sizeof e_, f->nm)); \
     if (col > 90) {                                                                           \
       fputc('\n', out);                                                                       \
       col = 0;                                                                                \
@@ -87,20 +93,7 @@ static int parse_status(const char *s)
   return -2;
 }
 
-static void csv_field(FILE *f, const char *s)
-{
-  if (!strpbrk(s, ",\"\n\r")) {
-    fputs(s, f);
-    return;
-  }
-  fputc('"', f);
-  for (; *s; s++) {
-    if (*s == '"')
-      fputc('"', f);
-    fputc(*s, f);
-  }
-  fputc('"', f);
-}
+static void csv_field(FILE *f, const char *s) { bf_text_csv(f, s); }
 
 /* The owner fields of one side of a hit for csv/json. */
 static void side_fields(const bf_store *st, int64_t item, const char **type, const char **a,
@@ -303,9 +296,12 @@ int bfm_cmd_hits(int argc, char **argv)
       printf("%6lld %8.3g %-9s  [%lld] %s\n %25s -> [%lld] %s (rank %d)\n", (long long)h[i].id,
              h[i].score, bf_hit_status_name(h[i].status), (long long)h[i].query, wq, "",
              (long long)h[i].candidate, wc, h[i].rank);
-      if (h[i].status != BF_HIT_CANDIDATE)
-        printf(" %25s    %s by %s %s%s%s\n", "", bf_hit_status_name(h[i].status), h[i].examiner,
-               h[i].when, h[i].note[0] ? ": " : "", h[i].note);
+      if (h[i].status != BF_HIT_CANDIDATE) {
+        char ex[200], wh[100], no[1100];
+        printf(" %25s    %s by %s %s%s%s\n", "", bf_hit_status_name(h[i].status),
+               bf_text_esc(ex, sizeof ex, h[i].examiner), bf_text_esc(wh, sizeof wh, h[i].when),
+               h[i].note[0] ? ": " : "", bf_text_esc(no, sizeof no, h[i].note));
+      }
       const bf_firearm *f = bfm_item_firearm(st, h[i].candidate);
       if (f && bfm_item_evidence(st, h[i].query))
         bfm_print_trace(stdout, f, "                            trace: ");

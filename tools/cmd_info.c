@@ -1,5 +1,6 @@
 /* bfm info: what a scan file holds and what the reader did to it. */
 #include "bf_error.h"
+#include "bf_text.h"
 #include "bf_x3p.h"
 #include "bfm_cli.h"
 
@@ -9,10 +10,12 @@ static void print_text(const char *path, const bf_surface *s, const bf_x3p_info 
 {
   bf_surface_stats st;
   bf_surface_stats_get(&st, s);
+  char e[6][260]; /* the header's free text, escaped (bf_text_esc): it cannot fake lines */
   printf("%s\n", path);
-  printf("  instrument   %s %s (serial %s, version %s)\n", s->meta.manufacturer, s->meta.model,
-         s->meta.serial, s->meta.version);
-  printf("  creator      %s, %s\n", s->meta.creator, s->meta.date);
+  printf("  instrument   %s %s (serial %s, version %s)\n", bf_text_esc(e[0], 260, s->meta.manufacturer),
+         bf_text_esc(e[1], 260, s->meta.model), bf_text_esc(e[2], 260, s->meta.serial),
+         bf_text_esc(e[3], 260, s->meta.version));
+  printf("  creator      %s, %s\n", bf_text_esc(e[4], 260, s->meta.creator), bf_text_esc(e[5], 260, s->meta.date));
   printf("  size         %d x %d points (%.1f x %.1f um)\n", s->nx, s->ny, s->nx * s->dx, s->ny * s->dy);
   printf("  spacing      %.6g x %.6g um\n", s->dx, s->dy);
   printf("  heights      %c, range %.4g .. %.4g um (mean %.4g, sd %.4g)\n", in->data_type, st.zmin,
@@ -29,7 +32,7 @@ static void print_text(const char *path, const bf_surface *s, const bf_x3p_info 
   if (s->mask) {
     printf("  mask         %d annotation(s)", s->nlabels);
     for (int i = 0; i < s->nlabels; i++)
-      printf("%s #%06x %s", i ? "," : ":", s->labels[i].rgb, s->labels[i].name);
+      printf("%s #%06x %s", i ? "," : ":", s->labels[i].rgb, bf_text_esc(e[0], 260, s->labels[i].name));
     printf("\n");
   }
 }

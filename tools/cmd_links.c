@@ -2,6 +2,8 @@
  * Graphviz (`dot -Tpng`, run as a child process). */
 #include "bf_error.h"
 #include "bf_linkage.h"
+#include "bf_out.h"
+#include "bf_text.h"
 #include "bfm_cli.h"
 
 #include <math.h>
@@ -14,10 +16,10 @@
 
 extern char **environ;
 
-/* Runs `dot -Tpng dotfile -o png`; 0 on success, else a message in bf_error_last(). */
-static int run_dot(const char *dotfile, const char *png)
+/* Runs `dot -Tpng dotfile -o out`; 0 on success, else a message naming png in bf_error_last(). */
+static int run_dot(const char *dotfile, const char *out, const char *png)
 {
-  char *args[] = {"dot", "-Tpng", (char *)dotfile, "-o", (char *)png, NULL};
+  char *args[] = {"dot", "-Tpng", (char *)dotfile, "-o", (char *)out, NULL};
   pid_t pid;
   int st = posix_spawnp(&pid, "dot", NULL, NULL, args, environ);
   if (st)
@@ -25,6 +27,30 @@ static int run_dot(const char *dotfile, const char *png)
   if (waitpid(pid, &st, 0) < 0 || !WIFEXITED(st) || WEXITSTATUS(st))
     return bf_error_set(BF_EIO, "Graphviz `dot` failed drawing %s", png);
   return 0;
+}
+
+/* The DOT text and the picture both go to new temporaries beside png (O_EXCL|O_NOFOLLOW: a
+ * planted symlink is never followed); only a picture Graphviz finished replaces png. */
+static int draw_png(const bf_linkage *g, const char *png)
+{
+  bf_out *dot = NULL, *pic = NULL;
+  int rc = bf_out_open(&dot, png);
+  if (!rc)
+    rc = bf_out_open(&pic, png);
+  if (!rc) {
+    bf_linkage_print_dot(g, bf_out_file(dot));
+    if (fflush(bf_out_file(dot)) || ferror(bf_out_file(dot)))
+      rc = bf_error_set(BF_EIO, "%s: cannot write the graph (disk full?)", bf_out_tmp(dot));
+  }
+  if (!rc)
+    rc = run_dot(bf_out_tmp(dot), bf_out_tmp(pic), png);
+  bf_out_abort(dot);
+  if (!rc) {
+    rc = bf_out_commit(pic);
+    pic = NULL;
+  }
+  bf_out_abort(pic);
+  return rc;
 }
 
 int bfm_cmd_links(int argc, char **argv)
@@ -62,6 +88,9 @@ int bfm_cmd_links(int argc, char **argv)
   bf_store *st = NULL;
   bf_linkage *g = NULL;
   int rc = BFM_EXIT_OK;
+  /* Every output is checked before anything is read or written: never the store or its files. */
+  if (bf_out_protect(store) || (dot && bf_out_check(dot)) || (png && bf_out_check(png)))
+    return bfm_fail("links");
   if (bf_store_open(&st, store, BF_STORE_READ, NULL))
     return bfm_fail("links");
   if (bf_linkage_from_store(&g, st, &flt, confirmed)) {
@@ -108,8 +137,11 @@ int bfm_cmd_links(int argc, char **argv)
       printf("series %d: %d link%s, best score %.3g\n", c + 1, ne, ne == 1 ? "" : "s", best);
       for (int i = 0; i < nm; i++) {
         const bf_link_node *n = &g->nodes[m[i]];
-        printf("  %-8s %s%s%s\n", n->type == BF_NODE_FIREARM ? "firearm" : "case", n->name,
-               n->label[0] ? "  " : "", n->label);
+        printf("  %-8s ", n->type == BF_NODE_FIREARM ? "firearm" : "case");
+        bf_text_put(stdout, n->name);
+        printf("%s", n->label[0] ? "  " : "");
+        bf_text_put(stdout, n->label);
+        printf("\n");
       }
     }
     free(m);
@@ -120,13 +152,8 @@ int bfm_cmd_links(int argc, char **argv)
     rc = bfm_fail("links");
     goto done;
   }
-  if (png) {
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.dot.tmp", png);
-    if (bf_linkage_write_dot(g, tmp) || run_dot(tmp, png))
-      rc = bfm_fail("links");
-    unlink(tmp);
-  }
+  if (png && draw_png(g, png))
+    rc = bfm_fail("links");
 done:
   bf_linkage_free(g);
   bf_store_close(st);

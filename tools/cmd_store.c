@@ -8,13 +8,17 @@
 #include "bf_error.h"
 #include "bf_store.h"
 #include "bf_submit.h"
+#include "bf_out.h"
+#include "bf_text.h"
 #include "bfm_cli.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 static const char *arg_user(int argc, char **argv)
 {
@@ -308,16 +312,19 @@ int bfm_cmd_export(int argc, char **argv)
   if (strcmp(fmt, "csv") && strcmp(fmt, "json"))
     return bfm_usage_error("export", "--format must be csv or json");
   bf_store *st = NULL;
+  bf_out *o = NULL; /* -o: checked (never the store), written to a temporary, renamed when whole */
   if (bf_store_open(&st, path, BF_STORE_READ, NULL))
     return bfm_fail("export");
-  FILE *o = outp ? fopen(outp, "w") : stdout;
   int rc = BFM_EXIT_OK;
-  if (!o)
-    rc = bfm_usage_error("export", "cannot write %s: %s", outp, strerror(errno));
-  else if (bf_store_export(st, what, !strcmp(fmt, "json"), o))
+  if (outp && (bf_out_protect(path) || bf_out_open(&o, outp)))
     rc = bfm_fail("export");
-  if (o && o != stdout && fclose(o))
-    rc = bfm_usage_error("export", "cannot write %s", outp);
+  else if (bf_store_export(st, what, !strcmp(fmt, "json"), o ? bf_out_file(o) : stdout))
+    rc = bfm_fail("export");
+  else if (o) {
+    rc = bf_out_commit(o) ? bfm_fail("export") : BFM_EXIT_OK;
+    o = NULL;
+  }
+  bf_out_abort(o);
   bf_store_close(st);
   return rc;
 }
@@ -328,11 +335,12 @@ int bfm_store_is(const char *path)
 {
   static const uint8_t sig[8] = {0x89, 'H', 'D', 'F', '\r', '\n', 0x1a, '\n'};
   uint8_t b[8];
-  FILE *f = fopen(path, "rb");
-  if (!f)
+  int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC); /* a FIFO must not hang this */
+  struct stat sb;
+  if (fd < 0)
     return 0;
-  int ok = fread(b, 1, 8, f) == 8 && !memcmp(b, sig, 8);
-  fclose(f);
+  int ok = !fstat(fd, &sb) && S_ISREG(sb.st_mode) && read(fd, b, 8) == 8 && !memcmp(b, sig, 8);
+  close(fd);
   return ok;
 }
 
@@ -391,8 +399,9 @@ int bfm_store_info(const char *path, int json)
       printf("  features     %-10s %zu (%lld values)\n", kinds[k], n, vals);
     }
     printf("  hits         %zu (%zu confirmed, %zu rejected, %zu candidates)\n", nh, hs[1], hs[2], hs[0]);
+    char eu[260];
     printf("  audit log    %zu entries%s%s%s%s\n", na, na ? ", last " : "", na ? au[na - 1].time : "",
-           na ? " by " : "", na ? au[na - 1].user : "");
+           na ? " by " : "", bf_text_esc(eu, sizeof eu, na ? au[na - 1].user : ""));
   }
   free(au);
   bf_store_close(st);

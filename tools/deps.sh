@@ -3,6 +3,7 @@
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config libfftw3-dev libhdf5-dev hdf5-tools libzip-dev libxml2-dev
       libopencv-core-dev libopencv-imgproc-dev libopencv-imgcodecs-dev graphviz zip unzip)
+pkgs+=(libpng-dev clang libclang-rt-dev) # mask PNGs decoded quietly; libFuzzer targets (fuzz/)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,8 +1,10 @@
 /* Guessing what a command-line argument is, for commands that take either kind. */
+#include "bf_error.h"
 #include "bf_feature.h"
 #include "bf_x3p.h"
 #include "bfm_cli.h"
 
+#include <errno.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -20,17 +22,17 @@ int bfm_guess_kind(const char *path)
   struct stat st;
   if (strchr(path, ',')) /* a list of land scans */
     return BF_KIND_BULLET;
-  if (stat(path, &st) != 0)
+  if (stat(path, &st) != 0) {
+    bf_error_set(BF_ENOTFOUND, "%s: cannot open: %s", path, strerror(errno));
     return 0;
+  }
   if (S_ISDIR(st.st_mode))
     return BF_KIND_BULLET;
-  bf_surface *s = NULL;
-  if (bf_x3p_read(&s, path, NULL))
+  bf_x3p_info in; /* the header only: no point data is inflated to guess */
+  if (bf_x3p_probe(path, &in))
     return 0;
-  double w = s->nx * s->dx, h = s->ny * s->dy;
-  int kind = (w > 1.8 * h || h > 1.8 * w) ? BF_KIND_BULLET : BF_KIND_CARTRIDGE;
-  bf_surface_free(s);
-  return kind;
+  double w = in.nx * in.dx_um, h = in.ny * in.dy_um;
+  return (w > 1.8 * h || h > 1.8 * w) ? BF_KIND_BULLET : BF_KIND_CARTRIDGE;
 }
 
 /* Shared front half of compare and features: find --kind or guess it from the first operand. */
@@ -54,7 +56,7 @@ static int dispatch(int argc, char **argv, int (*cart)(int, char **), int (*bul)
       return bfm_usage_error(argv[0], "no scan given");
     kind = bfm_guess_kind(first);
     if (!kind)
-      return bfm_usage_error(argv[0], "cannot read %s to tell its kind (give --kind)", first);
+      return bfm_fail(argv[0]); /* the reader's one line: file and problem */
   }
   return kind == BF_KIND_BULLET ? bul(argc, argv) : cart(argc, argv);
 }

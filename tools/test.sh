@@ -11,3 +11,5 @@ cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBF_SANITIZE=ON >/de
 cmake --build build-asan -j "$jobs"
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 (cd build-asan && BF_QUICK=1 ctest --output-on-failure -j 1)
+# A short libFuzzer run of each fuzz target (fuzz/) when clang is there (deps.sh installs it).
+if command -v clang >/dev/null; then bash tools/fuzz.sh "${BF_FUZZ_SECONDS:-20}"; fi
