@@ -1,5 +1,6 @@
 /* Guessing what a command-line argument is, for commands that take either kind. */
 #include "bf_feature.h"
+#include "bf_scanset.h"
 #include "bf_x3p.h"
 #include "bfm_cli.h"
 
@@ -27,8 +28,7 @@ int bfm_guess_kind(const char *path)
   bf_surface *s = NULL;
   if (bf_x3p_read(&s, path, NULL))
     return 0;
-  double w = s->nx * s->dx, h = s->ny * s->dy;
-  int kind = (w > 1.8 * h || h > 1.8 * w) ? BF_KIND_BULLET : BF_KIND_CARTRIDGE;
+  int kind = bf_scanset_guess_kind(s); /* the one shape rule, shared with submit and match */
   bf_surface_free(s);
   return kind;
 }
