@@ -253,6 +253,10 @@ static int prepare(bf_store *st, const bf_submission *sub, const bf_prefilter *p
   for (int i = 0; i < ss->n && !rc; i++) {
     const char *path = ss->v[i].path;
     p->n = i + 1;
+    if ((rc = check_text(base_name(path), "scan file name", 0))) { /* it is shown as the scan's name */
+      bf_error_prefix(rc, "%s: ", path);
+      break;
+    }
     if ((rc = read_file(path, &p->bytes[i], &p->nbytes[i])))
       break;
     uint8_t h[32];

@@ -52,5 +52,7 @@ void bf_scanset_clear(bf_scanset *s);
 /* Which kind a scan shows: a long narrow scan (long side >= 1.8x the short side) is a bullet
  * land, else a cartridge case (BF_KIND_*). */
 int bf_scanset_guess_kind(const bf_surface *s);
+/* The same rule from a header's size and spacing (bf_x3p_probe), without reading the points. */
+int bf_scanset_shape_kind(int nx, int ny, double dx, double dy);
 
 #endif

@@ -202,8 +202,13 @@ void bf_scanset_clear(bf_scanset *s)
   s->from_names = 0;
 }
 
+int bf_scanset_shape_kind(int nx, int ny, double dx, double dy)
+{
+  double w = nx * dx, h = ny * dy;
+  return (w > 1.8 * h || h > 1.8 * w) ? BF_KIND_BULLET : BF_KIND_CARTRIDGE;
+}
+
 int bf_scanset_guess_kind(const bf_surface *s)
 {
-  double w = s->nx * s->dx, h = s->ny * s->dy;
-  return (w > 1.8 * h || h > 1.8 * w) ? BF_KIND_BULLET : BF_KIND_CARTRIDGE;
+  return bf_scanset_shape_kind(s->nx, s->ny, s->dx, s->dy);
 }

@@ -64,6 +64,12 @@ static int make_scans(void)
     bf_surface_free(s);
   }
   bf_synth_free(g);
+  path_of(p, sizeof p, "broken.x3p");
+  FILE *f = fopen(p, "w");
+  if (f) {
+    fputs("PK\003\004 this is not a zip archive", f);
+    fclose(f);
+  }
   if (rc)
     fprintf(stderr, "synth: %s\n", bf_error_last());
   return rc;
@@ -336,16 +342,20 @@ static void ingest_groups(const char *store)
   CHECK(bf_store_open(&st, store, BF_STORE_WRITE, "t") == 0);
   size_t n0 = bf_store_nitems(st);
   /* two rows in one group, a bad row, a duplicate of a row of the same (uncommitted) group */
-  static const char m[] = "type,serial,scans\n"
-                          "firearm,G-1,B3/b.x3p\n"
-                          "firearm,G-2,B3/c.x3p\n"
-                          "weapon,G-3,B3/d.x3p\n"
-                          "firearm,G-4,B3/c.x3p\n";
-  CHECK(ingest_text(st, m, sizeof m - 1, 2, &log, &s) == BF_EINVAL);
-  CHECKF(s.rows == 4 && s.stored == 2 && s.failed == 2 && s.duplicates == 1 && s.scans == 2,
+  static const char m[] = "type,serial,make,scans\n"
+                          "firearm,G-1,Ruger,B3/b.x3p\n"
+                          "firearm,G-2,,B3/c.x3p\n"
+                          "weapon,G-3,,B3/d.x3p\n"
+                          "firearm,G-4,,B3/c.x3p\n"
+                          "firearm,G-1,Glock,B3/d.x3p\n"
+                          "firearm,G-5,,broken.x3p\n";
+  CHECK(ingest_text(st, m, sizeof m - 1, 3, &log, &s) == BF_EINVAL);
+  CHECKF(s.rows == 6 && s.stored == 2 && s.failed == 4 && s.duplicates == 1 && s.scans == 2,
          "rows %d stored %d failed %d dup %d", s.rows, s.stored, s.failed, s.duplicates);
   CHECK(logged(&log, "m.csv:4: type must be firearm or evidence") && logged(&log, "m.csv:5:") &&
         logged(&log, "duplicate") && logged(&log, "row 1 stored") && logged(&log, "row 2 stored"));
+  /* the same serial with another make, in the same uncommitted group; a broken scan file */
+  CHECK(logged(&log, "m.csv:6: serial G-1") && logged(&log, "m.csv:7:") && logged(&log, "broken.x3p"));
   CHECK(bf_store_nitems(st) == n0 + 2);
   /* everything again: duplicates only, the store file untouched */
   bf_store_close(st);
@@ -355,6 +365,17 @@ static void ingest_groups(const char *store)
   bf_store_close(st);
   bf_t_file_sha(after, store);
   CHECK(!strcmp(before, after));
+  /* a scan file whose name holds a line break is refused before it is read */
+  char nl[8192];
+  bf_submit_result r;
+  path_of(nl, sizeof nl, "B3/a.x3p");
+  char nl2[8192];
+  path_of(nl2, sizeof nl2, "B3/x\ny.x3p");
+  CHECK(link(nl, nl2) == 0);
+  CHECK(bf_store_open(&st, store, BF_STORE_WRITE, "t") == 0);
+  CHECK(submit_one(st, BF_OWNER_FIREARM, "NL-1", "B3/x\ny.x3p", 0, &r) == BF_EFORMAT &&
+        strstr(bf_error_last(), "scan file name"));
+  bf_store_close(st);
 }
 
 /* Runs fn with the n-th bf_* allocation failing (and every one after it), n = 1, 2, ... until

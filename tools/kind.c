@@ -1,6 +1,7 @@
 /* Guessing what a command-line argument is, for commands that take either kind. */
 #include "bf_error.h"
 #include "bf_feature.h"
+#include "bf_scanset.h"
 #include "bf_x3p.h"
 #include "bfm_cli.h"
 
@@ -31,8 +32,7 @@ int bfm_guess_kind(const char *path)
   bf_x3p_info in; /* the header only: no point data is inflated to guess */
   if (bf_x3p_probe(path, &in))
     return 0;
-  double w = in.nx * in.dx_um, h = in.ny * in.dy_um;
-  return (w > 1.8 * h || h > 1.8 * w) ? BF_KIND_BULLET : BF_KIND_CARTRIDGE;
+  return bf_scanset_shape_kind(in.nx, in.ny, in.dx_um, in.dy_um); /* the one shape rule */
 }
 
 /* Shared front half of compare and features: find --kind or guess it from the first operand. */
