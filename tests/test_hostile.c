@@ -201,6 +201,8 @@ static void test_outputs(const char *store)
   snprintf(q, sizeof q, "%s.lock", store);
   rc = bfm("export '%s' --what firearms -o '%s'", store, q);
   refused(rc, q, "refused as an output", "export -o STORE.lock");
+  rc = bfm("show '%s' 1 --png '%s'", store, store);
+  refused(rc, store, "refused as an output", "show --png STORE");
   rc = bfm("links '%s' --dot '%s'", store, dir);
   refused(rc, dir, "folder", "links --dot FOLDER");
   bf_t_file_sha(after, store);

@@ -4,6 +4,7 @@
  * aligned signatures as two traces (query dark blue, candidate red), one band per land pair. */
 #include "bf_cmc.h"
 #include "bf_error.h"
+#include "bf_out.h"
 #include "bf_search.h"
 #include "bf_store.h"
 #include "bf_striae.h"
@@ -68,6 +69,9 @@ int bfm_cmd_show(int argc, char **argv)
   size_t nh = 0;
   bf_feature **fa = NULL, **fb = NULL;
   int na = 0, nb = 0;
+  /* --png is checked before anything is read: never the store or one of its files */
+  if (bf_out_protect(store) || bf_out_check(png))
+    return bfm_fail("show");
   if (bf_store_open(&st, store, BF_STORE_READ, NULL) || bf_store_query_hits(st, NULL, &h, &nh)) {
     rc = bfm_fail("show");
     goto done;
