@@ -13,7 +13,7 @@
       else if (k.startsWith('on')) e.addEventListener(k.slice(2), v);
       else e.setAttribute(k, v === true ? '' : String(v));
     }
-    for (const c of kids.flat()) {
+    for (const c of kids.flat(Infinity)) {
       if (c === null || c === undefined) continue;
       e.appendChild(c instanceof Node ? c : document.createTextNode(String(c)));
     }
