@@ -381,6 +381,11 @@ void web_api_item(bf_web *w, web_reply *r, int64_t id)
       h[j] = h[i];
   }
   qsort(h, k, sizeof *h, by_score_desc);
+  int64_t top[3] = {0};
+  int ntop = 0;
+  for (size_t i = 0; i < k && ntop < 3; i++)
+    top[ntop++] = h[i].id;
+  web_pics_warm(w, top, ntop); /* the examiner's next click is most likely one of these */
   wb_str(&b, "{\"item\":");
   json_item(&b, st, id);
   wb_str(&b, ",\"candidates\":[");
@@ -639,6 +644,43 @@ out:
   pthread_mutex_unlock(&w->draw_lock);
   bf_search_free_features(fa, na);
   bf_search_free_features(fb, nb);
+}
+
+void web_pics_warm(bf_web *w, const int64_t *hits, int n)
+{
+  pthread_mutex_lock(&w->pic_lock);
+  for (int i = 0; i < n && w->warm_started; i++) {
+    int have = 0;
+    for (int j = 0; j < w->nwarm; j++)
+      have |= w->warm[j] == hits[i];
+    for (int j = 0; j < WEB_MAX_PICS; j++)
+      have |= w->pics[j].hit == hits[i] && w->pics[j].gen == w->gen;
+    if (!have && w->nwarm < (int)(sizeof w->warm / sizeof w->warm[0]))
+      w->warm[w->nwarm++] = hits[i];
+  }
+  pthread_cond_signal(&w->warm_cond);
+  pthread_mutex_unlock(&w->pic_lock);
+}
+
+void *web_pics_warm_main(void *arg)
+{
+  bf_web *w = arg;
+  pthread_mutex_lock(&w->pic_lock);
+  for (;;) {
+    while (!w->warm_stop && !w->nwarm)
+      pthread_cond_wait(&w->warm_cond, &w->pic_lock);
+    if (w->warm_stop)
+      break;
+    int64_t id = w->warm[0];
+    memmove(w->warm, w->warm + 1, sizeof w->warm[0] * (size_t)--w->nwarm);
+    pthread_mutex_unlock(&w->pic_lock);
+    web_reply r = {0};
+    web_api_hit_picture(w, &r, id, "pair.png"); /* draws and caches; the answer is dropped */
+    free(r.body);
+    pthread_mutex_lock(&w->pic_lock);
+  }
+  pthread_mutex_unlock(&w->pic_lock);
+  return NULL;
 }
 
 /* ---- review (the one write) ------------------------------------------------------------ */

@@ -573,6 +573,7 @@ int bf_web_start(bf_web **out, const bf_web_opts *o, int *port)
   pthread_mutex_init(&w->sess_lock, NULL);
   pthread_mutex_init(&w->pic_lock, NULL);
   pthread_mutex_init(&w->draw_lock, NULL);
+  pthread_cond_init(&w->warm_cond, NULL);
   const char *td = getenv("TMPDIR");
   snprintf(w->tmpdir, sizeof w->tmpdir, "%s/bfm-serve-XXXXXX", td && *td && strlen(td) < 200 ? td : "/tmp");
   if (!mkdtemp(w->tmpdir)) {
@@ -584,6 +585,8 @@ int bf_web_start(bf_web **out, const bf_web_opts *o, int *port)
     bf_error_prefix(rc, "%s: ", o->store);
     goto fail;
   }
+  if (!pthread_create(&w->warm_thread, NULL, web_pics_warm_main, w))
+    w->warm_started = 1;
   unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG | (v6 ? MHD_USE_IPv6 : 0);
   if (MHD_is_feature_supported(MHD_FEATURE_EPOLL) == MHD_YES)
     flags |= MHD_USE_EPOLL;
@@ -616,6 +619,13 @@ void bf_web_stop(bf_web *w)
     return;
   if (w->mhd)
     MHD_stop_daemon(w->mhd);
+  if (w->warm_started) {
+    pthread_mutex_lock(&w->pic_lock);
+    w->warm_stop = 1;
+    pthread_cond_signal(&w->warm_cond);
+    pthread_mutex_unlock(&w->pic_lock);
+    pthread_join(w->warm_thread, NULL);
+  }
   bf_store_close(w->st);
   web_pics_clear(w);
   if (w->tmpdir[0])
@@ -624,6 +634,7 @@ void bf_web_stop(bf_web *w)
   pthread_mutex_destroy(&w->sess_lock);
   pthread_mutex_destroy(&w->pic_lock);
   pthread_mutex_destroy(&w->draw_lock);
+  pthread_cond_destroy(&w->warm_cond);
   sodium_memzero(w->sessions, sizeof w->sessions);
   free(w);
 }

@@ -61,7 +61,7 @@ struct bf_web {
   pthread_mutex_t store_lock;
   bf_store *st;
   struct stat st_stat;
-  unsigned long gen; /* bumped whenever the store is reopened */
+  _Atomic unsigned long gen; /* bumped whenever the store is reopened (read without store_lock) */
   /* sessions and login throttling */
   pthread_mutex_t sess_lock;
   web_session sessions[WEB_MAX_SESSIONS];
@@ -70,6 +70,11 @@ struct bf_web {
   web_pic pics[WEB_MAX_PICS];
   unsigned long pic_clock;
   unsigned long dot_seq;
+  /* pictures drawn ahead: the top candidates of an item page just served (warm thread) */
+  pthread_t warm_thread;
+  int warm_started, warm_stop, nwarm;
+  pthread_cond_t warm_cond;
+  int64_t warm[8];
 };
 
 /* Reopens the store when the file changed on disk (another writer committed). Caller holds
@@ -103,6 +108,10 @@ void web_api_review(bf_web *w, web_reply *r, int64_t id, const char *examiner,
 void web_api_links(bf_web *w, web_reply *r, web_arg_fn arg, void *ctx, int svg);
 void web_api_audit(bf_web *w, web_reply *r, web_arg_fn arg, void *ctx);
 void web_pics_clear(bf_web *w);
+/* Queues hits whose pictures the warm thread draws into the cache (pic_lock not held). */
+void web_pics_warm(bf_web *w, const int64_t *hits, int n);
+/* The warm thread's body (arg: bf_web *). */
+void *web_pics_warm_main(void *arg);
 
 /* ---- users.c ---------------------------------------------------------------------------- */
 /* Checks name/password against the users file. 0 and *role on success; BF_ENOTFOUND for a
