@@ -201,6 +201,13 @@ int main(void)
   r = post_as(&ex, path, ex.csrf, "decision=maybe");
   CHECK(r.status == 400);
   resp_free(&r);
+  /* another process (here: another handle) holds the writer lock: 409, nothing changes */
+  bf_store *wr = NULL;
+  CHECK(bf_store_open(&wr, store, BF_STORE_WRITE, "batch") == 0);
+  r = post_as(&ex, path, ex.csrf, "decision=confirm&note=x");
+  CHECKF(r.status == 409 && strstr(r.body, "try again"), "locked store: %d %s", r.status, r.body);
+  resp_free(&r);
+  bf_store_close(wr);
   bf_t_file_sha(sha1, store);
   CHECK(!strcmp(sha0, sha1)); /* nothing refused touched the store */
   r = post_as(&ex, path, ex.csrf, "decision=confirm&note=same+firearm+%3Cb%3E");
