@@ -100,6 +100,16 @@ static const bfm_cmd commands[] = {
    "bfm links STORE [--min-score S | --confirmed] [--dot FILE | --png FILE] [--json]\n"
    "  Cases and firearms are nodes, hits (never rejected ones) edges; each connected component is\n"
    "  a linked series. --png draws it with Graphviz `dot`.\n"},
+  {"serve", bfm_cmd_serve, "the web review screen (pages + JSON API) over a store",
+   "bfm serve STORE [--listen HOST:PORT (127.0.0.1:8080)] [--users FILE (STORE.users)]\n"
+   "    [--threads N (4)] [--secure-cookie]\n"
+   "  Serves the store read-only to logged-in users (see `bfm user`); examiners confirm or\n"
+   "  reject hits (audited, one commit each). Port 0 picks a free port. Plain HTTP: beyond\n"
+   "  this machine put a TLS reverse proxy in front (README) and add --secure-cookie.\n"},
+  {"user", bfm_cmd_user, "add a user of bfm serve (Argon2id password hash)",
+   "bfm user add USERS_FILE NAME --role examiner|reader\n"
+   "  Reads the password (8-1024 characters) from the terminal without echo, or from standard\n"
+   "  input. A user already in the file gets the new password and role.\n"},
   {"show", bfm_cmd_show, "draw the two items of a hit side by side, aligned",
    "bfm show STORE HIT --png FILE\n"},
 };

@@ -80,6 +80,9 @@ int bfm_cmd_hits(int argc, char **argv);
 int bfm_cmd_review(int argc, char **argv);
 int bfm_cmd_links(int argc, char **argv);
 int bfm_cmd_show(int argc, char **argv);
+/* The web review screen and its users (cmd_serve.c, cmd_user.c). */
+int bfm_cmd_serve(int argc, char **argv);
+int bfm_cmd_user(int argc, char **argv);
 /* Shared by them (cmd_hits.c): "test-fire of firearm S (make model, calibre)" / "evidence case
  * C item I, agency"; the firearm or evidence owning an item (NULL when the other); a firearm's
  * trace fields as indented text lines or as one JSON object. */

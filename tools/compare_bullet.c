@@ -203,50 +203,6 @@ static int orient_opt(bf_bullet_opts *bo, int argc, char **argv, int *i)
   return bo->orientation < 0 ? -1 : 1;
 }
 
-int bfm_draw_bullet_pair(const char *path, const bf_bullet_result *r, bf_feature *const *fa_all,
-                         bf_feature *const *fb_all)
-{
-  int pairs[MAX_LANDS][2], np = 0, rc = 0;
-  for (int i = 0; i < r->na; i++)
-    for (int j = 0; j < r->nb; j++)
-      if (r->phase >= 0 && (r->pos_a[i] + r->phase) % r->n == r->pos_b[j] && r->lands[i * r->nb + j].scored &&
-          np < MAX_LANDS) {
-        pairs[np][0] = i;
-        pairs[np][1] = j;
-        np++;
-      }
-  if (!np)
-    return bf_error_set(BF_ENOTFOUND, "%s: no scored land pair on the best phase to draw", path);
-  canvas c = {0};
-  int ph = 140;
-  if ((rc = canvas_new(&c, 1200, ph * np)))
-    return rc;
-  for (int k = 0; k < np && !rc; k++) {
-    float *sa = NULL, *sb = NULL;
-    int n = 0;
-    const bf_feature *fa = fa_all[pairs[k][0]], *fb = fb_all[pairs[k][1]];
-    if ((rc = bf_land_aligned(&sa, &sb, &n, fa, fb, &r->lands[pairs[k][0] * r->nb + pairs[k][1]])))
-      break;
-    double lo = 1e30, hi = -1e30;
-    range(sa, n, &lo, &hi);
-    range(sb, n, &lo, &hi);
-    if (!(hi > lo)) {
-      lo = -1;
-      hi = 1;
-    }
-    for (int x = 0; x < c.w; x++)
-      put(&c, x, k * ph, 0x808080);
-    plot(&c, k * ph + 4, ph - 8, sa, n, lo, hi, 0x1f4fd0);
-    plot(&c, k * ph + 4, ph - 8, sb, n, lo, hi, 0xd02f1f);
-    free(sa);
-    free(sb);
-  }
-  if (!rc)
-    rc = bf_cv_write_rgb(path, c.px, c.w, c.h);
-  free(c.px);
-  return rc;
-}
-
 /* compare --json: lands, land scores, phase scores and the verdict as one object. */
 static void print_bullet_json(const char **ops, const bullet *A, const bullet *B, const bf_bullet_result *rr,
                               const bf_land_opts *plo)

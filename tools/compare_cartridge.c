@@ -2,6 +2,7 @@
 #include "bf_breechface.h"
 #include "bf_cmc.h"
 #include "bf_cv.h"
+#include "bf_draw.h"
 #include "bf_error.h"
 #include "bf_fft.h"
 #include "bf_x3p.h"
@@ -22,105 +23,14 @@ static int load_feature(bf_feature **f, bf_breechface_trace *tr, const char *pat
   return rc;
 }
 
-/* Heights to colours: a blue-white-red ramp over +-3 robust sd; missing points light grey. */
-static void heights_rgb(uint32_t *rgb, int stride, const float *z, int nx, int ny)
-{
-  double s2 = 0;
-  long n = 0;
-  for (long i = 0; i < (long)nx * ny; i++)
-    if (!isnan(z[i])) {
-      s2 += (double)z[i] * z[i];
-      n++;
-    }
-  double lim = n ? 3 * sqrt(s2 / n) : 1;
-  if (!(lim > 0))
-    lim = 1;
-  for (int y = 0; y < ny; y++)
-    for (int x = 0; x < nx; x++) {
-      float v = z[(size_t)y * nx + x];
-      uint32_t c = 0xdddddd;
-      if (!isnan(v)) {
-        double t = v / lim;
-        t = t < -1 ? -1 : t > 1 ? 1 : t;
-        int r = t > 0 ? 255 : (int)(255 * (1 + t)), b = t < 0 ? 255 : (int)(255 * (1 - t));
-        int g = (int)(255 * (1 - fabs(t)));
-        c = (uint32_t)r << 16 | (uint32_t)g << 8 | (uint32_t)b;
-      }
-      rgb[(size_t)y * stride + x] = c;
-    }
-}
-
-static void draw_rect(uint32_t *rgb, int w, int h, double x0, double y0, double rw, double rh,
-                      uint32_t col)
-{
-  int a = (int)lround(x0), b = (int)lround(y0), c = (int)lround(x0 + rw - 1),
-      d = (int)lround(y0 + rh - 1);
-  for (int t = 0; t < 2; t++) {
-    for (int x = a; x <= c; x++) {
-      if (x < 0 || x >= w) continue;
-      if (b + t >= 0 && b + t < h) rgb[(size_t)(b + t) * w + x] = col;
-      if (d - t >= 0 && d - t < h) rgb[(size_t)(d - t) * w + x] = col;
-    }
-    for (int y = b; y <= d; y++) {
-      if (y < 0 || y >= h) continue;
-      if (a + t >= 0 && a + t < w) rgb[(size_t)y * w + a + t] = col;
-      if (c - t >= 0 && c - t < w) rgb[(size_t)y * w + c - t] = col;
-    }
-  }
-}
-
 static int write_surface_png(const char *path, const bf_surface *s)
 {
   uint32_t *rgb = malloc((size_t)s->nx * s->ny * sizeof *rgb);
   if (!rgb)
     return bf_error_set(BF_ENOMEM, "out of memory drawing %s", path);
-  heights_rgb(rgb, s->nx, s->z, s->nx, s->ny);
+  bf_draw_heights(rgb, s->nx, s->z, s->nx, s->ny);
   int rc = bf_cv_write_rgb(path, rgb, s->nx, s->ny);
   free(rgb);
-  return rc;
-}
-
-/* Reference left with its CMC cells; target right, rotated by the consensus theta, with the
- * cells where they registered. Both at the comparison spacing. */
-int bfm_draw_cmc_pair(const char *path, const bf_feature *a, const bf_feature *b, const bf_cmc_result *r)
-{
-  int gap = 10, w = a->nx + gap + b->nx, h = a->ny > b->ny ? a->ny : b->ny, rc;
-  uint32_t *rgb = malloc((size_t)w * h * sizeof *rgb);
-  float *rot = malloc((size_t)b->nx * b->ny * sizeof *rot);
-  if (!rgb || !rot) {
-    free(rgb);
-    free(rot);
-    return bf_error_set(BF_ENOMEM, "out of memory drawing %s", path);
-  }
-  for (size_t i = 0; i < (size_t)w * h; i++)
-    rgb[i] = 0xffffff;
-  heights_rgb(rgb, w, a->z, a->nx, a->ny);
-  double th = r->theta * M_PI / 180, c = cos(th), s = sin(th);
-  double bcx = 0.5 * (b->nx - 1), bcy = 0.5 * (b->ny - 1);
-  for (int y = 0; y < b->ny; y++)
-    for (int x = 0; x < b->nx; x++) {
-      double u = x - bcx, v = y - bcy;
-      int xs = (int)lround(c * u + s * v + bcx), ys = (int)lround(-s * u + c * v + bcy);
-      rot[(size_t)y * b->nx + x] = (xs >= 0 && ys >= 0 && xs < b->nx && ys < b->ny)
-                                     ? b->z[(size_t)ys * b->nx + xs] : NAN;
-    }
-  heights_rgb(rgb + a->nx + gap, w, rot, b->nx, b->ny);
-  double offx = bcx - 0.5 * (a->nx - 1), offy = bcy - 0.5 * (a->ny - 1);
-  for (int i = 0; i < r->ncell; i++) {
-    const bf_cmc_cell *cl = &r->cells[i];
-    if (cl->direction != 0)
-      continue;
-    uint32_t col = cl->cmc_original || cl->cmc_high ? 0x00b000 : 0x606060;
-    if (!(cl->cmc_original || cl->cmc_high))
-      continue;
-    double x0 = cl->x0 / a->dx, y0 = cl->y0 / a->dx, cw = cl->w / a->dx, ch = cl->h / a->dx;
-    draw_rect(rgb, w, h, x0, y0, cw, ch, col);
-    draw_rect(rgb, w, h, a->nx + gap + x0 + offx + cl->dx / a->dx, y0 + offy + cl->dy / a->dx,
-              cw, ch, col);
-  }
-  rc = bf_cv_write_rgb(path, rgb, w, h);
-  free(rgb);
-  free(rot);
   return rc;
 }
 
@@ -243,7 +153,7 @@ static int show_steps(const char *dir, const char *scan, const bf_breechface_tra
       uint32_t *rgb = malloc((size_t)s->nx * s->ny * sizeof *rgb);
       if (!rgb)
         return bf_error_set(BF_ENOMEM, "out of memory drawing %s", path);
-      heights_rgb(rgb, s->nx, s->z, s->nx, s->ny);
+      bf_draw_heights(rgb, s->nx, s->z, s->nx, s->ny);
       double rr[2] = {tr->r_out, tr->r_fp}, ox[2] = {tr->cx, tr->fcx}, oy[2] = {tr->cy, tr->fcy};
       for (int c = 0; c < 2; c++)
         for (int a = 0; a < 3600 && rr[c] > 0; a++) {

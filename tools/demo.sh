@@ -20,3 +20,11 @@ set -x
 "$bfm" links "$out/store.h5" --dot "$out/links.dot"
 "$bfm" verify "$out/store.h5"
 "$bfm" info "$out/store.h5"
+set +x
+# The web review screen: a user for it, then the command that serves it (not started here, so
+# the demo never blocks; a terminal with BFM_DEMO_SERVE=1 starts it).
+printf 'demo-examiner\n' | "$bfm" user add "$out/store.h5.users" examiner --role examiner >/dev/null
+echo "web review screen: $bfm serve $out/store.h5   then open http://127.0.0.1:8080/ (user examiner, password demo-examiner)"
+if [ "${BFM_DEMO_SERVE:-0}" = 1 ] && [ -t 1 ] && [ "${CI:-}" != true ]; then
+  exec "$bfm" serve "$out/store.h5"
+fi

@@ -7,6 +7,7 @@ jobs=$(nproc)
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build -j "$jobs"
 (cd build && ctest --output-on-failure -j 1)
+bash tests/web/run.sh build/bfm build/web-e2e
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBF_SANITIZE=ON >/dev/null
 cmake --build build-asan -j "$jobs"
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1

@@ -1,0 +1,22 @@
+# Writes the files of web/assets/ into one C source as byte arrays (run at build time with
+# cmake -P; no external tool): web_asset_find("app.js") finds them.
+#   cmake -DOUT=assets.c -DDIR=web/assets -P embed.cmake
+file(GLOB files RELATIVE ${DIR} ${DIR}/*)
+list(SORT files)
+set(src "/* Generated from web/assets/ by web/embed.cmake: do not edit. */\n#include \"web_int.h\"\n#include <string.h>\n\n")
+set(table "")
+set(i 0)
+foreach(f ${files})
+  file(READ ${DIR}/${f} hex HEX)
+  string(LENGTH "${hex}" hl)
+  math(EXPR size "${hl} / 2")
+  string(REGEX REPLACE "([0-9a-f][0-9a-f])" "0x\\1," bytes "${hex}")
+  string(REGEX REPLACE "((0x[0-9a-f][0-9a-f],){24})" "\\1\n" bytes "${bytes}")
+  string(APPEND src "static const unsigned char a${i}[] = {\n${bytes}0};\n")
+  string(APPEND table "  {\"${f}\", a${i}, ${size}},\n")
+  math(EXPR i "${i} + 1")
+endforeach()
+string(APPEND src "\nstatic const web_asset assets[] = {\n${table}};\n\n")
+string(APPEND src "const web_asset *web_asset_find(const char *name)\n{\n  for (size_t i = 0; i < sizeof assets / sizeof assets[0]; i++)\n    if (!strcmp(assets[i].name, name))\n      return &assets[i];\n  return NULL;\n}\n")
+file(WRITE ${OUT}.tmp "${src}")
+file(RENAME ${OUT}.tmp ${OUT})
