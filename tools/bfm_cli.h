@@ -71,6 +71,8 @@ int bfm_cmd_hits(int argc, char **argv);
 int bfm_cmd_review(int argc, char **argv);
 int bfm_cmd_links(int argc, char **argv);
 int bfm_cmd_show(int argc, char **argv);
+int bfm_cmd_compact(int argc, char **argv); /* cmd_compact.c */
+int bfm_cmd_upgrade(int argc, char **argv); /* cmd_compact.c */
 /* Shared by them (cmd_hits.c): "test-fire of firearm S (make model, calibre)" / "evidence case
  * C item I, agency"; the firearm or evidence owning an item (NULL when the other); a firearm's
  * trace fields as indented text lines or as one JSON object. */
