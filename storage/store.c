@@ -1228,7 +1228,7 @@ static int tx_kind_data(bf_store *st, kindcache *kc)
     hsize_t d0 = 0, dmax = H5S_UNLIMITED;
     sp = H5Screate_simple(1, &d0, &dmax);
     /* plain kinds (hot data every search reads whole) skip shuffle+deflate; Fletcher-32 stays */
-    p = chunked_dcpl(65536, kc->compress);
+    p = chunked_dcpl(kc->compress ? 65536 : 4096, kc->compress); /* a plain chunk is written whole */
     kc->txds = H5Dcreate2(g, "data", H5T_IEEE_F32LE, sp, H5P_DEFAULT, p, H5P_DEFAULT);
     if (kc->txds >= 0) {
       attr_str(kc->txds, "units", "micrometres (heights / signature values); NaN = missing");
@@ -2704,6 +2704,15 @@ static int merge_kind(bf_store *st, const char *kind, int a, int b, hid_t dst, i
   snprintf(dp, sizeof dp, "/features/%.47s/data", kind);
   if (!buf)
     return bf_error_set(BF_ENOMEM, "out of memory compacting features");
+  int64_t sum = 0; /* chunks no larger than the data (a plain chunk is written whole) */
+  for (int i = a; i < b; i++)
+    if (has_kind(st->segs[i].f, kind)) {
+      hid_t sds = H5Dopen2(st->segs[i].f, dp, H5P_DEFAULT);
+      sum += sds >= 0 ? ds_len(sds) : 0;
+      if (sds >= 0)
+        H5Dclose(sds);
+    }
+  hsize_t chunk = sum < 1024 ? 1024 : sum > 65536 ? 65536 : (hsize_t)sum;
   for (int i = a; i < b && !rc; i++) {
     hid_t f = st->segs[i].f;
     if (!has_kind(f, kind))
@@ -2716,7 +2725,7 @@ static int merge_kind(bf_store *st, const char *kind, int a, int b, hid_t dst, i
     if (compress < 0) {
       compress = dcpl_deflated(sds);
       hsize_t d0 = 0, dmax = H5S_UNLIMITED;
-      hid_t sp = H5Screate_simple(1, &d0, &dmax), p = chunked_dcpl(65536, compress);
+      hid_t sp = H5Screate_simple(1, &d0, &dmax), p = chunked_dcpl(chunk, compress);
       g = H5Gcreate2(dst, gp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
       ds = g >= 0 ? H5Dcreate2(g, "data", H5T_IEEE_F32LE, sp, H5P_DEFAULT, p, H5P_DEFAULT) : -1;
       H5Pclose(p);
