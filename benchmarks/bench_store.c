@@ -1,287 +1,358 @@
-/* Store figures: ingest rate (scans/s, through `bfm ingest`, feature extraction included) for
- * cartridge cases and bullet lands, bytes stored per item, peak memory of the ingest, time to
- * open a 100,000-item store and look an item up, and kill -9 crash safety at >= 50 points.
- * usage: bench_store [--items N] [--kills K] [--dir DIR] [--skip-big] [--skip-crash] [--skip-ingest]
- * Timings on a shared machine are noisy: re-run quietly for figures worth recording. */
+/* Store figures for the segment store (schema 2):
+ *  - commit latency of one review and of a one-item ingest (firearm record + item + scan
+ *    original + feature + prefilter descriptor) at growing store sizes, in-process (begin to
+ *    commit) and end to end (`bfm review` as a new process);
+ *  - ingest throughput (items/s, one commit per item, in-process) at each size;
+ *  - compaction throughput (MB/s) and read amplification (segments a reader opens, time to open
+ *    and load every table and stream the descriptors) before and after `bf_store_compact`;
+ *  - kill -9 at random points of `bfm ingest|batch|review|compact` (--crash CMD --kills K).
+ * usage: bench_store [--sizes 1000,10000,100000] [--dir DIR]
+ *        bench_store --crash ingest|batch|review|compact [--kills K] [--dir DIR]
+ * The machine is shared and noisy: medians are printed. */
 #include "bf_error.h"
 #include "bf_store.h"
 
 #include "../tests/crash_kit.h"
 
-#include <dirent.h>
-#include <sys/resource.h>
+#include <math.h>
 #include <sys/stat.h>
 
 static char dir[4096];
+static uint32_t rng = 12345;
 
-/* Runs bfm ingest on a fresh store; prints time, scans/s, peak RSS and bytes per item. */
-static void ingest_figures(const char *label, const char *manifest, int nscans, int every)
+static void fill_bytes(uint8_t *b, size_t n)
 {
-  char store[4300], out[4300], every_s[16];
-  snprintf(store, sizeof store, "%s/%s.h5", dir, label);
-  snprintf(out, sizeof out, "%s/%s.out", dir, label);
-  snprintf(every_s, sizeof every_s, "%d", every);
-  unlink(store);
-  if (bf_store_create(store, "bench")) {
-    printf("%s: %s\n", label, bf_error_last());
-    return;
+  for (size_t k = 0; k < n; k++) {
+    rng ^= rng << 13;
+    rng ^= rng >> 17;
+    rng ^= rng << 5;
+    b[k] = (uint8_t)rng;
   }
-  double t0 = ck_now();
-  fflush(stdout);
-  pid_t pid = fork();
-  if (pid == 0) {
-    if (!freopen(out, "w", stdout))
-      _exit(126);
-    execl(BF_BFM_EXE, BF_BFM_EXE, "ingest", "--commit-every", every_s, store, manifest, (char *)NULL);
-    _exit(127);
-  }
-  int ws = 0;
-  struct rusage ru;
-  wait4(pid, &ws, 0, &ru);
-  double t = ck_now() - t0;
-  bf_store *st = NULL;
-  size_t items = 0, scans = 0;
-  long long x3p = 0;
-  if (!bf_store_open(&st, store, BF_STORE_READ, NULL)) {
-    items = bf_store_nitems(st);
-    scans = bf_store_nscans(st);
-    for (size_t i = 0; i < scans; i++)
-      x3p += bf_store_scans(st)[i].nbytes;
-    bf_store_close(st);
-  }
-  struct stat sb;
-  stat(store, &sb);
-  printf("%-22s commit-every %-3d %3zu items %3zu scans (of %d) in %7.2f s = %6.2f scans/s; "
-         "peak RSS %6.1f MB; %8.0f bytes/item (%.0f of them original X3P), exit %d\n",
-         label, every, items, scans, nscans, t, scans / t, ru.ru_maxrss / 1024.0,
-         items ? (double)sb.st_size / items : 0, items ? (double)x3p / items : 0,
-         WIFEXITED(ws) ? WEXITSTATUS(ws) : -1);
 }
 
-static void big_store(long n)
+static int dcmp(const void *a, const void *b)
 {
-  char path[4300];
-  snprintf(path, sizeof path, "%s/big.h5", dir);
-  unlink(path);
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+static double median(double *v, int n)
+{
+  qsort(v, (size_t)n, sizeof *v, dcmp);
+  return n ? v[n / 2] : NAN;
+}
+
+/* One synthetic registry entry: what an ingest of one test-fired cartridge case writes. */
+static int add_entry(bf_store *st, long i, bf_feature *f, bf_feature *pf)
+{
+  bf_firearm fa = {0};
+  snprintf(fa.serial, sizeof fa.serial, "SN%09ld", i);
+  snprintf(fa.make, sizeof fa.make, "Make%ld", i % 37);
+  snprintf(fa.calibre, sizeof fa.calibre, "9mm Luger");
+  uint8_t bytes[2048];
+  fill_bytes(bytes, sizeof bytes);
+  for (int k = 0; k < f->nx * f->ny; k++)
+    f->z[k] = (float)((i * 7 + k) % 101);
+  for (int k = 0; k < pf->nx; k++)
+    pf->z[k] = (float)((i * 3 + k) % 17);
+  int64_t fid, item, sid;
+  int rc;
+  if ((rc = bf_store_add_firearm(st, &fid, &fa)) ||
+      (rc = bf_store_add_item(st, &item, BF_KIND_CARTRIDGE, fa.calibre, BF_OWNER_FIREARM, fid)) ||
+      (rc = bf_store_add_scan(st, &sid, item, 0, bytes, sizeof bytes, "synthetic.x3p", NULL)) ||
+      (rc = bf_store_put_feature(st, "cartridge", item, sid, f)) ||
+      (rc = bf_store_put_feature(st, "cartridge-pf", item, sid, pf)))
+    return rc;
+  if (item > 1) { /* one hit per item: something to review */
+    bf_hit h = {0};
+    h.query = item;
+    h.candidate = item - 1;
+    h.run = 1;
+    h.score = (double)(i % 20);
+    h.log10_lr = NAN;
+    rc = bf_store_add_hits(st, &h, 1, NULL);
+  }
+  return rc;
+}
+
+/* Grows the store to n items in commits of up to 5,000 entries. */
+static int grow_to(const char *path, long n, bf_feature *f, bf_feature *pf)
+{
+  bf_store *st = NULL;
+  int rc = bf_store_open(&st, path, BF_STORE_WRITE, "bench");
+  long have = rc ? 0 : (long)bf_store_nitems(st);
+  if (!rc && have == 0 && !(rc = bf_store_begin(st))) /* the descriptors are hot data: plain */
+    rc = bf_store_add_kind(st, "cartridge-pf", 0) || bf_store_commit(st);
+  while (!rc && have < n) {
+    long m = n - have < 5000 ? n - have : 5000;
+    if ((rc = bf_store_begin(st)))
+      break;
+    for (long i = 0; i < m && !rc; i++)
+      rc = add_entry(st, have + i, f, pf);
+    if (rc || (rc = bf_store_commit(st)))
+      break;
+    have += m;
+  }
+  if (rc)
+    printf("building: %s\n", bf_error_last());
+  bf_store_close(st);
+  return rc;
+}
+
+/* Opening and loading everything, then streaming the descriptors: what a reader pays. */
+static double read_all(const char *path, int *segs)
+{
   double t0 = ck_now();
   bf_store *st = NULL;
-  if (bf_store_create(path, "bench") || bf_store_open(&st, path, BF_STORE_WRITE, "bench")) {
-    printf("big store: %s\n", bf_error_last());
+  if (bf_store_open(&st, path, BF_STORE_READ, NULL))
+    return NAN;
+  bf_store_stats s;
+  bf_store_stats_get(st, &s);
+  *segs = s.segments;
+  bf_store_load(st);
+  const bf_feat_row *r;
+  size_t n = 0;
+  bf_store_feature_index(st, "cartridge-pf", &r, &n);
+  bf_feature **blk = calloc(n + 1, sizeof *blk);
+  if (blk && n)
+    bf_store_read_block(st, "cartridge-pf", 0, n, blk);
+  for (size_t i = 0; blk && i < n; i++)
+    bf_feature_free(blk[i]);
+  free(blk);
+  bf_store_close(st);
+  return ck_now() - t0;
+}
+
+static void figures_at(const char *path, long n, bf_feature *f, bf_feature *pf)
+{
+  /* compaction first: the build left one segment per 5,000 entries */
+  int sb = 0, sa = 0;
+  double rb = read_all(path, &sb);
+  bf_store_compact_opts o = BF_STORE_COMPACT_OPTS_INIT;
+  o.all = 1;
+  bf_store_compact_result cr;
+  int crc = bf_store_compact(path, &o, &cr);
+  double ra = read_all(path, &sa);
+  if (crc)
+    printf("  compact failed: %s\n", bf_error_last());
+  else
+    printf("  compaction: %d -> %d segments, %.1f MB read, %.1f MB written in %.2f s = %.1f MB/s; "
+           "reader (open, load all tables, stream descriptors): %d segments %.2f s before, %d segments %.2f s after\n",
+           cr.segments_before, cr.segments_after, cr.bytes_read / 1e6, cr.bytes_written / 1e6, cr.seconds,
+           cr.bytes_read / 1e6 / cr.seconds, sb, rb, sa, ra);
+  bf_store *st = NULL;
+  if (bf_store_open(&st, path, BF_STORE_WRITE, "bench")) {
+    printf("  open: %s\n", bf_error_last());
     return;
   }
-  bf_feature *f = NULL;
-  bf_feature_new(&f, BF_KIND_CARTRIDGE, 16, 16, 25, 25);
-  uint8_t bytes[512];
-  uint32_t x = 12345;
+  bf_store_nfirearms(st); /* tables loaded once, as a long-running writer (bfm serve) has them */
+  bf_store_nscans(st);
+  bf_hit *hv = NULL;
+  size_t nh = 0;
+  bf_store_query_hits(st, NULL, &hv, &nh);
+  free(hv);
+  enum { R = 9 };
+  double rv[R], ig[R];
   int rc = 0;
-  for (long i = 0; i < n && !rc; i++) {
-    if (i % 10000 == 0 && (rc = bf_store_begin(st)))
-      break;
-    bf_firearm fa = {0};
-    snprintf(fa.serial, sizeof fa.serial, "SN%08ld", i);
-    snprintf(fa.make, sizeof fa.make, "Make%ld", i % 37);
-    snprintf(fa.calibre, sizeof fa.calibre, "%s", i % 3 ? "9mm Luger" : ".45 ACP");
-    for (size_t k = 0; k < sizeof bytes; k++) {
-      x ^= x << 13;
-      x ^= x >> 17;
-      x ^= x << 5;
-      bytes[k] = (uint8_t)x;
-    }
-    for (int k = 0; k < 256; k++)
-      f->z[k] = (float)((i * 7 + k) % 101);
-    int64_t fid, item, sid;
-    if ((rc = bf_store_add_firearm(st, &fid, &fa)) ||
-        (rc = bf_store_add_item(st, &item, BF_KIND_CARTRIDGE, fa.calibre, BF_OWNER_FIREARM, fid)) ||
-        (rc = bf_store_add_scan(st, &sid, item, 0, bytes, sizeof bytes, "synthetic.x3p", NULL)) ||
-        (rc = bf_store_put_feature(st, "cartridge", item, sid, f)))
-      break;
-    if ((i + 1) % 10000 == 0 || i + 1 == n) {
-      if ((rc = bf_store_commit(st)))
-        break;
-      printf("  built %ld items, %.1f s\n", i + 1, ck_now() - t0);
-      fflush(stdout);
-    }
-  }
-  if (rc) {
-    printf("big store: %s\n", bf_error_last());
-    bf_store_abort(st);
-  }
-  bf_store_close(st);
-  bf_feature_free(f);
-  double tb = ck_now() - t0;
-  struct stat sb;
-  stat(path, &sb);
-  printf("big store: %ld items (firearm record + item + 512 B scan + 16x16 feature each) built in %.1f s, "
-         "%.1f MB (%.0f bytes/item)\n", n, tb, sb.st_size / 1e6, (double)sb.st_size / n);
-  for (int rep = 0; rep < 3; rep++) {
+  for (int k = 0; k < R && !rc; k++) {
     double a = ck_now();
-    if (bf_store_open(&st, path, BF_STORE_READ, NULL)) {
-      printf("open: %s\n", bf_error_last());
-      return;
-    }
+    if (!(rc = bf_store_begin(st)) &&
+        !(rc = bf_store_set_hit_status(st, 1 + (k * 7919) % (int64_t)nh, 1 + k % 2, "bench", "review")))
+      rc = bf_store_commit(st);
     double b = ck_now();
-    int64_t id = 1 + (int64_t)((rep + 1) * 0.3 * n);
-    const bf_item *it = bf_store_item(st, id);
-    bf_feature **fv = NULL;
-    int nf = 0;
-    int g = bf_store_get_features(st, "cartridge", id, &fv, &nf);
+    if (!rc && !(rc = bf_store_begin(st)) && !(rc = add_entry(st, n + k, f, pf)))
+      rc = bf_store_commit(st);
     double c = ck_now();
-    const bf_firearm *fa = it ? bf_store_firearm(st, it->owner) : NULL;
-    double c2 = ck_now();
-    char serial[64];
-    snprintf(serial, sizeof serial, "SN%08lld", (long long)(id - 1));
-    const bf_firearm *fs = bf_store_firearm_by_serial(st, serial);
-    double c3 = ck_now();
-    const bf_feat_row *rows;
-    size_t nrows;
-    bf_store_feature_index(st, "cartridge", &rows, &nrows);
-    bf_feature **blk = calloc(nrows, sizeof *blk);
-    double d = ck_now();
-    int s = blk ? bf_store_read_block(st, "cartridge", 0, nrows, blk) : -1;
-    double e = ck_now();
-    printf("open %ld-item store %.3f s; item %lld + its feature %.4f s; its firearm record %.3f s "
-           "(first use reads the firearms table); by serial %.4f s (%s); "
-           "stream all %zu features in one block %.2f s (%s)\n",
-           n, b - a, (long long)id, c - b, c2 - c, c3 - c2,
-           it && fa && fs == fa && !g && nf == 1 ? "ok" : "WRONG", nrows, e - d, s ? "failed" : "ok");
-    for (size_t k = 0; blk && k < nrows; k++)
-      bf_feature_free(blk[k]);
-    free(blk);
-    for (int k = 0; k < nf; k++)
-      bf_feature_free(fv[k]);
-    free(fv);
-    bf_store_close(st);
+    rv[k] = b - a;
+    ig[k] = c - b;
   }
-  /* what one small write costs on a store this size: the commit copies and syncs the file */
+  if (rc)
+    printf("  commit failed: %s\n", bf_error_last());
+  /* ingest throughput: 40 one-item commits back to back */
   double a = ck_now();
-  int64_t id = 0;
-  if (!bf_store_open(&st, path, BF_STORE_WRITE, "bench") && !bf_store_begin(st) &&
-      !bf_store_add_item(st, &id, BF_KIND_CARTRIDGE, "9mm Luger", BF_OWNER_FIREARM, 1) && !bf_store_commit(st))
-    printf("one-item transaction on the %ld-item store (copy %.1f MB + fsync + rename): %.2f s\n", n,
-           sb.st_size / 1e6, ck_now() - a);
-  else
-    printf("one-item transaction failed: %s\n", bf_error_last());
+  int m = 40;
+  for (int k = 0; k < m && !rc; k++)
+    if (!(rc = bf_store_begin(st)) && !(rc = add_entry(st, n + R + k, f, pf)))
+      rc = bf_store_commit(st);
+  double thr = m / (ck_now() - a);
   bf_store_close(st);
+  /* end to end: `bfm review` as a new process (opens the store, loads the hits, commits) */
+  double e2e[5];
+  for (int k = 0; k < 5; k++) {
+    char id[32];
+    snprintf(id, sizeof id, "%d", 2 + k);
+    char *argv[] = {(char *)BF_BFM_EXE, (char *)"review", (char *)path, id, (char *)"--confirm",
+                    (char *)"--examiner", (char *)"bench", NULL};
+    int status = 0;
+    ck_spawn(argv, NULL, -1, 0, &status, &e2e[k]);
+    if (status)
+      printf("  bfm review exit %d\n", status);
+  }
+  struct stat sbuf;
+  bf_store *rs = NULL;
+  bf_store_stats ss = {0};
+  if (!bf_store_open(&rs, path, BF_STORE_READ, NULL))
+    bf_store_stats_get(rs, &ss);
+  bf_store_close(rs);
+  (void)sbuf;
+  printf("  %ld items, %.1f MB on disk: commit of one review %.1f ms, of a one-item ingest %.1f ms "
+         "(medians of %d, in-process); ingest %.1f items/s (one commit each); `bfm review` end to end %.3f s "
+         "(median of 5, new process)\n",
+         n, ss.bytes / 1e6, 1e3 * median(rv, R), 1e3 * median(ig, R), R, thr, median(e2e, 5));
+  fflush(stdout);
+}
+
+static void sizes_run(const char *list)
+{
+  char path[4300];
+  snprintf(path, sizeof path, "%s/reg.h5", dir);
+  char cmd[20000];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s' '%s.d' '%s.lock'", path, path, path);
+  if (system(cmd) || bf_store_create(path, "bench")) {
+    printf("create: %s\n", bf_error_last());
+    return;
+  }
+  bf_feature *f = NULL, *pf = NULL;
+  bf_feature_new(&f, BF_KIND_CARTRIDGE, 32, 32, 25, 25);
+  bf_feature_new(&pf, BF_KIND_CARTRIDGE, 64, 1, 1, 1);
+  printf("store entry: firearm record + item + 2 KB original + 32x32 feature (deflated) + 64-value "
+         "descriptor (plain) + one hit\n");
+  long done = 0;
+  for (const char *p = list; *p;) {
+    long n = strtol(p, (char **)&p, 10);
+    if (*p == ',')
+      p++;
+    if (n <= done)
+      continue;
+    double t0 = ck_now();
+    if (grow_to(path, n, f, pf))
+      break;
+    printf("%ld items (built in %.1f s):\n", n, ck_now() - t0);
+    figures_at(path, n, f, pf);
+    done = n + 9 + 40; /* figures_at added entries */
+  }
+  bf_feature_free(f);
+  bf_feature_free(pf);
+}
+
+/* ---- kill -9 rounds ---- */
+
+static void copy_store(const char *from, const char *to)
+{
+  char cmd[20000];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s' '%s.d' && cp '%s' '%s' && cp -r '%s.d' '%s.d'", to, to, from, to, from, to);
+  if (system(cmd))
+    printf("copy failed\n");
+}
+
+static void crash_run(const char *what, int kills)
+{
+  char syn[4300], manifest[8400], base[4300], s[4300], out[4300], why[1024], d0[4096], d1[4096];
+  snprintf(syn, sizeof syn, "%s/synth", dir);
+  snprintf(base, sizeof base, "%s/base.h5", dir);
+  snprintf(s, sizeof s, "%s/k.h5", dir);
+  snprintf(out, sizeof out, "%s/k.out", dir);
+  ck_manifest m;
+  char cmd[20000];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s' '%s' '%s.d' '%s.lock'", syn, base, base, base);
+  if (system(cmd) || ck_synth(&m, syn, 2, manifest) || bf_store_create(base, "bench")) {
+    printf("setup failed: %s\n", bf_error_last());
+    return;
+  }
+  double full = 0;
+  ck_run(base, manifest, out, -1, 0, &full); /* base: every row ingested */
+  if (!strcmp(what, "batch") || !strcmp(what, "review") || !strcmp(what, "compact")) {
+    char *bargv[] = {(char *)BF_BFM_EXE, (char *)"batch", base, (char *)"--group", (char *)"1",
+                     (char *)"--keep", (char *)"3", (char *)"--min-score", (char *)"0", (char *)"--quiet", NULL};
+    ck_spawn(bargv, NULL, -1, 0, NULL, !strcmp(what, "batch") ? &full : NULL);
+  }
+  ck_digest(base, d0, sizeof d0);
+  unsigned seed = (unsigned)time(NULL);
+  srand(seed);
+  int landed = 0, viol = 0;
+  ck_manifest none = {0};
+  for (int k = 0; k < kills; k++) {
+    ck_manifest mk = m;
+    double delay = full * (double)rand() / RAND_MAX;
+    int r = 0, bad = 0, status = 0;
+    char idb[32] = "1", note[64], got[256];
+    if (!strcmp(what, "ingest")) {
+      snprintf(cmd, sizeof cmd, "rm -rf '%s' '%s.d' '%s.lock'", s, s, s);
+      if (system(cmd) || bf_store_create(s, "bench"))
+        break;
+      r = ck_run(s, manifest, out, delay, 0, NULL);
+      bad = ck_check(&mk, s, out, why, sizeof why) != 0;
+    } else if (!strcmp(what, "batch") || !strcmp(what, "compact")) {
+      copy_store(!strcmp(what, "batch") ? (k ? base : base) : base, s);
+      if (!strcmp(what, "batch")) { /* re-batch from scratch: a store before its batch */
+        copy_store(base, s);
+      }
+      char *argv_b[] = {(char *)BF_BFM_EXE, (char *)"batch", s, (char *)"--group", (char *)"1",
+                        (char *)"--keep", (char *)"3", (char *)"--min-score", (char *)"0", (char *)"--quiet", NULL};
+      char *argv_c[] = {(char *)BF_BFM_EXE, (char *)"compact", s, (char *)"--all", NULL};
+      if (!strcmp(what, "compact") && k == 0) {
+        double t;
+        copy_store(base, s);
+        ck_spawn(argv_c, NULL, -1, 0, NULL, &t);
+        full = t;
+        copy_store(base, s);
+      }
+      r = ck_spawn(!strcmp(what, "batch") ? argv_b : argv_c, NULL, delay, 0, NULL, NULL);
+      bad = ck_check(&none, s, NULL, why, sizeof why) != 0;
+      if (!bad && !strcmp(what, "compact"))
+        bad = ck_digest(s, d1, sizeof d1) || strcmp(d0, d1);
+    } else { /* review: each kill on the same store, alternating the decision */
+      if (k == 0)
+        copy_store(base, s);
+      int old = ck_hit_status(s, 1, NULL), want = old == BF_HIT_CONFIRMED ? BF_HIT_REJECTED : BF_HIT_CONFIRMED;
+      snprintf(note, sizeof note, "kill %d", k);
+      char *argv[] = {(char *)BF_BFM_EXE, (char *)"review", s, idb,
+                      (char *)(want == BF_HIT_CONFIRMED ? "--confirm" : "--reject"), (char *)"--examiner",
+                      (char *)"bench", (char *)"--note", note, NULL};
+      double t = 0;
+      r = ck_spawn(argv, NULL, k == 0 ? -1 : delay, 0, &status, &t);
+      if (k == 0)
+        full = t;
+      int now = ck_hit_status(s, 1, got);
+      bad = !(now == old || (now == want && !strcmp(got, note))) || (status == 0 && now != want) ||
+            ck_check(&none, s, NULL, why, sizeof why) != 0;
+    }
+    if (!bad && ck_writer_cleans(s) != 0) {
+      bad = 1;
+      snprintf(why, sizeof why, "the next writer left unlisted segments");
+    }
+    landed += r == 1;
+    viol += bad;
+    if (bad)
+      printf("  VIOLATION %s kill %d at %.3f s: %s\n", what, k, delay, why);
+  }
+  printf("kill -9 %s: %d runs, %d killed inside the command, %d violation(s) (seed %u, full run %.2f s)\n",
+         what, kills, landed, viol, seed, full);
 }
 
 int main(int argc, char **argv)
 {
-  long nbig = 100000;
-  int kills = 60, skip_big = 0, skip_crash = 0, skip_ingest = 0;
+  const char *sizes = "1000,10000,100000", *crash = NULL;
+  int kills = 25;
   snprintf(dir, sizeof dir, "/tmp/bench_store");
   for (int i = 1; i < argc; i++) {
-    if (!strcmp(argv[i], "--items") && i + 1 < argc)
-      nbig = atol(argv[++i]);
+    if (!strcmp(argv[i], "--sizes") && i + 1 < argc)
+      sizes = argv[++i];
+    else if (!strcmp(argv[i], "--crash") && i + 1 < argc)
+      crash = argv[++i];
     else if (!strcmp(argv[i], "--kills") && i + 1 < argc)
       kills = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--dir") && i + 1 < argc)
       snprintf(dir, sizeof dir, "%s", argv[++i]);
-    else if (!strcmp(argv[i], "--skip-big"))
-      skip_big = 1;
-    else if (!strcmp(argv[i], "--skip-crash"))
-      skip_crash = 1;
-    else if (!strcmp(argv[i], "--skip-ingest"))
-      skip_ingest = 1;
     else {
-      fprintf(stderr, "usage: bench_store [--items N] [--kills K] [--dir DIR] [--skip-big] [--skip-crash] [--skip-ingest]\n");
+      fprintf(stderr, "usage: bench_store [--sizes N,N,..] | --crash ingest|batch|review|compact [--kills K]; [--dir DIR]\n");
       return 2;
     }
   }
-  char cmd[8400];
-  snprintf(cmd, sizeof cmd, "mkdir -p '%s'", dir);
-  if (system(cmd))
-    return 1;
-  const char *data = getenv("BF_SHARED") ? getenv("BF_SHARED") : BF_SHARED_DIR;
-  char dpath[4200];
-  snprintf(dpath, sizeof dpath, "%s/data", data);
-  printf("bench_store: bfm %s, data %s, scratch %s (timings on a shared machine are noisy)\n", BF_VERSION,
-         dpath, dir);
-
-  /* cartridge cases: all 40 Fadul scans, one row each */
-  char man[4300];
-  if (skip_ingest)
-    goto big;
-  snprintf(man, sizeof man, "%s/cart.csv", dir);
-  FILE *f = fopen(man, "w");
-  int ncart = 0;
-  if (f) {
-    fprintf(f, "type,serial,calibre,kind,scans\n");
-    snprintf(cmd, sizeof cmd, "%s/cartridge/fadul", dpath);
-    DIR *d = opendir(cmd);
-    struct dirent *e;
-    while (d && (e = readdir(d)))
-      if (strstr(e->d_name, ".x3p")) {
-        fprintf(f, "firearm,F%d,9mm Luger,cartridge,\"%s/%s\"\n", ncart, cmd, e->d_name);
-        ncart++;
-      }
-    if (d)
-      closedir(d);
-    fclose(f);
-  }
-  ingest_figures("cartridge", man, ncart, 1);
-  ingest_figures("cartridge-batch", man, ncart, 10);
-
-  /* bullets: the Hamby 44 and Hamby 252 bullets, lands in order */
-  snprintf(man, sizeof man, "%s/bullet.csv", dir);
-  f = fopen(man, "w");
-  int nl = 0;
-  if (f) {
-    static const char *rows[][7] = {
-      {"hamby44/HS44_Barrel1_Bullet1_Land", "1", "2", "3", "4", "5", "6"},
-      {"hamby44/HS44_Barrel1_Bullet2_Land", "1", "2", "3", "4", "5", "6"},
-      {"hamby252/Hamby252_Barrel1_Bullet1_Land", "1", "2", "3", "4", "5", NULL},
-      {"hamby252/Hamby252_Barrel1_Bullet2_Land", "1", "2", "4", "5", "6", NULL},
-      {"hamby252/Hamby252_Barrel2_Bullet1_Land", "1", NULL},
-      {"hamby252/Hamby252_Barrel4_Bullet1_Land", "1", NULL}};
-    fprintf(f, "type,serial,calibre,kind,scans\n");
-    for (int r = 0; r < 6; r++) {
-      fprintf(f, "firearm,B%d,9mm Luger,bullet,\"", r);
-      for (int l = 1; l < 7 && rows[r][l]; l++, nl++)
-        fprintf(f, "%s%s/bullet/%s%s.x3p", l > 1 ? ";" : "", dpath, rows[r][0], rows[r][l]);
-      fprintf(f, "\"\n");
-    }
-    fclose(f);
-  }
-  ingest_figures("bullet-lands", man, nl, 1);
-
-big:
-  if (!skip_big)
-    big_store(nbig);
-
-  if (!skip_crash) {
-    ck_manifest m;
-    char cm[4300], out[4300], why[1024], store[4300];
-    snprintf(cm, sizeof cm, "%s/crash.csv", dir);
-    snprintf(out, sizeof out, "%s/crash.out", dir);
-    if (ck_write_manifest(&m, cm, dpath, 6)) {
-      printf("crash: cannot write the manifest\n");
-      return 1;
-    }
-    snprintf(store, sizeof store, "%s/crash-full.h5", dir);
-    unlink(store);
-    bf_store_create(store, "bench");
-    double full = 0;
-    ck_run(store, cm, out, -1, 0, &full);
-    int landed = 0, bad = 0, rows_kept = 0;
-    srand(20261126);
-    for (int k = 0; k < kills; k++) {
-      snprintf(store, sizeof store, "%s/crash.h5", dir);
-      unlink(store);
-      if (bf_store_create(store, "bench"))
-        break;
-      ck_manifest mk = m;
-      double delay = full * (double)rand() / RAND_MAX;
-      landed += ck_run(store, cm, out, delay, 0, NULL) == 1;
-      int v = ck_check(&mk, store, out, why, sizeof why);
-      if (v) {
-        bad++;
-        printf("  kill %d at %.3f s: VIOLATION: %s\n", k, delay, why);
-      }
-      for (int r = 0; r < mk.nrows; r++)
-        rows_kept += mk.stored[r] != 0;
-    }
-    printf("crash: %d kill -9 points over a %.2f s ingest of %d rows: %d landed inside it, %d violation(s); "
-           "%d reported rows all kept\n", kills, full, m.nrows, landed, bad, rows_kept);
-  }
+  mkdir(dir, 0755);
+  if (crash)
+    crash_run(crash, kills);
+  else
+    sizes_run(sizes);
   return 0;
 }

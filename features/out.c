@@ -64,7 +64,9 @@ static int hits_guard(const guard *g, const char *r)
   if (strncmp(r, g->real, n))
     return 0;
   const char *rest = r + n;
-  return !*rest || !strcmp(rest, ".lock") || !strncmp(rest, ".tmp", 4) || (g->is_dir && *rest == '/');
+  /* STORE, STORE.lock, STORE.tmp*, and the segment folder STORE.d with all it holds */
+  return !*rest || !strcmp(rest, ".lock") || !strncmp(rest, ".tmp", 4) || !strcmp(rest, ".d") ||
+         !strncmp(rest, ".d/", 3) || (g->is_dir && *rest == '/');
 }
 
 int bf_out_check(const char *path)

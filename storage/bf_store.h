@@ -1,25 +1,45 @@
-/* The bfm store: one HDF5 file holding firearms (test-fire records), evidence, items, scans
- * (original X3P bytes + SHA-256), features of any kind, hits and an audit log.
+/* The bfm store: firearms (test-fire records), evidence, items, scans (original X3P bytes +
+ * SHA-256), features of any kind, hits and an audit log, in HDF5 files.
  *
- * Concurrency and crash safety (why copy-on-write and not SWMR):
- *   Writers take an exclusive flock() on "STORE.lock" (a second writer gets BF_ELOCKED at
- *   once). A write transaction copies STORE to "STORE.tmp", changes the copy with ordinary
- *   HDF5 calls, flushes and fsyncs it, and commits with one rename(2) over STORE (then fsyncs
- *   the folder). rename is atomic, so a kill -9 at ANY moment leaves either the old or the new
- *   complete file; a stale STORE.tmp is removed by the next writer. Readers open STORE
- *   read-only at any time and keep reading their snapshot (the old inode) while a writer
- *   commits. SWMR was rejected: its writer cannot create objects (new feature kinds, per-scan
- *   X3P datasets), a crashed SWMR writer leaves a file that needs h5clear, and HDF5 promises no
- *   crash consistency for in-place writes. The price: a commit costs a copy of the file, so
- *   bulk ingest groups rows per transaction when asked (bfm ingest --commit-every).
+ * Layout (schema_version 2): a store named STORE is
+ *   STORE            the manifest: a small HDF5 file (attribute schema_version = 2, generation,
+ *                    next_segment) whose table /segments lists the live segment files in order
+ *                    (seq, name, bytes, naudit = its audit rows, created), and /seg/<seq> external
+ *                    links to each segment's root (h5py: f["seg/00000001/items"]).
+ *   STORE.d/seg-<seq 8 digits>.h5   immutable segments. Each holds the same objects a schema 1
+ *                    store held, for the rows its transaction wrote:
+ *       /firearms /evidence /items /scans /hits /audit   tables (chunked shuffle+deflate+fletcher32
+ *                    1-D compound datasets, structs below; units in each "units" attribute)
+ *       /scans_x3p/<scan id>                              original X3P bytes (uint8)
+ *       /features/<kind>/index, /features/<kind>/data     index rows point (offset/count, local to
+ *                    the segment) into one float32 array (micrometres)
+ *   STORE.lock       the writer lock (flock; opened with O_NOFOLLOW, so a symlink is refused)
+ *   STORE.tmp        the next manifest while it is written (a stale one is removed)
+ * Reading: the tables are the segments' rows in manifest order where a later row with the same
+ * id supersedes an earlier one (a hit review or an item marked searched appends the new row;
+ * ids are dense 1..N). Audit rows only append. Feature rows only append; bf_feat_row.offset seen
+ * through this API is global: into the concatenation of the kind's data over the segments in
+ * manifest order.
  *
- * Layout (schema_version 1; every table is a chunked, shuffle+deflate+fletcher32, extendible
- * 1-D compound dataset; units are in each dataset's "units" attribute):
- *   /firearms /evidence /items /scans /hits /audit      tables (structs below)
- *   /scans_x3p/<scan id>                                original X3P bytes (uint8)
- *   /features/<kind>/index, /features/<kind>/data       per feature kind ("cartridge",
- *        "bullet", or any other name, created on first use): index rows point into one float
- *        array (micrometres) so a search streams the whole kind in large blocks.
+ * Transactions and crash safety: a writer takes an exclusive flock() on STORE.lock (a second
+ * writer gets BF_ELOCKED at once). bf_store_begin creates a new segment; X3P bytes and feature
+ * values go into it as they come, table rows at commit. Commit closes and fsyncs the segment,
+ * fsyncs STORE.d, writes STORE.tmp listing the old segments plus the new one, fsyncs it and
+ * renames it over STORE (the commit point), then fsyncs the folder. A commit therefore costs
+ * what it writes plus one manifest row per segment, never a copy of what is stored. kill -9 at
+ * any moment leaves the old or the new manifest; a segment no manifest lists (a crashed
+ * transaction or compaction) is deleted by the next writer.
+ *
+ * Readers never wait: a reader reads the manifest and opens every segment it lists (one
+ * consistent snapshot) and keeps them open. Compaction (bf_store_compact) writes merged segments,
+ * commits a manifest without the merged ones and only then unlinks them: a reader holding them
+ * keeps reading its snapshot (POSIX keeps an unlinked open file), and a reader that read the old
+ * manifest but finds a segment gone re-reads the manifest.
+ *
+ * Hot data: a kind added with bf_store_add_kind(st, kind, 0) is stored without shuffle/deflate
+ * (Fletcher-32 stays), so a search that streams it whole (prefilter descriptors "cartridge-pf",
+ * "bullet-pf"; screen-resolution surfaces, e.g. "cartridge-screen") never inflates full
+ * features; after compaction each such kind is one contiguous dataset per segment.
  * HDF5 is not thread-safe here: use a bf_store from one thread at a time. */
 #ifndef BF_STORE_H
 #define BF_STORE_H
@@ -30,7 +50,10 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#define BF_STORE_SCHEMA 1
+#define BF_STORE_SCHEMA 2
+/* bfm info says compaction is due when this many segments are smaller than the small size. */
+#define BF_STORE_SMALL_SEGMENT (64ll << 20)
+#define BF_STORE_COMPACT_DUE 16
 
 enum { BF_STORE_READ = 0, BF_STORE_WRITE = 1 };
 enum { BF_OWNER_FIREARM = 1, BF_OWNER_EVIDENCE = 2 };
@@ -93,6 +116,8 @@ typedef struct bf_hit {
   double score, scores[4];
   int32_t rank, status; /* BF_HIT_* */
   char time[32], examiner[64], when[32], note[256];
+  double log10_lr; /* calibrated evidence: log10 likelihood ratio; NAN when not computed (set it:
+                      a zeroed bf_hit means LR 1) */
 } bf_hit;
 
 typedef struct bf_audit_rec {
@@ -139,7 +164,10 @@ int bf_store_put_feature(bf_store *st, const char *kind, int64_t item, int64_t s
 /* Marks items searched by a batch run (resumable batches). */
 int bf_store_set_searched(bf_store *st, const int64_t *items, size_t n, int64_t run);
 
-/* Lookups (in-memory tables, valid until the next write call or close). */
+/* Lookups (in-memory tables, valid until the next write call or close). A table is read on
+ * first use; the pointer-returning lookups return NULL / 0 both for "absent" and when a table
+ * could not be read: call bf_store_load (all at once) or bf_store_error (after the fact), or
+ * use the int-returning bf_store_get_* below, to tell the two apart. */
 size_t bf_store_nitems(const bf_store *st);
 const bf_item *bf_store_items(const bf_store *st); /* by ascending id */
 const bf_item *bf_store_item(const bf_store *st, int64_t id);
@@ -157,14 +185,31 @@ const bf_evidence *bf_store_evidences(const bf_store *st);
 size_t bf_store_nscans(const bf_store *st);
 const bf_scan_rec *bf_store_scans(const bf_store *st);
 
+/* 0, or the first table/feature index that failed to load since open (sticky; the message,
+ * set again by this call, names the store, the segment and the dataset). */
+int bf_store_error(const bf_store *st);
+/* Loads every table and feature index now; returns the first failure (BF_ECHECKSUM,
+ * BF_EFORMAT, ...) naming segment and dataset. A command that must not work on a damaged store
+ * calls it after open. */
+int bf_store_load(bf_store *st);
+/* Record by id: 0 and *out, BF_ENOTFOUND when absent, or the table's load error. */
+int bf_store_get_item(const bf_store *st, int64_t id, const bf_item **out);
+int bf_store_get_firearm(const bf_store *st, int64_t id, const bf_firearm **out);
+int bf_store_get_evidence(const bf_store *st, int64_t id, const bf_evidence **out);
+int bf_store_get_scan(const bf_store *st, int64_t id, const bf_scan_rec **out);
+
 /* Features. The index of a kind (rows in storage order; an item's rows are consecutive, bullet
  * lands in land order); *n = 0 and NULL when the kind has none. */
 int bf_store_feature_index(bf_store *st, const char *kind, const bf_feat_row **rows, size_t *n);
 /* All features of one item of a kind, in order; caller frees each and the array. */
 int bf_store_get_features(bf_store *st, const char *kind, int64_t item, bf_feature ***out, int *n);
-/* Index rows [first, first+n) of a kind as features, with ONE read of their data: the way to
- * stream the store. out must hold n pointers; caller frees each. */
+/* Index rows [first, first+n) of a kind as features, with ONE read per segment of their data:
+ * the way to stream the store. out must hold n pointers; caller frees each. A value chunk that
+ * fails its checksum is BF_ECHECKSUM, the message naming the item(s), segment and dataset: a
+ * search must report it (stderr) and exit non-zero, not skip the candidate silently. */
 int bf_store_read_block(bf_store *st, const char *kind, size_t first, size_t n, bf_feature **out);
+/* A kind's storage: compressed (0 = plain hot data), rows, values. BF_ENOTFOUND if absent. */
+int bf_store_kind_info(bf_store *st, const char *kind, int *compressed, size_t *nrows, int64_t *nvalues);
 
 /* Hits. Rows whose (run, query, candidate) is already stored are skipped (*added counts the
  * new ones, may be NULL). id, time, and for a new row status/when are filled in. */
@@ -206,6 +251,42 @@ int bf_store_feature_kinds(bf_store *st, char (*names)[48], int max);
 /* Writes a table ("firearms", "evidence", "items", "scans", "hits", "audit") as CSV (header row,
  * RFC 4180 quoting; arrays joined with ';') or as a JSON array of objects (json = 1). */
 int bf_store_export(bf_store *st, const char *what, int json, FILE *out);
+
+/* What bfm info shows about the storage. */
+typedef struct bf_store_stats {
+  int schema;
+  int64_t generation;      /* commits since creation or upgrade */
+  int segments, small_segments;
+  int compaction_due;      /* small_segments >= BF_STORE_COMPACT_DUE */
+  int64_t bytes;           /* manifest + live segments */
+  int64_t superseded_rows; /* table rows a compaction would drop */
+  int64_t audit_rows;
+} bf_store_stats;
+/* Fills s; returns 0 or the first table load error (the counts are then partial). */
+int bf_store_stats_get(bf_store *st, bf_store_stats *s);
+
+/* Compaction: merges every run of consecutive segments smaller than target_bytes (all of them
+ * with all = 1) into one segment, keeping the last version of each row, copying originals and
+ * features unchanged; takes the writer lock (BF_ELOCKED if held), readers go on. */
+typedef struct bf_store_compact_opts {
+  int64_t target_bytes;
+  int all;
+  const char *user; /* audit; NULL = login name */
+  void (*progress)(void *ctx, int first, int end, int nseg);
+  void *ctx;
+} bf_store_compact_opts;
+#define BF_STORE_COMPACT_OPTS_INIT {.target_bytes = 1ll << 30, .all = 0, .user = NULL, .progress = NULL, .ctx = NULL}
+typedef struct bf_store_compact_result {
+  int segments_before, segments_after;
+  int64_t bytes_read, bytes_written, rows_dropped;
+  double seconds;
+} bf_store_compact_result;
+int bf_store_compact(const char *path, const bf_store_compact_opts *opts, bf_store_compact_result *res);
+
+/* Converts a schema 1 store (one HDF5 file) in place: the file becomes segment 1 byte for byte
+ * except /hits, rewritten with log10_lr = NaN; then the manifest replaces it (rename). A crash
+ * leaves the schema 1 store. BF_EEXIST if already current. */
+int bf_store_upgrade(const char *path, const char *user);
 
 /* ISO 8601 UTC now, for records. */
 void bf_store_now(char out[32]);

@@ -1,5 +1,6 @@
-/* The HDF5 store: tables, transactions (copy, change, fsync, rename), lookups, verify.
- * See bf_store.h for the layout and why commits are copy-on-write renames. */
+/* The HDF5 segment store: a manifest naming immutable segment files, transactions that write
+ * one new segment each, last-row-wins updates, lookups, verify, compaction and upgrade.
+ * See bf_store.h for the layout and why. */
 #define _GNU_SOURCE
 #include "bf_store.h"
 #include "bf_text.h"
@@ -8,6 +9,7 @@
 
 #include <hdf5.h>
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -19,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -77,7 +80,8 @@ static const fld feat_f[] = {
 static const fld hit_f[] = {
   FI64(bf_hit, id), FI64(bf_hit, query), FI64(bf_hit, candidate), FI64(bf_hit, run),
   FF64(bf_hit, score), FARR(bf_hit, scores), FI32(bf_hit, rank), FI32(bf_hit, status),
-  FSTR(bf_hit, time), FSTR(bf_hit, examiner), FSTR(bf_hit, when), FSTR(bf_hit, note)};
+  FSTR(bf_hit, time), FSTR(bf_hit, examiner), FSTR(bf_hit, when), FSTR(bf_hit, note),
+  FF64(bf_hit, log10_lr)}; /* last: schema 1 had every field but this one (bfm upgrade) */
 static const fld audit_f[] = {
   FI64(bf_audit_rec, seq), FSTR(bf_audit_rec, time), FSTR(bf_audit_rec, user),
   FSTR(bf_audit_rec, action), FSTR(bf_audit_rec, what)};
@@ -89,7 +93,7 @@ static const tbl T_EVIDENCE = {"/evidence", sizeof(bf_evidence), evidence_f, NF(
   "dates: ISO 8601 text; kind: 1 cartridge case, 2 bullet", "crime-scene items"};
 static const tbl T_ITEMS = {"/items", sizeof(bf_item), item_f, NF(item_f),
   "kind: 1 cartridge case, 2 bullet; owner_type: 1 firearm, 2 evidence; searched: batch run id",
-  "comparable items: a cartridge case or a bullet (its lands)"};
+  "comparable items: a cartridge case or a bullet (its lands); a later row with the same id supersedes"};
 static const tbl T_SCANS = {"/scans", sizeof(bf_scan_rec), scan_f, NF(scan_f),
   "dx, dy: micrometres; nbytes: bytes; sha256: hex of the original file",
   "submitted scans; original bytes in /scans_x3p/<id>"};
@@ -97,49 +101,90 @@ static const tbl T_FEAT = {"index", sizeof(bf_feat_row), feat_f, NF(feat_f),
   "dx, dy: micrometres; offset, count: elements of data (float32 micrometres)",
   "feature index: one row per scan feature, pointing into data"};
 static const tbl T_HITS = {"/hits", sizeof(bf_hit), hit_f, NF(hit_f),
-  "status: 0 candidate, 1 confirmed, 2 rejected; times ISO 8601 UTC",
-  "comparison results; (run, query, candidate) unique"};
+  "status: 0 candidate, 1 confirmed, 2 rejected; times ISO 8601 UTC; log10_lr: NaN = not computed",
+  "comparison results; (run, query, candidate) unique; a later row with the same id supersedes"};
+static const tbl T_HITS_V1 = {"/hits", sizeof(bf_hit), hit_f, NF(hit_f) - 1, "", ""};
 static const tbl T_AUDIT = {"/audit", sizeof(bf_audit_rec), audit_f, NF(audit_f),
   "time: ISO 8601 UTC", "append-only log of every write"};
 
 #define MAXKINDS 16
+
+/* One segment of the snapshot: its manifest entry and its open file. */
+typedef struct seg {
+  int64_t seq, bytes, naudit;
+  char name[64], created[32];
+  hid_t f;
+} seg;
+
+/* A stretch of a kind's data living in one segment: global offsets [base, base + len). */
+typedef struct piece {
+  int segi; /* index into st->segs; st->nseg = the transaction's segment */
+  int64_t base, len;
+} piece;
+
 typedef struct kindcache {
   char name[48];
-  bf_feat_row *rows;
-  size_t n, cap;
-  int loaded, sorted; /* sorted: rows by non-decreasing item id */
+  bf_feat_row *rows; /* offsets are global: into the kind's data of all segments in order */
+  size_t n, cap, n0; /* n0: rows committed */
+  piece *pc;
+  int npc, cpc;
+  int64_t total; /* committed values */
+  int compress, sorted;
+  hid_t txds; /* the kind's data in the transaction's segment, or -1 */
+  int64_t txlen;
 } kindcache;
 
+/* An in-memory table: rows by id (id = index + 1; the id is each row's first field). */
+enum { TB_FA, TB_EV, TB_IT, TB_SC, TB_HI, NTB };
+typedef struct tab {
+  const tbl *t;
+  char *rows;
+  size_t n, cap, n0; /* n0: rows committed */
+  int *seg;          /* segment index of each row's last version */
+  uint8_t *dirty;    /* committed rows changed in the transaction */
+  int loaded;
+} tab;
+
 struct bf_store {
-  char path[4096], tmp[4200], lockpath[4200];
+  char path[4096], dir[4200], tmp[4200], lockpath[4200];
   int mode, lockfd, intx;
-  hid_t f;
   char user[64];
-  bf_firearm *fa;
-  size_t nfa, cfa;
-  bf_evidence *ev;
-  size_t nev, cev;
-  bf_item *it;
-  size_t nit, cit;
-  bf_scan_rec *sc;
-  size_t nsc, csc;
-  bf_hit *hi;
-  size_t nhi, chi;
-  int64_t *hset; /* open addressing over hi (index+1, 0 empty) */
+  seg *segs;
+  int nseg, cseg;
+  int64_t gen, next_seq;
+  hid_t txf; /* the transaction's new segment */
+  char txname[64];
+  tab tb[NTB];
+  bf_audit_rec *aud; /* audit rows of the transaction */
+  size_t naud, caud;
+  int64_t naudit; /* committed audit rows */
+  int64_t *hset; /* open addressing over hits (index+1, 0 empty) */
   size_t hcap;
-  int64_t *sset; /* the same over sc, keyed by SHA-256: duplicate checks in O(1) */
+  int64_t *sset; /* the same over scans, keyed by SHA-256 */
   size_t scap_set;
   kindcache kinds[MAXKINDS];
   int nkinds;
-  int loaded; /* L_* tables read so far: only items are read at open */
+  int load_err; /* first table that failed to load since open (sticky) */
+  char load_msg[600];
 };
 
-enum { L_FA = 1, L_EV = 2, L_SC = 4, L_HI = 8, L_ALL = 15 };
+#define FA(st) ((bf_firearm *)(st)->tb[TB_FA].rows)
+#define EV(st) ((bf_evidence *)(st)->tb[TB_EV].rows)
+#define IT(st) ((bf_item *)(st)->tb[TB_IT].rows)
+#define SC(st) ((bf_scan_rec *)(st)->tb[TB_SC].rows)
+#define HI(st) ((bf_hit *)(st)->tb[TB_HI].rows)
+#define NFA(st) ((st)->tb[TB_FA].n)
+#define NEV(st) ((st)->tb[TB_EV].n)
+#define NIT(st) ((st)->tb[TB_IT].n)
+#define NSC(st) ((st)->tb[TB_SC].n)
+#define NHI(st) ((st)->tb[TB_HI].n)
+
+enum { L_FA = 1, L_EV = 2, L_IT = 4, L_SC = 8, L_HI = 16, L_ALL = 31 };
 
 /* HDF5 1.10.8 crashes in its exit-time teardown when a file's close failed (disk full): the
  * half-closed file stays registered. After such a failure we skip that teardown: our handler,
  * registered after HDF5's, runs first and ends the process (the data are safe: nothing was
- * committed, the transaction copy is already removed). */
+ * committed, the transaction's segment is already removed). */
 static int hdf5_poisoned;
 static void skip_hdf5_teardown(void)
 {
@@ -157,6 +202,12 @@ static void quiet_hdf5(void)
     H5open();
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
     atexit(skip_hdf5_teardown);
+    /* a reader holds every segment of its snapshot open: allow many files */
+    struct rlimit rl;
+    if (!getrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_cur < rl.rlim_max) {
+      rl.rlim_cur = rl.rlim_max;
+      setrlimit(RLIMIT_NOFILE, &rl);
+    }
     done = 1;
   }
 }
@@ -227,6 +278,8 @@ static void attr_str(hid_t obj, const char *name, const char *val)
   hid_t ty = H5Tcopy(H5T_C_S1);
   H5Tset_size(ty, strlen(val) + 1);
   hid_t sp = H5Screate(H5S_SCALAR);
+  if (H5Aexists(obj, name) > 0)
+    H5Adelete(obj, name);
   hid_t a = H5Acreate2(obj, name, ty, sp, H5P_DEFAULT, H5P_DEFAULT);
   if (a >= 0) {
     H5Awrite(a, ty, val);
@@ -236,33 +289,64 @@ static void attr_str(hid_t obj, const char *name, const char *val)
   H5Tclose(ty);
 }
 
-static hid_t chunked_dcpl(hsize_t chunk)
+static void attr_i64(hid_t obj, const char *name, int64_t v)
+{
+  hid_t sp = H5Screate(H5S_SCALAR);
+  if (H5Aexists(obj, name) > 0)
+    H5Adelete(obj, name);
+  hid_t a = H5Acreate2(obj, name, H5T_STD_I64LE, sp, H5P_DEFAULT, H5P_DEFAULT);
+  if (a >= 0) {
+    H5Awrite(a, H5T_NATIVE_INT64, &v);
+    H5Aclose(a);
+  }
+  H5Sclose(sp);
+}
+
+static int64_t attr_get_i64(hid_t obj, const char *name, int64_t dflt)
+{
+  int64_t v = dflt;
+  if (H5Aexists(obj, name) > 0) {
+    hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
+    if (a < 0 || H5Aread(a, H5T_NATIVE_INT64, &v) < 0)
+      v = dflt;
+    if (a >= 0)
+      H5Aclose(a);
+  }
+  return v;
+}
+
+static hid_t chunked_dcpl(hsize_t chunk, int compress)
 {
   hid_t p = H5Pcreate(H5P_DATASET_CREATE);
   H5Pset_chunk(p, 1, &chunk);
-  H5Pset_shuffle(p);
-  H5Pset_deflate(p, 4);
+  if (compress) {
+    H5Pset_shuffle(p);
+    H5Pset_deflate(p, 4);
+  }
   H5Pset_fletcher32(p);
   return p;
 }
 
-static int tbl_create(hid_t loc, const tbl *t)
+/* Creates table t at loc holding rows[0..n) (the file type is the memory type: padding
+ * included, squeezed out by shuffle+deflate; no conversion on read or write). */
+static int tbl_write_new(hid_t loc, const tbl *t, const char *path, const void *rows, size_t n)
 {
   int rc = 0;
-  hsize_t d0 = 0, dmax = H5S_UNLIMITED;
+  hsize_t d0 = n, dmax = H5S_UNLIMITED;
   hsize_t chunk = 65536 / t->rowsize + 1;
-  /* the file type is the memory type (padding included, squeezed out by shuffle+deflate): an
-   * identical type needs no conversion, and a converting H5Dwrite callocs 1 MB buffers per call */
+  if (n && n < chunk)
+    chunk = n; /* a small segment's table is one small chunk */
   hid_t mt = tbl_memtype(t), ft = H5Tcopy(mt);
-  hid_t sp = H5Screate_simple(1, &d0, &dmax), p = chunked_dcpl(chunk);
-  hid_t ds = H5Dcreate2(loc, t->path, ft, sp, H5P_DEFAULT, p, H5P_DEFAULT);
-  if (ds < 0)
-    rc = bf_error_set(BF_EIO, "cannot create table %s", t->path);
+  hid_t sp = H5Screate_simple(1, &d0, &dmax), p = chunked_dcpl(chunk, 1);
+  hid_t ds = H5Dcreate2(loc, path, ft, sp, H5P_DEFAULT, p, H5P_DEFAULT);
+  if (ds < 0 || (n && H5Dwrite(ds, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, rows) < 0))
+    rc = bf_error_set(BF_EIO, "cannot write table %s (disk full?)", path);
   else {
     attr_str(ds, "units", t->units);
     attr_str(ds, "description", t->about);
-    H5Dclose(ds);
   }
+  if (ds >= 0 && H5Dclose(ds) < 0 && !rc)
+    rc = bf_error_set(BF_EIO, "cannot write table %s (disk full?)", path);
   H5Pclose(p);
   H5Sclose(sp);
   H5Tclose(ft);
@@ -270,130 +354,32 @@ static int tbl_create(hid_t loc, const tbl *t)
   return rc;
 }
 
-/* Datasets written in a transaction stay open until it ends, so HDF5's chunk cache absorbs
- * row-by-row appends (closing after each append recompressed a whole chunk per row). One
- * writer per process uses it; bf_store_* releases it before closing the file. */
-#define NDCACHE 48
-static struct {
-  hid_t f;
-  char path[128];
-  hid_t ds;
-} dcache[NDCACHE];
-static int ndcache;
-
-static hid_t ds_get(hid_t f, const char *path, int *cached)
-{
-  for (int i = 0; i < ndcache; i++)
-    if (dcache[i].f == f && !strcmp(dcache[i].path, path)) {
-      *cached = 1;
-      return dcache[i].ds;
-    }
-  hid_t ds = H5Dopen2(f, path, H5P_DEFAULT);
-  *cached = 0;
-  if (ds >= 0 && ndcache < NDCACHE && strlen(path) < sizeof dcache[0].path) {
-    dcache[ndcache].f = f;
-    snprintf(dcache[ndcache].path, sizeof dcache[0].path, "%s", path);
-    dcache[ndcache++].ds = ds;
-    *cached = 1;
-  }
-  return ds;
-}
-
-/* Closes the cached datasets of file f; returns -1 if a close (a chunk flush) failed. */
-static int ds_release(hid_t f)
-{
-  int bad = 0;
-  for (int i = 0; i < ndcache;)
-    if (dcache[i].f == f) {
-      bad |= H5Dclose(dcache[i].ds) < 0;
-      dcache[i] = dcache[--ndcache];
-    } else
-      i++;
-  return bad ? -1 : 0;
-}
-
-static int tbl_append(hid_t loc, const tbl *t, const void *rows, size_t n)
-{
-  int cached = 0;
-  int rc = BF_EIO;
-  hid_t ds = -1, fs = -1, ms = -1, mt = -1;
-  if (!n)
-    return 0;
-  if ((ds = ds_get(loc, t->path, &cached)) < 0)
-    goto done;
-  fs = H5Dget_space(ds);
-  hsize_t cur;
-  H5Sget_simple_extent_dims(fs, &cur, NULL);
-  H5Sclose(fs);
-  hsize_t nd = cur + n, cnt = n;
-  if (H5Dset_extent(ds, &nd) < 0)
-    goto done;
-  fs = H5Dget_space(ds);
-  H5Sselect_hyperslab(fs, H5S_SELECT_SET, &cur, NULL, &cnt, NULL);
-  ms = H5Screate_simple(1, &cnt, NULL);
-  mt = tbl_memtype(t);
-  if (H5Dwrite(ds, mt, ms, fs, H5P_DEFAULT, rows) < 0)
-    goto done;
-  rc = 0;
-done:
-  if (mt >= 0)
-    H5Tclose(mt);
-  if (ms >= 0)
-    H5Sclose(ms);
-  if (fs >= 0)
-    H5Sclose(fs);
-  if (ds >= 0 && !cached)
-    H5Dclose(ds);
-  if (rc)
-    bf_error_set(rc, "cannot append %zu row(s) to %s (disk full or store damaged?)", n, t->path);
-  return rc;
-}
-
-static int tbl_write_row(hid_t loc, const tbl *t, size_t index, const void *row)
-{
-  int rc = BF_EIO, cached = 0;
-  hid_t ds = ds_get(loc, t->path, &cached), fs = -1, ms = -1, mt = -1;
-  if (ds < 0)
-    goto done;
-  fs = H5Dget_space(ds);
-  hsize_t st = index, cnt = 1;
-  H5Sselect_hyperslab(fs, H5S_SELECT_SET, &st, NULL, &cnt, NULL);
-  ms = H5Screate_simple(1, &cnt, NULL);
-  mt = tbl_memtype(t);
-  if (H5Dwrite(ds, mt, ms, fs, H5P_DEFAULT, row) >= 0)
-    rc = 0;
-done:
-  if (mt >= 0)
-    H5Tclose(mt);
-  if (ms >= 0)
-    H5Sclose(ms);
-  if (fs >= 0)
-    H5Sclose(fs);
-  if (ds >= 0 && !cached)
-    H5Dclose(ds);
-  if (rc)
-    bf_error_set(rc, "cannot rewrite row %zu of %s", index, t->path);
-  return rc;
-}
-
-/* Reads a whole table into *rows (malloc'd, capacity *cap). */
-static int tbl_read(hid_t loc, const tbl *t, void **rows, size_t *n, size_t *cap)
+/* Reads a whole table at loc/path into *rows (malloc'd, *n rows). A missing table is empty
+ * when optional, else BF_ESCHEMA. */
+static int tbl_read_at(hid_t loc, const tbl *t, const char *path, int optional, void **rows, size_t *n)
 {
   int rc = BF_EIO;
-  hid_t ds = H5Dopen2(loc, t->path, H5P_DEFAULT), fs = -1, mt = -1;
+  hid_t ds = -1, fs = -1, mt = -1;
   *n = 0;
-  if (ds < 0) {
-    rc = bf_error_set(BF_ESCHEMA, "table %s is missing", t->path);
+  *rows = NULL;
+  if (H5Lexists(loc, path, H5P_DEFAULT) <= 0) {
+    rc = optional ? 0 : bf_error_set(BF_ESCHEMA, "table %s is missing", path);
+    goto done;
+  }
+  if ((ds = H5Dopen2(loc, path, H5P_DEFAULT)) < 0) {
+    rc = bf_error_set(BF_ECHECKSUM, "table %s cannot be opened (store damaged)", path);
     goto done;
   }
   fs = H5Dget_space(ds);
-  hsize_t cur;
+  hsize_t cur = 0;
   H5Sget_simple_extent_dims(fs, &cur, NULL);
-  if ((rc = grow(rows, cap, cur ? cur : 1, t->rowsize)))
+  if (!(*rows = malloc((cur ? cur : 1) * t->rowsize))) {
+    rc = bf_error_set(BF_ENOMEM, "out of memory reading table %s", path);
     goto done;
+  }
   mt = tbl_memtype(t);
   if (cur && H5Dread(ds, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, *rows) < 0) {
-    rc = bf_error_set(BF_ECHECKSUM, "cannot read table %s (checksum or storage error)", t->path);
+    rc = bf_error_set(BF_ECHECKSUM, "cannot read table %s (checksum or storage error)", path);
     goto done;
   }
   *n = cur;
@@ -405,7 +391,48 @@ done:
     H5Sclose(fs);
   if (ds >= 0)
     H5Dclose(ds);
+  if (rc) {
+    free(*rows);
+    *rows = NULL;
+  }
   return rc;
+}
+
+/* Appends n floats to a 1-D extendible dataset; *at gets where they start. */
+static int ds_append_floats(hid_t ds, const float *v, int64_t n, int64_t *at)
+{
+  hid_t fs = H5Dget_space(ds), ms = -1;
+  hsize_t cur = 0, cnt = (hsize_t)n;
+  int rc = BF_EIO;
+  H5Sget_simple_extent_dims(fs, &cur, NULL);
+  H5Sclose(fs);
+  fs = -1;
+  *at = (int64_t)cur;
+  if (!n)
+    return 0;
+  hsize_t nd = cur + cnt;
+  if (H5Dset_extent(ds, &nd) < 0)
+    goto done;
+  fs = H5Dget_space(ds);
+  H5Sselect_hyperslab(fs, H5S_SELECT_SET, &cur, NULL, &cnt, NULL);
+  ms = H5Screate_simple(1, &cnt, NULL);
+  if (H5Dwrite(ds, H5T_NATIVE_FLOAT, ms, fs, H5P_DEFAULT, v) >= 0)
+    rc = 0;
+done:
+  if (ms >= 0)
+    H5Sclose(ms);
+  if (fs >= 0)
+    H5Sclose(fs);
+  return rc;
+}
+
+static int64_t ds_len(hid_t ds)
+{
+  hsize_t cur = 0;
+  hid_t fs = H5Dget_space(ds);
+  H5Sget_simple_extent_dims(fs, &cur, NULL);
+  H5Sclose(fs);
+  return (int64_t)cur;
 }
 
 /* ---- hit uniqueness set ---- */
@@ -426,7 +453,7 @@ static int hset_find(const bf_store *st, const bf_hit *h)
     int64_t v = st->hset[i];
     if (!v)
       return -1;
-    const bf_hit *o = &st->hi[v - 1];
+    const bf_hit *o = &HI(st)[v - 1];
     if (o->run == h->run && o->query == h->query && o->candidate == h->candidate)
       return (int)(v - 1);
   }
@@ -445,8 +472,8 @@ static int hset_build(bf_store *st, size_t need)
   free(st->hset);
   st->hset = s;
   st->hcap = cap;
-  for (size_t j = 0; j < st->nhi; j++) {
-    size_t i = hkey(&st->hi[j], cap);
+  for (size_t j = 0; j < NHI(st); j++) {
+    size_t i = hkey(&HI(st)[j], cap);
     while (s[i])
       i = (i + 1) & (cap - 1);
     s[i] = (int64_t)j + 1;
@@ -456,7 +483,7 @@ static int hset_build(bf_store *st, size_t need)
 
 static void hset_add(bf_store *st, size_t j)
 {
-  size_t i = hkey(&st->hi[j], st->hcap);
+  size_t i = hkey(&HI(st)[j], st->hcap);
   while (st->hset[i])
     i = (i + 1) & (st->hcap - 1);
   st->hset[i] = (int64_t)j + 1;
@@ -485,8 +512,8 @@ static int sset_build(bf_store *st, size_t need)
   free(st->sset);
   st->sset = s;
   st->scap_set = cap;
-  for (size_t j = 0; j < st->nsc; j++) {
-    size_t i = skey(st->sc[j].sha256, cap);
+  for (size_t j = 0; j < NSC(st); j++) {
+    size_t i = skey(SC(st)[j].sha256, cap);
     while (s[i])
       i = (i + 1) & (cap - 1);
     s[i] = (int64_t)j + 1;
@@ -494,82 +521,7 @@ static int sset_build(bf_store *st, size_t need)
   return 0;
 }
 
-/* ---- open / load / close ---- */
-
-static void drop_caches(bf_store *st)
-{
-  for (int k = 0; k < st->nkinds; k++)
-    free(st->kinds[k].rows);
-  memset(st->kinds, 0, sizeof st->kinds);
-  st->nkinds = 0;
-  free(st->hset);
-  st->hset = NULL;
-  st->hcap = 0;
-  free(st->sset);
-  st->sset = NULL;
-  st->scap_set = 0;
-}
-
-/* Items are read at open; the bigger tables (firearm and evidence records, scans, hits) on
- * first use, so a search opening a 100,000-item store reads only what it needs. The lookup
- * functions take a const store: loading a table is caching, not a visible change. */
-static int ensure(const bf_store *cst, int what)
-{
-  bf_store *st = (bf_store *)cst;
-  int rc = 0;
-  if ((what & L_FA) && !(st->loaded & L_FA) &&
-      !(rc = tbl_read(st->f, &T_FIREARMS, (void **)&st->fa, &st->nfa, &st->cfa)))
-    st->loaded |= L_FA;
-  if (!rc && (what & L_EV) && !(st->loaded & L_EV) &&
-      !(rc = tbl_read(st->f, &T_EVIDENCE, (void **)&st->ev, &st->nev, &st->cev)))
-    st->loaded |= L_EV;
-  if (!rc && (what & L_SC) && !(st->loaded & L_SC) &&
-      !(rc = tbl_read(st->f, &T_SCANS, (void **)&st->sc, &st->nsc, &st->csc)) &&
-      !(rc = sset_build(st, st->nsc)))
-    st->loaded |= L_SC;
-  if (!rc && (what & L_HI) && !(st->loaded & L_HI) &&
-      !(rc = tbl_read(st->f, &T_HITS, (void **)&st->hi, &st->nhi, &st->chi)) &&
-      !(rc = hset_build(st, st->nhi)))
-    st->loaded |= L_HI;
-  if (rc)
-    bf_error_prefix(rc, "%s: ", st->path);
-  return rc;
-}
-
-static int load_tables(bf_store *st)
-{
-  int rc;
-  drop_caches(st);
-  st->loaded = 0;
-  st->nfa = st->nev = st->nsc = st->nhi = 0;
-  if ((rc = tbl_read(st->f, &T_ITEMS, (void **)&st->it, &st->nit, &st->cit)))
-    return bf_error_prefix(rc, "%s: ", st->path);
-  return 0;
-}
-
-static int open_main(bf_store *st)
-{
-  quiet_hdf5();
-  st->f = H5Fopen(st->path, H5F_ACC_RDONLY, H5P_DEFAULT);
-  if (st->f < 0) {
-    if (access(st->path, F_OK))
-      return bf_error_set(BF_ENOTFOUND, "%s: no such store", st->path);
-    return bf_error_set(BF_EFORMAT, "%s: not an HDF5 store (or unreadable)", st->path);
-  }
-  int ver = -1;
-  if (H5Aexists(st->f, "schema_version") > 0) {
-    hid_t a = H5Aopen(st->f, "schema_version", H5P_DEFAULT);
-    H5Aread(a, H5T_NATIVE_INT, &ver);
-    H5Aclose(a);
-  }
-  if (ver != BF_STORE_SCHEMA)
-    return bf_error_set(ver < 0 ? BF_EFORMAT : BF_ESCHEMA,
-                        "%s: %s (this bfm reads schema %d)", st->path,
-                        ver < 0 ? "HDF5 file without a bfm schema_version: not a bfm store"
-                                : "store of another schema version",
-                        BF_STORE_SCHEMA);
-  return 0;
-}
+/* ---- files: paths, sync, lock ---- */
 
 static void default_user(char *out, size_t n, const char *user)
 {
@@ -585,12 +537,58 @@ static void default_user(char *out, size_t n, const char *user)
   scopy(out, n, u);
 }
 
+static void set_paths(bf_store *st, const char *path)
+{
+  scopy(st->path, sizeof st->path, path);
+  snprintf(st->dir, sizeof st->dir, "%s.d", st->path);
+  snprintf(st->tmp, sizeof st->tmp, "%s.tmp", st->path);
+  snprintf(st->lockpath, sizeof st->lockpath, "%s.lock", st->path);
+}
+
+static void seg_path(const bf_store *st, char *buf, size_t n, const char *name)
+{
+  snprintf(buf, n, "%s/%.63s", st->dir, name);
+}
+
+static int fsync_dir(const char *path)
+{
+  char buf[4096];
+  scopy(buf, sizeof buf, path);
+  int fd = open(dirname(buf), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0)
+    return bf_error_set(BF_EIO, "%s: cannot open its folder to sync", path);
+  int r = fsync(fd);
+  close(fd);
+  return r ? bf_error_set(BF_EIO, "%s: folder sync failed (%s)", path, strerror(errno)) : 0;
+}
+
+static int fsync_file(const char *path, int64_t *bytes)
+{
+  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0)
+    return bf_error_set(BF_EIO, "%s: cannot reopen to sync (%s)", path, strerror(errno));
+  int r = fsync(fd);
+  struct stat sb;
+  if (bytes)
+    *bytes = fstat(fd, &sb) ? 0 : (int64_t)sb.st_size;
+  close(fd);
+  return r ? bf_error_set(BF_EIO, "%s: sync failed (%s): disk full?", path, strerror(errno)) : 0;
+}
+
+/* The writer lock: O_NOFOLLOW so a planted STORE.lock symlink is refused, never followed (and
+ * its target never written); only a regular file is accepted. */
 static int take_lock(bf_store *st)
 {
-  st->lockfd = open(st->lockpath, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  st->lockfd = open(st->lockpath, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0644);
   if (st->lockfd < 0)
-    return bf_error_set(BF_EIO, "%s: cannot create the writer lock (%s): read-only folder?",
-                        st->lockpath, strerror(errno));
+    return bf_error_set(BF_EIO, "%s: cannot open the writer lock (%s)", st->lockpath,
+                        errno == ELOOP ? "it is a symbolic link: remove it" : strerror(errno));
+  struct stat sb;
+  if (fstat(st->lockfd, &sb) || !S_ISREG(sb.st_mode)) {
+    close(st->lockfd);
+    st->lockfd = -1;
+    return bf_error_set(BF_EIO, "%s: the writer lock is not a regular file: remove it", st->lockpath);
+  }
   if (flock(st->lockfd, LOCK_EX | LOCK_NB)) {
     char who[64] = "";
     ssize_t r = pread(st->lockfd, who, sizeof who - 1, 0);
@@ -603,129 +601,951 @@ static int take_lock(bf_store *st)
                         st->path, *who ? who : "unknown pid");
   }
   char who[64];
-  int len = snprintf(who, sizeof who, "pid %ld", (long)getpid());
-  if (ftruncate(st->lockfd, 0) == 0 && pwrite(st->lockfd, who, len, 0) < 0) {
+  int len = snprintf(who, sizeof who, "pid %-20ld", (long)getpid());
+  if (pwrite(st->lockfd, who, len, 0) < 0) {
     /* the pid is only informative */
   }
   return 0;
 }
 
-static void set_paths(bf_store *st, const char *path)
+/* ---- the manifest: STORE itself, a small HDF5 file replaced by rename ---- */
+
+typedef struct mrow {
+  int64_t seq, bytes, naudit;
+  char name[64], created[32];
+} mrow;
+static const fld mrow_f[] = {FI64(mrow, seq), FSTR(mrow, name), FI64(mrow, bytes),
+                             FI64(mrow, naudit), FSTR(mrow, created)};
+static const tbl T_SEGS = {"/segments", sizeof(mrow), mrow_f, NF(mrow_f),
+  "bytes: segment file size; naudit: audit rows in it",
+  "the live segments of this store, in order (later rows of a table supersede earlier ones)"};
+
+/* Schema of an HDF5 file: -1 if it has no bfm schema_version (or does not open). */
+static int file_schema(hid_t f)
 {
-  scopy(st->path, sizeof st->path, path);
-  snprintf(st->tmp, sizeof st->tmp, "%s.tmp", st->path);
-  snprintf(st->lockpath, sizeof st->lockpath, "%s.lock", st->path);
+  int ver = -1;
+  if (H5Aexists(f, "schema_version") > 0) {
+    hid_t a = H5Aopen(f, "schema_version", H5P_DEFAULT);
+    if (a < 0 || H5Aread(a, H5T_NATIVE_INT, &ver) < 0)
+      ver = -1;
+    if (a >= 0)
+      H5Aclose(a);
+  }
+  return ver;
 }
 
-static int fsync_dir(const char *path)
-{
-  char buf[4096];
-  scopy(buf, sizeof buf, path);
-  int fd = open(dirname(buf), O_RDONLY | O_DIRECTORY);
-  if (fd < 0)
-    return bf_error_set(BF_EIO, "%s: cannot open its folder to sync", path);
-  int r = fsync(fd);
-  close(fd);
-  return r ? bf_error_set(BF_EIO, "%s: folder sync failed (%s)", path, strerror(errno)) : 0;
-}
-
-static int fsync_file(const char *path)
-{
-  int fd = open(path, O_RDONLY);
-  if (fd < 0)
-    return bf_error_set(BF_EIO, "%s: cannot reopen to sync (%s)", path, strerror(errno));
-  int r = fsync(fd);
-  close(fd);
-  return r ? bf_error_set(BF_EIO, "%s: sync failed (%s): disk full?", path, strerror(errno)) : 0;
-}
-
-int bf_store_create(const char *path, const char *user)
+static int manifest_read(bf_store *st, mrow **rows, size_t *n)
 {
   int rc = 0;
-  hid_t f = -1, fcpl = -1, fapl = -1, g = -1;
-  bf_store tmp = {0};
-  tmp.lockfd = -1;
+  *rows = NULL;
+  *n = 0;
   quiet_hdf5();
-  set_paths(&tmp, path);
-  if (!access(path, F_OK))
-    return bf_error_set(BF_EEXIST, "%s: already exists (a store is created once)", path);
-  if ((rc = take_lock(&tmp)))
-    return rc;
-  unlink(tmp.tmp);
-  fcpl = H5Pcreate(H5P_FILE_CREATE);
-  /* 1.8 object format at least: groups index links in a v2 B-tree + fractal heap, so
-   * /scans_x3p with 100,000 members still inserts in O(log n) (the 1.6 symbol table does not) */
+  struct stat sb;
+  if (lstat(st->path, &sb))
+    return bf_error_set(BF_ENOTFOUND, "%s: no such store", st->path);
+  if (!S_ISREG(sb.st_mode))
+    return bf_error_set(BF_EFORMAT, "%s: not a bfm store (not a regular file)", st->path);
+  hid_t f = H5Fopen(st->path, H5F_ACC_RDONLY, H5P_DEFAULT);
+  if (f < 0)
+    return bf_error_set(BF_EFORMAT, "%s: not an HDF5 store (or unreadable)", st->path);
+  int ver = file_schema(f);
+  if (ver == 1)
+    rc = bf_error_set(BF_ESCHEMA, "%s: a schema 1 store (one file): convert it once with `bfm upgrade %s` "
+                      "(this bfm reads schema %d)", st->path, st->path, BF_STORE_SCHEMA);
+  else if (ver != BF_STORE_SCHEMA)
+    rc = bf_error_set(ver < 0 ? BF_EFORMAT : BF_ESCHEMA, "%s: %s (this bfm reads schema %d)", st->path,
+                      ver < 0 ? "HDF5 file without a bfm schema_version: not a bfm store"
+                              : "store of another schema version",
+                      BF_STORE_SCHEMA);
+  else if ((rc = tbl_read_at(f, &T_SEGS, T_SEGS.path, 0, (void **)rows, n)))
+    bf_error_prefix(rc, "%s: manifest: ", st->path);
+  else {
+    st->gen = attr_get_i64(f, "generation", 0);
+    st->next_seq = attr_get_i64(f, "next_segment", 1);
+  }
+  H5Fclose(f);
+  return rc;
+}
+
+/* Writes the manifest listing rows[0..n) to STORE.tmp, syncs it and renames it over STORE (the
+ * commit point), then syncs the folder. */
+static int manifest_write(bf_store *st, const mrow *rows, size_t n)
+{
+  int rc = 0;
+  hid_t f = -1, fapl = -1, g = -1;
+  char now[32];
+  bf_store_now(now);
+  unlink(st->tmp); /* a stale one, or a planted symlink: removed, never followed */
   fapl = H5Pcreate(H5P_FILE_ACCESS);
   H5Pset_libver_bounds(fapl, H5F_LIBVER_V18, H5F_LIBVER_LATEST);
-  f = H5Fcreate(tmp.tmp, H5F_ACC_EXCL, fcpl, fapl);
-  if (f < 0) {
-    rc = bf_error_set(BF_EIO, "%s: cannot create the store file (%s)", path, strerror(errno));
-    goto done;
-  }
+  f = H5Fcreate(st->tmp, H5F_ACC_EXCL, H5P_DEFAULT, fapl);
+  H5Pclose(fapl);
+  if (f < 0)
+    return bf_error_set(BF_EIO, "%s: cannot create the new manifest (%s)", st->tmp, strerror(errno));
   int ver = BF_STORE_SCHEMA;
   hid_t sp = H5Screate(H5S_SCALAR);
   hid_t a = H5Acreate2(f, "schema_version", H5T_STD_I32LE, sp, H5P_DEFAULT, H5P_DEFAULT);
   H5Awrite(a, H5T_NATIVE_INT, &ver);
   H5Aclose(a);
   H5Sclose(sp);
-  char now[32], u[64];
-  bf_store_now(now);
-  default_user(u, sizeof u, user);
+  attr_i64(f, "generation", st->gen + 1);
+  attr_i64(f, "next_segment", st->next_seq);
   attr_str(f, "software", "bfm " BF_VERSION);
-  attr_str(f, "created", now);
-  attr_str(f, "created_by", u);
+  attr_str(f, "written", now);
   attr_str(f, "description",
-           "bfm ballistic fingerprint store: tables firearms, evidence, items, scans, hits, audit; "
-           "original X3P files in scans_x3p/<scan id>; features/<kind>/index + data (float32 um)");
-  const tbl *ts[] = {&T_FIREARMS, &T_EVIDENCE, &T_ITEMS, &T_SCANS, &T_HITS, &T_AUDIT};
-  for (int i = 0; i < 6 && !rc; i++)
-    rc = tbl_create(f, ts[i]);
-  if (rc)
+           "bfm ballistic fingerprint store, schema 2: this manifest lists the live segment files "
+           "(folder <this file>.d/); each segment holds tables firearms, evidence, items, scans, hits, "
+           "audit, originals scans_x3p/<scan id> and features/<kind>/index + data (float32 um). "
+           "Read the segments in the order listed; a later row with the same id supersedes. "
+           "/seg/<seq> are external links to each segment's root.");
+  if ((rc = tbl_write_new(f, &T_SEGS, T_SEGS.path, rows, n)))
     goto done;
-  if ((g = H5Gcreate2(f, "/scans_x3p", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT)) < 0 ||
-      H5Gclose(g) < 0 || (g = H5Gcreate2(f, "/features", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT)) < 0) {
-    rc = bf_error_set(BF_EIO, "%s: cannot create groups", path);
-    goto done;
-  }
-  attr_str(g, "description", "one group per feature kind: index (table) + data (float32, um)");
-  H5Gclose(g);
-  g = -1;
-  bf_audit_rec ar = {0};
-  ar.seq = 1;
-  scopy(ar.time, sizeof ar.time, now);
-  scopy(ar.user, sizeof ar.user, u);
-  scopy(ar.action, sizeof ar.action, "init");
-  snprintf(ar.what, sizeof ar.what, "created store schema %d", BF_STORE_SCHEMA);
-  if ((rc = tbl_append(f, &T_AUDIT, &ar, 1)))
-    goto done;
-  if (ds_release(f) < 0 || H5Fclose(f) < 0) {
-    f = -1;
-    rc = bf_error_set(BF_EIO, "%s: cannot write the new store (disk full?)", path);
-    goto done;
-  }
-  f = -1;
-  if ((rc = fsync_file(tmp.tmp)))
-    goto done;
-  if (rename(tmp.tmp, path)) {
-    rc = bf_error_set(BF_EIO, "%s: cannot move the new store into place (%s)", path, strerror(errno));
-    goto done;
-  }
-  rc = fsync_dir(path);
-done:
-  if (g >= 0)
+  if ((g = H5Gcreate2(f, "/seg", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT)) >= 0) {
+    char base[4096], target[4300], ln[32];
+    scopy(base, sizeof base, st->path);
+    const char *b = basename(base);
+    for (size_t i = 0; i < n; i++) {
+      snprintf(target, sizeof target, "%s.d/%s", b, rows[i].name);
+      snprintf(ln, sizeof ln, "%08lld", (long long)rows[i].seq);
+      H5Lcreate_external(target, "/", g, ln, H5P_DEFAULT, H5P_DEFAULT);
+    }
     H5Gclose(g);
-  if (f >= 0) {
-    ds_release(f);
-    H5Fclose(f);
   }
-  if (fcpl >= 0)
-    H5Pclose(fcpl);
-  if (fapl >= 0)
-    H5Pclose(fapl);
+  herr_t e = H5Fclose(f);
+  f = -1;
+  if (e < 0) {
+    hdf5_poisoned = 1;
+    rc = bf_error_set(BF_EIO, "%s: cannot write the new manifest (disk full?)", st->tmp);
+    goto done;
+  }
+  if ((rc = fsync_file(st->tmp, NULL)))
+    goto done;
+  if (getenv("BF_STORE_CRASH_BEFORE_RENAME"))
+    abort(); /* test hook: dies exactly between the synced segment + manifest and the commit point */
+  if (rename(st->tmp, st->path)) {
+    rc = bf_error_set(BF_EIO, "%s: cannot commit (rename failed: %s)", st->path, strerror(errno));
+    goto done;
+  }
+  st->gen++;
+  rc = fsync_dir(st->path);
+done:
+  if (f >= 0)
+    H5Fclose(f);
   if (rc)
-    unlink(tmp.tmp);
-  if (tmp.lockfd >= 0)
-    close(tmp.lockfd);
+    unlink(st->tmp);
+  return rc;
+}
+
+static int manifest_from_segs(const bf_store *st, mrow **out)
+{
+  mrow *m = calloc(st->nseg + 1, sizeof *m);
+  if (!m)
+    return bf_error_set(BF_ENOMEM, "out of memory writing the manifest");
+  for (int i = 0; i < st->nseg; i++) {
+    m[i].seq = st->segs[i].seq;
+    m[i].bytes = st->segs[i].bytes;
+    m[i].naudit = st->segs[i].naudit;
+    scopy(m[i].name, sizeof m[i].name, st->segs[i].name);
+    scopy(m[i].created, sizeof m[i].created, st->segs[i].created);
+  }
+  *out = m;
+  return 0;
+}
+
+/* ---- segments ---- */
+
+static int seg_name_ok(const char *s)
+{
+  if (strncmp(s, "seg-", 4))
+    return 0;
+  const char *p = s + 4;
+  while (*p >= '0' && *p <= '9')
+    p++;
+  return p > s + 4 && !strcmp(p, ".h5");
+}
+
+static void close_segs(bf_store *st)
+{
+  for (int i = 0; i < st->nseg; i++)
+    if (st->segs[i].f >= 0)
+      H5Fclose(st->segs[i].f);
+  free(st->segs);
+  st->segs = NULL;
+  st->nseg = st->cseg = 0;
+}
+
+static int open_seg_file(const bf_store *st, const char *name, hid_t *f)
+{
+  char p[4400];
+  seg_path(st, p, sizeof p, name);
+  *f = H5Fopen(p, H5F_ACC_RDONLY, H5P_DEFAULT);
+  if (*f >= 0)
+    return 0;
+  if (access(p, F_OK))
+    return BF_ENOTFOUND;
+  return bf_error_set(BF_ECHECKSUM, "%s: segment %s does not open (store damaged)", st->path, name);
+}
+
+/* Opens the snapshot the manifest names. A compaction may replace the manifest and delete
+ * segments between our reading it and opening them: then we read it again (no waiting). Once
+ * open, a segment stays readable even if a compaction deletes it (POSIX keeps open files). */
+static int open_snapshot(bf_store *st)
+{
+  int rc = 0;
+  for (int attempt = 0; attempt < 200; attempt++) {
+    mrow *m = NULL;
+    size_t n = 0;
+    close_segs(st);
+    if ((rc = manifest_read(st, &m, &n)))
+      return rc;
+    if (!(st->segs = calloc(n + 1, sizeof *st->segs))) {
+      free(m);
+      return bf_error_set(BF_ENOMEM, "out of memory opening %s", st->path);
+    }
+    st->cseg = (int)n + 1;
+    st->naudit = 0;
+    int missing = 0;
+    for (size_t i = 0; i < n && !rc && !missing; i++) {
+      seg *s = &st->segs[st->nseg];
+      s->seq = m[i].seq;
+      s->bytes = m[i].bytes;
+      s->naudit = m[i].naudit;
+      scopy(s->name, sizeof s->name, m[i].name);
+      scopy(s->created, sizeof s->created, m[i].created);
+      if (!seg_name_ok(s->name)) {
+        rc = bf_error_set(BF_EFORMAT, "%s: manifest names an odd segment '%s'", st->path, s->name);
+        break;
+      }
+      int r = open_seg_file(st, s->name, &s->f);
+      if (r == BF_ENOTFOUND)
+        missing = 1;
+      else if (r)
+        rc = r;
+      else {
+        st->naudit += s->naudit;
+        st->nseg++;
+      }
+    }
+    free(m);
+    if (rc || !missing)
+      return rc;
+    if (st->mode == BF_STORE_WRITE) /* we hold the lock: nobody changes the manifest */
+      return bf_error_set(BF_ECHECKSUM, "%s: a segment the manifest lists is missing (store damaged)",
+                          st->path);
+    usleep(1000);
+  }
+  return bf_error_set(BF_EIO, "%s: the store kept changing while opening it", st->path);
+}
+
+/* Removes what a crashed writer left: segment files the manifest does not list, and the
+ * manifest's temporary. Only the lock holder calls this. */
+static void clean_stale(bf_store *st)
+{
+  unlink(st->tmp);
+  DIR *d = opendir(st->dir);
+  if (!d)
+    return;
+  struct dirent *e;
+  while ((e = readdir(d))) {
+    if (e->d_name[0] == '.')
+      continue;
+    int live = 0;
+    for (int i = 0; i < st->nseg && !live; i++)
+      live = !strcmp(st->segs[i].name, e->d_name);
+    if (!live && (seg_name_ok(e->d_name) || strstr(e->d_name, ".tmp"))) {
+      char p[4400];
+      seg_path(st, p, sizeof p, e->d_name);
+      unlink(p);
+    }
+  }
+  closedir(d);
+}
+
+/* ---- in-memory tables: loaded across segments, last row wins ---- */
+
+static const tbl *const TBL[NTB] = {&T_FIREARMS, &T_EVIDENCE, &T_ITEMS, &T_SCANS, &T_HITS};
+
+static int tab_grow(tab *tb, size_t need)
+{
+  size_t cap = tb->cap;
+  int rc = grow((void **)&tb->rows, &cap, need, tb->t->rowsize);
+  if (rc)
+    return rc;
+  if (cap != tb->cap) {
+    int *s = realloc(tb->seg, cap * sizeof *s);
+    uint8_t *d = s ? realloc(tb->dirty, cap) : NULL;
+    if (s)
+      tb->seg = s;
+    if (!d)
+      return bf_error_set(BF_ENOMEM, "out of memory growing a store table");
+    memset(d + tb->cap, 0, cap - tb->cap);
+    tb->dirty = d;
+    tb->cap = cap;
+  }
+  return 0;
+}
+
+static void tab_free(tab *tb)
+{
+  free(tb->rows);
+  free(tb->seg);
+  free(tb->dirty);
+  const tbl *t = tb->t;
+  memset(tb, 0, sizeof *tb);
+  tb->t = t;
+}
+
+/* Merges rows read from segment segi: a row whose id is already present replaces it, the next
+ * id is appended; anything else means rows were lost. */
+static int tab_merge(tab *tb, const char *rows, size_t n, int segi, const char *where)
+{
+  size_t rs = tb->t->rowsize;
+  for (size_t i = 0; i < n; i++) {
+    int64_t id;
+    memcpy(&id, rows + i * rs, sizeof id);
+    if (id >= 1 && (size_t)id <= tb->n) {
+      memcpy(tb->rows + (id - 1) * rs, rows + i * rs, rs);
+      tb->seg[id - 1] = segi;
+    } else if ((size_t)id == tb->n + 1) {
+      int rc = tab_grow(tb, tb->n + 1);
+      if (rc)
+        return rc;
+      memcpy(tb->rows + tb->n * rs, rows + i * rs, rs);
+      tb->seg[tb->n++] = segi;
+    } else
+      return bf_error_set(BF_EFORMAT, "%s: table %s row %zu has id %lld, expected at most %zu "
+                          "(rows missing: store damaged)", where, tb->t->path, i + 1, (long long)id,
+                          tb->n + 1);
+  }
+  return 0;
+}
+
+static void note_load_error(bf_store *st, int rc)
+{
+  if (!st->load_err) {
+    st->load_err = rc;
+    scopy(st->load_msg, sizeof st->load_msg, bf_error_last());
+  }
+}
+
+static int load_tab(bf_store *st, int k)
+{
+  tab *tb = &st->tb[k];
+  int rc = 0;
+  tb->n = 0;
+  for (int i = 0; i < st->nseg && !rc; i++) {
+    char *rows = NULL;
+    size_t n = 0;
+    char where[4400];
+    snprintf(where, sizeof where, "%s: segment %s", st->path, st->segs[i].name);
+    if ((rc = tbl_read_at(st->segs[i].f, tb->t, tb->t->path, 0, (void **)&rows, &n)))
+      bf_error_prefix(rc, "%s: ", where);
+    else
+      rc = tab_merge(tb, rows, n, i, where);
+    free(rows);
+  }
+  if (!rc && k == TB_SC)
+    rc = sset_build(st, NSC(st));
+  if (!rc && k == TB_HI)
+    rc = hset_build(st, NHI(st));
+  if (rc) {
+    tb->n = 0;
+    note_load_error(st, rc);
+    return rc;
+  }
+  tb->n0 = tb->n;
+  if (tb->dirty)
+    memset(tb->dirty, 0, tb->cap);
+  tb->loaded = 1;
+  return 0;
+}
+
+/* Tables are read on first use, so a search opening a 100,000-item store reads only what it
+ * needs. The lookups take a const store: loading a table is caching, not a visible change. */
+static int ensure(const bf_store *cst, int what)
+{
+  bf_store *st = (bf_store *)cst;
+  int rc = 0;
+  for (int k = 0; k < NTB && !rc; k++)
+    if ((what & (1 << k)) && !st->tb[k].loaded)
+      rc = load_tab(st, k);
+  return rc;
+}
+
+static void drop_caches(bf_store *st)
+{
+  for (int k = 0; k < st->nkinds; k++) {
+    free(st->kinds[k].rows);
+    free(st->kinds[k].pc);
+    if (st->kinds[k].txds >= 0)
+      H5Dclose(st->kinds[k].txds);
+  }
+  memset(st->kinds, 0, sizeof st->kinds);
+  st->nkinds = 0;
+  free(st->hset);
+  st->hset = NULL;
+  st->hcap = 0;
+  free(st->sset);
+  st->sset = NULL;
+  st->scap_set = 0;
+  for (int k = 0; k < NTB; k++) {
+    tab_free(&st->tb[k]);
+    st->tb[k].t = TBL[k];
+  }
+  st->naud = 0;
+}
+
+/* ---- feature kinds ---- */
+
+static int kind_ok(const char *k)
+{
+  size_t n = strlen(k);
+  if (!n || n >= 48)
+    return 0;
+  for (; *k; k++)
+    if (!((*k >= 'a' && *k <= 'z') || (*k >= '0' && *k <= '9') || *k == '_' || *k == '-'))
+      return 0;
+  return 1;
+}
+
+static int has_kind(hid_t f, const char *kind)
+{
+  char gp[96];
+  snprintf(gp, sizeof gp, "/features/%s", kind);
+  return H5Lexists(f, "/features", H5P_DEFAULT) > 0 && H5Lexists(f, gp, H5P_DEFAULT) > 0;
+}
+
+static int add_piece(kindcache *kc, int segi, int64_t base, int64_t len)
+{
+  size_t cap = (size_t)kc->cpc;
+  int rc = grow((void **)&kc->pc, &cap, (size_t)kc->npc + 1, sizeof *kc->pc);
+  if (rc)
+    return rc;
+  kc->cpc = (int)cap;
+  kc->pc[kc->npc].segi = segi;
+  kc->pc[kc->npc].base = base;
+  kc->pc[kc->npc++].len = len;
+  return 0;
+}
+
+static int dcpl_deflated(hid_t ds)
+{
+  hid_t p = H5Dget_create_plist(ds);
+  unsigned flags;
+  size_t nel = 0;
+  char nm[16];
+  int r = p >= 0 && H5Pget_filter_by_id2(p, H5Z_FILTER_DEFLATE, &flags, &nel, NULL, sizeof nm, nm, NULL) >= 0;
+  if (p >= 0)
+    H5Pclose(p);
+  return r;
+}
+
+/* Loads a kind's index from every committed segment. */
+static int kind_load(bf_store *st, kindcache *kc, int *found)
+{
+  int rc = 0;
+  *found = 0;
+  kc->compress = -1;
+  for (int i = 0; i < st->nseg && !rc; i++) {
+    hid_t f = st->segs[i].f, ds = -1;
+    if (!has_kind(f, kc->name))
+      continue;
+    *found = 1;
+    char ip[96], dp[96], where[4400];
+    snprintf(ip, sizeof ip, "/features/%s/index", kc->name);
+    snprintf(dp, sizeof dp, "/features/%s/data", kc->name);
+    snprintf(where, sizeof where, "%s: segment %s", st->path, st->segs[i].name);
+    bf_feat_row *r = NULL;
+    size_t n = 0;
+    if ((ds = H5Dopen2(f, dp, H5P_DEFAULT)) < 0) {
+      rc = bf_error_set(BF_ECHECKSUM, "%s: %s cannot be opened (store damaged)", where, dp);
+      break;
+    }
+    int64_t len = ds_len(ds);
+    if (kc->compress < 0)
+      kc->compress = dcpl_deflated(ds);
+    H5Dclose(ds);
+    tbl ti = T_FEAT;
+    if ((rc = tbl_read_at(f, &ti, ip, 0, (void **)&r, &n))) {
+      bf_error_prefix(rc, "%s: ", where);
+      break;
+    }
+    if (!(rc = grow((void **)&kc->rows, &kc->cap, kc->n + n + 1, sizeof *kc->rows)))
+      for (size_t j = 0; j < n && !rc; j++) {
+        if (r[j].offset < 0 || r[j].count < 0 || r[j].offset + r[j].count > len)
+          rc = bf_error_set(BF_EFORMAT, "%s: %s row %zu points beyond the %lld values stored", where,
+                            ip, j + 1, (long long)len);
+        r[j].offset += kc->total;
+        if (kc->n && kc->rows[kc->n - 1].item > r[j].item)
+          kc->sorted = 0;
+        kc->rows[kc->n++] = r[j];
+      }
+    free(r);
+    if (!rc && (rc = add_piece(kc, i, kc->total, len)) == 0)
+      kc->total += len;
+  }
+  if (kc->compress < 0)
+    kc->compress = 1;
+  kc->n0 = kc->n;
+  return rc;
+}
+
+static int tx_kind_data(bf_store *st, kindcache *kc);
+
+/* The cache of a kind, loaded on first use; NULL with *rc = 0 when the kind does not exist.
+ * create: 0 = never, 1 = a new kind with deflated data, 2 = a new kind with plain data. */
+static kindcache *kind_get(bf_store *st, const char *kind, int create, int *rc)
+{
+  *rc = 0;
+  if (!kind_ok(kind)) {
+    *rc = bf_error_set(BF_EINVAL, "feature kind '%s': use 1-47 of a-z 0-9 _ -", kind);
+    return NULL;
+  }
+  for (int i = 0; i < st->nkinds; i++)
+    if (!strcmp(st->kinds[i].name, kind)) {
+      kindcache *kc = &st->kinds[i];
+      if (create && kc->txds < 0 && (*rc = tx_kind_data(st, kc)))
+        return NULL;
+      return kc;
+    }
+  if (st->nkinds == MAXKINDS) {
+    *rc = bf_error_set(BF_ELIMIT, "more than %d feature kinds", MAXKINDS);
+    return NULL;
+  }
+  kindcache *kc = &st->kinds[st->nkinds];
+  memset(kc, 0, sizeof *kc);
+  kc->txds = -1;
+  kc->sorted = 1;
+  scopy(kc->name, sizeof kc->name, kind);
+  int found = 0;
+  if ((*rc = kind_load(st, kc, &found))) {
+    note_load_error(st, *rc);
+    free(kc->rows);
+    free(kc->pc);
+    memset(kc, 0, sizeof *kc);
+    return NULL;
+  }
+  if (!found && !create) {
+    free(kc->rows);
+    free(kc->pc);
+    memset(kc, 0, sizeof *kc);
+    return NULL;
+  }
+  if (!found)
+    kc->compress = create != 2;
+  st->nkinds++;
+  if (create && (*rc = tx_kind_data(st, kc)))
+    return NULL;
+  return kc;
+}
+
+/* Names of the kinds in any committed segment (or created in the transaction). */
+typedef struct knames {
+  char (*v)[48];
+  int n, max;
+} knames;
+
+static herr_t kind_iter(hid_t g, const char *name, const H5L_info_t *info, void *op)
+{
+  (void)g;
+  (void)info;
+  knames *k = op;
+  for (int i = 0; i < k->n; i++)
+    if (!strcmp(k->v[i], name))
+      return 0;
+  if (k->n < k->max && strlen(name) < 48)
+    scopy(k->v[k->n++], 48, name);
+  return 0;
+}
+
+static int kind_names(bf_store *st, char (*v)[48], int max)
+{
+  knames k = {v, 0, max};
+  for (int i = 0; i < st->nseg; i++) {
+    if (H5Lexists(st->segs[i].f, "/features", H5P_DEFAULT) <= 0)
+      continue;
+    hid_t fg = H5Gopen2(st->segs[i].f, "/features", H5P_DEFAULT);
+    if (fg >= 0) {
+      H5Literate(fg, H5_INDEX_NAME, H5_ITER_NATIVE, NULL, kind_iter, &k);
+      H5Gclose(fg);
+    }
+  }
+  for (int i = 0; i < st->nkinds; i++)
+    kind_iter(-1, st->kinds[i].name, NULL, &k);
+  return k.n;
+}
+
+/* Reads global values [lo, hi) of a kind into dst, piece by piece. */
+static int kind_read(bf_store *st, kindcache *kc, int64_t lo, int64_t hi, float *dst)
+{
+  for (int p = 0; p < kc->npc && lo < hi; p++) {
+    const piece *pc = &kc->pc[p];
+    int64_t a = lo > pc->base ? lo : pc->base, b = hi < pc->base + pc->len ? hi : pc->base + pc->len;
+    if (a >= b)
+      continue;
+    hid_t f = pc->segi < st->nseg ? st->segs[pc->segi].f : st->txf;
+    const char *sname = pc->segi < st->nseg ? st->segs[pc->segi].name : st->txname;
+    char dp[96];
+    snprintf(dp, sizeof dp, "/features/%s/data", kc->name);
+    hid_t ds = H5Dopen2(f, dp, H5P_DEFAULT), fs = -1, ms = -1;
+    int ok = 0;
+    if (ds >= 0) {
+      fs = H5Dget_space(ds);
+      hsize_t s0 = (hsize_t)(a - pc->base), cnt = (hsize_t)(b - a);
+      H5Sselect_hyperslab(fs, H5S_SELECT_SET, &s0, NULL, &cnt, NULL);
+      ms = H5Screate_simple(1, &cnt, NULL);
+      ok = H5Dread(ds, H5T_NATIVE_FLOAT, ms, fs, H5P_DEFAULT, dst + (a - lo)) >= 0;
+      H5Sclose(ms);
+      H5Sclose(fs);
+      H5Dclose(ds);
+    }
+    if (!ok)
+      return bf_error_set(BF_ECHECKSUM, "%s: segment %s: %s values %lld..%lld unreadable "
+                          "(checksum or storage error)", st->path, sname, dp,
+                          (long long)(a - pc->base), (long long)(b - pc->base));
+  }
+  return 0;
+}
+
+/* ---- transactions: each one writes a new segment ---- */
+
+static int need_tx(bf_store *st)
+{
+  if (!st->intx)
+    return bf_error_set(BF_EINVAL, "%s: write outside a transaction (call bf_store_begin)", st->path);
+  return 0;
+}
+
+/* Creates the kind's data dataset in the transaction's segment. */
+static int tx_kind_data(bf_store *st, kindcache *kc)
+{
+  int rc;
+  if ((rc = need_tx(st)))
+    return rc;
+  char gp[96];
+  snprintf(gp, sizeof gp, "/features/%s", kc->name);
+  hid_t g = H5Gcreate2(st->txf, gp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), sp = -1, p = -1;
+  if (g >= 0) {
+    hsize_t d0 = 0, dmax = H5S_UNLIMITED;
+    sp = H5Screate_simple(1, &d0, &dmax);
+    /* plain kinds (hot data every search reads whole) skip shuffle+deflate; Fletcher-32 stays */
+    p = chunked_dcpl(kc->compress ? 65536 : 4096, kc->compress); /* a plain chunk is written whole */
+    kc->txds = H5Dcreate2(g, "data", H5T_IEEE_F32LE, sp, H5P_DEFAULT, p, H5P_DEFAULT);
+    if (kc->txds >= 0) {
+      attr_str(kc->txds, "units", "micrometres (heights / signature values); NaN = missing");
+      attr_str(kc->txds, "description", "features of this kind, concatenated; see index offset/count");
+    }
+    attr_str(g, "kind", kc->name);
+    H5Pclose(p);
+    H5Sclose(sp);
+    H5Gclose(g);
+  }
+  if (g < 0 || kc->txds < 0)
+    return bf_error_set(BF_EIO, "%s: cannot create feature kind %s in the new segment", st->path, kc->name);
+  kc->txlen = 0;
+  return add_piece(kc, st->nseg, kc->total, 0);
+}
+
+static hid_t seg_create(bf_store *st, const char *name, int64_t seq)
+{
+  char p[4400];
+  seg_path(st, p, sizeof p, name);
+  unlink(p);
+  hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+  /* 1.8 object format at least: groups index links in a v2 B-tree + fractal heap, so
+   * /scans_x3p with 100,000 members (after compaction) inserts in O(log n) */
+  H5Pset_libver_bounds(fapl, H5F_LIBVER_V18, H5F_LIBVER_LATEST);
+  hid_t f = H5Fcreate(p, H5F_ACC_EXCL, H5P_DEFAULT, fapl);
+  H5Pclose(fapl);
+  if (f < 0) {
+    bf_error_set(BF_EIO, "%s: cannot create a segment (%s)", p, strerror(errno));
+    return -1;
+  }
+  char now[32];
+  bf_store_now(now);
+  attr_i64(f, "bfm_segment", seq);
+  attr_str(f, "created", now);
+  attr_str(f, "software", "bfm " BF_VERSION);
+  hid_t g = H5Gcreate2(f, "/scans_x3p", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+  hid_t g2 = H5Gcreate2(f, "/features", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+  if (g < 0 || g2 < 0) {
+    if (g >= 0)
+      H5Gclose(g);
+    if (g2 >= 0)
+      H5Gclose(g2);
+    H5Fclose(f);
+    unlink(p);
+    bf_error_set(BF_EIO, "%s: cannot create a segment's groups", p);
+    return -1;
+  }
+  H5Gclose(g);
+  H5Gclose(g2);
+  return f;
+}
+
+int bf_store_begin(bf_store *st)
+{
+  if (st->mode != BF_STORE_WRITE)
+    return bf_error_set(BF_EINVAL, "%s: opened for reading, cannot write", st->path);
+  if (st->intx)
+    return bf_error_set(BF_EINVAL, "%s: a transaction is already open", st->path);
+  snprintf(st->txname, sizeof st->txname, "seg-%08lld.h5", (long long)st->next_seq);
+  if ((st->txf = seg_create(st, st->txname, st->next_seq)) < 0)
+    return BF_EIO;
+  for (int k = 0; k < NTB; k++) {
+    st->tb[k].n0 = st->tb[k].n;
+    if (st->tb[k].dirty)
+      memset(st->tb[k].dirty, 0, st->tb[k].cap);
+  }
+  st->naud = 0;
+  st->intx = 1;
+  return 0;
+}
+
+static void reload(bf_store *st)
+{
+  drop_caches(st);
+  if (load_tab(st, TB_IT))
+    return;
+}
+
+void bf_store_abort(bf_store *st)
+{
+  if (!st->intx)
+    return;
+  char keep[1024];
+  scopy(keep, sizeof keep, bf_error_last());
+  for (int k = 0; k < st->nkinds; k++)
+    if (st->kinds[k].txds >= 0) {
+      if (H5Dclose(st->kinds[k].txds) < 0)
+        hdf5_poisoned = 1;
+      st->kinds[k].txds = -1;
+    }
+  if (st->txf >= 0 && H5Fclose(st->txf) < 0)
+    hdf5_poisoned = 1;
+  st->txf = -1;
+  st->intx = 0;
+  char p[4400];
+  seg_path(st, p, sizeof p, st->txname);
+  unlink(p);
+  reload(st);
+  bf_error_set(BF_EIO, "%s", keep); /* the caller reports the original failure */
+}
+
+/* Rows of table k the transaction wrote: changed committed rows (last wins), then new ones. */
+static int tx_rows(bf_store *st, int k, char **out, size_t *n)
+{
+  tab *tb = &st->tb[k];
+  size_t rs = tb->t->rowsize, nd = 0, m = 0;
+  *out = NULL;
+  *n = 0;
+  if (!tb->loaded)
+    return 0;
+  for (size_t i = 0; i < tb->n0; i++)
+    nd += tb->dirty[i] != 0;
+  if (!(*out = malloc((nd + tb->n - tb->n0 + 1) * rs)))
+    return bf_error_set(BF_ENOMEM, "out of memory committing %s", tb->t->path);
+  for (size_t i = 0; i < tb->n0; i++)
+    if (tb->dirty[i])
+      memcpy(*out + rs * m++, tb->rows + rs * i, rs);
+  memcpy(*out + rs * m, tb->rows + rs * tb->n0, rs * (tb->n - tb->n0));
+  *n = m + tb->n - tb->n0;
+  return 0;
+}
+
+static int tx_write_tables(bf_store *st)
+{
+  int rc = 0;
+  for (int k = 0; k < NTB && !rc; k++) {
+    char *rows = NULL;
+    size_t n = 0;
+    if (!(rc = tx_rows(st, k, &rows, &n)))
+      rc = tbl_write_new(st->txf, TBL[k], TBL[k]->path, rows, n);
+    free(rows);
+  }
+  if (!rc)
+    rc = tbl_write_new(st->txf, &T_AUDIT, T_AUDIT.path, st->aud, st->naud);
+  for (int i = 0; i < st->nkinds && !rc; i++) {
+    kindcache *kc = &st->kinds[i];
+    if (kc->txds < 0)
+      continue;
+    size_t n = kc->n - kc->n0;
+    bf_feat_row *r = malloc((n + 1) * sizeof *r);
+    if (!r)
+      return bf_error_set(BF_ENOMEM, "out of memory committing features");
+    for (size_t j = 0; j < n; j++) {
+      r[j] = kc->rows[kc->n0 + j];
+      r[j].offset -= kc->total; /* local to the segment */
+    }
+    char ip[96];
+    snprintf(ip, sizeof ip, "/features/%s/index", kc->name);
+    rc = tbl_write_new(st->txf, &T_FEAT, ip, r, n);
+    free(r);
+    if (H5Dclose(kc->txds) < 0 && !rc)
+      rc = bf_error_set(BF_EIO, "%s: cannot write feature data (disk full?)", st->path);
+    kc->txds = -1;
+  }
+  return rc;
+}
+
+static int tx_dirty(const bf_store *st)
+{
+  if (st->naud)
+    return 1;
+  for (int k = 0; k < NTB; k++)
+    if (st->tb[k].loaded && st->tb[k].n != st->tb[k].n0)
+      return 1;
+  for (int k = 0; k < NTB; k++)
+    for (size_t i = 0; st->tb[k].loaded && i < st->tb[k].n0; i++)
+      if (st->tb[k].dirty[i])
+        return 1;
+  for (int i = 0; i < st->nkinds; i++)
+    if (st->kinds[i].txds >= 0)
+      return 1;
+  return 0;
+}
+
+/* Commit: finish and sync the new segment, then list it in a new manifest (rename = the
+ * commit point). Costs what the transaction wrote plus a manifest of one row per segment. */
+int bf_store_commit(bf_store *st)
+{
+  int rc = 0;
+  mrow *m = NULL;
+  char p[4400];
+  if (!st->intx)
+    return bf_error_set(BF_EINVAL, "%s: commit without a transaction", st->path);
+  seg_path(st, p, sizeof p, st->txname);
+  if (!tx_dirty(st)) { /* nothing written: no segment */
+    for (int k = 0; k < st->nkinds; k++)
+      if (st->kinds[k].txds >= 0) {
+        H5Dclose(st->kinds[k].txds);
+        st->kinds[k].txds = -1;
+      }
+    H5Fclose(st->txf);
+    st->txf = -1;
+    st->intx = 0;
+    unlink(p);
+    return 0;
+  }
+  if ((rc = tx_write_tables(st)))
+    goto done;
+  herr_t e = H5Fclose(st->txf);
+  st->txf = -1;
+  if (e < 0) {
+    hdf5_poisoned = 1;
+    rc = bf_error_set(BF_EIO, "%s: cannot finish writing segment %s (disk full?)", st->path, st->txname);
+    goto done;
+  }
+  seg s = {0};
+  s.seq = st->next_seq;
+  s.naudit = (int64_t)st->naud;
+  scopy(s.name, sizeof s.name, st->txname);
+  bf_store_now(s.created);
+  if ((rc = fsync_file(p, &s.bytes)) || (rc = fsync_dir(p)))
+    goto done;
+  if (st->nseg + 1 >= st->cseg) {
+    size_t cap = (size_t)st->cseg;
+    if ((rc = grow((void **)&st->segs, &cap, (size_t)st->nseg + 2, sizeof *st->segs)))
+      goto done;
+    st->cseg = (int)cap;
+  }
+  s.f = -1;
+  st->segs[st->nseg] = s;
+  st->next_seq++;
+  st->nseg++;
+  int64_t gen0 = st->gen;
+  rc = manifest_from_segs(st, &m);
+  if (!rc)
+    rc = manifest_write(st, m, (size_t)st->nseg);
+  if (st->gen == gen0) { /* not renamed: not committed */
+    st->nseg--;
+    st->next_seq--;
+    goto done;
+  }
+  /* committed (even if the folder sync after the rename failed: then rc says so) */
+  st->intx = 0;
+  if (open_seg_file(st, s.name, &st->segs[st->nseg - 1].f)) {
+    st->segs[st->nseg - 1].f = -1;
+    if (!rc)
+      rc = bf_error_set(BF_EIO, "%s: committed segment %s does not reopen", st->path, s.name);
+  }
+  for (int k = 0; k < NTB; k++) {
+    tab *tb = &st->tb[k];
+    for (size_t i = 0; tb->loaded && i < tb->n; i++)
+      if (i >= tb->n0 || tb->dirty[i]) {
+        tb->seg[i] = st->nseg - 1;
+        tb->dirty[i] = 0;
+      }
+    tb->n0 = tb->n;
+  }
+  for (int i = 0; i < st->nkinds; i++) {
+    kindcache *kc = &st->kinds[i];
+    if (kc->npc && kc->pc[kc->npc - 1].segi == st->nseg - 1)
+      kc->total += kc->pc[kc->npc - 1].len;
+    kc->n0 = kc->n;
+  }
+  st->naudit += (int64_t)st->naud;
+  st->naud = 0;
+done:
+  free(m);
+  if (st->intx) {
+    if (st->txf >= 0) {
+      H5Fclose(st->txf);
+      st->txf = -1;
+    }
+    unlink(p);
+    char keep[1024];
+    scopy(keep, sizeof keep, bf_error_last());
+    st->intx = 0;
+    reload(st);
+    bf_error_set(rc, "%s", keep);
+  }
+  return rc;
+}
+
+/* ---- create / open / close ---- */
+
+static int mkdir_clean(bf_store *st)
+{
+  if (mkdir(st->dir, 0755) && errno != EEXIST)
+    return bf_error_set(BF_EIO, "%s: cannot create the segment folder (%s)", st->dir, strerror(errno));
+  struct stat sb;
+  if (lstat(st->dir, &sb) || !S_ISDIR(sb.st_mode))
+    return bf_error_set(BF_EIO, "%s: not a folder", st->dir);
+  clean_stale(st); /* leftovers of a crashed create or upgrade: nothing is listed yet */
+  return 0;
+}
+
+int bf_store_create(const char *path, const char *user)
+{
+  int rc = 0;
+  bf_store *st = calloc(1, sizeof *st);
+  if (!st)
+    return bf_error_set(BF_ENOMEM, "out of memory creating %s", path);
+  quiet_hdf5();
+  st->lockfd = -1;
+  st->txf = -1;
+  st->mode = BF_STORE_WRITE;
+  st->next_seq = 1;
+  set_paths(st, path);
+  for (int k = 0; k < NTB; k++)
+    st->tb[k].t = TBL[k];
+  default_user(st->user, sizeof st->user, user);
+  struct stat sb;
+  if (!lstat(path, &sb)) {
+    rc = bf_error_set(BF_EEXIST, "%s: already exists (a store is created once)", path);
+    goto done;
+  }
+  if ((rc = take_lock(st)) || (rc = mkdir_clean(st)))
+    goto done;
+  for (int k = 0; k < NTB && !rc; k++)
+    rc = load_tab(st, k);
+  if (rc || (rc = bf_store_begin(st)) ||
+      (rc = bf_store_audit(st, "init", "created store schema %d", BF_STORE_SCHEMA)) ||
+      (rc = bf_store_commit(st)))
+    goto done;
+done:
+  bf_store_close(st);
   return rc;
 }
 
@@ -733,24 +1553,34 @@ int bf_store_open(bf_store **out, const char *path, int mode, const char *user)
 {
   int rc = 0;
   *out = NULL;
+  quiet_hdf5();
   bf_store *st = calloc(1, sizeof *st);
   if (!st)
     return bf_error_set(BF_ENOMEM, "out of memory opening %s", path);
   st->lockfd = -1;
-  st->f = -1;
+  st->txf = -1;
   st->mode = mode;
   set_paths(st, path);
+  for (int k = 0; k < NTB; k++)
+    st->tb[k].t = TBL[k];
   default_user(st->user, sizeof st->user, user);
   if (mode == BF_STORE_WRITE) {
-    if (access(path, F_OK) == 0 && access(path, W_OK)) {
+    if ((access(path, F_OK) == 0 && access(path, W_OK)) || (access(st->dir, F_OK) == 0 && access(st->dir, W_OK))) {
       rc = bf_error_set(BF_EIO, "%s: the store is read-only (no write permission)", path);
+      goto done;
+    }
+    if (access(path, F_OK)) {
+      rc = bf_error_set(BF_ENOTFOUND, "%s: no such store", path);
       goto done;
     }
     if ((rc = take_lock(st)))
       goto done;
-    unlink(st->tmp); /* a transaction a crash interrupted: never committed */
   }
-  if ((rc = open_main(st)) || (rc = load_tables(st)))
+  if ((rc = open_snapshot(st)))
+    goto done;
+  if (mode == BF_STORE_WRITE)
+    clean_stale(st); /* a transaction or compaction a crash interrupted: never committed */
+  if ((rc = load_tab(st, TB_IT)))
     goto done;
 done:
   if (rc)
@@ -769,176 +1599,29 @@ void bf_store_close(bf_store *st)
 {
   if (!st)
     return;
-  if (st->intx)
+  if (st->intx) {
+    char keep[1024];
+    scopy(keep, sizeof keep, bf_error_last());
     bf_store_abort(st);
-  if (st->f >= 0)
-    H5Fclose(st->f);
+    bf_error_set(BF_EIO, "%s", keep);
+  }
   drop_caches(st);
-  free(st->fa);
-  free(st->ev);
-  free(st->it);
-  free(st->sc);
-  free(st->hi);
+  free(st->aud);
+  close_segs(st);
   if (st->lockfd >= 0)
     close(st->lockfd);
   free(st);
 }
 
-/* ---- transactions ---- */
-
-static int copy_file(const char *src, const char *dst)
-{
-  int rc = 0, in = open(src, O_RDONLY), out = -1;
-  if (in < 0)
-    return bf_error_set(BF_EIO, "%s: cannot read (%s)", src, strerror(errno));
-  out = open(dst, O_WRONLY | O_CREAT | O_EXCL, 0644);
-  if (out < 0) {
-    rc = bf_error_set(BF_EIO, "%s: cannot create the transaction copy (%s)", dst, strerror(errno));
-    goto done;
-  }
-  struct stat sb;
-  fstat(in, &sb);
-  off_t left = sb.st_size;
-  while (left > 0) {
-    ssize_t w = copy_file_range(in, NULL, out, NULL, (size_t)left, 0);
-    if (w < 0 && (errno == EXDEV || errno == ENOSYS || errno == EINVAL)) {
-      char buf[1 << 16]; /* fallback for file systems without copy_file_range */
-      ssize_t r = read(in, buf, sizeof buf);
-      w = r > 0 ? write(out, buf, (size_t)r) : r;
-      if (r > 0 && w != r)
-        w = -1;
-    }
-    if (w <= 0) {
-      rc = bf_error_set(BF_EIO, "%s: copy failed (%s): disk full?", dst, w ? strerror(errno) : "short");
-      goto done;
-    }
-    left -= w;
-  }
-done:
-  if (out >= 0)
-    close(out);
-  close(in);
-  if (rc)
-    unlink(dst);
-  return rc;
-}
-
-int bf_store_begin(bf_store *st)
-{
-  int rc;
-  if (st->mode != BF_STORE_WRITE)
-    return bf_error_set(BF_EINVAL, "%s: opened for reading, cannot write", st->path);
-  if (st->intx)
-    return bf_error_set(BF_EINVAL, "%s: a transaction is already open", st->path);
-  unlink(st->tmp);
-  if ((rc = copy_file(st->path, st->tmp)))
-    return rc;
-  hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
-  H5Pset_libver_bounds(fapl, H5F_LIBVER_V18, H5F_LIBVER_LATEST); /* as at create */
-  hid_t wf = H5Fopen(st->tmp, H5F_ACC_RDWR, fapl);
-  H5Pclose(fapl);
-  if (wf < 0) {
-    unlink(st->tmp);
-    return bf_error_set(BF_EIO, "%s: cannot open the transaction copy for writing", st->tmp);
-  }
-  H5Fclose(st->f);
-  st->f = wf;
-  st->intx = 1;
-  return 0;
-}
-
-static int reopen_after(bf_store *st)
-{
-  int rc = open_main(st);
-  if (!rc)
-    rc = load_tables(st);
-  return rc;
-}
-
-void bf_store_abort(bf_store *st)
-{
-  if (!st->intx)
-    return;
-  if (st->f >= 0 && (ds_release(st->f) < 0) + (H5Fclose(st->f) < 0))
-    hdf5_poisoned = 1;
-  st->f = -1;
-  st->intx = 0;
-  unlink(st->tmp);
-  char keep[1024];
-  scopy(keep, sizeof keep, bf_error_last());
-  if (reopen_after(st) == 0)
-    bf_error_set(BF_EIO, "%s", keep); /* the caller reports the original failure */
-}
-
-int bf_store_commit(bf_store *st)
-{
-  int rc = 0;
-  if (!st->intx)
-    return bf_error_set(BF_EINVAL, "%s: commit without a transaction", st->path);
-  int bad = ds_release(st->f) < 0;
-  herr_t e = H5Fclose(st->f);
-  st->f = -1;
-  if (bad)
-    e = -1;
-  if (e < 0) {
-    hdf5_poisoned = 1;
-    rc = bf_error_set(BF_EIO, "%s: cannot finish writing the store (disk full?)", st->path);
-    goto done;
-  }
-  if ((rc = fsync_file(st->tmp)))
-    goto done;
-  if (getenv("BF_STORE_CRASH_BEFORE_RENAME"))
-    abort(); /* test hook: dies exactly between the copy's sync and the commit point */
-  if (rename(st->tmp, st->path)) {
-    rc = bf_error_set(BF_EIO, "%s: cannot commit (rename failed: %s)", st->path, strerror(errno));
-    goto done;
-  }
-  st->intx = 0;
-  rc = fsync_dir(st->path);
-  int r2 = open_main(st);
-  if (!rc)
-    rc = r2;
-done:
-  if (st->intx)
-    bf_store_abort(st);
-  return rc;
-}
-
-static int need_tx(bf_store *st)
-{
-  if (!st->intx)
-    return bf_error_set(BF_EINVAL, "%s: write outside a transaction (call bf_store_begin)", st->path);
-  return 0;
-}
-
 /* ---- audit ---- */
-
-static int audit_count(hid_t f, int64_t *n)
-{
-  int cached;
-  hid_t ds = ds_get(f, T_AUDIT.path, &cached);
-  if (ds < 0)
-    return bf_error_set(BF_ESCHEMA, "table /audit is missing");
-  hid_t sp = H5Dget_space(ds);
-  hsize_t cur;
-  H5Sget_simple_extent_dims(sp, &cur, NULL);
-  H5Sclose(sp);
-  if (!cached)
-    H5Dclose(ds);
-  *n = (int64_t)cur;
-  return 0;
-}
 
 int bf_store_audit(bf_store *st, const char *action, const char *fmt, ...)
 {
   int rc;
-  if ((rc = need_tx(st)))
+  if ((rc = need_tx(st)) || (rc = grow((void **)&st->aud, &st->caud, st->naud + 1, sizeof *st->aud)))
     return rc;
   bf_audit_rec a = {0};
-  int64_t n = 0;
-  if ((rc = audit_count(st->f, &n)))
-    return rc;
-  a.seq = n + 1;
+  a.seq = st->naudit + (int64_t)st->naud + 1;
   bf_store_now(a.time);
   scopy(a.user, sizeof a.user, st->user);
   scopy(a.action, sizeof a.action, action);
@@ -946,42 +1629,79 @@ int bf_store_audit(bf_store *st, const char *action, const char *fmt, ...)
   va_start(ap, fmt);
   vsnprintf(a.what, sizeof a.what, fmt, ap);
   va_end(ap);
-  return tbl_append(st->f, &T_AUDIT, &a, 1);
+  st->aud[st->naud++] = a;
+  return 0;
 }
 
 int bf_store_read_audit(bf_store *st, bf_audit_rec **out, size_t *n)
 {
-  size_t cap = 0;
+  int rc = 0;
+  tab tb = {0};
+  tb.t = &T_AUDIT;
   *out = NULL;
-  int rc = tbl_read(st->f, &T_AUDIT, (void **)out, n, &cap);
-  if (rc) {
-    free(*out);
-    *out = NULL;
+  *n = 0;
+  for (int i = 0; i < st->nseg && !rc; i++) {
+    char *rows = NULL;
+    size_t k = 0;
+    char where[4400];
+    snprintf(where, sizeof where, "%s: segment %s", st->path, st->segs[i].name);
+    if ((rc = tbl_read_at(st->segs[i].f, &T_AUDIT, T_AUDIT.path, 0, (void **)&rows, &k)))
+      bf_error_prefix(rc, "%s: ", where);
+    else
+      rc = tab_merge(&tb, rows, k, i, where);
+    free(rows);
   }
-  return rc;
+  if (!rc && st->naud && !(rc = tab_grow(&tb, tb.n + st->naud))) {
+    memcpy(tb.rows + tb.n * sizeof *st->aud, st->aud, st->naud * sizeof *st->aud);
+    tb.n += st->naud;
+  }
+  free(tb.seg);
+  free(tb.dirty);
+  if (rc) {
+    free(tb.rows);
+    note_load_error(st, rc);
+    return rc;
+  }
+  *out = (bf_audit_rec *)tb.rows;
+  *n = tb.n;
+  return 0;
 }
 
 /* ---- records ---- */
 
+static void mark(bf_store *st, int k, size_t idx)
+{
+  if (idx < st->tb[k].n0)
+    st->tb[k].dirty[idx] = 1;
+}
+
+/* Appends row r (its id is n + 1) to table k. */
+static int tab_push(bf_store *st, int k, const void *r)
+{
+  tab *tb = &st->tb[k];
+  int rc = tab_grow(tb, tb->n + 1);
+  if (rc)
+    return rc;
+  memcpy(tb->rows + tb->n * tb->t->rowsize, r, tb->t->rowsize);
+  tb->seg[tb->n++] = st->nseg;
+  return 0;
+}
+
 int bf_store_add_firearm(bf_store *st, int64_t *id, const bf_firearm *f)
 {
-  int erc_ = ensure(st, L_FA);
-  if (erc_)
-    return erc_;
   int rc;
-  if ((rc = need_tx(st)) || (rc = grow((void **)&st->fa, &st->cfa, st->nfa + 1, sizeof *st->fa)))
+  if ((rc = need_tx(st)) || (rc = ensure(st, L_FA)))
     return rc;
   if (!f->serial[0])
     return bf_error_set(BF_EINVAL, "a firearm needs a serial number");
   bf_firearm r = *f;
-  r.id = (int64_t)st->nfa + 1;
+  r.id = (int64_t)NFA(st) + 1;
   bf_store_now(r.created);
   scopy(r.user, sizeof r.user, st->user);
-  if ((rc = tbl_append(st->f, &T_FIREARMS, &r, 1)) ||
+  if ((rc = tab_push(st, TB_FA, &r)) ||
       (rc = bf_store_audit(st, "firearm add", "firearm %lld serial %s make %s model %s calibre %s",
                            (long long)r.id, r.serial, r.make, r.model, r.calibre)))
     return rc;
-  st->fa[st->nfa++] = r;
   if (id)
     *id = r.id;
   return 0;
@@ -989,23 +1709,19 @@ int bf_store_add_firearm(bf_store *st, int64_t *id, const bf_firearm *f)
 
 int bf_store_add_evidence(bf_store *st, int64_t *id, const bf_evidence *e)
 {
-  int erc_ = ensure(st, L_EV);
-  if (erc_)
-    return erc_;
   int rc;
-  if ((rc = need_tx(st)) || (rc = grow((void **)&st->ev, &st->cev, st->nev + 1, sizeof *st->ev)))
+  if ((rc = need_tx(st)) || (rc = ensure(st, L_EV)))
     return rc;
   if (!e->case_no[0] || !e->item[0])
     return bf_error_set(BF_EINVAL, "evidence needs a case number and an item id");
   bf_evidence r = *e;
-  r.id = (int64_t)st->nev + 1;
+  r.id = (int64_t)NEV(st) + 1;
   bf_store_now(r.created);
   scopy(r.user, sizeof r.user, st->user);
-  if ((rc = tbl_append(st->f, &T_EVIDENCE, &r, 1)) ||
+  if ((rc = tab_push(st, TB_EV, &r)) ||
       (rc = bf_store_audit(st, "evidence add", "evidence %lld case %s item %s kind %s",
                            (long long)r.id, r.case_no, r.item, bf_kind_name(r.kind))))
     return rc;
-  st->ev[st->nev++] = r;
   if (id)
     *id = r.id;
   return 0;
@@ -1014,11 +1730,8 @@ int bf_store_add_evidence(bf_store *st, int64_t *id, const bf_evidence *e)
 int bf_store_add_item(bf_store *st, int64_t *id, int kind, const char *calibre, int owner_type,
                       int64_t owner)
 {
-  int erc_ = ensure(st, L_FA | L_EV);
-  if (erc_)
-    return erc_;
   int rc;
-  if ((rc = need_tx(st)) || (rc = grow((void **)&st->it, &st->cit, st->nit + 1, sizeof *st->it)))
+  if ((rc = need_tx(st)) || (rc = ensure(st, L_FA | L_EV | L_IT)))
     return rc;
   if (kind != BF_KIND_CARTRIDGE && kind != BF_KIND_BULLET)
     return bf_error_set(BF_EINVAL, "item kind %d is neither cartridge nor bullet", kind);
@@ -1027,18 +1740,17 @@ int bf_store_add_item(bf_store *st, int64_t *id, int kind, const char *calibre, 
       (owner_type != BF_OWNER_FIREARM && owner_type != BF_OWNER_EVIDENCE))
     return bf_error_set(BF_ENOTFOUND, "item owner %d/%lld does not exist", owner_type, (long long)owner);
   bf_item r = {0};
-  r.id = (int64_t)st->nit + 1;
+  r.id = (int64_t)NIT(st) + 1;
   r.kind = kind;
   r.owner_type = owner_type;
   r.owner = owner;
   scopy(r.calibre, sizeof r.calibre, calibre);
   bf_store_now(r.created);
-  if ((rc = tbl_append(st->f, &T_ITEMS, &r, 1)) ||
+  if ((rc = tab_push(st, TB_IT, &r)) ||
       (rc = bf_store_audit(st, "item add", "item %lld %s of %s %lld", (long long)r.id,
                            bf_kind_name(kind), owner_type == BF_OWNER_FIREARM ? "firearm" : "evidence",
                            (long long)owner)))
     return rc;
-  st->it[st->nit++] = r;
   if (id)
     *id = r.id;
   return 0;
@@ -1054,9 +1766,9 @@ int bf_store_find_sha256(const bf_store *st, const char *hex, int64_t *scan_id)
     int64_t v = st->sset[i];
     if (!v)
       return BF_ENOTFOUND;
-    if (!strcmp(st->sc[v - 1].sha256, hex)) {
+    if (!strcmp(SC(st)[v - 1].sha256, hex)) {
       if (scan_id)
-        *scan_id = st->sc[v - 1].id;
+        *scan_id = SC(st)[v - 1].id;
       return 0;
     }
   }
@@ -1070,16 +1782,11 @@ static int x3p_name(char *buf, size_t n, int64_t id)
 int bf_store_add_scan(bf_store *st, int64_t *id, int64_t item, int land, const void *bytes,
                       size_t nbytes, const char *name, const bf_surface *s)
 {
-  int erc_ = ensure(st, L_SC);
-  if (erc_)
-    return erc_;
   int rc;
   hid_t sp = -1, p = -1, ds = -1;
-  if ((rc = need_tx(st)) || (rc = grow((void **)&st->sc, &st->csc, st->nsc + 1, sizeof *st->sc)) ||
-      (rc = sset_build(st, st->nsc + 1)))
+  if ((rc = need_tx(st)) || (rc = ensure(st, L_SC | L_IT)) || (rc = sset_build(st, NSC(st) + 1)))
     return rc;
-  bf_item *it = (bf_item *)bf_store_item(st, item);
-  if (!it)
+  if (!bf_store_item(st, item))
     return bf_error_set(BF_ENOTFOUND, "%s: item %lld does not exist", name, (long long)item);
   uint8_t h[32];
   bf_scan_rec r = {0};
@@ -1087,11 +1794,11 @@ int bf_store_add_scan(bf_store *st, int64_t *id, int64_t item, int land, const v
   bf_hex(r.sha256, h, 32);
   int64_t prev;
   if (!bf_store_find_sha256(st, r.sha256, &prev)) {
-    const bf_scan_rec *o = &st->sc[prev - 1];
+    const bf_scan_rec *o = &SC(st)[prev - 1];
     return bf_error_set(BF_EEXIST, "%s: duplicate: the same file (SHA-256 %.16s...) is already stored as scan %lld (%s) of item %lld",
                         name, r.sha256, (long long)prev, o->name, (long long)o->item);
   }
-  r.id = (int64_t)st->nsc + 1;
+  r.id = (int64_t)NSC(st) + 1;
   r.item = item;
   r.land = land;
   r.nbytes = (int64_t)nbytes;
@@ -1116,35 +1823,30 @@ int bf_store_add_scan(bf_store *st, int64_t *id, int64_t item, int land, const v
   H5Pset_chunk(p, 1, &chunk);
   H5Pset_deflate(p, 1); /* X3P is already a zip: a light pass keeps it cheap */
   H5Pset_fletcher32(p);
-  ds = H5Dcreate2(st->f, dn, H5T_STD_U8LE, sp, H5P_DEFAULT, p, H5P_DEFAULT);
+  ds = H5Dcreate2(st->txf, dn, H5T_STD_U8LE, sp, H5P_DEFAULT, p, H5P_DEFAULT);
   if (ds < 0 || (nbytes && H5Dwrite(ds, H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, bytes) < 0)) {
     rc = bf_error_set(BF_EIO, "%s: cannot store the original bytes (disk full?)", name);
     goto done;
   }
   attr_str(ds, "sha256", r.sha256);
   attr_str(ds, "name", r.name);
-  if ((rc = tbl_append(st->f, &T_SCANS, &r, 1)) ||
+  if ((rc = tab_push(st, TB_SC, &r)) ||
       (rc = bf_store_audit(st, "scan add", "scan %lld item %lld land %d sha256 %s file %s",
                            (long long)r.id, (long long)item, land, r.sha256, r.name)))
     goto done;
-  it->nscans++;
-  if ((rc = tbl_write_row(st->f, &T_ITEMS, (size_t)(it->id - 1), it))) {
-    it->nscans--;
-    goto done;
-  }
-  st->sc[st->nsc] = r;
+  IT(st)[item - 1].nscans++;
+  mark(st, TB_IT, (size_t)(item - 1));
   {
     size_t i = skey(r.sha256, st->scap_set);
     while (st->sset[i])
       i = (i + 1) & (st->scap_set - 1);
-    st->sset[i] = (int64_t)st->nsc + 1;
+    st->sset[i] = (int64_t)NSC(st);
   }
-  st->nsc++;
   if (id)
     *id = r.id;
 done:
-  if (ds >= 0)
-    H5Dclose(ds);
+  if (ds >= 0 && H5Dclose(ds) < 0 && !rc)
+    rc = bf_error_set(BF_EIO, "%s: cannot store the original bytes (disk full?)", name);
   if (p >= 0)
     H5Pclose(p);
   if (sp >= 0)
@@ -1154,21 +1856,23 @@ done:
 
 int bf_store_read_x3p(bf_store *st, int64_t scan_id, uint8_t **bytes, size_t *n)
 {
-  int erc_ = ensure(st, L_SC);
-  if (erc_)
-    return erc_;
   int rc = 0;
   *bytes = NULL;
   *n = 0;
-  if (scan_id < 1 || (size_t)scan_id > st->nsc)
+  if ((rc = ensure(st, L_SC)))
+    return rc;
+  if (scan_id < 1 || (size_t)scan_id > NSC(st))
     return bf_error_set(BF_ENOTFOUND, "%s: no scan %lld", st->path, (long long)scan_id);
-  const bf_scan_rec *r = &st->sc[scan_id - 1];
+  const bf_scan_rec *r = &SC(st)[scan_id - 1];
+  int segi = st->tb[TB_SC].seg[scan_id - 1];
+  hid_t f = segi < st->nseg ? st->segs[segi].f : st->txf;
+  const char *sname = segi < st->nseg ? st->segs[segi].name : st->txname;
   char dn[64];
   x3p_name(dn, sizeof dn, scan_id);
-  hid_t ds = H5Dopen2(st->f, dn, H5P_DEFAULT);
+  hid_t ds = H5Lexists(f, dn, H5P_DEFAULT) > 0 ? H5Dopen2(f, dn, H5P_DEFAULT) : -1;
   if (ds < 0)
-    return bf_error_set(BF_ENOTFOUND, "%s: scan %lld has no original bytes (%s missing)", st->path,
-                        (long long)scan_id, dn);
+    return bf_error_set(BF_ECHECKSUM, "%s: segment %s: scan %lld has no original bytes (%s missing)",
+                        st->path, sname, (long long)scan_id, dn);
   hid_t sp = H5Dget_space(ds);
   hsize_t len;
   H5Sget_simple_extent_dims(sp, &len, NULL);
@@ -1183,8 +1887,8 @@ int bf_store_read_x3p(bf_store *st, int64_t scan_id, uint8_t **bytes, size_t *n)
     goto done;
   }
   if (H5Dread(ds, H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, *bytes) < 0) {
-    rc = bf_error_set(BF_ECHECKSUM, "%s: scan %lld (%s): stored bytes fail their checksum",
-                      st->path, (long long)scan_id, r->name);
+    rc = bf_error_set(BF_ECHECKSUM, "%s: segment %s: %s (scan %lld, %s): stored bytes fail their checksum",
+                      st->path, sname, dn, (long long)scan_id, r->name);
     goto done;
   }
   uint8_t h[32];
@@ -1208,95 +1912,6 @@ done:
 
 /* ---- features ---- */
 
-static int kind_ok(const char *k)
-{
-  size_t n = strlen(k);
-  if (!n || n >= 48)
-    return 0;
-  for (; *k; k++)
-    if (!((*k >= 'a' && *k <= 'z') || (*k >= '0' && *k <= '9') || *k == '_' || *k == '-'))
-      return 0;
-  return 1;
-}
-
-/* The cache of a kind, loaded on first use; NULL with *rc = 0 when the kind does not exist.
- * create: 0 = never, 1 = a new kind with deflated data, 2 = a new kind with plain data. */
-static kindcache *kind_get(bf_store *st, const char *kind, int create, int *rc)
-{
-  *rc = 0;
-  if (!kind_ok(kind)) {
-    *rc = bf_error_set(BF_EINVAL, "feature kind '%s': use 1-47 of a-z 0-9 _ -", kind);
-    return NULL;
-  }
-  for (int i = 0; i < st->nkinds; i++)
-    if (!strcmp(st->kinds[i].name, kind))
-      return &st->kinds[i];
-  char gp[96];
-  snprintf(gp, sizeof gp, "/features/%s", kind);
-  htri_t ex = H5Lexists(st->f, gp, H5P_DEFAULT);
-  if (ex <= 0 && !create)
-    return NULL;
-  if (st->nkinds == MAXKINDS) {
-    *rc = bf_error_set(BF_ELIMIT, "more than %d feature kinds", MAXKINDS);
-    return NULL;
-  }
-  kindcache *kc = &st->kinds[st->nkinds];
-  memset(kc, 0, sizeof *kc);
-  scopy(kc->name, sizeof kc->name, kind);
-  hid_t g = -1;
-  if (ex <= 0) {
-    hid_t sp = -1, p = -1, ds = -1;
-    hsize_t d0 = 0, dmax = H5S_UNLIMITED;
-    g = H5Gcreate2(st->f, gp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-    if (g >= 0 && !tbl_create(g, &T_FEAT)) {
-      sp = H5Screate_simple(1, &d0, &dmax);
-      if (create == 2) { /* plain: no shuffle/deflate, the Fletcher-32 checksum stays (HDF5
-                            1.10's H5Premove_filter corrupts the pipeline: build it afresh) */
-        hsize_t chunk = 65536;
-        p = H5Pcreate(H5P_DATASET_CREATE);
-        H5Pset_chunk(p, 1, &chunk);
-        H5Pset_fletcher32(p);
-      } else
-        p = chunked_dcpl(65536);
-      ds = H5Dcreate2(g, "data", H5T_IEEE_F32LE, sp, H5P_DEFAULT, p, H5P_DEFAULT);
-      if (ds >= 0) {
-        attr_str(ds, "units", "micrometres (heights / signature values); NaN = missing");
-        attr_str(ds, "description", "features of this kind, concatenated; see index offset/count");
-        H5Dclose(ds);
-      }
-      H5Pclose(p);
-      H5Sclose(sp);
-    }
-    if (g < 0 || ds < 0) {
-      if (g >= 0)
-        H5Gclose(g);
-      *rc = bf_error_set(BF_EIO, "%s: cannot create feature kind %s", st->path, kind);
-      return NULL;
-    }
-    attr_str(g, "kind", kind);
-    H5Gclose(g);
-    kc->sorted = 1;
-  } else {
-    if ((g = H5Gopen2(st->f, gp, H5P_DEFAULT)) < 0 ||
-        (*rc = tbl_read(g, &T_FEAT, (void **)&kc->rows, &kc->n, &kc->cap))) {
-      if (g >= 0)
-        H5Gclose(g);
-      if (!*rc)
-        *rc = bf_error_set(BF_EIO, "%s: cannot open %s", st->path, gp);
-      free(kc->rows);
-      return NULL;
-    }
-    H5Gclose(g);
-    kc->sorted = 1;
-    for (size_t i = 1; i < kc->n; i++)
-      if (kc->rows[i].item < kc->rows[i - 1].item)
-        kc->sorted = 0;
-  }
-  kc->loaded = 1;
-  st->nkinds++;
-  return kc;
-}
-
 int bf_store_add_kind(bf_store *st, const char *kind, int compress)
 {
   int rc;
@@ -1310,8 +1925,6 @@ int bf_store_put_feature(bf_store *st, const char *kind, int64_t item, int64_t s
                          const bf_feature *f)
 {
   int rc;
-  hid_t ds = -1, fs = -1, ms = -1;
-  int cached = 0;
   if ((rc = need_tx(st)))
     return rc;
   if (!bf_store_item(st, item))
@@ -1335,45 +1948,20 @@ int bf_store_put_feature(bf_store *st, const char *kind, int64_t item, int64_t s
   r.dy = f->dy;
   memcpy(r.params, f->params, sizeof r.params);
   r.count = (int64_t)f->nx * f->ny;
-  char dp[96], ip[96];
-  snprintf(dp, sizeof dp, "/features/%s/data", kind);
-  snprintf(ip, sizeof ip, "/features/%s/index", kind);
-  tbl ti = T_FEAT;
-  ti.path = ip;
-  rc = BF_EIO;
-  if ((ds = ds_get(st->f, dp, &cached)) < 0)
-    goto done;
-  fs = H5Dget_space(ds);
-  hsize_t cur, cnt = (hsize_t)r.count;
-  H5Sget_simple_extent_dims(fs, &cur, NULL);
-  H5Sclose(fs);
-  r.offset = (int64_t)cur;
-  hsize_t nd = cur + cnt;
-  if (H5Dset_extent(ds, &nd) < 0)
-    goto done;
-  fs = H5Dget_space(ds);
-  H5Sselect_hyperslab(fs, H5S_SELECT_SET, &cur, NULL, &cnt, NULL);
-  ms = H5Screate_simple(1, &cnt, NULL);
-  if (H5Dwrite(ds, H5T_NATIVE_FLOAT, ms, fs, H5P_DEFAULT, f->z) < 0 || tbl_append(st->f, &ti, &r, 1))
-    goto done;
+  int64_t at = 0;
+  if (ds_append_floats(kc->txds, f->z, r.count, &at))
+    return bf_error_set(BF_EIO, "%s: cannot store the %s feature of item %lld (disk full?)", st->path,
+                        kind, (long long)item);
+  r.offset = kc->total + at;
+  kc->txlen = at + r.count;
+  kc->pc[kc->npc - 1].len = kc->txlen;
   if ((rc = bf_store_audit(st, "feature add", "feature %s item %lld scan %lld land %d %dx%d flags %d",
                            kind, (long long)item, (long long)scan, r.land, r.nx, r.ny, r.quality_flags)))
-    goto done;
+    return rc;
   if (kc->n && kc->rows[kc->n - 1].item > item)
     kc->sorted = 0;
   kc->rows[kc->n++] = r;
-  rc = 0;
-done:
-  if (ms >= 0)
-    H5Sclose(ms);
-  if (fs >= 0)
-    H5Sclose(fs);
-  if (ds >= 0 && !cached)
-    H5Dclose(ds);
-  if (rc == BF_EIO)
-    bf_error_set(rc, "%s: cannot store the %s feature of item %lld (disk full?)", st->path, kind,
-                 (long long)item);
-  return rc;
+  return 0;
 }
 
 int bf_store_feature_index(bf_store *st, const char *kind, const bf_feat_row **rows, size_t *n)
@@ -1386,40 +1974,6 @@ int bf_store_feature_index(bf_store *st, const char *kind, const bf_feat_row **r
     *rows = kc->rows;
     *n = kc->n;
   }
-  return rc;
-}
-
-static int read_floats(hid_t g, int64_t off, int64_t count, float *dst, const char *what)
-{
-  int rc = BF_ECHECKSUM;
-  hid_t ds = H5Dopen2(g, "data", H5P_DEFAULT), fs = -1, ms = -1;
-  if (ds < 0)
-    goto done;
-  fs = H5Dget_space(ds);
-  hsize_t cur, st = (hsize_t)off, cnt = (hsize_t)count;
-  H5Sget_simple_extent_dims(fs, &cur, NULL);
-  if (off < 0 || (hsize_t)off + cnt > cur) {
-    rc = bf_error_set(BF_EFORMAT, "%s: feature data range %lld+%lld beyond %llu stored", what,
-                      (long long)off, (long long)count, (unsigned long long)cur);
-    goto done;
-  }
-  if (!cnt) {
-    rc = 0;
-    goto done;
-  }
-  H5Sselect_hyperslab(fs, H5S_SELECT_SET, &st, NULL, &cnt, NULL);
-  ms = H5Screate_simple(1, &cnt, NULL);
-  if (H5Dread(ds, H5T_NATIVE_FLOAT, ms, fs, H5P_DEFAULT, dst) >= 0)
-    rc = 0;
-done:
-  if (rc == BF_ECHECKSUM)
-    bf_error_set(rc, "%s: feature data unreadable (checksum or storage error)", what);
-  if (ms >= 0)
-    H5Sclose(ms);
-  if (fs >= 0)
-    H5Sclose(fs);
-  if (ds >= 0)
-    H5Dclose(ds);
   return rc;
 }
 
@@ -1442,7 +1996,6 @@ int bf_store_read_block(bf_store *st, const char *kind, size_t first, size_t n, 
 {
   int rc;
   float *buf = NULL;
-  hid_t g = -1;
   for (size_t i = 0; i < n; i++)
     out[i] = NULL;
   kindcache *kc = kind_get(st, kind, 0, &rc);
@@ -1459,18 +2012,17 @@ int bf_store_read_block(bf_store *st, const char *kind, size_t first, size_t n, 
     if (r[i].offset + r[i].count > hi)
       hi = r[i].offset + r[i].count;
   }
-  char gp[96];
-  snprintf(gp, sizeof gp, "/features/%s", kind);
   if (!(buf = malloc((size_t)(hi - lo + 1) * sizeof *buf))) {
     rc = bf_error_set(BF_ENOMEM, "out of memory reading %lld feature values", (long long)(hi - lo));
     goto done;
   }
-  if ((g = H5Gopen2(st->f, gp, H5P_DEFAULT)) < 0) {
-    rc = bf_error_set(BF_EIO, "%s: cannot open %s", st->path, gp);
+  if ((rc = kind_read(st, kc, lo, hi, buf))) {
+    if (r[0].item == r[n - 1].item) /* name the item whose feature failed */
+      bf_error_prefix(rc, "item %lld: ", (long long)r[0].item);
+    else
+      bf_error_prefix(rc, "items %lld..%lld: ", (long long)r[0].item, (long long)r[n - 1].item);
     goto done;
   }
-  if ((rc = read_floats(g, lo, hi - lo, buf, st->path)))
-    goto done;
   for (size_t i = 0; i < n && !rc; i++)
     rc = row_to_feature(&out[i], &r[i], buf + (r[i].offset - lo));
 done:
@@ -1479,8 +2031,6 @@ done:
       bf_feature_free(out[i]);
       out[i] = NULL;
     }
-  if (g >= 0)
-    H5Gclose(g);
   free(buf);
   return rc;
 }
@@ -1526,108 +2076,145 @@ int bf_store_get_features(bf_store *st, const char *kind, int64_t item, bf_featu
   return 0;
 }
 
-/* ---- items ---- */
+/* ---- lookups ---- */
 
 size_t bf_store_nitems(const bf_store *st)
 {
-  return st->nit;
+  ensure(st, L_IT);
+  return NIT(st);
 }
 const bf_item *bf_store_items(const bf_store *st)
 {
-  return st->it;
+  ensure(st, L_IT);
+  return IT(st);
 }
 const bf_item *bf_store_item(const bf_store *st, int64_t id)
 {
-  return id >= 1 && (size_t)id <= st->nit ? &st->it[id - 1] : NULL;
+  ensure(st, L_IT);
+  return id >= 1 && (size_t)id <= NIT(st) ? &IT(st)[id - 1] : NULL;
 }
 const bf_firearm *bf_store_firearm(const bf_store *st, int64_t id)
 {
-  ensure(st, L_FA); /* on failure the table stays empty */
-  return id >= 1 && (size_t)id <= st->nfa ? &st->fa[id - 1] : NULL;
+  ensure(st, L_FA); /* on failure the table stays empty and bf_store_error says why */
+  return id >= 1 && (size_t)id <= NFA(st) ? &FA(st)[id - 1] : NULL;
 }
 const bf_evidence *bf_store_evidence(const bf_store *st, int64_t id)
 {
-  ensure(st, L_EV); /* on failure the table stays empty */
-  return id >= 1 && (size_t)id <= st->nev ? &st->ev[id - 1] : NULL;
+  ensure(st, L_EV);
+  return id >= 1 && (size_t)id <= NEV(st) ? &EV(st)[id - 1] : NULL;
 }
 size_t bf_store_nfirearms(const bf_store *st)
 {
-  ensure(st, L_FA); /* on failure the table stays empty */
-  return st->nfa;
+  ensure(st, L_FA);
+  return NFA(st);
 }
 const bf_firearm *bf_store_firearms(const bf_store *st)
 {
-  ensure(st, L_FA); /* on failure the table stays empty */
-  return st->fa;
+  ensure(st, L_FA);
+  return FA(st);
 }
 size_t bf_store_nevidence(const bf_store *st)
 {
-  ensure(st, L_EV); /* on failure the table stays empty */
-  return st->nev;
+  ensure(st, L_EV);
+  return NEV(st);
 }
 const bf_evidence *bf_store_evidences(const bf_store *st)
 {
-  ensure(st, L_EV); /* on failure the table stays empty */
-  return st->ev;
+  ensure(st, L_EV);
+  return EV(st);
 }
 size_t bf_store_nscans(const bf_store *st)
 {
-  ensure(st, L_SC); /* on failure the table stays empty */
-  return st->nsc;
+  ensure(st, L_SC);
+  return NSC(st);
 }
 const bf_scan_rec *bf_store_scans(const bf_store *st)
 {
-  ensure(st, L_SC); /* on failure the table stays empty */
-  return st->sc;
+  ensure(st, L_SC);
+  return SC(st);
 }
 
 const bf_firearm *bf_store_firearm_by_serial(const bf_store *st, const char *serial)
 {
-  ensure(st, L_FA); /* on failure the table stays empty */
-  for (size_t i = 0; i < st->nfa; i++)
-    if (!strcmp(st->fa[i].serial, serial))
-      return &st->fa[i];
+  ensure(st, L_FA);
+  for (size_t i = 0; i < NFA(st); i++)
+    if (!strcmp(FA(st)[i].serial, serial))
+      return &FA(st)[i];
   return NULL;
 }
 
 const bf_evidence *bf_store_evidence_by_case_item(const bf_store *st, const char *case_no,
                                                   const char *item)
 {
-  ensure(st, L_EV); /* on failure the table stays empty */
-  for (size_t i = 0; i < st->nev; i++)
-    if (!strcmp(st->ev[i].case_no, case_no) && !strcmp(st->ev[i].item, item))
-      return &st->ev[i];
+  ensure(st, L_EV);
+  for (size_t i = 0; i < NEV(st); i++)
+    if (!strcmp(EV(st)[i].case_no, case_no) && !strcmp(EV(st)[i].item, item))
+      return &EV(st)[i];
   return NULL;
 }
 
+int bf_store_error(const bf_store *st)
+{
+  if (st->load_err)
+    bf_error_set(st->load_err, "%s", st->load_msg);
+  return st->load_err;
+}
+
+int bf_store_load(bf_store *st)
+{
+  int rc = ensure(st, L_ALL);
+  char names[MAXKINDS][48];
+  int nk = kind_names(st, names, MAXKINDS);
+  for (int k = 0; k < nk && !rc; k++)
+    kind_get(st, names[k], 0, &rc);
+  return rc ? rc : bf_store_error(st);
+}
+
+#define GETTER(fn, T, bit, K)                                                                     \
+  int fn(const bf_store *st, int64_t id, const T **out)                                           \
+  {                                                                                                \
+    *out = NULL;                                                                                   \
+    int rc = ensure(st, bit);                                                                      \
+    if (rc)                                                                                        \
+      return rc;                                                                                   \
+    if (id < 1 || (size_t)id > st->tb[K].n)                                                       \
+      return bf_error_set(BF_ENOTFOUND, "%s: no %s %lld", st->path, TBL[K]->path + 1, (long long)id); \
+    *out = (const T *)(st->tb[K].rows + (size_t)(id - 1) * sizeof(T));                            \
+    return 0;                                                                                      \
+  }
+GETTER(bf_store_get_item, bf_item, L_IT, TB_IT)
+GETTER(bf_store_get_firearm, bf_firearm, L_FA, TB_FA)
+GETTER(bf_store_get_evidence, bf_evidence, L_EV, TB_EV)
+GETTER(bf_store_get_scan, bf_scan_rec, L_SC, TB_SC)
+
 int bf_store_list_items(const bf_store *st, int kind, const char *calibre, int64_t **ids, size_t *n)
 {
+  int rc;
   *n = 0;
-  *ids = malloc((st->nit ? st->nit : 1) * sizeof **ids);
+  *ids = NULL;
+  if ((rc = ensure(st, L_IT)))
+    return rc;
+  *ids = malloc((NIT(st) ? NIT(st) : 1) * sizeof **ids);
   if (!*ids)
     return bf_error_set(BF_ENOMEM, "out of memory listing items");
-  for (size_t i = 0; i < st->nit; i++)
-    if ((!kind || st->it[i].kind == kind) &&
-        (!calibre || !*calibre || !strcmp(st->it[i].calibre, calibre)))
-      (*ids)[(*n)++] = st->it[i].id;
+  for (size_t i = 0; i < NIT(st); i++)
+    if ((!kind || IT(st)[i].kind == kind) &&
+        (!calibre || !*calibre || !strcmp(IT(st)[i].calibre, calibre)))
+      (*ids)[(*n)++] = IT(st)[i].id;
   return 0;
 }
 
 int bf_store_set_searched(bf_store *st, const int64_t *items, size_t n, int64_t run)
 {
   int rc;
-  if ((rc = need_tx(st)))
+  if ((rc = need_tx(st)) || (rc = ensure(st, L_IT)))
     return rc;
-  for (size_t i = 0; i < n; i++) {
-    bf_item *it = (bf_item *)bf_store_item(st, items[i]);
-    if (!it)
+  for (size_t i = 0; i < n; i++)
+    if (!bf_store_item(st, items[i]))
       return bf_error_set(BF_ENOTFOUND, "no item %lld", (long long)items[i]);
-    int64_t old = it->searched;
-    it->searched = run;
-    if ((rc = tbl_write_row(st->f, &T_ITEMS, (size_t)(it->id - 1), it))) {
-      it->searched = old;
-      return rc;
-    }
+  for (size_t i = 0; i < n; i++) {
+    IT(st)[items[i] - 1].searched = run;
+    mark(st, TB_IT, (size_t)(items[i] - 1));
   }
   return bf_store_audit(st, "searched", "%zu item(s) marked searched by run %lld", n, (long long)run);
 }
@@ -1641,20 +2228,16 @@ const char *bf_hit_status_name(int status)
 
 int bf_store_add_hits(bf_store *st, const bf_hit *hits, size_t n, size_t *added)
 {
-  int erc_ = ensure(st, L_HI | L_FA | L_EV);
-  if (erc_)
-    return erc_;
   int rc;
-  bf_hit *fresh = NULL;
-  size_t nf = 0, n0 = st->nhi;
+  size_t nf = 0, n0 = NHI(st);
   if (added)
     *added = 0;
-  if ((rc = need_tx(st)))
+  if ((rc = need_tx(st)) || (rc = ensure(st, L_HI | L_FA | L_EV | L_IT)))
     return rc;
+  n0 = NHI(st);
   if (!n)
     return 0;
-  if ((rc = grow((void **)&st->hi, &st->chi, st->nhi + n, sizeof *st->hi)) ||
-      (rc = hset_build(st, st->nhi + n)))
+  if ((rc = tab_grow(&st->tb[TB_HI], NHI(st) + n)) || (rc = hset_build(st, NHI(st) + n)))
     return rc;
   char now[32];
   bf_store_now(now);
@@ -1667,27 +2250,26 @@ int bf_store_add_hits(bf_store *st, const bf_hit *hits, size_t n, size_t *added)
     if (hset_find(st, &hits[i]) >= 0)
       continue; /* already stored (e.g. a resumed batch): never twice */
     bf_hit h = hits[i];
-    h.id = (int64_t)st->nhi + 1;
+    h.id = (int64_t)NHI(st) + 1;
     if (!h.time[0])
       scopy(h.time, sizeof h.time, now);
-    st->hi[st->nhi] = h;
-    hset_add(st, st->nhi++);
+    if ((rc = tab_push(st, TB_HI, &h)))
+      goto done;
+    hset_add(st, NHI(st) - 1);
     nf++;
   }
-  fresh = st->hi + n0;
-  if (nf && ((rc = tbl_append(st->f, &T_HITS, fresh, nf)) ||
-             (rc = bf_store_audit(st, "hits add", "%zu hit(s) of run %lld added (%zu already stored)", nf,
-                                  (long long)hits[0].run, n - nf))))
+  if (nf && (rc = bf_store_audit(st, "hits add", "%zu hit(s) of run %lld added (%zu already stored)", nf,
+                                 (long long)hits[0].run, n - nf)))
     goto done;
   if (added)
     *added = nf;
 done:
   if (rc) { /* forget the in-memory rows; the transaction will be aborted */
-    st->nhi = n0;
+    st->tb[TB_HI].n = n0;
     free(st->hset);
     st->hset = NULL;
     st->hcap = 0;
-    hset_build(st, st->nhi);
+    hset_build(st, NHI(st));
   }
   return rc;
 }
@@ -1714,18 +2296,19 @@ static int hit_cmp(const void *a, const void *b)
 
 int bf_store_query_hits(const bf_store *st, const bf_hit_filter *f, bf_hit **out, size_t *n)
 {
-  int erc_ = ensure(st, L_HI | L_FA | L_EV);
-  if (erc_)
-    return erc_;
+  int rc;
+  *n = 0;
+  *out = NULL;
+  if ((rc = ensure(st, L_HI | L_FA | L_EV | L_IT)))
+    return rc;
   bf_hit_filter all = BF_HIT_FILTER_INIT;
   if (!f)
     f = &all;
-  *n = 0;
-  *out = malloc((st->nhi ? st->nhi : 1) * sizeof **out);
+  *out = malloc((NHI(st) ? NHI(st) : 1) * sizeof **out);
   if (!*out)
     return bf_error_set(BF_ENOMEM, "out of memory querying hits");
-  for (size_t i = 0; i < st->nhi; i++) {
-    const bf_hit *h = &st->hi[i];
+  for (size_t i = 0; i < NHI(st); i++) {
+    const bf_hit *h = &HI(st)[i];
     if (h->score < f->min_score || (f->status >= 0 && h->status != f->status) ||
         (f->run && h->run != f->run) || (f->item && h->query != f->item && h->candidate != f->item))
       continue;
@@ -1744,29 +2327,26 @@ int bf_store_query_hits(const bf_store *st, const bf_hit_filter *f, bf_hit **out
 int bf_store_set_hit_status(bf_store *st, int64_t hit_id, int status, const char *examiner,
                             const char *note)
 {
-  int erc_ = ensure(st, L_HI);
-  if (erc_)
-    return erc_;
   int rc;
-  if ((rc = need_tx(st)))
+  if ((rc = need_tx(st)) || (rc = ensure(st, L_HI)))
     return rc;
-  if (hit_id < 1 || (size_t)hit_id > st->nhi)
+  if (hit_id < 1 || (size_t)hit_id > NHI(st))
     return bf_error_set(BF_ENOTFOUND, "%s: no hit %lld", st->path, (long long)hit_id);
   if (status < BF_HIT_CANDIDATE || status > BF_HIT_REJECTED)
     return bf_error_set(BF_EINVAL, "hit status %d is not candidate/confirmed/rejected", status);
-  bf_hit h = st->hi[hit_id - 1];
+  bf_hit h = HI(st)[hit_id - 1];
   int old = h.status;
   h.status = status;
   scopy(h.examiner, sizeof h.examiner, examiner && *examiner ? examiner : st->user);
   bf_store_now(h.when);
   if (note)
     scopy(h.note, sizeof h.note, note);
-  if ((rc = tbl_write_row(st->f, &T_HITS, (size_t)(hit_id - 1), &h)) ||
-      (rc = bf_store_audit(st, "hit status", "hit %lld %s -> %s by %s%s%s", (long long)hit_id,
+  if ((rc = bf_store_audit(st, "hit status", "hit %lld %s -> %s by %s%s%s", (long long)hit_id,
                            bf_hit_status_name(old), bf_hit_status_name(status), h.examiner,
                            note ? ": " : "", note ? note : "")))
     return rc;
-  st->hi[hit_id - 1] = h;
+  HI(st)[hit_id - 1] = h;
+  mark(st, TB_HI, (size_t)(hit_id - 1));
   return 0;
 }
 
@@ -1791,125 +2371,134 @@ static void problem(vctx *v, const char *fmt, ...)
     v->fn(v->ctx, buf);
 }
 
-static herr_t kind_iter(hid_t g, const char *name, const H5L_info_t *info, void *op)
+/* Reads every value of a kind in every segment (Fletcher-32 checks each chunk). */
+static void verify_kind(bf_store *st, vctx *v, const char *name)
 {
-  (void)g;
-  (void)info;
-  char **names = op;
-  for (int i = 0; i < MAXKINDS; i++)
-    if (!names[i]) {
-      names[i] = strdup(name);
+  int rc;
+  kindcache *kc = kind_get(st, name, 0, &rc);
+  if (!kc) {
+    problem(v, "features/%s: %s", name, rc ? bf_error_last() : "unreadable");
+    return;
+  }
+  for (size_t i = 0; i < kc->n; i++) {
+    const bf_feat_row *r = &kc->rows[i];
+    if (!bf_store_item(st, r->item))
+      problem(v, "features/%s row %zu: item %lld does not exist", name, i, (long long)r->item);
+    if (r->count != (int64_t)r->nx * r->ny || r->offset < 0)
+      problem(v, "features/%s row %zu: bad size/offset", name, i);
+  }
+  const int64_t blk = 1 << 22;
+  float *buf = malloc(blk * sizeof *buf);
+  int64_t total = kc->npc ? kc->pc[kc->npc - 1].base + kc->pc[kc->npc - 1].len : 0;
+  for (int64_t off = 0; buf && off < total; off += blk) {
+    int64_t c = total - off < blk ? total - off : blk;
+    if (kind_read(st, kc, off, off + c, buf)) {
+      problem(v, "%s", bf_error_last());
       break;
     }
-  return 0;
+  }
+  if (!buf)
+    problem(v, "out of memory checking features/%s", name);
+  free(buf);
 }
 
 int bf_store_verify(bf_store *st, bf_store_report_fn report, void *ctx, int *nproblems)
 {
-  int erc_ = ensure(st, L_ALL);
-  if (erc_)
-    return erc_;
   vctx v = {report, ctx, 0};
-  /* tables were read whole at open (fletcher32 checked); the audit log too */
+  /* a table that does not load is a problem, listed like any other */
+  for (int k = 0; k < NTB; k++)
+    if (!st->tb[k].loaded && load_tab(st, k))
+      problem(&v, "%s", bf_error_last());
   bf_audit_rec *a = NULL;
   size_t na = 0;
   if (bf_store_read_audit(st, &a, &na))
     problem(&v, "%s", bf_error_last());
-  for (size_t i = 0; i < na; i++)
-    if (a[i].seq != (int64_t)i + 1) {
-      problem(&v, "audit log: row %zu has sequence %lld (rows missing or reordered)", i + 1,
-              (long long)a[i].seq);
-      break;
-    }
+  else if ((int64_t)na != st->naudit + (int64_t)st->naud)
+    problem(&v, "audit log: %zu rows, the manifest counts %lld", na, (long long)st->naudit);
   free(a);
-  for (size_t i = 0; i < st->nit; i++) {
-    const bf_item *it = &st->it[i];
-    if (it->id != (int64_t)i + 1)
-      problem(&v, "items: row %zu has id %lld", i + 1, (long long)it->id);
+  for (size_t i = 0; i < NIT(st); i++) {
+    const bf_item *it = &IT(st)[i];
     if ((it->owner_type == BF_OWNER_FIREARM && !bf_store_firearm(st, it->owner)) ||
         (it->owner_type == BF_OWNER_EVIDENCE && !bf_store_evidence(st, it->owner)))
       problem(&v, "item %lld: owner %lld does not exist", (long long)it->id, (long long)it->owner);
   }
-  for (size_t i = 0; i < st->nhi; i++)
-    if (!bf_store_item(st, st->hi[i].query) || !bf_store_item(st, st->hi[i].candidate))
-      problem(&v, "hit %lld: refers to a missing item", (long long)st->hi[i].id);
-  for (size_t i = 0; i < st->nsc; i++) {
+  for (size_t i = 0; i < NHI(st); i++)
+    if (!bf_store_item(st, HI(st)[i].query) || !bf_store_item(st, HI(st)[i].candidate))
+      problem(&v, "hit %lld: refers to a missing item", (long long)HI(st)[i].id);
+  for (size_t i = 0; i < NSC(st); i++) {
     uint8_t *b = NULL;
     size_t n;
-    if (st->sc[i].id != (int64_t)i + 1)
-      problem(&v, "scans: row %zu has id %lld", i + 1, (long long)st->sc[i].id);
-    if (!bf_store_item(st, st->sc[i].item))
-      problem(&v, "scan %lld: item %lld does not exist", (long long)st->sc[i].id, (long long)st->sc[i].item);
+    if (!bf_store_item(st, SC(st)[i].item))
+      problem(&v, "scan %lld: item %lld does not exist", (long long)SC(st)[i].id, (long long)SC(st)[i].item);
     if (bf_store_read_x3p(st, (int64_t)i + 1, &b, &n))
       problem(&v, "%s", bf_error_last());
     free(b);
   }
-  /* every feature kind: index read whole, data read in large blocks, ranges checked */
-  char *names[MAXKINDS] = {0};
-  hid_t fg = H5Gopen2(st->f, "/features", H5P_DEFAULT);
-  if (fg < 0)
-    problem(&v, "group /features is missing");
-  else {
-    H5Literate(fg, H5_INDEX_NAME, H5_ITER_NATIVE, NULL, kind_iter, names);
-    H5Gclose(fg);
-  }
-  for (int k = 0; k < MAXKINDS && names[k]; k++) {
-    int rc;
-    kindcache *kc = kind_get(st, names[k], 0, &rc);
-    if (!kc) {
-      problem(&v, "features/%s: %s", names[k], rc ? bf_error_last() : "unreadable");
-      continue;
-    }
-    char gp[96];
-    snprintf(gp, sizeof gp, "/features/%s", names[k]);
-    hid_t g = H5Gopen2(st->f, gp, H5P_DEFAULT);
-    int64_t total = 0;
-    for (size_t i = 0; i < kc->n; i++) {
-      const bf_feat_row *r = &kc->rows[i];
-      if (!bf_store_item(st, r->item))
-        problem(&v, "features/%s row %zu: item %lld does not exist", names[k], i, (long long)r->item);
-      if (r->count != (int64_t)r->nx * r->ny || r->offset < 0)
-        problem(&v, "features/%s row %zu: bad size/offset", names[k], i);
-      if (r->offset + r->count > total)
-        total = r->offset + r->count;
-    }
-    const int64_t blk = 1 << 22;
-    float *buf = malloc(blk * sizeof *buf);
-    for (int64_t off = 0; buf && g >= 0 && off < total; off += blk) {
-      int64_t c = total - off < blk ? total - off : blk;
-      if (read_floats(g, off, c, buf, gp)) {
-        problem(&v, "%s", bf_error_last());
-        break;
-      }
-    }
-    free(buf);
-    if (g >= 0)
-      H5Gclose(g);
-  }
-  for (int k = 0; k < MAXKINDS; k++)
-    free(names[k]);
+  char names[MAXKINDS][48];
+  int nk = kind_names(st, names, MAXKINDS);
+  for (int k = 0; k < nk; k++)
+    verify_kind(st, &v, names[k]);
   if (nproblems)
     *nproblems = v.n;
   return v.n ? bf_error_set(BF_ECHECKSUM, "%s: %d problem(s) found", st->path, v.n) : 0;
 }
 
-/* ---- kinds and export ---- */
+/* ---- kinds, stats and export ---- */
 
 int bf_store_feature_kinds(bf_store *st, char (*names)[48], int max)
 {
-  char *v[MAXKINDS] = {0};
-  int n = 0;
-  hid_t fg = H5Gopen2(st->f, "/features", H5P_DEFAULT);
-  if (fg >= 0) {
-    H5Literate(fg, H5_INDEX_NAME, H5_ITER_NATIVE, NULL, kind_iter, v);
-    H5Gclose(fg);
+  return kind_names(st, names, max);
+}
+
+int bf_store_kind_info(bf_store *st, const char *kind, int *compressed, size_t *nrows, int64_t *nvalues)
+{
+  int rc;
+  kindcache *kc = kind_get(st, kind, 0, &rc);
+  if (!kc)
+    return rc ? rc : bf_error_set(BF_ENOTFOUND, "%s: no features of kind %s", st->path, kind);
+  if (compressed)
+    *compressed = kc->compress;
+  if (nrows)
+    *nrows = kc->n;
+  if (nvalues)
+    *nvalues = kc->npc ? kc->pc[kc->npc - 1].base + kc->pc[kc->npc - 1].len : 0;
+  return 0;
+}
+
+int bf_store_stats_get(bf_store *st, bf_store_stats *s)
+{
+  memset(s, 0, sizeof *s);
+  s->schema = BF_STORE_SCHEMA;
+  s->generation = st->gen;
+  s->segments = st->nseg;
+  struct stat sb;
+  if (!stat(st->path, &sb))
+    s->bytes = (int64_t)sb.st_size;
+  for (int i = 0; i < st->nseg; i++) {
+    s->bytes += st->segs[i].bytes;
+    if (st->segs[i].bytes < BF_STORE_SMALL_SEGMENT)
+      s->small_segments++;
   }
-  for (int k = 0; k < MAXKINDS && v[k]; k++) {
-    if (n < max)
-      scopy(names[n++], 48, v[k]);
-    free(v[k]);
+  s->compaction_due = s->small_segments >= BF_STORE_COMPACT_DUE;
+  int rc = ensure(st, L_ALL);
+  size_t superseded = 0;
+  for (int k = 0; k < NTB && !rc; k++) {
+    /* rows in all segments minus live rows: what compaction would drop */
+    size_t total = 0;
+    for (int i = 0; i < st->nseg; i++) {
+      char p[64];
+      snprintf(p, sizeof p, "%s", TBL[k]->path);
+      hid_t ds = H5Lexists(st->segs[i].f, p, H5P_DEFAULT) > 0 ? H5Dopen2(st->segs[i].f, p, H5P_DEFAULT) : -1;
+      if (ds >= 0) {
+        total += (size_t)ds_len(ds);
+        H5Dclose(ds);
+      }
+    }
+    superseded += total > st->tb[k].n ? total - st->tb[k].n : 0;
   }
-  return n;
+  s->superseded_rows = (int64_t)superseded;
+  s->audit_rows = st->naudit;
+  return rc ? rc : bf_store_error(st);
 }
 
 /* One escaping rule for every output (bf_text.h): CSV rows stay one line, JSON stays valid. */
@@ -1919,30 +2508,32 @@ static void json_str(FILE *o, const char *s) { bf_text_json(o, s); }
 
 int bf_store_export(bf_store *st, const char *what, int json, FILE *out)
 {
-  int erc_ = ensure(st, L_ALL);
-  if (erc_)
-    return erc_;
   const tbl *t = NULL;
   const void *rows = NULL;
   size_t n = 0;
   bf_audit_rec *au = NULL;
-  int rc = 0;
+  int rc = 0, k = -1;
   if (!strcmp(what, "firearms"))
-    t = &T_FIREARMS, rows = st->fa, n = st->nfa;
+    k = TB_FA;
   else if (!strcmp(what, "evidence"))
-    t = &T_EVIDENCE, rows = st->ev, n = st->nev;
+    k = TB_EV;
   else if (!strcmp(what, "items"))
-    t = &T_ITEMS, rows = st->it, n = st->nit;
+    k = TB_IT;
   else if (!strcmp(what, "scans"))
-    t = &T_SCANS, rows = st->sc, n = st->nsc;
+    k = TB_SC;
   else if (!strcmp(what, "hits"))
-    t = &T_HITS, rows = st->hi, n = st->nhi;
-  else if (!strcmp(what, "audit")) {
+    k = TB_HI;
+  else if (strcmp(what, "audit"))
+    return bf_error_set(BF_EINVAL, "cannot export '%s': firearms, evidence, items, scans, hits or audit", what);
+  if (k >= 0) {
+    if ((rc = ensure(st, 1 << k)))
+      return rc;
+    t = TBL[k], rows = st->tb[k].rows, n = st->tb[k].n;
+  } else {
     if ((rc = bf_store_read_audit(st, &au, &n)))
       return rc;
     t = &T_AUDIT, rows = au;
-  } else
-    return bf_error_set(BF_EINVAL, "cannot export '%s': firearms, evidence, items, scans, hits or audit", what);
+  }
   if (json)
     fputs("[", out);
   else
@@ -1965,6 +2556,8 @@ int bf_store_export(bf_store *st, const char *what, int json, FILE *out)
         fprintf(out, "%lld", (long long)*(const int64_t *)p);
       else if (f->type == T_I32)
         fprintf(out, "%d", *(const int32_t *)p);
+      else if (f->type == T_F64 && !isfinite(*(const double *)p))
+        fputs(json ? "null" : "", out); /* JSON has no NaN: not computed */
       else if (f->type == T_F64)
         fprintf(out, "%.10g", *(const double *)p);
       else if (f->type == T_F32)
@@ -1973,8 +2566,8 @@ int bf_store_export(bf_store *st, const char *what, int json, FILE *out)
         (json ? json_str : csv_str)(out, p);
       else {
         fputs(json ? "[" : "", out);
-        for (size_t k = 0; k < f->size; k++)
-          fprintf(out, "%s%.10g", k ? (json ? ", " : ";") : "", ((const double *)p)[k]);
+        for (size_t q = 0; q < f->size; q++)
+          fprintf(out, "%s%.10g", q ? (json ? ", " : ";") : "", ((const double *)p)[q]);
         fputs(json ? "]" : "", out);
       }
     }
@@ -1985,5 +2578,501 @@ int bf_store_export(bf_store *st, const char *what, int json, FILE *out)
   free(au);
   if (fflush(out) || ferror(out))
     rc = bf_error_set(BF_EIO, "cannot write the %s export", what);
+  return rc;
+}
+
+/* ---- compaction: merges runs of small segments, dropping superseded rows ---- */
+
+typedef struct orow {
+  int64_t id;
+  size_t at;
+} orow;
+
+static int orow_cmp(const void *a, const void *b)
+{
+  const orow *x = a, *y = b;
+  if (x->id != y->id)
+    return x->id < y->id ? -1 : 1;
+  return x->at < y->at ? -1 : x->at > y->at;
+}
+
+/* Table k of segments [a, b) merged: the last version of each id, in id order. */
+static int merge_table(bf_store *st, const tbl *t, int a, int b, hid_t dst, int dedupe, int64_t *rd,
+                       int64_t *dropped)
+{
+  int rc = 0;
+  char *all = NULL;
+  size_t n = 0, cap = 0, rs = t->rowsize;
+  orow *o = NULL;
+  for (int i = a; i < b && !rc; i++) {
+    char *rows = NULL;
+    size_t k = 0;
+    if ((rc = tbl_read_at(st->segs[i].f, t, t->path, 0, (void **)&rows, &k))) {
+      bf_error_prefix(rc, "%s: segment %s: ", st->path, st->segs[i].name);
+      break;
+    }
+    if (!(rc = grow((void **)&all, &cap, n + k + 1, rs))) {
+      memcpy(all + n * rs, rows, k * rs);
+      n += k;
+    }
+    free(rows);
+  }
+  *rd += (int64_t)(n * rs);
+  size_t m = n;
+  if (!rc && dedupe && n) {
+    if (!(o = malloc(n * sizeof *o)))
+      rc = bf_error_set(BF_ENOMEM, "out of memory compacting %s", t->path);
+    for (size_t i = 0; o && i < n; i++) {
+      memcpy(&o[i].id, all + i * rs, sizeof o[i].id);
+      o[i].at = i;
+    }
+    if (o) {
+      qsort(o, n, sizeof *o, orow_cmp);
+      char *out = malloc(n * rs);
+      if (!out)
+        rc = bf_error_set(BF_ENOMEM, "out of memory compacting %s", t->path);
+      m = 0;
+      for (size_t i = 0; out && i < n; i++)
+        if (i + 1 == n || o[i + 1].id != o[i].id)
+          memcpy(out + rs * m++, all + rs * o[i].at, rs);
+      free(all);
+      all = out;
+    }
+  }
+  *dropped += (int64_t)(n - m);
+  if (!rc)
+    rc = tbl_write_new(dst, t, t->path, all, m);
+  free(o);
+  free(all);
+  return rc;
+}
+
+typedef struct x3p_copy {
+  hid_t src, dst;
+  int rc;
+} x3p_copy;
+
+static herr_t copy_one_x3p(hid_t g, const char *name, const H5L_info_t *info, void *op)
+{
+  (void)g;
+  (void)info;
+  x3p_copy *c = op;
+  char p[128];
+  snprintf(p, sizeof p, "/scans_x3p/%s", name);
+  if (H5Ocopy(c->src, p, c->dst, p, H5P_DEFAULT, H5P_DEFAULT) < 0) {
+    c->rc = bf_error_set(BF_EIO, "cannot copy %s (disk full or damaged?)", p);
+    return -1;
+  }
+  return 0;
+}
+
+static int merge_kind(bf_store *st, const char *kind, int a, int b, hid_t dst, int64_t *rd, int64_t *wr)
+{
+  int rc = 0, compress = -1;
+  hid_t g = -1, ds = -1;
+  bf_feat_row *all = NULL;
+  size_t n = 0, cap = 0;
+  const int64_t blk = 1 << 22;
+  float *buf = malloc(blk * sizeof *buf);
+  char ip[96], dp[96], gp[96];
+  snprintf(gp, sizeof gp, "/features/%.47s", kind);
+  snprintf(ip, sizeof ip, "/features/%.47s/index", kind);
+  snprintf(dp, sizeof dp, "/features/%.47s/data", kind);
+  if (!buf)
+    return bf_error_set(BF_ENOMEM, "out of memory compacting features");
+  int64_t sum = 0; /* chunks no larger than the data (a plain chunk is written whole) */
+  for (int i = a; i < b; i++)
+    if (has_kind(st->segs[i].f, kind)) {
+      hid_t sds = H5Dopen2(st->segs[i].f, dp, H5P_DEFAULT);
+      sum += sds >= 0 ? ds_len(sds) : 0;
+      if (sds >= 0)
+        H5Dclose(sds);
+    }
+  hsize_t chunk = sum < 1024 ? 1024 : sum > 65536 ? 65536 : (hsize_t)sum;
+  for (int i = a; i < b && !rc; i++) {
+    hid_t f = st->segs[i].f;
+    if (!has_kind(f, kind))
+      continue;
+    hid_t sds = H5Dopen2(f, dp, H5P_DEFAULT);
+    if (sds < 0) {
+      rc = bf_error_set(BF_ECHECKSUM, "%s: segment %s: %s cannot be opened", st->path, st->segs[i].name, dp);
+      break;
+    }
+    if (compress < 0) {
+      compress = dcpl_deflated(sds);
+      hsize_t d0 = 0, dmax = H5S_UNLIMITED;
+      hid_t sp = H5Screate_simple(1, &d0, &dmax), p = chunked_dcpl(chunk, compress);
+      g = H5Gcreate2(dst, gp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+      ds = g >= 0 ? H5Dcreate2(g, "data", H5T_IEEE_F32LE, sp, H5P_DEFAULT, p, H5P_DEFAULT) : -1;
+      H5Pclose(p);
+      H5Sclose(sp);
+      if (ds < 0) {
+        H5Dclose(sds);
+        rc = bf_error_set(BF_EIO, "%s: cannot create %s in the merged segment", st->path, dp);
+        break;
+      }
+      attr_str(g, "kind", kind);
+      attr_str(ds, "units", "micrometres (heights / signature values); NaN = missing");
+      attr_str(ds, "description", "features of this kind, concatenated; see index offset/count");
+    }
+    int64_t base = ds_len(ds), len = ds_len(sds);
+    for (int64_t off = 0; off < len && !rc; off += blk) {
+      int64_t c = len - off < blk ? len - off : blk, at;
+      hid_t fs = H5Dget_space(sds);
+      hsize_t s0 = (hsize_t)off, cnt = (hsize_t)c;
+      H5Sselect_hyperslab(fs, H5S_SELECT_SET, &s0, NULL, &cnt, NULL);
+      hid_t ms = H5Screate_simple(1, &cnt, NULL);
+      if (H5Dread(sds, H5T_NATIVE_FLOAT, ms, fs, H5P_DEFAULT, buf) < 0)
+        rc = bf_error_set(BF_ECHECKSUM, "%s: segment %s: %s unreadable (checksum)", st->path,
+                          st->segs[i].name, dp);
+      else if (ds_append_floats(ds, buf, c, &at))
+        rc = bf_error_set(BF_EIO, "%s: cannot write merged %s (disk full?)", st->path, dp);
+      H5Sclose(ms);
+      H5Sclose(fs);
+      *rd += c * 4;
+      *wr += c * 4;
+    }
+    H5Dclose(sds);
+    bf_feat_row *r = NULL;
+    size_t k = 0;
+    if (!rc && !(rc = tbl_read_at(f, &T_FEAT, ip, 0, (void **)&r, &k)) &&
+        !(rc = grow((void **)&all, &cap, n + k + 1, sizeof *all)))
+      for (size_t j = 0; j < k; j++) {
+        all[n] = r[j];
+        all[n++].offset += base;
+      }
+    free(r);
+  }
+  if (!rc && ds >= 0)
+    rc = tbl_write_new(dst, &T_FEAT, ip, all, n);
+  if (ds >= 0 && H5Dclose(ds) < 0 && !rc)
+    rc = bf_error_set(BF_EIO, "%s: cannot write merged %s (disk full?)", st->path, dp);
+  if (g >= 0)
+    H5Gclose(g);
+  free(all);
+  free(buf);
+  return rc;
+}
+
+/* Writes segments [a, b) merged into one new segment; *out describes it. */
+static int merge_run(bf_store *st, int a, int b, seg *out, bf_store_compact_result *res)
+{
+  int rc = 0;
+  memset(out, 0, sizeof *out);
+  out->f = -1;
+  out->seq = st->next_seq++;
+  snprintf(out->name, sizeof out->name, "seg-%08lld.h5", (long long)out->seq);
+  bf_store_now(out->created);
+  hid_t f = seg_create(st, out->name, out->seq);
+  if (f < 0)
+    return BF_EIO;
+  int64_t rd = 0, wr = 0, dropped = 0;
+  for (int k = 0; k < NTB && !rc; k++)
+    rc = merge_table(st, TBL[k], a, b, f, 1, &rd, &dropped);
+  int64_t d0 = 0;
+  if (!rc)
+    rc = merge_table(st, &T_AUDIT, a, b, f, 0, &rd, &d0);
+  for (int i = a; i < b; i++)
+    out->naudit += st->segs[i].naudit;
+  for (int i = a; i < b && !rc; i++) {
+    x3p_copy c = {st->segs[i].f, f, 0};
+    hid_t g = H5Gopen2(st->segs[i].f, "/scans_x3p", H5P_DEFAULT);
+    if (g >= 0) {
+      H5Literate(g, H5_INDEX_NAME, H5_ITER_NATIVE, NULL, copy_one_x3p, &c);
+      H5Gclose(g);
+    }
+    rc = c.rc;
+  }
+  char names[MAXKINDS][48];
+  knames kn = {names, 0, MAXKINDS};
+  for (int i = a; i < b; i++)
+    if (H5Lexists(st->segs[i].f, "/features", H5P_DEFAULT) > 0) {
+      hid_t fg = H5Gopen2(st->segs[i].f, "/features", H5P_DEFAULT);
+      if (fg >= 0) {
+        H5Literate(fg, H5_INDEX_NAME, H5_ITER_NATIVE, NULL, kind_iter, &kn);
+        H5Gclose(fg);
+      }
+    }
+  for (int k = 0; k < kn.n && !rc; k++)
+    rc = merge_kind(st, names[k], a, b, f, &rd, &wr);
+  char p[4400];
+  seg_path(st, p, sizeof p, out->name);
+  if (H5Fclose(f) < 0 && !rc) {
+    hdf5_poisoned = 1;
+    rc = bf_error_set(BF_EIO, "%s: cannot finish the merged segment (disk full?)", p);
+  }
+  if (!rc)
+    rc = fsync_file(p, &out->bytes);
+  if (rc) {
+    unlink(p);
+    return rc;
+  }
+  for (int i = a; i < b; i++)
+    res->bytes_read += st->segs[i].bytes;
+  res->bytes_written += out->bytes;
+  res->rows_dropped += dropped;
+  return 0;
+}
+
+static double now_s(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+int bf_store_compact(const char *path, const bf_store_compact_opts *opts, bf_store_compact_result *res)
+{
+  bf_store_compact_opts dflt = BF_STORE_COMPACT_OPTS_INIT;
+  bf_store_compact_result dummy;
+  if (!opts)
+    opts = &dflt;
+  if (!res)
+    res = &dummy;
+  memset(res, 0, sizeof *res);
+  double t0 = now_s();
+  bf_store *st = NULL;
+  seg *nw = NULL;
+  mrow *m = NULL;
+  int rc = bf_store_open(&st, path, BF_STORE_WRITE, opts->user), nn = 0;
+  if (rc)
+    return rc;
+  res->segments_before = st->nseg;
+  int64_t target = opts->all ? INT64_MAX : opts->target_bytes;
+  if (!(nw = calloc((size_t)st->nseg + 1, sizeof *nw))) {
+    rc = bf_error_set(BF_ENOMEM, "out of memory compacting %s", path);
+    goto done;
+  }
+  uint8_t *gone = calloc((size_t)st->nseg + 1, 1);
+  if (!gone) {
+    rc = bf_error_set(BF_ENOMEM, "out of memory compacting %s", path);
+    goto done;
+  }
+  for (int i = 0; i < st->nseg && !rc;) {
+    int j = i;
+    while (j < st->nseg && st->segs[j].bytes < target)
+      j++;
+    if (j - i >= 2) {
+      if (opts->progress)
+        opts->progress(opts->ctx, i, j, st->nseg);
+      if (!(rc = merge_run(st, i, j, &nw[nn], res))) {
+        nn++;
+        memset(gone + i, 1, (size_t)(j - i));
+      }
+      i = j;
+    } else {
+      nw[nn] = st->segs[i];
+      nw[nn++].f = -1;
+      i = j > i ? j : i + 1;
+    }
+  }
+  if (rc || nn == st->nseg) { /* failed (merged files are stale: removed below) or nothing to do */
+    free(gone);
+    goto done;
+  }
+  if (getenv("BF_STORE_CRASH_BEFORE_RENAME"))
+    abort();
+  if (!(m = calloc((size_t)nn + 1, sizeof *m)))
+    rc = bf_error_set(BF_ENOMEM, "out of memory compacting %s", path);
+  for (int i = 0; m && i < nn; i++) {
+    m[i].seq = nw[i].seq;
+    m[i].bytes = nw[i].bytes;
+    m[i].naudit = nw[i].naudit;
+    scopy(m[i].name, sizeof m[i].name, nw[i].name);
+    scopy(m[i].created, sizeof m[i].created, nw[i].created);
+  }
+  int64_t gen0 = st->gen;
+  char dp[4400];
+  seg_path(st, dp, sizeof dp, "x");
+  if (!rc && (rc = fsync_dir(dp)) == 0) /* the merged segments' names are durable first */
+    rc = manifest_write(st, m, (size_t)nn);
+  if (st->gen != gen0) {
+    /* committed: the merged segments are no longer listed. Readers that hold them keep
+     * reading (open files survive unlink); a reader opening now reads the new manifest. */
+    for (int i = 0; i < st->nseg; i++)
+      if (gone[i]) {
+        char p[4400];
+        seg_path(st, p, sizeof p, st->segs[i].name);
+        unlink(p);
+      }
+    res->segments_after = nn;
+    close_segs(st);
+    drop_caches(st);
+    int r2 = open_snapshot(st);
+    if (!r2)
+      r2 = load_tab(st, TB_IT);
+    if (!r2 && !(r2 = bf_store_begin(st)) &&
+        !(r2 = bf_store_audit(st, "compact", "merged %d segment(s) into %d, dropped %lld superseded row(s)",
+                              res->segments_before, nn, (long long)res->rows_dropped)))
+      r2 = bf_store_commit(st);
+    if (!rc)
+      rc = r2;
+    res->segments_after = st->nseg;
+  }
+  free(gone);
+done:
+  if (rc && st) /* merged segments not listed: remove them now (the next writer would too) */
+    clean_stale(st);
+  bf_store_close(st);
+  free(nw);
+  free(m);
+  res->seconds = now_s() - t0;
+  return rc;
+}
+
+/* ---- upgrade from schema 1 (one file) ---- */
+
+static int copy_file(const char *src, const char *dst)
+{
+  int rc = 0, in = open(src, O_RDONLY | O_CLOEXEC), out = -1;
+  if (in < 0)
+    return bf_error_set(BF_EIO, "%s: cannot read (%s)", src, strerror(errno));
+  out = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
+  if (out < 0) {
+    rc = bf_error_set(BF_EIO, "%s: cannot create (%s)", dst, strerror(errno));
+    goto done;
+  }
+  struct stat sb;
+  fstat(in, &sb);
+  off_t left = sb.st_size;
+  while (left > 0) {
+    ssize_t w = copy_file_range(in, NULL, out, NULL, (size_t)left, 0);
+    if (w < 0 && (errno == EXDEV || errno == ENOSYS || errno == EINVAL)) {
+      char buf[1 << 16]; /* fallback for file systems without copy_file_range */
+      ssize_t r = read(in, buf, sizeof buf);
+      w = r > 0 ? write(out, buf, (size_t)r) : r;
+      if (r > 0 && w != r)
+        w = -1;
+    }
+    if (w <= 0) {
+      rc = bf_error_set(BF_EIO, "%s: copy failed (%s): disk full?", dst, w ? strerror(errno) : "short");
+      goto done;
+    }
+    left -= w;
+  }
+done:
+  if (out >= 0)
+    close(out);
+  close(in);
+  if (rc)
+    unlink(dst);
+  return rc;
+}
+
+/* The schema 1 file becomes segment 1 byte for byte (originals untouched, so their SHA-256
+ * cannot change); only its /hits table is rewritten with the new log10_lr column (NaN). */
+static int upgrade_segment(bf_store *st, const char *sp, int64_t *naudit)
+{
+  int rc = 0;
+  bf_hit *h = NULL;
+  size_t nh = 0;
+  hid_t f = H5Fopen(sp, H5F_ACC_RDWR, H5P_DEFAULT);
+  if (f < 0)
+    return bf_error_set(BF_EIO, "%s: cannot open the copy for writing", sp);
+  if ((rc = tbl_read_at(f, &T_HITS_V1, "/hits", 0, (void **)&h, &nh)))
+    goto done;
+  for (size_t i = 0; i < nh; i++)
+    h[i].log10_lr = NAN;
+  if (H5Ldelete(f, "/hits", H5P_DEFAULT) < 0) {
+    rc = bf_error_set(BF_EIO, "%s: cannot replace /hits", sp);
+    goto done;
+  }
+  if ((rc = tbl_write_new(f, &T_HITS, "/hits", h, nh)))
+    goto done;
+  hid_t ds = H5Dopen2(f, "/audit", H5P_DEFAULT);
+  *naudit = ds >= 0 ? ds_len(ds) : 0;
+  if (ds >= 0)
+    H5Dclose(ds);
+  if (ds < 0)
+    rc = bf_error_set(BF_ESCHEMA, "%s: table /audit is missing", st->path);
+  H5Adelete(f, "schema_version"); /* a segment, no longer a store */
+  attr_i64(f, "bfm_segment", 1);
+  attr_str(f, "upgraded_from", "schema 1");
+done:
+  free(h);
+  if (H5Fclose(f) < 0 && !rc) {
+    hdf5_poisoned = 1;
+    rc = bf_error_set(BF_EIO, "%s: cannot finish the upgraded segment (disk full?)", sp);
+  }
+  return rc;
+}
+
+int bf_store_upgrade(const char *path, const char *user)
+{
+  int rc = 0, staged = 0;
+  quiet_hdf5();
+  bf_store *st = calloc(1, sizeof *st);
+  if (!st)
+    return bf_error_set(BF_ENOMEM, "out of memory upgrading %s", path);
+  st->lockfd = -1;
+  st->txf = -1;
+  st->mode = BF_STORE_WRITE;
+  set_paths(st, path);
+  for (int k = 0; k < NTB; k++)
+    st->tb[k].t = TBL[k];
+  default_user(st->user, sizeof st->user, user);
+  char sp[4400];
+  if (access(path, F_OK)) {
+    rc = bf_error_set(BF_ENOTFOUND, "%s: no such store", path);
+    goto done;
+  }
+  if ((rc = take_lock(st)))
+    goto done;
+  hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+  int ver = f >= 0 ? file_schema(f) : -1;
+  if (f >= 0)
+    H5Fclose(f);
+  if (ver == BF_STORE_SCHEMA) {
+    rc = bf_error_set(BF_EEXIST, "%s: already schema %d, nothing to upgrade", path, BF_STORE_SCHEMA);
+    goto done;
+  }
+  if (ver != 1) {
+    rc = bf_error_set(BF_EFORMAT, "%s: not a bfm store of schema 1", path);
+    goto done;
+  }
+  if ((rc = mkdir_clean(st)))
+    goto done;
+  staged = 1;
+  st->segs = calloc(2, sizeof *st->segs);
+  if (!st->segs) {
+    rc = bf_error_set(BF_ENOMEM, "out of memory upgrading %s", path);
+    goto done;
+  }
+  st->cseg = 2;
+  seg *s = &st->segs[0];
+  s->seq = 1;
+  s->f = -1;
+  scopy(s->name, sizeof s->name, "seg-00000001.h5");
+  bf_store_now(s->created);
+  seg_path(st, sp, sizeof sp, s->name);
+  if ((rc = copy_file(path, sp)) || (rc = upgrade_segment(st, sp, &s->naudit)) ||
+      (rc = fsync_file(sp, &s->bytes)) || (rc = fsync_dir(sp)))
+    goto done;
+  st->nseg = 1;
+  st->next_seq = 2;
+  mrow m = {0};
+  m.seq = 1;
+  m.bytes = s->bytes;
+  m.naudit = s->naudit;
+  scopy(m.name, sizeof m.name, s->name);
+  scopy(m.created, sizeof m.created, s->created);
+  rc = manifest_write(st, &m, 1);
+  if (st->gen)
+    staged = 0; /* renamed: committed */
+  if (rc)
+    goto done;
+  /* now a schema 2 store: reopen our snapshot and audit the upgrade in its own segment */
+  close_segs(st);
+  if ((rc = open_snapshot(st)) || (rc = load_tab(st, TB_IT)) || (rc = bf_store_begin(st)) ||
+      (rc = bf_store_audit(st, "upgrade", "schema 1 -> %d: %zu item(s) kept in segment 1",
+                           BF_STORE_SCHEMA, NIT(st))) ||
+      (rc = bf_store_commit(st)))
+    goto done;
+done:
+  if (staged) {
+    st->nseg = 0; /* not committed: the copy is stale */
+    clean_stale(st);
+  }
+  bf_store_close(st);
   return rc;
 }

@@ -7,6 +7,8 @@
 #include <hdf5.h>
 #include <math.h>
 #include <stdint.h>
+#include <dirent.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -36,6 +38,135 @@ static void fake_bytes(uint8_t *b, size_t n, int seed)
     x ^= x << 5;
     b[i] = (uint8_t)x;
   }
+}
+
+/* Flips 64 bytes inside the first chunk of dataset ds in whichever segment of store holds it;
+ * returns the number of bytes flipped. */
+static long flip_in_segments(const char *store, const char *dsname)
+{
+  char d[4300];
+  snprintf(d, sizeof d, "%s.d", store);
+  DIR *dp = opendir(d);
+  long flipped = 0;
+  struct dirent *e;
+  while (dp && !flipped && (e = readdir(dp))) {
+    if (strncmp(e->d_name, "seg-", 4))
+      continue;
+    char f[4600];
+    snprintf(f, sizeof f, "%s/%s", d, e->d_name);
+    hid_t hf5 = H5Fopen(f, H5F_ACC_RDONLY, H5P_DEFAULT);
+    hid_t ds = hf5 >= 0 && H5Lexists(hf5, dsname, H5P_DEFAULT) > 0 ? H5Dopen2(hf5, dsname, H5P_DEFAULT) : -1;
+    haddr_t addr = HADDR_UNDEF;
+    hsize_t csize = 0;
+    if (ds >= 0) {
+      hsize_t origin = 0;
+      unsigned mask = 0;
+      H5Dget_chunk_info_by_coord(ds, &origin, &mask, &addr, &csize);
+      H5Dclose(ds);
+    }
+    if (hf5 >= 0)
+      H5Fclose(hf5);
+    FILE *fp = addr != HADDR_UNDEF && csize > 72 ? fopen(f, "r+b") : NULL;
+    if (fp) {
+      uint8_t buf[64];
+      fseek(fp, (long)addr + 4, SEEK_SET);
+      if (fread(buf, 1, 64, fp) == 64) {
+        for (int i = 0; i < 64; i++)
+          buf[i] ^= 0x5a;
+        fseek(fp, (long)addr + 4, SEEK_SET);
+        flipped = (long)fwrite(buf, 1, 64, fp);
+      }
+      fclose(fp);
+    }
+  }
+  if (dp)
+    closedir(dp);
+  return flipped;
+}
+
+/* A schema 1 store made from a schema 2 one: its segments merged into one file (what a
+ * schema 1 store was), the manifest replaced by it, schema_version 1, /hits without log10_lr. */
+static int make_v1(const char *src, const char *dst)
+{
+  char cmd[30000];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s' '%s.d' && cp '%s' '%s' && cp -r '%s.d' '%s.d'", dst, dst, src, dst, src, dst);
+  if (system(cmd))
+    return -1;
+  bf_store_compact_opts o = BF_STORE_COMPACT_OPTS_INIT;
+  o.all = 1;
+  bf_store_compact_result r;
+  if (bf_store_compact(dst, &o, &r) || r.segments_after != 2)
+    return -1;
+  /* the compaction audit went into a second segment: merge once more to get one */
+  if (bf_store_compact(dst, &o, &r))
+    return -1;
+  /* the largest segment is the merged one: it holds every row but the last compaction's audit */
+  char seg[9400] = "", dd[4400];
+  snprintf(dd, sizeof dd, "%s.d", dst);
+  size_t best = 0;
+  DIR *d = opendir(dd);
+  struct dirent *e;
+  while (d && (e = readdir(d)))
+    if (!strncmp(e->d_name, "seg-", 4)) {
+      char p[9400];
+      struct stat sb;
+      snprintf(p, sizeof p, "%s/%s", dd, e->d_name);
+      if (!stat(p, &sb) && (size_t)sb.st_size > best) {
+        best = (size_t)sb.st_size;
+        snprintf(seg, sizeof seg, "%s", p);
+      }
+    }
+  if (d)
+    closedir(d);
+  snprintf(cmd, sizeof cmd, "cp '%s' '%s' && rm -rf '%s.d'", seg, dst, dst);
+  if (!seg[0] || system(cmd))
+    return -1;
+  hid_t f = H5Fopen(dst, H5F_ACC_RDWR, H5P_DEFAULT);
+  if (f < 0)
+    return -1;
+  int ver = 1;
+  hid_t sp = H5Screate(H5S_SCALAR);
+  hid_t a = H5Acreate2(f, "schema_version", H5T_STD_I32LE, sp, H5P_DEFAULT, H5P_DEFAULT);
+  H5Awrite(a, H5T_NATIVE_INT, &ver);
+  H5Aclose(a);
+  H5Sclose(sp);
+  /* /hits as schema 1 wrote it: the same compound without log10_lr */
+  hid_t ds = H5Dopen2(f, "/hits", H5P_DEFAULT);
+  hid_t ft = H5Dget_type(ds);
+  hid_t sp2 = H5Dget_space(ds);
+  hssize_t n = H5Sget_simple_extent_npoints(sp2);
+  size_t sz = H5Tget_size(ft);
+  char *buf = malloc((size_t)(n ? n : 1) * sz);
+  H5Dread(ds, ft, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf);
+  int idx = H5Tget_member_index(ft, "log10_lr");
+  size_t off = H5Tget_member_offset(ft, (unsigned)idx);
+  hid_t t1 = H5Tcreate(H5T_COMPOUND, sz);
+  int nm = H5Tget_nmembers(ft);
+  for (int i = 0; i < nm; i++)
+    if (i != idx) {
+      char *name = H5Tget_member_name(ft, (unsigned)i);
+      hid_t mt = H5Tget_member_type(ft, (unsigned)i);
+      H5Tinsert(t1, name, H5Tget_member_offset(ft, (unsigned)i), mt);
+      H5Tclose(mt);
+      H5free_memory(name);
+    }
+  (void)off;
+  H5Dclose(ds);
+  H5Ldelete(f, "/hits", H5P_DEFAULT);
+  hsize_t cur = (hsize_t)n, mx = H5S_UNLIMITED, ch = 64;
+  hid_t sp3 = H5Screate_simple(1, &cur, &mx), pl = H5Pcreate(H5P_DATASET_CREATE);
+  H5Pset_chunk(pl, 1, &ch);
+  hid_t nd = H5Dcreate2(f, "/hits", t1, sp3, H5P_DEFAULT, pl, H5P_DEFAULT);
+  int ok = nd >= 0 && (!n || H5Dwrite(nd, t1, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) >= 0);
+  H5Dclose(nd);
+  H5Pclose(pl);
+  H5Sclose(sp3);
+  H5Sclose(sp2);
+  H5Tclose(t1);
+  H5Tclose(ft);
+  free(buf);
+  H5Fclose(f);
+  return ok ? 0 : -1;
 }
 
 static void count_problem(void *ctx, const char *p)
@@ -226,40 +357,11 @@ int main(void)
 
   /* corruption: flip bytes inside the stored X3P data -> verify reports it */
   char cmd[9000];
-  snprintf(cmd, sizeof cmd, "cp '%s' '%s/b.h5'", path, dir);
+  snprintf(cmd, sizeof cmd, "cp '%s' '%s/b.h5' && cp -r '%s.d' '%s/b.h5.d'", path, dir, path, dir);
   CHECK(system(cmd) == 0);
   char bpath[4200];
   snprintf(bpath, sizeof bpath, "%s/b.h5", dir);
-  long flipped = 0;
-  { /* where the first chunk of scan 2's bytes lies in the file: flip bytes there */
-    hid_t hf5 = H5Fopen(bpath, H5F_ACC_RDONLY, H5P_DEFAULT);
-    hid_t ds = hf5 >= 0 ? H5Dopen2(hf5, "/scans_x3p/2", H5P_DEFAULT) : -1;
-    haddr_t addr = HADDR_UNDEF;
-    hsize_t csize = 0;
-    if (ds >= 0)
-    {
-      hsize_t origin = 0;
-      unsigned mask = 0;
-      H5Dget_chunk_info_by_coord(ds, &origin, &mask, &addr, &csize);
-    }
-    if (ds >= 0)
-      H5Dclose(ds);
-    if (hf5 >= 0)
-      H5Fclose(hf5);
-    FILE *fp = addr != HADDR_UNDEF && csize > 64 ? fopen(bpath, "r+b") : NULL;
-    if (fp) {
-      uint8_t buf[64];
-      fseek(fp, (long)addr + 8, SEEK_SET);
-      if (fread(buf, 1, 64, fp) == 64) {
-        for (int i = 0; i < 64; i++)
-          buf[i] ^= 0x5a;
-        fseek(fp, (long)addr + 8, SEEK_SET);
-        flipped = (long)fwrite(buf, 1, 64, fp);
-      }
-      fclose(fp);
-    }
-  }
-  CHECK(flipped == 64);
+  CHECK(flip_in_segments(bpath, "/scans_x3p/2") == 64);
   bf_store *b = NULL;
   int rc = bf_store_open(&b, bpath, BF_STORE_READ, NULL);
   if (rc == 0) {
@@ -269,6 +371,44 @@ int main(void)
     bf_store_close(b);
   } else
     CHECK(rc < 0); /* damage in metadata: refused at open, also fine */
+
+  /* a damaged table is an error, never an empty table: load, verify and the getters say so */
+  snprintf(cmd, sizeof cmd, "rm -rf '%s/c.h5' '%s/c.h5.d' && cp '%s' '%s/c.h5' && cp -r '%s.d' '%s/c.h5.d'",
+           dir, dir, path, dir, path, dir);
+  CHECK(system(cmd) == 0);
+  snprintf(bpath, sizeof bpath, "%s/c.h5", dir);
+  CHECK(flip_in_segments(bpath, "/firearms") == 64);
+  if (bf_store_open(&b, bpath, BF_STORE_READ, NULL) == 0) {
+    const bf_firearm *gf = NULL;
+    CHECK(bf_store_get_firearm(b, 1, &gf) != 0 && gf == NULL && bf_store_get_firearm(b, 1, &gf) != BF_ENOTFOUND);
+    CHECK(bf_store_error(b) != 0 && strstr(bf_error_last(), "/firearms") != NULL);
+    CHECK(bf_store_load(b) != 0);
+    int n3 = 0, np3 = 0;
+    CHECK(bf_store_verify(b, count_problem, &n3, &np3) != 0 && np3 >= 1 && n3 == np3);
+    bf_store_close(b);
+  }
+  snprintf(cmd, sizeof cmd, "'%s/c.h5'", dir);
+  char out[4300], err[4300];
+  snprintf(out, sizeof out, "%s/info.out", dir);
+  snprintf(err, sizeof err, "%s/info.err", dir);
+  CHECK(bf_t_bfm((snprintf(cmd, sizeof cmd, "info '%s'", bpath), cmd), out, err) == 1);
+  CHECKF(strstr(bf_t_read(err), "firearms") != NULL, "bfm info on a damaged table: %s", bf_t_read(err));
+  CHECK(bf_t_bfm((snprintf(cmd, sizeof cmd, "verify '%s'", bpath), cmd), out, err) == 1);
+  CHECKF(strstr(bf_t_read(out), "0 problem(s)") == NULL, "verify: %s", bf_t_read(out));
+
+  /* a feature value that fails its checksum: the read names the item and the dataset */
+  snprintf(cmd, sizeof cmd, "rm -rf '%s/d.h5' '%s/d.h5.d' && cp '%s' '%s/d.h5' && cp -r '%s.d' '%s/d.h5.d'",
+           dir, dir, path, dir, path, dir);
+  CHECK(system(cmd) == 0);
+  snprintf(bpath, sizeof bpath, "%s/d.h5", dir);
+  CHECK(flip_in_segments(bpath, "/features/bullet/data") == 64);
+  if (bf_store_open(&b, bpath, BF_STORE_READ, NULL) == 0) {
+    bf_feature **bv = NULL;
+    int nb = 0;
+    CHECK(bf_store_get_features(b, "bullet", it2, &bv, &nb) == BF_ECHECKSUM);
+    CHECKF(strstr(bf_error_last(), "bullet/data") && strstr(bf_error_last(), "item 2"), "%s", bf_error_last());
+    bf_store_close(b);
+  }
 
   /* not a store */
   snprintf(cmd, sizeof cmd, "%s/junk.h5", dir);
@@ -289,6 +429,112 @@ int main(void)
     CHECK(strstr(bf_error_last(), "read-only") != NULL);
   }
   chmod(path, 0644);
+
+  /* updates are appended rows, the last one wins across segments; compaction keeps only it,
+   * while a reader holding the old snapshot goes on reading segments the compaction deleted */
+  CHECK(bf_store_open(&w, path, BF_STORE_WRITE, "tester") == 0);
+  for (int k = 0; w && k < 3; k++) {
+    CHECK(bf_store_begin(w) == 0);
+    CHECK(bf_store_set_hit_status(w, 2, k == 1 ? BF_HIT_CONFIRMED : BF_HIT_REJECTED, "B", k == 2 ? "final" : "x") == 0);
+    CHECK(bf_store_commit(w) == 0);
+  }
+  bf_store_close(w);
+  CHECK(bf_store_open(&r, path, BF_STORE_READ, NULL) == 0);
+  bf_store_stats ss;
+  if (r) {
+    bf_hit *hq = NULL;
+    size_t nq = 0;
+    bf_hit_filter hq2 = BF_HIT_FILTER_INIT;
+    hq2.status = BF_HIT_REJECTED;
+    CHECK(bf_store_query_hits(r, &hq2, &hq, &nq) == 0 && nq == 1 && !strcmp(hq[0].note, "final"));
+    free(hq);
+    CHECK(bf_store_stats_get(r, &ss) == 0 && ss.segments >= 6 && ss.superseded_rows >= 3);
+  }
+  char stale[4400];
+  snprintf(stale, sizeof stale, "%s.d/seg-99999999.h5", path);
+  FILE *sf = fopen(stale, "w");
+  if (sf)
+    fclose(sf);
+  bf_store_compact_opts co = BF_STORE_COMPACT_OPTS_INIT;
+  co.all = 1;
+  bf_store_compact_result cr;
+  CHECK(bf_store_compact(path, &co, &cr) == 0 && cr.segments_after == 2 && cr.rows_dropped >= 3);
+  CHECK(access(stale, F_OK) != 0); /* a file no manifest lists: removed by the writer */
+  if (r) { /* the old snapshot still reads features and originals of deleted segments */
+    bf_feature **fv2 = NULL;
+    int nf2 = 0;
+    CHECK(bf_store_get_features(r, "bullet", it2, &fv2, &nf2) == 0 && nf2 == 2);
+    for (int i = 0; i < nf2; i++)
+      bf_feature_free(fv2[i]);
+    free(fv2);
+    int np2 = -1;
+    CHECK(bf_store_verify(r, NULL, NULL, &np2) == 0 && np2 == 0);
+    bf_store_close(r);
+  }
+  CHECK(bf_store_open(&r, path, BF_STORE_READ, NULL) == 0);
+  if (r) {
+    CHECK(bf_store_stats_get(r, &ss) == 0 && ss.segments == 2 && ss.superseded_rows == 0);
+    const bf_item *gi = NULL;
+    CHECK(bf_store_get_item(r, it2, &gi) == 0 && gi->searched == 7 && gi->nscans == 1);
+    CHECK(bf_store_get_item(r, 99, &gi) == BF_ENOTFOUND);
+    bf_hit *hq = NULL;
+    size_t nq = 0;
+    CHECK(bf_store_query_hits(r, NULL, &hq, &nq) == 0 && nq == 2);
+    for (size_t i = 0; i < nq; i++)
+      if (hq[i].id == 2)
+        CHECK(hq[i].status == BF_HIT_REJECTED && !strcmp(hq[i].note, "final"));
+    free(hq);
+    uint8_t *xb2 = NULL;
+    size_t xn2 = 0;
+    CHECK(bf_store_read_x3p(r, s2, &xb2, &xn2) == 0 && xn2 == sizeof bytes[1] && !memcmp(xb2, bytes[1], xn2));
+    free(xb2);
+    int np2 = -1;
+    CHECK(bf_store_verify(r, NULL, NULL, &np2) == 0 && np2 == 0);
+    bf_store_close(r);
+  }
+
+  /* a planted STORE.lock symlink is refused and its target left untouched */
+  char lk[4400], target[4400];
+  snprintf(lk, sizeof lk, "%s.lock", path);
+  snprintf(target, sizeof target, "%s/precious.txt", dir);
+  sf = fopen(target, "w");
+  if (sf) {
+    fputs("precious\n", sf);
+    fclose(sf);
+  }
+  unlink(lk);
+  CHECK(symlink(target, lk) == 0);
+  CHECK(bf_store_open(&w, path, BF_STORE_WRITE, NULL) == BF_EIO && strstr(bf_error_last(), "symbolic link"));
+  CHECK(!strcmp(bf_t_read(target), "precious\n"));
+  unlink(lk);
+
+  /* schema 1 (one file): refused with a message naming bfm upgrade; the upgrade is lossless */
+  char v1[4200];
+  snprintf(v1, sizeof v1, "%s/v1.h5", dir);
+  CHECK(make_v1(path, v1) == 0);
+  CHECK(bf_store_open(&r, v1, BF_STORE_READ, NULL) == BF_ESCHEMA && strstr(bf_error_last(), "bfm upgrade"));
+  CHECK(bf_store_open(&r, v1, BF_STORE_WRITE, NULL) == BF_ESCHEMA);
+  CHECK(bf_store_upgrade(v1, "tester") == 0);
+  CHECK(bf_store_upgrade(v1, "tester") == BF_EEXIST);
+  CHECKF(bf_store_open(&r, v1, BF_STORE_READ, NULL) == 0, "%s", bf_error_last());
+  if (r) {
+    int np2 = -1;
+    CHECK(bf_store_verify(r, NULL, NULL, &np2) == 0 && np2 == 0);
+    CHECK(bf_store_nitems(r) == 3 && bf_store_nscans(r) == 2 && bf_store_nfirearms(r) == 1);
+    bf_hit *hq = NULL;
+    size_t nq = 0;
+    CHECK(bf_store_query_hits(r, NULL, &hq, &nq) == 0 && nq == 2 && isnan(hq[0].log10_lr) &&
+          hq[0].score == 0.8);
+    free(hq);
+    uint8_t *xb2 = NULL;
+    size_t xn2 = 0;
+    CHECK(bf_store_read_x3p(r, s2, &xb2, &xn2) == 0 && xn2 == sizeof bytes[1] && !memcmp(xb2, bytes[1], xn2));
+    free(xb2);
+    const bf_feat_row *pr;
+    size_t npr;
+    CHECK(bf_store_feature_index(r, "prefilter", &pr, &npr) == 0 && npr == 1);
+    bf_store_close(r);
+  }
 
   bf_feature_free(fc);
   bf_feature_free(fl1);

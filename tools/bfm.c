@@ -112,6 +112,11 @@ static const bfm_cmd commands[] = {
    "  input. A user already in the file gets the new password and role.\n"},
   {"show", bfm_cmd_show, "draw the two items of a hit side by side, aligned",
    "bfm show STORE HIT --png FILE\n"},
+  {"compact", bfm_cmd_compact, "merge a store's small segments, drop superseded rows",
+   "bfm compact STORE [--all] [--target-mb MB] [--user NAME]\n"
+   "  Merges runs of segments smaller than MB (1024) into one; readers go on meanwhile.\n"},
+  {"upgrade", bfm_cmd_upgrade, "convert a schema 1 store (one file) to segments",
+   "bfm upgrade STORE [--user NAME]\n"},
 };
 static const int ncommands = sizeof commands / sizeof commands[0];
 

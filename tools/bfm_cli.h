@@ -70,9 +70,8 @@ int bfm_cmd_verify(int argc, char **argv);
 int bfm_cmd_export(int argc, char **argv);
 /* bfm synth (cmd_synth.c). */
 int bfm_cmd_synth(int argc, char **argv);
-/* True when path is an HDF5 file (a store); bfm info prints its summary with bfm_store_info. */
+/* True when path is an HDF5 file (a store); bfm info prints its summary. */
 int bfm_store_is(const char *path);
-int bfm_store_info(const char *path, int json);
 /* Search commands (cmd_match.c, cmd_batch.c, cmd_hits.c, cmd_review.c, cmd_links.c, cmd_show.c). */
 int bfm_cmd_match(int argc, char **argv);
 int bfm_cmd_batch(int argc, char **argv);
@@ -83,6 +82,9 @@ int bfm_cmd_show(int argc, char **argv);
 /* The web review screen and its users (cmd_serve.c, cmd_user.c). */
 int bfm_cmd_serve(int argc, char **argv);
 int bfm_cmd_user(int argc, char **argv);
+
+int bfm_cmd_compact(int argc, char **argv); /* cmd_compact.c */
+int bfm_cmd_upgrade(int argc, char **argv); /* cmd_compact.c */
 /* Shared by them (cmd_hits.c): "test-fire of firearm S (make model, calibre)" / "evidence case
  * C item I, agency"; the firearm or evidence owning an item (NULL when the other); a firearm's
  * trace fields as indented text lines or as one JSON object. */
