@@ -300,8 +300,9 @@ int bf_manifest_row(const bf_manifest *m, int row, bf_submission *sub)
     sub->type = BF_OWNER_EVIDENCE;
   else
     return bf_error_set(BF_EFORMAT, "type must be firearm or evidence, not '%s'", tf);
-  if (kf[0] && !(sub->kind = !strcasecmp(kf, "cartridge") ? BF_KIND_CARTRIDGE
-                             : !strcasecmp(kf, "bullet") ? BF_KIND_BULLET : 0))
+  if (kf[0] && !(sub->kind = !strcasecmp(kf, "cartridge") || !strcasecmp(kf, "cartridge-case") ||
+                                     !strcasecmp(kf, "case") ? BF_KIND_CARTRIDGE
+                             : !strcasecmp(kf, "bullet") || !strcasecmp(kf, "land") ? BF_KIND_BULLET : 0))
     return bf_error_set(BF_EFORMAT, "kind must be cartridge or bullet, not '%s'", kf);
   for (int c = 0; c < r->nf && !rc; c++)
     if (m->col[c] == 1 && r->f[c].len && (rc = bf_submission_set(sub, h->f[c].s, r->f[c].s)) == BF_ENOTFOUND)

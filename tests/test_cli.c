@@ -130,6 +130,17 @@ static void store_commands(void)
   CHECKF(WIFEXITED(ws) && WEXITSTATUS(ws) == 1, "ingest on a full disk should exit 1");
   bf_t_file_sha(after, S);
   CHECK(!strcmp(before, after));
+  /* a read-only store: exit 1, the file unchanged */
+  char c[9000];
+  snprintf(c, sizeof c, getuid() == 0 ? "chattr +i '%s'" : "chmod 0444 '%s'", S);
+  if (system(c) == 0) {
+    CHECK(run(a) == 1 && count_lines(err) >= 1);
+    snprintf(c, sizeof c, getuid() == 0 ? "chattr -i '%s'" : "chmod 0644 '%s'", S);
+    CHECK(system(c) == 0);
+    bf_t_file_sha(after, S);
+    CHECK(!strcmp(before, after));
+  } else
+    fprintf(stderr, "cannot make the store read-only here: that case skipped\n");
   /* with room: every row stored (0); again: duplicates, each named with its line (1) */
   CHECK(run(a) == 0 && strstr(out, "row 1: stored item 1") && strstr(out, "4 stored (4 scans), 0 failed"));
   CHECK(run(a) == 1 && strstr(err, "manifest.csv:2:") && strstr(err, "duplicate") && strstr(out, "4 failed (4 duplicate)"));
@@ -153,6 +164,12 @@ static void store_commands(void)
 
 int main(void)
 {
+  if (getuid() == 0) { /* an interrupted run may have left the store immutable: undo first */
+    char c[8400];
+    snprintf(c, sizeof c, "chattr -i '%s/cli/s.h5' 2>/dev/null", BF_TEST_TMP);
+    if (system(c)) {
+    }
+  }
   dir = bf_t_tmpdir("cli");
 
   CHECK(run("--help") == 0);

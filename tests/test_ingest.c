@@ -375,6 +375,11 @@ static void ingest_groups(const char *store)
   CHECK(bf_store_open(&st, store, BF_STORE_WRITE, "t") == 0);
   CHECK(submit_one(st, BF_OWNER_FIREARM, "NL-1", "B3/x\ny.x3p", 0, &r) == BF_EFORMAT &&
         strstr(bf_error_last(), "scan file name"));
+  /* a FIFO named like a scan is refused at once (opening it must not block) */
+  path_of(nl2, sizeof nl2, "fifo.x3p");
+  CHECK(mkfifo(nl2, 0600) == 0);
+  CHECK(submit_one(st, BF_OWNER_FIREARM, "FIFO-1", "fifo.x3p", 0, &r) == BF_EINVAL &&
+        strstr(bf_error_last(), "not a regular file"));
   bf_store_close(st);
 }
 

@@ -159,9 +159,9 @@ static int record_add(int argc, char **argv, int type)
   else if (bf_store_open(&st, a.store, BF_STORE_WRITE, a.user)) {
     rc = bfm_fail(a.cmd);
     goto done;
-  } else if (bf_submit_many(st, subs, n, &so, &stored) && !stored)
-    fprintf(stderr, "bfm %s add: %s%s\n", a.cmd, bf_error_last(),
-            strstr(bf_error_last(), "nothing stored") ? "" : ": nothing stored");
+  } else if (bf_submit_many(st, subs, n, &so, &stored) && !stored) /* (refusals were printed) */
+    fprintf(stderr, "bfm %s add: %s%s\n", a.cmd, ctx.failed ? "" : bf_error_last(),
+            ctx.failed ? "nothing stored" : ": nothing stored");
   rc = ctx.failed || stored < n ? BFM_EXIT_FAIL : BFM_EXIT_OK;
 done:
   for (int k = 0; subs && k < n; k++)
