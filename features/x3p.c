@@ -1102,6 +1102,7 @@ int bf_x3p_write(const char *p, const bf_surface *s, char data_type)
   if (!(s->dx > 0) || !(s->dy > 0) || !isfinite(s->dx) || !isfinite(s->dy))
     return bf_error_set(BF_EINVAL, "%s: spacing %g x %g um is not positive", p, s->dx, s->dy);
   pthread_once(&xml_once, xml_init);
+  xml_quiet(); /* serialising odd text must not print libxml2 lines either */
   int rc = 0, tsize = type_size(data_type);
   size_t n = (size_t)s->nx * s->ny, dlen = n * tsize;
   uint8_t *data = malloc(dlen), *png = NULL;

@@ -49,17 +49,17 @@ seed mixed D 4 3 6.25 1.5625e-06 SUR 8
 
 # Manifests: the columns ingest knows, quoting, comments, CRLF, a BOM.
 cat >"$out/manifest/plain.csv" <<'CSV'
-type,serial,make,model,calibre,case,item,agency,scan
+type,serial,make,model,calibre,case,item,agency,scans
 firearm,SN1,Acme,M1,9mm,,,,a.x3p
 evidence,,,,9mm,C1,1,PD,b.x3p
 CSV
 cat >"$out/manifest/quoted.csv" <<'CSV'
 # a comment line
-type,serial,make,model,calibre,scan
+type,serial,make,model,calibre,scans
 firearm,"SN, ""two""",Acme,"M
 1",9mm,"lands/one,lands/two"
 CSV
-printf 'type,serial,scan\r\nfirearm,SN2,a.x3p\r\n\r\n' >"$out/manifest/crlf.csv"
-printf '\xef\xbb\xbftype,serial,scan\nfirearm,SN3,a.x3p\n' >"$out/manifest/bom.csv"
-printf 'type,serial,scan\nfirearm,"unterminated,a.x3p\n' >"$out/manifest/open_quote.csv"
+printf 'type,serial,scans\r\nfirearm,SN2,a.x3p\r\n\r\n' >"$out/manifest/crlf.csv"
+printf '\xef\xbb\xbftype,serial,scans\nfirearm,SN3,a.x3p\n' >"$out/manifest/bom.csv"
+printf 'type,serial,scans\nfirearm,"unterminated,a.x3p\n' >"$out/manifest/open_quote.csv"
 echo "seed corpus: $(ls "$out/x3p" | wc -l) X3P inputs, $(ls "$out/manifest" | wc -l) manifests in $out"

@@ -268,6 +268,29 @@ static void test_inputs(void)
   refused(bfm("compare '%s' '%s'", p, p), p, "FIFO", "compare FIFO");
   refused(bfm("features --kind bullet '%s'", p), p, "FIFO", "features --kind bullet FIFO");
 
+  /* ingest with a FIFO as the scan (kind guessed, cartridge, bullet) or as the manifest: the row
+   * fails at once, the store is unchanged */
+  char store[4300], man[4300], before[72], after[72];
+  in_dir(store, "ingest.h5");
+  CHECK(bfm("init '%s'", store) == 0);
+  bf_t_file_sha(before, store);
+  const char *kinds[] = {"", "cartridge", "bullet"};
+  for (int k = 0; k < 3; k++) {
+    in_dir(man, "fifo.csv");
+    FILE *f = fopen(man, "w");
+    if (f) {
+      fprintf(f, "type,serial,make,model,calibre,kind,scans\nfirearm,SN%d,A,M,9mm,%s,x.x3p\n", k, kinds[k]);
+      fclose(f);
+    }
+    refused(bfm("ingest '%s' '%s'", store, man), "x.x3p", "regular file", "ingest FIFO scan");
+  }
+  in_dir(man, "fifo_manifest.csv");
+  unlink(man);
+  CHECK(mkfifo(man, 0644) == 0);
+  refused(bfm("ingest '%s' '%s'", store, man), man, "regular file", "ingest FIFO manifest");
+  bf_t_file_sha(after, store);
+  CHECKF(!strcmp(before, after), "ingest of FIFOs left the store unchanged");
+
   /* a land scanned at 1e-13 m a point: refused at the reader, not a crash in the filter */
   bf_surface *s = NULL;
   CHECK(bf_surface_new(&s, 400, 60, 1e-7, 1e-7) == 0);

@@ -141,6 +141,85 @@ static void one_per_pair(bf_hit *h, size_t *n)
   qsort(h, *n, sizeof *h, cmp_score);
 }
 
+/* The three formats of `bfm hits`: CSV rows, a JSON array, and the table. Stored text goes
+ * through bf_text (escaped, one line per row). */
+static void print_csv(const bf_store *st, const bf_hit *h, size_t n)
+{
+  printf("hit,score,status,rank,run,query_item,query_type,query_id,query_b,query_c,"
+         "candidate_item,candidate_type,candidate_id,candidate_b,candidate_c,examiner,when,note\n");
+  for (size_t i = 0; i < n; i++) {
+    const char *t, *a, *b, *c;
+    printf("%lld,%.4g,%s,%d,%lld,%lld,", (long long)h[i].id, h[i].score,
+           bf_hit_status_name(h[i].status), h[i].rank, (long long)h[i].run, (long long)h[i].query);
+    side_fields(st, h[i].query, &t, &a, &b, &c);
+    printf("%s,", t);
+    csv_field(stdout, a), putchar(','), csv_field(stdout, b), putchar(','), csv_field(stdout, c);
+    printf(",%lld,", (long long)h[i].candidate);
+    side_fields(st, h[i].candidate, &t, &a, &b, &c);
+    printf("%s,", t);
+    csv_field(stdout, a), putchar(','), csv_field(stdout, b), putchar(','), csv_field(stdout, c);
+    putchar(',');
+    csv_field(stdout, h[i].examiner), putchar(','), csv_field(stdout, h[i].when), putchar(',');
+    csv_field(stdout, h[i].note);
+    putchar('\n');
+  }
+}
+
+static void print_json(const bf_store *st, const bf_hit *h, size_t n)
+{
+  printf("[");
+  for (size_t i = 0; i < n; i++) {
+    char wq[1024], wc[1024];
+    bfm_item_what(st, h[i].query, wq, sizeof wq);
+    bfm_item_what(st, h[i].candidate, wc, sizeof wc);
+    printf("%s\n {\"hit\": %lld, \"score\": %.6g, \"status\": \"%s\", \"rank\": %d, \"run\": %lld, "
+           "\"query\": %lld, \"query_what\": ", i ? "," : "", (long long)h[i].id, h[i].score,
+           bf_hit_status_name(h[i].status), h[i].rank, (long long)h[i].run, (long long)h[i].query);
+    bfm_json_str(stdout, wq);
+    printf(", \"candidate\": %lld, \"candidate_what\": ", (long long)h[i].candidate);
+    bfm_json_str(stdout, wc);
+    const bf_firearm *f = bfm_item_firearm(st, h[i].candidate);
+    if (!f)
+      f = bfm_item_firearm(st, h[i].query);
+    if (f) {
+      printf(", \"firearm\": ");
+      bfm_json_trace(stdout, f);
+    }
+    printf(", \"examiner\": ");
+    bfm_json_str(stdout, h[i].examiner);
+    printf(", \"when\": ");
+    bfm_json_str(stdout, h[i].when);
+    printf(", \"note\": ");
+    bfm_json_str(stdout, h[i].note);
+    printf("}");
+  }
+  printf("%s]\n", n ? "\n" : "");
+}
+
+static void print_table(const bf_store *st, const bf_hit *h, size_t n)
+{
+  printf("%zu hit%s\n", n, n == 1 ? "" : "s");
+  if (n)
+    printf("%6s %8s %-9s  %s\n", "hit", "score", "status", "query -> candidate");
+  for (size_t i = 0; i < n; i++) {
+    char wq[1024], wc[1024];
+    bfm_item_what(st, h[i].query, wq, sizeof wq);
+    bfm_item_what(st, h[i].candidate, wc, sizeof wc);
+    printf("%6lld %8.3g %-9s  [%lld] %s\n %25s -> [%lld] %s (rank %d)\n", (long long)h[i].id,
+           h[i].score, bf_hit_status_name(h[i].status), (long long)h[i].query, wq, "",
+           (long long)h[i].candidate, wc, h[i].rank);
+    if (h[i].status != BF_HIT_CANDIDATE) {
+      char ex[300], wh[140], no[1100];
+      printf(" %25s    %s by %s %s%s%s\n", "", bf_hit_status_name(h[i].status),
+             bf_text_esc(ex, sizeof ex, h[i].examiner), bf_text_esc(wh, sizeof wh, h[i].when),
+             h[i].note[0] ? ": " : "", bf_text_esc(no, sizeof no, h[i].note));
+    }
+    const bf_firearm *f = bfm_item_firearm(st, h[i].candidate);
+    if (f && bfm_item_evidence(st, h[i].query))
+      bfm_print_trace(stdout, f, "                            trace: ");
+  }
+}
+
 typedef struct hits_args {
   int both;
   const char *store, *format;
@@ -238,75 +317,12 @@ int bfm_cmd_hits(int argc, char **argv)
   }
   if (!both)
     one_per_pair(h, &n);
-  if (!strcmp(format, "csv")) {
-    printf("hit,score,status,rank,run,query_item,query_type,query_id,query_b,query_c,"
-           "candidate_item,candidate_type,candidate_id,candidate_b,candidate_c,examiner,when,note\n");
-    for (size_t i = 0; i < n; i++) {
-      const char *t, *a, *b, *c;
-      printf("%lld,%.4g,%s,%d,%lld,%lld,", (long long)h[i].id, h[i].score,
-             bf_hit_status_name(h[i].status), h[i].rank, (long long)h[i].run, (long long)h[i].query);
-      side_fields(st, h[i].query, &t, &a, &b, &c);
-      printf("%s,", t);
-      csv_field(stdout, a), putchar(','), csv_field(stdout, b), putchar(','), csv_field(stdout, c);
-      printf(",%lld,", (long long)h[i].candidate);
-      side_fields(st, h[i].candidate, &t, &a, &b, &c);
-      printf("%s,", t);
-      csv_field(stdout, a), putchar(','), csv_field(stdout, b), putchar(','), csv_field(stdout, c);
-      putchar(',');
-      csv_field(stdout, h[i].examiner), putchar(','), csv_field(stdout, h[i].when), putchar(',');
-      csv_field(stdout, h[i].note);
-      putchar('\n');
-    }
-  } else if (!strcmp(format, "json")) {
-    printf("[");
-    for (size_t i = 0; i < n; i++) {
-      char wq[256], wc[256];
-      bfm_item_what(st, h[i].query, wq, sizeof wq);
-      bfm_item_what(st, h[i].candidate, wc, sizeof wc);
-      printf("%s\n {\"hit\": %lld, \"score\": %.6g, \"status\": \"%s\", \"rank\": %d, \"run\": %lld, "
-             "\"query\": %lld, \"query_what\": ", i ? "," : "", (long long)h[i].id, h[i].score,
-             bf_hit_status_name(h[i].status), h[i].rank, (long long)h[i].run, (long long)h[i].query);
-      bfm_json_str(stdout, wq);
-      printf(", \"candidate\": %lld, \"candidate_what\": ", (long long)h[i].candidate);
-      bfm_json_str(stdout, wc);
-      const bf_firearm *f = bfm_item_firearm(st, h[i].candidate);
-      if (!f)
-        f = bfm_item_firearm(st, h[i].query);
-      if (f) {
-        printf(", \"firearm\": ");
-        bfm_json_trace(stdout, f);
-      }
-      printf(", \"examiner\": ");
-      bfm_json_str(stdout, h[i].examiner);
-      printf(", \"when\": ");
-      bfm_json_str(stdout, h[i].when);
-      printf(", \"note\": ");
-      bfm_json_str(stdout, h[i].note);
-      printf("}");
-    }
-    printf("%s]\n", n ? "\n" : "");
-  } else {
-    printf("%zu hit%s\n", n, n == 1 ? "" : "s");
-    if (n)
-      printf("%6s %8s %-9s  %s\n", "hit", "score", "status", "query -> candidate");
-    for (size_t i = 0; i < n; i++) {
-      char wq[256], wc[256];
-      bfm_item_what(st, h[i].query, wq, sizeof wq);
-      bfm_item_what(st, h[i].candidate, wc, sizeof wc);
-      printf("%6lld %8.3g %-9s  [%lld] %s\n %25s -> [%lld] %s (rank %d)\n", (long long)h[i].id,
-             h[i].score, bf_hit_status_name(h[i].status), (long long)h[i].query, wq, "",
-             (long long)h[i].candidate, wc, h[i].rank);
-      if (h[i].status != BF_HIT_CANDIDATE) {
-        char ex[200], wh[100], no[1100];
-        printf(" %25s    %s by %s %s%s%s\n", "", bf_hit_status_name(h[i].status),
-               bf_text_esc(ex, sizeof ex, h[i].examiner), bf_text_esc(wh, sizeof wh, h[i].when),
-               h[i].note[0] ? ": " : "", bf_text_esc(no, sizeof no, h[i].note));
-      }
-      const bf_firearm *f = bfm_item_firearm(st, h[i].candidate);
-      if (f && bfm_item_evidence(st, h[i].query))
-        bfm_print_trace(stdout, f, "                            trace: ");
-    }
-  }
+  if (!strcmp(format, "csv"))
+    print_csv(st, h, n);
+  else if (!strcmp(format, "json"))
+    print_json(st, h, n);
+  else
+    print_table(st, h, n);
 done:
   free(h);
   bf_store_close(st);

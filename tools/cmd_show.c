@@ -101,7 +101,7 @@ int bfm_cmd_show(int argc, char **argv)
     rc = bfm_fail("show");
     goto done;
   }
-  char wq[256], wc[256];
+  char wq[1024], wc[1024];
   bfm_item_what(st, the->query, wq, sizeof wq);
   bfm_item_what(st, the->candidate, wc, sizeof wc);
   printf("hit %lld: [%lld] %s vs [%lld] %s, score %.3g (stored %.3g) -> %s\n", id,
