@@ -154,13 +154,9 @@ static void json_hit(wbuf *b, const bf_hit *h)
     wb_jnum(b, h->scores[k]);
     wb_str(b, k < 3 ? "," : "]");
   }
-  /* the calibrated likelihood ratio, once bf_hit carries it (null until then) */
+  /* the calibrated likelihood ratio (null when not computed) */
   wb_str(b, ",\"log10_lr\":");
-#ifdef BF_HIT_HAS_LOG10_LR
   wb_jnum(b, h->log10_lr);
-#else
-  wb_str(b, "null");
-#endif
   wb_fmt(b, ",\"rank\":%d,", h->rank);
   wb_jkv(b, "status", bf_hit_status_name(h->status), 1);
   wb_jkv(b, "time", h->time, 1);
