@@ -190,7 +190,7 @@ typedef struct query_buf {
 static void query_buf_free(query_buf *b, size_t n)
 {
   for (size_t k = 0; k < n; k++) {
-    if (b->f)
+    if (b->f && b->nf)
       bf_search_free_features(b->f[k], b->nf[k]);
     if (b->d)
       bf_feature_free(b->d[k]);
