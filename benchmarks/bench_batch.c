@@ -6,7 +6,8 @@
  * scores, ranks). In-process figure: the search time of the run (indexing excluded).
  *
  *   bench_batch [--stored M] [--firearms F] [--firings K] [--diameter UM] [--threads T]
- *               [--all-new]
+ *               [--all-new] [--make-store PATH]
+ * --make-store: only write the store (e.g. to time `mpirun -np N bfm batch PATH`).
  * The store holds M stored (already searched) cases of M firearms and F x K new cases (K firings
  * of F firearms, each its own evidence item) to search. --all-new: the M are unsearched too (a
  * first run). */
@@ -116,6 +117,7 @@ int main(int argc, char **argv)
 {
   int M = 40, F = 4, K = 3, threads = 1, all_new = 0;
   double diam = 2400;
+  const char *only = NULL;
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--stored") && i + 1 < argc)
       M = atoi(argv[++i]);
@@ -129,11 +131,19 @@ int main(int argc, char **argv)
       threads = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--all-new"))
       all_new = 1;
+    else if (!strcmp(argv[i], "--make-store") && i + 1 < argc)
+      only = argv[++i];
     else {
       fprintf(stderr, "usage: bench_batch [--stored M] [--firearms F] [--firings K] "
-                      "[--diameter UM] [--threads T] [--all-new]\n");
+                      "[--diameter UM] [--threads T] [--all-new] [--make-store PATH]\n");
       return 2;
     }
+  }
+  if (only) {
+    int rc = make_store(only, M, F, K, diam, all_new);
+    if (rc)
+      fprintf(stderr, "bench_batch: %s\n", bf_error_last());
+    return rc ? 1 : 0;
   }
   char dir[] = "/tmp/bench_batch_XXXXXX", a[256], b[256], cmd[600];
   if (!mkdtemp(dir))
