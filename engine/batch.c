@@ -15,6 +15,7 @@
 
 #ifdef BF_HAVE_MPI
 #include <mpi.h>
+#include <unistd.h>
 #endif
 
 /* one queue entry; calibre copied because store tables move on writes */

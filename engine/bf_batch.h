@@ -26,8 +26,9 @@
  * in bench_search (126/126 mate pairs), so 10 keeps a margin of two over the worst seen and
  * halves the CMC work of the interactive default (20).
  *
- * MPI (bf_batch_run_mpi, built when CMake finds MPI): the QUEUE is split, not the store. Group g
- * goes to rank g mod N; every rank streams the whole descriptor table for its groups and reads
+ * MPI (bf_batch_run_mpi, built when CMake finds MPI): the QUEUE is split, not the store. The G
+ * groups go to ranks in contiguous blocks (group g to rank floor(g N / G)), so items stored
+ * together, often each other's candidates, share one rank's pair memo; every rank streams the whole descriptor table for its groups and reads
  * its candidates' features straight from the store file (shared filesystem, read-only); ranks
  * send each group's hits to rank 0, the single writer, which commits them as above. Why queries
  * and not store segments: a query's candidates come from one top-K over the whole store, so
@@ -35,7 +36,7 @@
  * groups need no communication but the hits; descriptor reading (~1 KB per stored item per
  * group) is the cost, and it is small beside the screen and CMC (see benchmarks/RESULTS.md). The
  * answer equals the single-process run's: each query's search is the same computation whatever
- * rank runs it. */
+ * rank runs it. MPI_Init/Finalize are called inside when the caller has not initialised MPI. */
 #ifndef BF_BATCH_H
 #define BF_BATCH_H
 
