@@ -53,6 +53,14 @@ typedef struct bf_search_cmp {
                 int nc, double *score, double sub[4]);
   int (*screen_prepare)(void *ctx, void **state, bf_feature *const *q, int nq);
   void (*screen_release)(void *ctx, void *state);
+  /* optional: the screen's reduced form of an item's features (e.g. the surface block-averaged
+   * to screen resolution), made once per item and kept in a bf_search_cache; screen must then
+   * accept reduced features as candidates and give the same score as for the full ones */
+  int (*screen_reduce)(void *ctx, bf_feature *const *c, int nc, bf_feature ***out, int *nout);
+  /* optional: set when compare(a, b) and compare(b, a) give the same score; turns the sub[] of
+   * (a, b) into that of (b, a). Only then may a bf_search_cache reuse a pair's full comparison
+   * for the opposite direction (each unordered pair compared once per run). */
+  void (*reverse)(double sub[4]);
 } bf_search_cmp;
 
 /* The cartridge screen: spacing (µm) of its block-averaged surfaces, largest shift (µm). */
@@ -66,13 +74,17 @@ typedef struct bf_search_opts {
   int threads;   /* 0: OpenMP default */
   int prefilter_only; /* 1: skip stages 2 and 3 (rank by prefilter score) */
   int screen;    /* candidates the screen passes to the full comparison; 0: no screen */
+  struct bf_search_cache *cache; /* NULL: none. Kept across bf_search_run calls of one run with
+                                    the same comparison (see bf_search_cache_new) */
 } bf_search_opts;
 
 /* Defaults measured with bench_search --screen 200 --full 20 (40 Fadul scans among 10,000
  * synthetic cases): the prefilter's top 200 holds every mate (top 20: 95 %), the screen's top 20
  * keeps every one, and the CMC puts all 126 mate pairs in the top 10. One query at 100,000 stored
  * items: ~1.7 s prefilter (store-backed) + ~0.8 s screen + ~3 s for 20 CMCs on 2 busy cores. */
-#define BF_SEARCH_OPTS_INIT { 200, 1024, 16, 0, 0, 20 }
+#define BF_SEARCH_OPTS_INIT                                                                 \
+  { .keep = 200, .block = 1024, .chunk = 16, .threads = 0, .prefilter_only = 0, .screen = 20, \
+    .cache = NULL }
 /* Bullets have no screen: their prefilter passes this many straight to the SAM comparison. */
 #define BF_SEARCH_KEEP_BULLET 50
 
@@ -104,7 +116,22 @@ typedef struct bf_search_stats {
   double t_read, t_prefilter, t_full; /* seconds (t_read: time thread 0 spent reading) */
   size_t screen_pairs; /* screen comparisons run */
   double t_screen;
+  size_t full_reused;  /* full comparisons taken from the cache's pair memo (not run again) */
+  size_t screen_cached; /* screen candidates whose reduced features came from the cache */
 } bf_search_stats;
+
+/* A run's cache, shared by the bf_search_run calls of one batch run (one comparison function,
+ * one thread calling at a time):
+ *  - the pair memo: the full score of every unordered pair {a, b} of stored items compared so
+ *    far (only when the comparison declares itself symmetric, bf_search_cmp.reverse). When b's
+ *    search keeps a, whose search already compared b, the score is reused: each unordered pair is
+ *    compared at most once, and the hits are those of searching both directions;
+ *  - screen surfaces: each candidate's screen_reduce output, so the screen reads and reduces a
+ *    stored item once per run instead of once per query (up to max_bytes; then uncached).
+ * The memo grows by ~64 bytes per pair compared. */
+typedef struct bf_search_cache bf_search_cache;
+int bf_search_cache_new(bf_search_cache **out, size_t max_bytes);
+void bf_search_cache_free(bf_search_cache *c);
 
 /* Searches nq queries of one kind in one streaming pass. out[q] (malloc'ed, caller frees) gets
  * n[q] <= keep candidates, ranked. stats may be NULL. */

@@ -1,6 +1,7 @@
 /* Two-stage search (see bf_search.h): streamed prefilter with bounded top-K, then the full
  * comparison of the kept candidates, OpenMP across candidates, one thread feeding data. */
 #include "bf_search.h"
+#include "bf_alloc.h"
 #include "bf_cmc.h"
 #include "bf_error.h"
 #include "bf_fft.h"
@@ -20,6 +21,147 @@ void bf_search_free_features(bf_feature **f, int n)
   for (int i = 0; i < n; i++)
     bf_feature_free(f[i]);
   free(f);
+}
+
+/* ---- the run cache: pair memo (open addressing on the unordered pair) + screen surfaces ---- */
+typedef struct memo_ent {
+  int64_t a, b; /* a < b; a == 0: empty slot */
+  double score, sub[4]; /* as compare(a, b) gave them */
+} memo_ent;
+
+typedef struct scr_ent {
+  int64_t item; /* 0: empty */
+  bf_feature **f;
+  int n;
+} scr_ent;
+
+struct bf_search_cache {
+  memo_ent *m;
+  size_t mcap, mn;
+  scr_ent *s;
+  size_t scap, sn, bytes, max_bytes;
+};
+
+int bf_search_cache_new(bf_search_cache **out, size_t max_bytes)
+{
+  *out = bf_calloc(1, sizeof **out);
+  if (!*out)
+    return bf_error_set(BF_ENOMEM, "search: out of memory for the run cache");
+  (*out)->max_bytes = max_bytes;
+  return 0;
+}
+
+void bf_search_cache_free(bf_search_cache *c)
+{
+  if (!c)
+    return;
+  for (size_t i = 0; i < c->scap; i++)
+    if (c->s[i].item)
+      bf_search_free_features(c->s[i].f, c->s[i].n);
+  bf_free(c->s);
+  bf_free(c->m);
+  bf_free(c);
+}
+
+static size_t hash2(int64_t a, int64_t b)
+{
+  uint64_t h = (uint64_t)a * 0x9E3779B97F4A7C15ull ^ ((uint64_t)b + 0x632BE59BD9B4E019ull);
+  h ^= h >> 31;
+  h *= 0xBF58476D1CE4E5B9ull;
+  return (size_t)(h ^ (h >> 29));
+}
+
+static memo_ent *memo_find(const bf_search_cache *c, int64_t a, int64_t b)
+{
+  if (!c || !c->mcap)
+    return NULL;
+  int64_t lo = a < b ? a : b, hi = a < b ? b : a;
+  for (size_t i = hash2(lo, hi) & (c->mcap - 1);; i = (i + 1) & (c->mcap - 1)) {
+    if (!c->m[i].a)
+      return NULL;
+    if (c->m[i].a == lo && c->m[i].b == hi)
+      return &c->m[i];
+  }
+}
+
+/* Records compare(q, cand); a failed insert only costs a later recomputation. */
+static void memo_put(bf_search_cache *c, int64_t q, int64_t cand, double score, const double sub[4],
+                     void (*reverse)(double[4]))
+{
+  if (2 * (c->mn + 1) > c->mcap) {
+    size_t ncap = c->mcap ? 2 * c->mcap : 1024;
+    memo_ent *n = bf_calloc(ncap, sizeof *n);
+    if (!n)
+      return;
+    for (size_t i = 0; i < c->mcap; i++)
+      if (c->m[i].a) {
+        size_t j = hash2(c->m[i].a, c->m[i].b) & (ncap - 1);
+        while (n[j].a)
+          j = (j + 1) & (ncap - 1);
+        n[j] = c->m[i];
+      }
+    bf_free(c->m);
+    c->m = n;
+    c->mcap = ncap;
+  }
+  int64_t lo = q < cand ? q : cand, hi = q < cand ? cand : q;
+  size_t i = hash2(lo, hi) & (c->mcap - 1);
+  while (c->m[i].a && !(c->m[i].a == lo && c->m[i].b == hi))
+    i = (i + 1) & (c->mcap - 1);
+  if (!c->m[i].a)
+    c->mn++;
+  memo_ent *e = &c->m[i];
+  e->a = lo;
+  e->b = hi;
+  e->score = score;
+  memcpy(e->sub, sub, sizeof e->sub);
+  if (q != lo) /* stored as compare(lo, hi) */
+    reverse(e->sub);
+}
+
+static scr_ent *scr_find(const bf_search_cache *c, int64_t item)
+{
+  if (!c || !c->scap)
+    return NULL;
+  for (size_t i = hash2(item, 0) & (c->scap - 1);; i = (i + 1) & (c->scap - 1)) {
+    if (!c->s[i].item)
+      return NULL;
+    if (c->s[i].item == item)
+      return &c->s[i];
+  }
+}
+
+/* Takes f (the cache owns it) or returns 1 when it is full (caller keeps f). */
+static int scr_put(bf_search_cache *c, int64_t item, bf_feature **f, int n)
+{
+  size_t bytes = sizeof(scr_ent);
+  for (int i = 0; i < n; i++)
+    bytes += sizeof(bf_feature) + sizeof(float) * (size_t)f[i]->nx * f[i]->ny;
+  if (c->bytes + bytes > c->max_bytes)
+    return 1;
+  if (2 * (c->sn + 1) > c->scap) {
+    size_t ncap = c->scap ? 2 * c->scap : 256;
+    scr_ent *s = bf_calloc(ncap, sizeof *s);
+    if (!s)
+      return 1;
+    for (size_t i = 0; i < c->scap; i++)
+      if (c->s[i].item) {
+        size_t j = hash2(c->s[i].item, 0) & (ncap - 1);
+        while (s[j].item)
+          j = (j + 1) & (ncap - 1);
+        s[j] = c->s[i];
+      }
+    bf_free(c->s);
+    c->s = s;
+    c->scap = ncap;
+  }
+  size_t i = hash2(item, 0) & (c->scap - 1);
+  while (c->s[i].item)
+    i = (i + 1) & (c->scap - 1);
+  c->s[i] = (scr_ent){item, f, n};
+  c->sn++;
+  c->bytes += bytes;
+  return 0;
 }
 
 /* ---- bounded min-heap of (prefilter score, item) ---- */
@@ -170,19 +312,68 @@ done:
   return ret;
 }
 
-/* ---- stage 2 ---- */
+/* ---- stages 2 and 3 ---- */
 typedef struct loaded {
   bf_feature **f;
   int n;
-  int err; /* load failed: candidate stays with score NaN */
+  int err;      /* load failed: candidate stays with score NaN */
+  int borrowed; /* f belongs to the run cache */
+  int memo;     /* the full score came from the pair memo (f is NULL) */
+  double score, sub[4];
 } loaded;
 
-static int load_chunk(const bf_search_source *src, bf_cand *c, int n, loaded *l)
+typedef struct stage_ctx {
+  const bf_search_source *src;
+  const bf_search_cmp *cmp;
+  bf_search_cache *cache;
+  int64_t qitem;
+  int scr;
+  size_t cached; /* screen candidates served by the cache */
+} stage_ctx;
+
+/* The screen's reduced features of an item: from the cache, or loaded, reduced and cached. */
+static int load_screen(stage_ctx *x, int64_t item, loaded *l)
+{
+  scr_ent *e = scr_find(x->cache, item);
+  if (e) {
+    l->f = e->f;
+    l->n = e->n;
+    l->borrowed = 1;
+    x->cached++;
+    return 0;
+  }
+  bf_feature **full = NULL, **red = NULL;
+  int nfull = 0, nred = 0;
+  int ret = x->src->load(x->src->ctx, item, &full, &nfull);
+  if (!ret)
+    ret = x->cmp->screen_reduce(x->cmp->ctx, full, nfull, &red, &nred);
+  bf_search_free_features(full, nfull);
+  if (ret)
+    return ret;
+  l->f = red;
+  l->n = nred;
+  l->borrowed = !scr_put(x->cache, item, red, nred);
+  return 0;
+}
+
+static int load_chunk(stage_ctx *x, bf_cand *c, int n, loaded *l)
 {
   for (int i = 0; i < n; i++) {
-    l[i].f = NULL;
-    l[i].n = 0;
-    l[i].err = src->load(src->ctx, c[i].item, &l[i].f, &l[i].n);
+    memset(&l[i], 0, sizeof l[i]);
+    const memo_ent *m = NULL;
+    if (!x->scr && x->cmp->reverse && x->qitem > 0 && c[i].item > 0 &&
+        (m = memo_find(x->cache, x->qitem, c[i].item))) {
+      l[i].memo = 1;
+      l[i].score = m->score;
+      memcpy(l[i].sub, m->sub, sizeof l[i].sub);
+      if (x->qitem != m->a)
+        x->cmp->reverse(l[i].sub);
+      continue;
+    }
+    if (x->scr && x->cache && x->cmp->screen_reduce && c[i].item > 0)
+      l[i].err = load_screen(x, c[i].item, &l[i]);
+    else
+      l[i].err = x->src->load(x->src->ctx, c[i].item, &l[i].f, &l[i].n);
     if (l[i].err == BF_ENOMEM)
       return l[i].err;
   }
@@ -192,9 +383,11 @@ static int load_chunk(const bf_search_source *src, bf_cand *c, int n, loaded *l)
 static void free_chunk(loaded *l, int n)
 {
   for (int i = 0; i < n; i++) {
-    bf_search_free_features(l[i].f, l[i].n);
+    if (!l[i].borrowed)
+      bf_search_free_features(l[i].f, l[i].n);
     l[i].f = NULL;
     l[i].n = 0;
+    l[i].borrowed = 0;
   }
 }
 
@@ -209,7 +402,9 @@ static int stage_full(bf_cand *c, int n, const bf_search_query *q, const bf_sear
   void (*release)(void *, void *) = scr ? cmp->screen_release : cmp->release;
   int (*compare)(void *, void *, bf_feature *const *, int, bf_feature *const *, int, double *,
                  double *) = scr ? cmp->screen : cmp->compare;
-  loaded *buf[2] = {calloc(C, sizeof(loaded)), calloc(C, sizeof(loaded))};
+  stage_ctx x = {src, cmp, o->cache, q->item, scr, 0};
+  loaded *buf[2] = {bf_calloc(C, sizeof(loaded)), bf_calloc(C, sizeof(loaded))};
+  size_t failed = 0, reused = 0;
   if (!buf[0] || !buf[1]) {
     ret = bf_error_set(BF_ENOMEM, "search: out of memory");
     goto done;
@@ -218,9 +413,8 @@ static int stage_full(bf_cand *c, int n, const bf_search_query *q, const bf_sear
   if (prepare && (ret = prepare(cmp->ctx, &state, q->feat, q->nfeat)))
     goto done;
   int nch = (n + C - 1) / C;
-  if (nch && (ret = load_chunk(src, c, n < C ? n : C, buf[0])))
+  if (nch && (ret = load_chunk(&x, c, n < C ? n : C, buf[0])))
     goto done;
-  size_t failed = 0;
   for (int ch = 0; ch < nch && !ret; ch++) {
     int cur = ch & 1, nxt = cur ^ 1, first = ch * C, rows = n - first < C ? n - first : C;
     int nfirst = first + rows, nrows = ch + 1 < nch ? (n - nfirst < C ? n - nfirst : C) : 0;
@@ -229,10 +423,15 @@ static int stage_full(bf_cand *c, int n, const bf_search_query *q, const bf_sear
 #pragma omp parallel num_threads(nthreads) reduction(+ : failed)
     {
       if (omp_get_thread_num() == 0 && nrows)
-        rret = load_chunk(src, c + nfirst, nrows, buf[nxt]);
+        rret = load_chunk(&x, c + nfirst, nrows, buf[nxt]);
 #pragma omp for schedule(dynamic, 1) nowait
       for (int i = 0; i < rows; i++) {
         bf_cand *ci = &c[first + i];
+        if (L[i].memo) {
+          ci->score = L[i].score;
+          memcpy(ci->sub, L[i].sub, sizeof ci->sub);
+          continue;
+        }
         if (L[i].err) {
           failed++;
           continue;
@@ -250,14 +449,25 @@ static int stage_full(bf_cand *c, int n, const bf_search_query *q, const bf_sear
         }
       }
     }
+    /* one thread records the chunk's new full scores for the opposite direction */
+    for (int i = 0; i < rows; i++) {
+      const bf_cand *ci = &c[first + i];
+      if (L[i].memo)
+        reused++;
+      else if (!scr && x.cache && cmp->reverse && q->item > 0 && ci->item > 0 && !L[i].err &&
+               !isnan(ci->score))
+        memo_put(x.cache, q->item, ci->item, ci->score, ci->sub, cmp->reverse);
+    }
     free_chunk(L, rows);
     ret = rret;
   }
   if (stats && scr) {
     stats->screen_pairs += n;
+    stats->screen_cached += x.cached;
     stats->t_screen += now_s() - t;
   } else if (stats) {
-    stats->full_pairs += n;
+    stats->full_pairs += n - reused;
+    stats->full_reused += reused;
     stats->full_failed += failed;
     stats->t_full += now_s() - t;
   }
@@ -268,8 +478,8 @@ done:
     free_chunk(buf[0], C);
   if (buf[1])
     free_chunk(buf[1], C);
-  free(buf[0]);
-  free(buf[1]);
+  bf_free(buf[0]);
+  bf_free(buf[1]);
   return ret;
 }
 
@@ -619,6 +829,37 @@ static int cmp_bullet(void *ctx, void *qs, bf_feature *const *q, int nq, bf_feat
   return ret;
 }
 
+/* compare(b, a) of a cartridge pair from compare(a, b): the CMC score (the smaller direction's
+ * count) is symmetric; the per-direction counts swap and the consensus rotation changes sign. */
+static void reverse_cartridge(double sub[4])
+{
+  double t = sub[0];
+  sub[0] = sub[1];
+  sub[1] = t;
+  sub[2] = -sub[2];
+}
+
+static int screen_reduce_cartridge(void *ctx, bf_feature *const *c, int nc, bf_feature ***out,
+                                   int *nout)
+{
+  (void)ctx;
+  *out = NULL;
+  *nout = 0;
+  if (nc < 1)
+    return bf_error_set(BF_EINVAL, "search: a cartridge case without a feature");
+  bf_feature **f = bf_calloc(1, sizeof *f);
+  if (!f)
+    return bf_error_set(BF_ENOMEM, "search: out of memory");
+  int ret = coarsen(&f[0], c[0]);
+  if (ret) {
+    bf_free(f);
+    return ret;
+  }
+  *out = f;
+  *nout = 1;
+  return 0;
+}
+
 void bf_search_default_cmp(bf_search_cmp *cmp, int kind)
 {
   memset(cmp, 0, sizeof *cmp);
@@ -627,6 +868,8 @@ void bf_search_default_cmp(bf_search_cmp *cmp, int kind)
     cmp->screen = screen_cartridge;
     cmp->screen_prepare = screen_prep_cartridge;
     cmp->screen_release = screen_free_cartridge;
+    cmp->screen_reduce = screen_reduce_cartridge;
+    cmp->reverse = reverse_cartridge;
   }
 }
 

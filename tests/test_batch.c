@@ -1,9 +1,17 @@
-/* CLI-level tests of the search commands on a small synthetic store built through the store API:
+/* The batch library (bf_batch_run), named cases on small synthetic stores: run ids and resuming,
+ * the hit rule, each unordered pair compared once with the same hits as both directions, the
+ * progress callback, an item with a bad feature reported while the run goes on, and every
+ * allocation failure on the batch path leaving the store unchanged (leaks: ASan).
+ * Then CLI-level tests of the search commands on a small synthetic store built through the store API:
  * batch is resumable (kill -9 mid-run, rerun: same hits as an uninterrupted run, none twice),
  * `bfm hits` keeps working while batch writes, hits/review/links/match/show answer, and bad
  * input (unknown item or hit, empty store, failing query scan, another schema version) gives a
  * clear message, a non-zero exit and leaves the store unchanged. */
+#include "bf_alloc.h"
+#include "bf_batch.h"
 #include "bf_error.h"
+#include "bf_prefilter.h"
+#include "bf_search.h"
 #include "bf_hash.h"
 #include "bf_store.h"
 #include "bf_synth.h"
@@ -159,6 +167,281 @@ static int make_store(const char *path)
   return rc;
 }
 
+
+/* ---- library cases ---- */
+static char lstore[4300];
+
+/* A copy of the library store, indexed for the prefilter so a batch is a single transaction. */
+static int fresh_copy(const char *dst)
+{
+  char cmd[9000];
+  snprintf(cmd, sizeof cmd, "cp '%s' '%s'", lstore, dst);
+  return system(cmd);
+}
+
+typedef struct hitrow {
+  int64_t q, c;
+  double s;
+  int rank;
+} hitrow;
+
+static int cmp_hitrow(const void *a, const void *b)
+{
+  const hitrow *x = a, *y = b;
+  if (x->q != y->q)
+    return x->q < y->q ? -1 : 1;
+  return x->c < y->c ? -1 : x->c > y->c;
+}
+
+/* all hits of a store, sorted by (query, candidate); returns the count (-1: error) */
+static int hit_rows(const char *path, hitrow *r, int max, int *dup)
+{
+  bf_store *st = NULL;
+  bf_hit *h = NULL;
+  size_t n = 0;
+  if (bf_store_open(&st, path, BF_STORE_READ, NULL) || bf_store_query_hits(st, NULL, &h, &n)) {
+    bf_store_close(st);
+    return -1;
+  }
+  int k = 0;
+  for (size_t i = 0; i < n && k < max; i++)
+    r[k++] = (hitrow){h[i].query, h[i].candidate, h[i].score, h[i].rank};
+  free(h);
+  bf_store_close(st);
+  qsort(r, k, sizeof *r, cmp_hitrow);
+  *dup = 0;
+  for (int i = 1; i < k; i++)
+    *dup += r[i].q == r[i - 1].q && r[i].c == r[i - 1].c;
+  return k;
+}
+
+static int same_rows(const hitrow *a, int na, const hitrow *b, int nb)
+{
+  if (na != nb)
+    return 0;
+  for (int i = 0; i < na; i++)
+    if (a[i].q != b[i].q || a[i].c != b[i].c || a[i].s != b[i].s || a[i].rank != b[i].rank)
+      return 0;
+  return 1;
+}
+
+static int run_lib(const char *path, const bf_batch_options *o, bf_batch_stats *s)
+{
+  bf_store *st = NULL;
+  int ret = bf_store_open(&st, path, BF_STORE_WRITE, "tester");
+  if (!ret)
+    ret = bf_batch_run(st, o, s);
+  bf_store_close(st);
+  return ret;
+}
+
+static bf_batch_options lib_opts(void)
+{
+  bf_batch_options o = BF_BATCH_OPTIONS_INIT;
+  o.keep = 4;
+  o.screen = 3;
+  o.min_score = 0; /* every compared pair of different owners is a hit: the sets say more */
+  o.threads = 2;
+  return o;
+}
+
+static hitrow ref_rows[512];
+static int nref;
+
+/* both directions computed vs each unordered pair once: the same hits (pairs, scores, ranks) */
+static void lib_pairs_once_same_hits(void)
+{
+  char a[4300], b[4300];
+  snprintf(a, sizeof a, "%s/both.bfm", dir);
+  snprintf(b, sizeof b, "%s/once.bfm", dir);
+  CHECK(fresh_copy(a) == 0 && fresh_copy(b) == 0);
+  bf_batch_options o = lib_opts();
+  bf_batch_stats sa, sb;
+  o.reuse = 0;
+  CHECKF(run_lib(a, &o, &sa) == 0, "%s", bf_error_last());
+  o.reuse = 1;
+  CHECKF(run_lib(b, &o, &sb) == 0, "%s", bf_error_last());
+  hitrow rb[512];
+  int da, db, nb;
+  nref = hit_rows(a, ref_rows, 512, &da);
+  nb = hit_rows(b, rb, 512, &db);
+  printf("both directions: %zu full CMCs; once: %zu computed + %zu reused; %d hits\n",
+         sa.full_pairs, sb.full_pairs, sb.full_reused, nb);
+  CHECK(nref > 0 && da == 0 && db == 0);
+  CHECKF(same_rows(ref_rows, nref, rb, nb), "%d vs %d hits", nref, nb);
+  CHECK(sa.full_reused == 0 && sb.full_reused > 0);
+  CHECK(sb.full_pairs + sb.full_reused == sa.full_pairs);
+  CHECK(sa.run == 1 && sb.searched == sa.searched && sa.searched == sa.pending);
+}
+
+/* the hit rule: never two items of one owner; every stored hit passes bf_batch_is_hit */
+static void lib_hit_rule(void)
+{
+  bf_store *st = NULL;
+  bf_batch_options o = lib_opts();
+  char b[4300];
+  snprintf(b, sizeof b, "%s/once.bfm", dir);
+  CHECK(bf_store_open(&st, b, BF_STORE_READ, NULL) == 0);
+  int bad = 0;
+  for (int i = 0; i < nref; i++)
+    bad += !bf_batch_is_hit(st, &o, ref_rows[i].q, ref_rows[i].c, ref_rows[i].s);
+  CHECK(bad == 0);
+  /* same owner: items 1 and 2 are the two test-fires of firearm SN-0 */
+  const bf_item *i1 = bf_store_item(st, 1), *i2 = bf_store_item(st, 2);
+  CHECK(i1 && i2 && i1->owner == i2->owner && !bf_batch_is_hit(st, &o, 1, 2, 99));
+  o.min_score = NAN; /* the kind's threshold: 6 CMCs */
+  CHECK(!bf_batch_is_hit(st, &o, 1, 3, 5.5) && bf_batch_is_hit(st, &o, 1, 3, 6));
+  CHECK(!bf_batch_is_hit(st, &o, 1, 3, NAN) && !bf_batch_is_hit(st, &o, 1, 4242, 50));
+  bf_store_close(st);
+}
+
+typedef struct prog {
+  int calls, bad;
+  size_t last, pending;
+} prog;
+
+static void on_prog(void *ctx, const bf_batch_stats *s)
+{
+  prog *p = ctx;
+  if (p->calls++ && s->searched < p->last)
+    p->bad++;
+  p->last = s->searched;
+  p->pending = s->pending;
+}
+
+/* run ids, --limit and resuming: two partial runs then the rest give the uninterrupted hits */
+static void lib_resume_and_progress(void)
+{
+  char a[4300];
+  snprintf(a, sizeof a, "%s/resume.bfm", dir);
+  CHECK(fresh_copy(a) == 0);
+  bf_batch_options o = lib_opts();
+  o.group = 2;
+  o.limit = 3;
+  prog p = {0, 0, 0, 0};
+  o.progress = on_prog;
+  o.progress_ctx = &p;
+  bf_batch_stats s;
+  CHECK(run_lib(a, &o, &s) == 0 && s.run == 1 && s.searched == 3 && s.pending == 3);
+  CHECK(p.calls == 3 && p.bad == 0 && p.last == 3); /* planning + 2 groups (2 + 1) */
+  CHECK(run_lib(a, &o, &s) == 0 && s.run == 2 && s.searched == 3 && s.searched_before == 3);
+  o.limit = -1;
+  CHECK(run_lib(a, &o, &s) == 0 && s.run == 3 && s.searched == 3 * NF - 6);
+  CHECK(run_lib(a, &o, &s) == 0 && s.pending == 0 && s.searched == 0 && s.run == 4);
+  hitrow r[512];
+  int d, n = hit_rows(a, r, 512, &d);
+  /* run ids differ, (query, candidate, score, rank) do not */
+  CHECKF(d == 0 && same_rows(ref_rows, nref, r, n), "%d vs %d hits, %d duplicated", n, nref, d);
+  o.group = 0;
+  CHECK(run_lib(a, &o, &s) == BF_EINVAL);
+}
+
+typedef struct notes {
+  int n;
+  int64_t item;
+} notes;
+
+static void on_note(void *ctx, int64_t item, const char *msg)
+{
+  notes *nt = ctx;
+  nt->n++;
+  nt->item = item;
+  printf("note: item %lld: %s\n", (long long)item, msg);
+}
+
+/* an item whose stored feature has no valid surface (but a descriptor) is reported and left
+ * unsearched; every other item is searched */
+static void lib_bad_item(void)
+{
+  char a[4300];
+  snprintf(a, sizeof a, "%s/bad.bfm", dir);
+  CHECK(fresh_copy(a) == 0);
+  bf_store *st = NULL;
+  int64_t item = 0, sid = 0;
+  bf_feature **d = NULL, *f = NULL;
+  int nd = 0;
+  const char *pk = bf_prefilter_kind_name(BF_KIND_CARTRIDGE);
+  int rc = bf_store_open(&st, a, BF_STORE_WRITE, "tester");
+  if (!rc)
+    rc = bf_store_begin(st);
+  if (!rc)
+    rc = bf_store_add_item(st, &item, BF_KIND_CARTRIDGE, "9mm", BF_OWNER_EVIDENCE, 1);
+  if (!rc)
+    rc = bf_store_add_scan(st, &sid, item, 0, "x", 1, "empty.x3p", NULL);
+  if (!rc)
+    rc = bf_store_get_features(st, pk, 1, &d, &nd);
+  if (!rc)
+    rc = bf_feature_new(&f, BF_KIND_CARTRIDGE, 64, 64, 25, 25);
+  if (!rc) {
+    for (int i = 0; i < 64 * 64; i++)
+      f->z[i] = NAN;
+    f->version = 1;
+    rc = bf_store_put_feature(st, "cartridge", item, sid, f);
+  }
+  if (!rc && nd)
+    rc = bf_store_put_feature(st, pk, item, sid, d[0]);
+  if (!rc)
+    rc = bf_store_commit(st);
+  CHECKF(rc == 0, "%s", bf_error_last());
+  bf_search_free_features(d, nd);
+  bf_feature_free(f);
+  bf_store_close(st);
+  bf_batch_options o = lib_opts();
+  notes nt = {0, 0};
+  o.note = on_note;
+  o.note_ctx = &nt;
+  bf_batch_stats s;
+  CHECKF(run_lib(a, &o, &s) == 0, "%s", bf_error_last());
+  CHECK(nt.n == 1 && nt.item == item && s.failed_items == 1);
+  CHECK(s.searched == 3 * NF && nsearched(a) == 3 * NF);
+}
+
+/* every allocation failure on the batch path: an error, the store file byte-identical, no
+ * leak (ASan); once no failure fires, the hits are the reference's */
+static void lib_alloc_sweep(void)
+{
+  char a[4300], sha0[72], sha1[72];
+  snprintf(a, sizeof a, "%s/sweep.bfm", dir);
+  CHECK(fresh_copy(a) == 0);
+  bf_t_file_sha(sha0, a);
+  bf_batch_options o = lib_opts();
+  o.group = 64; /* the whole run is one transaction */
+  o.threads = 1;
+  int step = getenv("BF_QUICK") ? 7 : 1, failures = 0, unchanged = 0, done = 0;
+  for (long n = 1; n < 100000 && !done; n += step) {
+    bf_store *st = NULL;
+    int ret = bf_store_open(&st, a, BF_STORE_WRITE, "tester");
+    bf_batch_stats s;
+    if (!ret) {
+      bf_alloc_fail(n, 1);
+      ret = bf_batch_run(st, &o, &s);
+      int fired = bf_alloc_fired();
+      bf_alloc_fail(0, 0);
+      if (!fired) {
+        CHECKF(ret == 0, "n=%ld: %s", n, bf_error_last());
+        done = 1;
+      } else {
+        failures++;
+        CHECKF(ret != 0, "n=%ld: an allocation failed but the run reported success", n);
+      }
+    }
+    bf_store_close(st);
+    if (!done) {
+      bf_t_file_sha(sha1, a);
+      unchanged += !strcmp(sha0, sha1);
+      if (strcmp(sha0, sha1)) {
+        CHECKF(0, "n=%ld: the store changed after a failed run", n);
+        fresh_copy(a);
+      }
+    }
+  }
+  printf("allocation sweep: %d failing runs, %d left the store unchanged\n", failures, unchanged);
+  CHECK(done && failures > 10 && unchanged == failures);
+  hitrow r[512];
+  int d, n = hit_rows(a, r, 512, &d);
+  CHECK(d == 0 && same_rows(ref_rows, nref, r, n));
+}
+
 static void batch_resumable(void)
 {
   char ref[4300], args[20000];
@@ -167,6 +450,7 @@ static void batch_resumable(void)
   CHECK(system(args) == 0);
   int quick = getenv("BF_QUICK") != NULL;
   /* kill -9 while it runs (one item per commit), `bfm hits` reading all the while */
+  fflush(stdout);
   pid_t pid = fork();
   if (pid == 0) {
     char lg[4300];
@@ -411,6 +695,27 @@ int main(void)
   snprintf(out, sizeof out, "%s/out.txt", dir);
   snprintf(err, sizeof err, "%s/err.txt", dir);
   CHECK(make_store(store) == 0);
+  /* the library cases work on an indexed copy */
+  snprintf(lstore, sizeof lstore, "%s/lib.bfm", dir);
+  {
+    char cmd[9000];
+    snprintf(cmd, sizeof cmd, "cp '%s' '%s'", store, lstore);
+    CHECK(system(cmd) == 0);
+    bf_store *st = NULL;
+    bf_prefilter *pf = NULL;
+    size_t added = 0;
+    CHECK(bf_store_open(&st, lstore, BF_STORE_WRITE, "tester") == 0 &&
+          bf_prefilter_new(&pf, NULL) == 0 && bf_store_begin(st) == 0 &&
+          bf_search_store_index(st, pf, BF_KIND_CARTRIDGE, &added, NULL) == 0 &&
+          bf_store_commit(st) == 0 && added == 3 * NF);
+    bf_prefilter_free(pf);
+    bf_store_close(st);
+  }
+  lib_pairs_once_same_hits();
+  lib_hit_rule();
+  lib_resume_and_progress();
+  lib_bad_item();
+  lib_alloc_sweep();
   batch_resumable();
   queries();
   bad_stores();

@@ -3,7 +3,7 @@
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config libfftw3-dev libhdf5-dev hdf5-tools libzip-dev libxml2-dev
       libopencv-core-dev libopencv-imgproc-dev libopencv-imgcodecs-dev graphviz zip unzip
-      libmicrohttpd-dev libsodium-dev)
+      libmicrohttpd-dev libsodium-dev libopenmpi-dev openmpi-bin)
 pkgs+=(libpng-dev clang libclang-rt-dev) # mask PNGs decoded quietly; libFuzzer targets (fuzz/)
 # bfm serve's browser test: Chromium and node (npm may come with a non-Debian node)
 [ -x /usr/bin/chromium ] || pkgs+=(chromium)

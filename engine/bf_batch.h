@@ -1,0 +1,103 @@
+/* The overnight batch as a library call: every stored item not yet searched is searched against
+ * everything stored of its kind and calibre; candidates at or above the threshold become hits.
+ *
+ *  - Run id: one more than the largest run id the store knows (items' "searched" marks and hits).
+ *  - Queue: unsearched items that have a prefilter descriptor, ordered by (kind, calibre, id);
+ *    items without a descriptor are described first (bf_search_store_index, its own commit).
+ *  - Groups: up to `group` consecutive queue items of one kind and calibre share one streaming
+ *    pass over the descriptors; a group's hits and the "searched" mark of its items are committed
+ *    in ONE transaction (the store commits by an atomic rename), so a kill at any moment leaves
+ *    each item either searched with all its hits or unsearched with none. A rerun continues with
+ *    the unsearched items; hits are unique on (run, query, candidate): nothing is duplicated.
+ *  - Hits (bf_batch_is_hit, the one place of the rule): a candidate whose full score is at or
+ *    above the threshold (min_score, else the kind's match threshold: 6 CMCs, SAM 0.5), and whose
+ *    owner differs from the query's: two test-fires of one firearm are known to match.
+ *  - Pairs compared: the query q and each candidate c that q's own search keeps (prefilter top
+ *    `keep`, then the screen's top `screen`). For a symmetric comparison (cartridge CMC) each
+ *    UNORDERED pair is compared at most once per process and run: when c's search keeps q after
+ *    q's search compared c, the score is reused (bf_search_cache). The hit set is therefore
+ *    exactly the two-directional one: same pairs, scores and ranks (the reused sub-scores give
+ *    the reverse direction's counts swapped and the rotation negated).
+ *  - An item whose features cannot be read or compared is reported through `note`, left
+ *    unsearched (a later run retries it) and the run goes on.
+ *
+ * Stage sizes: the prefilter keeps 200 (every Fadul mate among 10,000 cases is in its top 200),
+ * the screen passes BF_BATCH_SCREEN = 10 to the CMC: the worst mate rank after the screen was 5
+ * in bench_search (126/126 mate pairs), so 10 keeps a margin of two over the worst seen and
+ * halves the CMC work of the interactive default (20).
+ *
+ * MPI (bf_batch_run_mpi, built when CMake finds MPI): the QUEUE is split, not the store. The G
+ * groups go to ranks in contiguous blocks (group g to rank floor(g N / G)), so items stored
+ * together, often each other's candidates, share one rank's pair memo; every rank streams the whole descriptor table for its groups and reads
+ * its candidates' features straight from the store file (shared filesystem, read-only); ranks
+ * send each group's hits to rank 0, the single writer, which commits them as above. Why queries
+ * and not store segments: a query's candidates come from one top-K over the whole store, so
+ * segments would need a merge round per group and ship features between ranks, while query
+ * groups need no communication but the hits; descriptor reading (~1 KB per stored item per
+ * group) is the cost, and it is small beside the screen and CMC (see benchmarks/RESULTS.md). The
+ * answer equals the single-process run's: each query's search is the same computation whatever
+ * rank runs it. MPI_Init/Finalize are called inside when the caller has not initialised MPI. */
+#ifndef BF_BATCH_H
+#define BF_BATCH_H
+
+#include "bf_store.h"
+
+#include <math.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define BF_BATCH_SCREEN 10
+
+typedef struct bf_batch_stats {
+  int64_t run;            /* this run's id */
+  size_t pending;         /* items queued for this run */
+  size_t searched_before; /* items searched by earlier runs */
+  size_t searched;        /* items searched and committed so far */
+  size_t failed_items;    /* items reported through note and left unsearched */
+  size_t indexed, index_failed; /* prefilter descriptors made / items that could not be described */
+  size_t pre_pairs, screen_pairs, full_pairs, full_reused, full_failed;
+  size_t new_hits;        /* hits committed by this run */
+  double seconds;         /* wall time of the search (after indexing) */
+} bf_batch_stats;
+
+typedef struct bf_batch_options {
+  int threads;      /* OpenMP threads per process; 0: OpenMP default */
+  int keep;         /* prefilter candidates; 0: 200 (cartridge), 50 (bullet) */
+  int screen;       /* screen survivors; -1: BF_BATCH_SCREEN; 0: no screen */
+  int group;        /* queries per commit */
+  long limit;       /* at most this many items this run; -1: all */
+  double min_score; /* NaN: the kind's match threshold */
+  int reuse;        /* 1: compare each unordered pair once and cache screen surfaces; 0: as
+                       before (both directions computed; for benchmarks and tests) */
+  size_t cache_mb;  /* screen surfaces kept per process */
+  const char *user; /* for the store's audit (bf_batch_run_mpi opens the store itself) */
+  /* after planning (searched = 0) and after every committed group; called on rank 0 only */
+  void (*progress)(void *ctx, const bf_batch_stats *s);
+  void *progress_ctx;
+  /* an item left out (item > 0) or a note on the run (item = 0); any rank, one line */
+  void (*note)(void *ctx, int64_t item, const char *msg);
+  void *note_ctx;
+} bf_batch_options;
+
+#define BF_BATCH_OPTIONS_INIT                                                                  \
+  { .threads = 0, .keep = 0, .screen = -1, .group = 32, .limit = -1, .min_score = NAN,        \
+    .reuse = 1, .cache_mb = 512, .user = NULL, .progress = NULL, .progress_ctx = NULL,         \
+    .note = NULL, .note_ctx = NULL }
+
+/* Runs the batch on a store opened for writing. stats may be NULL. On failure the groups
+ * committed so far stay committed; the rest is unchanged. */
+int bf_batch_run(bf_store *st, const bf_batch_options *o, bf_batch_stats *stats);
+
+/* The hit rule: full score (NaN: not compared) against the threshold of the query's kind, and
+ * the owners of query and candidate. */
+int bf_batch_is_hit(const bf_store *st, const bf_batch_options *o, int64_t query,
+                    int64_t candidate, double score);
+
+/* The same over MPI ranks (call between MPI_Init and MPI_Finalize, every rank with the same
+ * arguments); rank 0 opens `path` for writing, the others read it. stats are rank 0's totals.
+ * BF_EINVAL when bfm was built without MPI. */
+int bf_batch_run_mpi(const char *path, const bf_batch_options *o, bf_batch_stats *stats);
+/* 1 when built with MPI. */
+int bf_batch_have_mpi(void);
+
+#endif
