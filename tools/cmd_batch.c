@@ -9,18 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Strict integer: the whole argument, within [lo, hi]. */
-static int parse_long(const char *s, long lo, long hi, long *out)
-{
-  char *e;
-  errno = 0;
-  long v = strtol(s, &e, 10);
-  if (errno || e == s || *e || v < lo || v > hi)
-    return -1;
-  *out = v;
-  return 0;
-}
-
 typedef struct cli_state {
   bfm_progress bar;
   int quiet, started;
@@ -60,7 +48,7 @@ static int under_mpirun(void)
   const char *v = getenv("OMPI_COMM_WORLD_SIZE");
   if (!v)
     v = getenv("PMI_SIZE");
-  return v && atoi(v) > 1;
+  return v && strtol(v, NULL, 10) > 1;
 }
 
 static int parse(int argc, char **argv, bf_batch_options *o, const char **store, int *quiet,
@@ -71,32 +59,30 @@ static int parse(int argc, char **argv, bf_batch_options *o, const char **store,
     int hasv = i + 1 < argc;
     long v;
     if (!strcmp(a, "--threads") && hasv) {
-      if (parse_long(argv[++i], 0, 4096, &v))
-        return bfm_usage_error("batch", "--threads needs a count >= 0, not '%s'", argv[i]);
+      if (bfm_parse_long("batch", a, argv[++i], 0, 4096, &v))
+        return BFM_EXIT_USAGE;
       o->threads = (int)v;
     } else if (!strcmp(a, "--keep") && hasv) {
-      if (parse_long(argv[++i], 1, INT_MAX, &v))
-        return bfm_usage_error("batch", "--keep needs a count >= 1");
+      if (bfm_parse_long("batch", a, argv[++i], 1, INT_MAX, &v))
+        return BFM_EXIT_USAGE;
       o->keep = (int)v;
     } else if (!strcmp(a, "--screen") && hasv) {
-      if (parse_long(argv[++i], 0, INT_MAX, &v))
-        return bfm_usage_error("batch", "--screen needs a count >= 0 (0: no screen)");
+      if (bfm_parse_long("batch", a, argv[++i], 0, INT_MAX, &v))
+        return BFM_EXIT_USAGE;
       o->screen = (int)v;
     } else if (!strcmp(a, "--group") && hasv) {
-      if (parse_long(argv[++i], 1, 1 << 20, &v))
-        return bfm_usage_error("batch", "--group needs a count >= 1, not '%s'", argv[i]);
+      if (bfm_parse_long("batch", a, argv[++i], 1, 1 << 20, &v))
+        return BFM_EXIT_USAGE;
       o->group = (int)v;
     } else if (!strcmp(a, "--limit") && hasv) {
-      if (parse_long(argv[++i], 0, LONG_MAX, &v))
-        return bfm_usage_error("batch", "--limit needs a count >= 0, not '%s'", argv[i]);
+      if (bfm_parse_long("batch", a, argv[++i], 0, LONG_MAX, &v))
+        return BFM_EXIT_USAGE;
       o->limit = v;
     } else if (!strcmp(a, "--user") && hasv)
       o->user = argv[++i];
     else if (!strcmp(a, "--min-score") && hasv) {
-      char *e;
-      o->min_score = strtod(argv[++i], &e);
-      if (*e || e == argv[i] || !isfinite(o->min_score))
-        return bfm_usage_error("batch", "--min-score needs a number, not '%s'", argv[i]);
+      if (bfm_parse_double("batch", a, argv[++i], -1e300, 1e300, &o->min_score))
+        return BFM_EXIT_USAGE;
     } else if (!strcmp(a, "--no-reuse"))
       o->reuse = 0;
     else if (!strcmp(a, "--mpi"))
