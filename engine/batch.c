@@ -451,7 +451,8 @@ int bf_batch_have_mpi(void) { return 0; }
 int bf_batch_run_mpi(const char *path, const bf_batch_options *o, bf_batch_stats *stats)
 {
   (void)o;
-  (void)stats;
+  if (stats)
+    memset(stats, 0, sizeof *stats);
   return bf_error_set(BF_EINVAL, "%s: this bfm was built without MPI (install libopenmpi-dev "
                       "and rebuild)", path);
 }
