@@ -1,6 +1,7 @@
 /* The overnight batch (see bf_batch.h): index, plan, search groups, commit each group once.
  * The single-process and the MPI runs share every step; only who searches a group and who
  * commits it differ. */
+#define _DEFAULT_SOURCE /* usleep under strict C11 */
 #include "bf_batch.h"
 #include "bf_alloc.h"
 #include "bf_cmc.h"
