@@ -1,6 +1,7 @@
 /* The overnight batch (see bf_batch.h): index, plan, search groups, commit each group once.
  * The single-process and the MPI runs share every step; only who searches a group and who
  * commits it differ. */
+#define _DEFAULT_SOURCE /* usleep under strict C11 */
 #include "bf_batch.h"
 #include "bf_alloc.h"
 #include "bf_cmc.h"
@@ -451,7 +452,8 @@ int bf_batch_have_mpi(void) { return 0; }
 int bf_batch_run_mpi(const char *path, const bf_batch_options *o, bf_batch_stats *stats)
 {
   (void)o;
-  (void)stats;
+  if (stats)
+    memset(stats, 0, sizeof *stats);
   return bf_error_set(BF_EINVAL, "%s: this bfm was built without MPI (install libopenmpi-dev "
                       "and rebuild)", path);
 }
