@@ -2,19 +2,15 @@
 #include "bf_breechface.h"
 #include "bf_error.h"
 #include "bf_fft.h"
+#include "bf_select.h"
 
+#include <assert.h>
 #include <fftw3.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define NRAYS 360
-
-static int cmp_float(const void *a, const void *b)
-{
-  float x = *(const float *)a, y = *(const float *)b;
-  return (x > y) - (x < y);
-}
 
 /* Percentiles of valid heights from a strided sample (enough for a range test). */
 static int valid_quantiles(const bf_surface *s, double *p01, double *p50, double *p99, size_t *nvalid)
@@ -35,10 +31,11 @@ static int valid_quantiles(const bf_surface *s, double *p01, double *p50, double
     *p01 = *p50 = *p99 = NAN;
     return 0;
   }
-  qsort(v, m, sizeof *v, cmp_float);
-  *p01 = v[(size_t)(0.01 * (m - 1))];
-  *p50 = v[(m - 1) / 2];
-  *p99 = v[(size_t)(0.99 * (m - 1))];
+  /* selection, highest first: each lower statistic is then selected below the last one */
+  size_t k01 = (size_t)(0.01 * (m - 1)), k50 = (m - 1) / 2, k99 = (size_t)(0.99 * (m - 1));
+  *p99 = bf_select_float(v, m, k99);
+  *p50 = k50 < k99 ? bf_select_float(v, k99, k50) : *p99;
+  *p01 = k01 < k50 ? bf_select_float(v, k50, k01) : *p50;
   free(v);
   return 0;
 }
@@ -348,8 +345,8 @@ static int fit_circle(const double *px, const double *py, int n, double *cx, dou
       goto done;
     for (int k = 0; k < q; k++)
       tmp[k] = (float)res[k];
-    qsort(tmp, q, sizeof *tmp, cmp_float);
-    double lim = 3.0 * tmp[q / 2];
+    assert(q >= 8); /* m >= 8 points were used in the fit */
+    double lim = 3.0 * bf_select_float(tmp, q, q / 2);
     free(tmp);
     if (lim < 1.5)
       lim = 1.5;
