@@ -2011,3 +2011,12 @@ int bf_store_export(bf_store *st, const char *what, int json, FILE *out)
     rc = bf_error_set(BF_EIO, "cannot write the %s export", what);
   return rc;
 }
+
+void bf_store_features_free(bf_feature **f, int n)
+{
+  if (!f)
+    return;
+  for (int i = 0; i < n; i++)
+    bf_feature_free(f[i]);
+  free(f);
+}
