@@ -156,6 +156,7 @@ static int dump(const char *data, const char *out)
 /* One `bfm compare` in a new process, one thread, output discarded; wall and user+sys CPU. */
 static int run(char *const *argv, const char *wisdom, double *wall, double *cpu)
 {
+  fflush(stdout); /* else the child inherits and repeats what is buffered */
   double t0 = now();
   pid_t pid = fork();
   if (pid == 0) {
