@@ -42,8 +42,11 @@ typedef struct bf_cmc_opts {
                                 (hill-climbing); 0: FFT at full resolution (slower) */
 } bf_cmc_opts;
 
-#define BF_CMC_OPTS_INIT                                                                     \
-  { 8, 8, 0.85, 3.0, -30.0, 30.0, 3.0, 125.0, 125.0, 6.0, 0.5, 1, 6, 0, 1.0, 1 }
+#define BF_CMC_OPTS_INIT \
+  {.cells_x = 8, .cells_y = 8, .max_missing = 0.85, .region_mult = 3.0, .theta_min = -30.0, \
+   .theta_max = 30.0, .theta_step = 3.0, .x_thresh = 125.0, .y_thresh = 125.0, \
+   .theta_thresh = 6.0, .corr_thresh = 0.5, .tau = 1, .match_min_cmc = 6, .threads = 0, \
+   .refine_step = 1.0, .coarse = 1}
 
 /* One reference cell's best (over rotations) registration, in one direction. */
 typedef struct bf_cmc_cell {

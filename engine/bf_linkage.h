@@ -27,13 +27,9 @@ typedef struct bf_link_edge {
   int confirmed;     /* 1 when any of its hits is confirmed */
 } bf_link_edge;
 
-typedef struct bf_linkage {
-  bf_link_node *nodes;
-  int nnodes, capn;
-  bf_link_edge *edges;
-  int nedges, cape;
-  int ncomp;         /* components with at least one edge, largest first */
-} bf_linkage;
+/* The graph: opaque, read through the functions below (its arrays grow as nodes and edges are
+ * added, so a pointer into them is valid until the next bf_linkage_node/_edge). */
+typedef struct bf_linkage bf_linkage;
 
 int bf_linkage_new(bf_linkage **out);
 void bf_linkage_free(bf_linkage *g);
@@ -46,6 +42,15 @@ int bf_linkage_edge(bf_linkage *g, int a, int b, int64_t hit, double score, int 
 int bf_linkage_components(bf_linkage *g);
 /* Nodes of component c in *idx (caller frees), firearms first then cases, by name. */
 int bf_linkage_members(const bf_linkage *g, int c, int **idx, int *n);
+/* Sizes: nodes, edges, and components with at least one edge (0 before _components). */
+int bf_linkage_nnodes(const bf_linkage *g);
+int bf_linkage_nedges(const bf_linkage *g);
+int bf_linkage_ncomponents(const bf_linkage *g);
+/* Node / edge i, NULL when out of range. */
+const bf_link_node *bf_linkage_node_at(const bf_linkage *g, int i);
+const bf_link_edge *bf_linkage_edge_at(const bf_linkage *g, int i);
+/* Edges of component c into *nedges and their best score into *best (-INFINITY when none). */
+void bf_linkage_series(const bf_linkage *g, int c, int *nedges, double *best);
 
 /* The graph of a store's hits: f selects them (NULL: all); confirmed_only keeps confirmed hits
  * only; rejected hits are always left out. Components are numbered. */

@@ -43,7 +43,9 @@ typedef struct bf_prefilter_opts {
  * scans among 1,500 synthetic cases: Fadul KM-vs-KNM AUC 0.93 -> 0.99, mates within the top 50:
  * 96.8 % -> 100 %. The long waves lie past the 500 µm band-pass cut-off, but the Gaussian
  * filter's roll-off leaves them and they carry the breech face's large-scale shape. */
-#define BF_PREFILTER_OPTS_INIT { 12.5, 100.0, 1500.0, 24, 64, 20.0, 250.0 }
+#define BF_PREFILTER_OPTS_INIT \
+  {.spacing = 12.5, .lambda_min = 100.0, .lambda_max = 1500.0, .nrad = 24, .nang = 64, \
+   .blambda_min = 20.0, .blambda_max = 250.0}
 
 /* Holds the FFTW plans (made once, on the calling thread); describe and score may then be
  * called from many threads at once. */

@@ -82,9 +82,9 @@ typedef struct bf_search_opts {
  * synthetic cases): the prefilter's top 200 holds every mate (top 20: 95 %), the screen's top 20
  * keeps every one, and the CMC puts all 126 mate pairs in the top 10. One query at 100,000 stored
  * items: ~1.7 s prefilter (store-backed) + ~0.8 s screen + ~3 s for 20 CMCs on 2 busy cores. */
-#define BF_SEARCH_OPTS_INIT                                                                 \
-  { .keep = 200, .block = 1024, .chunk = 16, .threads = 0, .prefilter_only = 0, .screen = 20, \
-    .cache = NULL }
+#define BF_SEARCH_OPTS_INIT \
+  {.keep = 200, .block = 1024, .chunk = 16, .threads = 0, .prefilter_only = 0, .screen = 20, \
+   .cache = NULL}
 /* Bullets have no screen: their prefilter passes this many straight to the SAM comparison. */
 #define BF_SEARCH_KEEP_BULLET 50
 
@@ -162,6 +162,7 @@ int bf_search_store_index(bf_store *st, const bf_prefilter *pf, int kind, size_t
 /* The features and descriptor of one stored item (for a query by id). */
 int bf_search_store_item(bf_store *st, const bf_prefilter *pf, int64_t item, bf_feature ***feat,
                          int *nfeat, bf_feature **desc);
+/* Same as bf_store_features_free (storage's header), kept for existing callers. */
 void bf_search_free_features(bf_feature **f, int n);
 
 #endif

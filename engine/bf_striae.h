@@ -36,8 +36,9 @@ typedef struct bf_land_opts {
   int skip_flags;         /* lands with any of these BF_Q_* flags are not scored */
 } bf_land_opts;
 
-#define BF_LAND_OPTS_INIT                                                                      \
-  { 500.0, 0.5, 0.5, 0.1, BF_Q_MOSTLY_MISSING | BF_Q_TOO_SHORT | BF_Q_NO_MARKS }
+#define BF_LAND_OPTS_INIT \
+  {.min_overlap_um = 500.0, .peak_k = 0.5, .match_threshold = 0.5, .margin_threshold = 0.1, \
+   .skip_flags = BF_Q_MOSTLY_MISSING | BF_Q_TOO_SHORT | BF_Q_NO_MARKS}
 
 typedef struct bf_land_result {
   double score;       /* [0, 1]: evidence the two lands were engraved by the same barrel land */

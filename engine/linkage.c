@@ -3,9 +3,58 @@
 #include "bf_out.h"
 #include "bf_error.h"
 
+#include <assert.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+struct bf_linkage {
+  bf_link_node *nodes;
+  int nnodes, capn;
+  bf_link_edge *edges;
+  int nedges, cape;
+  int ncomp; /* components with at least one edge, largest first */
+};
+
+int bf_linkage_nnodes(const bf_linkage *g)
+{
+  return g->nnodes;
+}
+
+int bf_linkage_nedges(const bf_linkage *g)
+{
+  return g->nedges;
+}
+
+int bf_linkage_ncomponents(const bf_linkage *g)
+{
+  return g->ncomp;
+}
+
+const bf_link_node *bf_linkage_node_at(const bf_linkage *g, int i)
+{
+  return i >= 0 && i < g->nnodes ? &g->nodes[i] : NULL;
+}
+
+const bf_link_edge *bf_linkage_edge_at(const bf_linkage *g, int i)
+{
+  return i >= 0 && i < g->nedges ? &g->edges[i] : NULL;
+}
+
+void bf_linkage_series(const bf_linkage *g, int c, int *nedges, double *best)
+{
+  *nedges = 0;
+  *best = -INFINITY;
+  for (int e = 0; e < g->nedges; e++) {
+    assert(g->edges[e].a < g->edges[e].b && g->edges[e].b < g->nnodes);
+    if (g->nodes[g->edges[e].a].component == c) {
+      ++*nedges;
+      if (g->edges[e].score > *best)
+        *best = g->edges[e].score;
+    }
+  }
+}
 
 int bf_linkage_new(bf_linkage **out)
 {

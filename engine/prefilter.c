@@ -3,7 +3,8 @@
 #include "bf_error.h"
 
 #include <complex.h>
-#include <fftw3.h>
+#include <fftw3.h> /* after complex.h: fftwf_complex is then float complex */
+#include "bf_fft.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,9 +38,11 @@ int bf_prefilter_new(bf_prefilter **out, const bf_prefilter_opts *o)
   pf->nh = o->nang / 2 + 1;
   float *r = fftwf_malloc(sizeof(float) * o->nang);
   fftwf_complex *c = fftwf_malloc(sizeof(fftwf_complex) * pf->nh);
-  if (r && c) {
+  if (r && c) { /* unaligned (stack arrays): a plan the cache cannot hold, made under its lock */
+    bf_fft_lock();
     pf->ang_r2c = fftwf_plan_dft_r2c_1d(o->nang, r, c, FFTW_ESTIMATE | FFTW_UNALIGNED);
     pf->ang_c2r = fftwf_plan_dft_c2r_1d(o->nang, c, r, FFTW_ESTIMATE | FFTW_UNALIGNED);
+    bf_fft_unlock();
   }
   fftwf_free(r);
   fftwf_free(c);
@@ -55,10 +58,12 @@ void bf_prefilter_free(bf_prefilter *pf)
 {
   if (!pf)
     return;
+  bf_fft_lock();
   if (pf->ang_r2c)
     fftwf_destroy_plan(pf->ang_r2c);
   if (pf->ang_c2r)
     fftwf_destroy_plan(pf->ang_c2r);
+  bf_fft_unlock();
   free(pf);
 }
 
@@ -133,7 +138,7 @@ static int describe_cartridge(const bf_prefilter *pf, bf_feature *d, const bf_fe
   int ret = 0;
   float *img = NULL, *mag = NULL;
   fftwf_complex *spec = NULL;
-  fftwf_plan plan = NULL;
+  const bf_fft_plan *plan = NULL;
   if (f->kind != BF_KIND_CARTRIDGE || f->nx < 8 || f->ny < 8 || !(f->dx > 0))
     return bf_error_set(BF_EINVAL, "prefilter: not a cartridge feature (%d x %d, kind %d)",
                         f->nx, f->ny, f->kind);
@@ -184,15 +189,11 @@ static int describe_cartridge(const bf_prefilter *pf, bf_feature *d, const bf_fe
         }
       img[(size_t)(y + oy) * N + x + ox] = c ? (float)(s / (fac * fac)) : 0.0f;
     }
-  /* Planning is not thread-safe: callers planning concurrently would race. FFTW_ESTIMATE plans
-   * are cheap; we serialise planning under a named critical section. */
-#pragma omp critical(bf_fftw_plan)
-  plan = fftwf_plan_dft_r2c_2d(N, N, img, spec, FFTW_ESTIMATE);
-  if (!plan) {
-    ret = bf_error_set(BF_ENOMEM, "prefilter: cannot plan a %d^2 FFT", N);
+  if (!(plan = bf_fft_plan_estimate(N, N))) {
+    ret = bf_error_prefix(BF_ENOMEM, "prefilter: ");
     goto done;
   }
-  fftwf_execute(plan);
+  fftwf_execute_dft_r2c(plan->r2c, img, spec);
   for (size_t i = 0; i < (size_t)N * nxh; i++)
     mag[i] = cabsf(spec[i]);
 
@@ -217,10 +218,6 @@ static int describe_cartridge(const bf_prefilter *pf, bf_feature *d, const bf_fe
   }
   d->params[1] = sp;
 done:
-  if (plan) {
-#pragma omp critical(bf_fftw_plan)
-    fftwf_destroy_plan(plan);
-  }
   fftwf_free(img);
   fftwf_free(spec);
   free(mag);
@@ -239,7 +236,7 @@ static int describe_land(const bf_prefilter *pf, float *v, const bf_feature *f)
     N = next_pow2((int)ceil(2 * o->blambda_max / f->dx));
   float *x = fftwf_malloc(sizeof(float) * N);
   fftwf_complex *X = fftwf_malloc(sizeof(fftwf_complex) * (N / 2 + 1));
-  fftwf_plan plan = NULL;
+  const bf_fft_plan *plan = NULL;
   if (!x || !X) {
     ret = bf_error_set(BF_ENOMEM, "prefilter: out of memory");
     goto done;
@@ -258,13 +255,11 @@ static int describe_land(const bf_prefilter *pf, float *v, const bf_feature *f)
   memset(x, 0, sizeof(float) * N);
   for (int i = 0; i < n; i++)
     x[i] = isfinite(f->z[i]) ? (float)(f->z[i] - sum / nv) : 0.0f;
-#pragma omp critical(bf_fftw_plan)
-  plan = fftwf_plan_dft_r2c_1d(N, x, X, FFTW_ESTIMATE);
-  if (!plan) {
-    ret = bf_error_set(BF_ENOMEM, "prefilter: cannot plan a %d-point FFT", N);
+  if (!(plan = bf_fft_plan_estimate(1, N))) {
+    ret = bf_error_prefix(BF_ENOMEM, "prefilter: ");
     goto done;
   }
-  fftwf_execute(plan);
+  fftwf_execute_dft_r2c(plan->r2c, x, X);
   double l0 = log(o->blambda_min), l1 = log(o->blambda_max);
   for (int r = 0; r < o->nrad; r++) {
     double lam = exp(l1 + (l0 - l1) * r / (o->nrad - 1));
@@ -284,10 +279,6 @@ static int describe_land(const bf_prefilter *pf, float *v, const bf_feature *f)
   }
   normalise(v, o->nrad);
 done:
-  if (plan) {
-#pragma omp critical(bf_fftw_plan)
-    fftwf_destroy_plan(plan);
-  }
   fftwf_free(x);
   fftwf_free(X);
   return ret;

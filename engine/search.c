@@ -16,11 +16,7 @@ static double now_s(void) { return omp_get_wtime(); }
 
 void bf_search_free_features(bf_feature **f, int n)
 {
-  if (!f)
-    return;
-  for (int i = 0; i < n; i++)
-    bf_feature_free(f[i]);
-  free(f);
+  bf_store_features_free(f, n);
 }
 
 /* ---- the run cache: pair memo (open addressing on the unordered pair) + screen surfaces ---- */

@@ -53,8 +53,11 @@ typedef struct bf_breechface_opts {
                               or the frame are dropped (edge roll-off); 0: kept as given */
 } bf_breechface_opts;
 
-#define BF_BREECHFACE_OPTS_INIT                                                             \
-  { 6.25, 16.0, 500.0, 150.0, 60.0, 0.05, 8.0, 2.5, 0.2, 40.0, 0, BF_ERODE_DEFAULT }
+#define BF_BREECHFACE_OPTS_INIT \
+  {.spacing = 6.25, .lambda_short = 16.0, .lambda_long = 500.0, .edge_margin = 150.0, \
+   .fp_margin = 60.0, .min_valid = 0.05, .max_spacing_ratio = 8.0, .warn_spacing_ratio = 2.5, \
+   .min_missing_processed = 0.2, .max_range_processed = 40.0, .force_raw = 0, \
+   .processed_erode = BF_ERODE_DEFAULT}
 
 /* Intermediate surfaces kept for `bfm features --show` (any pointer may stay NULL). */
 typedef struct bf_breechface_trace {

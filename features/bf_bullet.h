@@ -54,8 +54,11 @@ typedef struct bf_bullet_opts {
   double edge_um;       /* signature ends dropped after filtering (the shoulders' feet) */
 } bf_bullet_opts;
 
-#define BF_BULLET_OPTS_INIT                                                                    \
-  { BF_STRIAE_AUTO, 40.0, 25.0, 0.15, 0.9, 3.0, 6.0, 20.0, 60.0, 5.0, 250.0, 500.0, 0.5, 0, 20.0 }
+#define BF_BULLET_OPTS_INIT \
+  {.orientation = BF_STRIAE_AUTO, .band_um = 40.0, .step_um = 25.0, .start_frac = 0.15, \
+   .crosscut_ccf = 0.9, .shoulder_um = 3.0, .shoulder_k = 6.0, .margin_um = 20.0, \
+   .gap_um = 60.0, .lambda_s_um = 5.0, .lambda_c_um = 250.0, .min_length_um = 500.0, \
+   .min_agree = 0.5, .land = 0, .edge_um = 20.0}
 
 /* Diagnostics of one extraction, for `bfm features --show` (all arrays malloc'ed, len n). */
 typedef struct bf_bullet_trace {

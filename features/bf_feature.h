@@ -34,6 +34,9 @@ typedef struct bf_feature {
 int bf_feature_new(bf_feature **out, int kind, int nx, int ny, double dx, double dy);
 void bf_feature_free(bf_feature *f);
 const char *bf_kind_name(int kind);
+/* The quality flags as comma-separated names from the one table ("no-grooves" for a bullet's
+ * BF_Q_NO_REGION, "no-region" for a cartridge's), "" when none; buf is returned. */
+const char *bf_quality_names(char *buf, size_t len, int flags, int kind);
 
 /* Runs the pipeline of `kind` on a scan with default options: the breech-face pipeline for
  * cartridge cases, the land-signature pipeline for bullet lands (land = land number, 1-based,

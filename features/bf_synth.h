@@ -58,9 +58,13 @@ typedef struct bf_synth_opts {
   int striae_along_x;     /* bullet: 0 = striae run along Y (X crosses the land), 1 = along X */
 } bf_synth_opts;
 
-#define BF_SYNTH_OPTS_INIT                                                                  \
-  { 1, 1, 6.25, 3406.0, 3850.0, 1.55, 0.2, 0.86, 30.0, 100.0, 0.002, 1.5625, 6, 2050.0, \
-    700.0, 4200.0, 0.85, 0.93, 60.0, 0.1, 0.08, 0 }
+#define BF_SYNTH_OPTS_INIT \
+  {.seed = 1, .processed = 1, .cart_spacing = 6.25, .cart_diameter = 3406.0, \
+   .cart_field = 3850.0, .cart_sd = 1.55, .toolmarks = 0.2, .transfer = 0.86, \
+   .max_rotation = 30.0, .max_shift = 100.0, .dropout = 0.002, .land_spacing = 1.5625, \
+   .lands = 6, .land_width = 2050.0, .land_length = 700.0, .bullet_radius = 4200.0, \
+   .striae_sd = 0.85, .land_transfer = 0.93, .land_shift = 60.0, .damage = 0.1, \
+   .noise_sd = 0.08, .striae_along_x = 0}
 
 /* What was done to one item (the truth a test can undo). */
 typedef struct bf_synth_truth {

@@ -1,19 +1,16 @@
 /* Breech-face pipeline: region, robust plane, Gaussian regression band-pass, resampling. */
 #include "bf_breechface.h"
 #include "bf_error.h"
+#include "bf_fft.h"
+#include "bf_select.h"
 
+#include <assert.h>
 #include <fftw3.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define NRAYS 360
-
-static int cmp_float(const void *a, const void *b)
-{
-  float x = *(const float *)a, y = *(const float *)b;
-  return (x > y) - (x < y);
-}
 
 /* Percentiles of valid heights from a strided sample (enough for a range test). */
 static int valid_quantiles(const bf_surface *s, double *p01, double *p50, double *p99, size_t *nvalid)
@@ -34,10 +31,11 @@ static int valid_quantiles(const bf_surface *s, double *p01, double *p50, double
     *p01 = *p50 = *p99 = NAN;
     return 0;
   }
-  qsort(v, m, sizeof *v, cmp_float);
-  *p01 = v[(size_t)(0.01 * (m - 1))];
-  *p50 = v[(m - 1) / 2];
-  *p99 = v[(size_t)(0.99 * (m - 1))];
+  /* selection, highest first: each lower statistic is then selected below the last one */
+  size_t k01 = (size_t)(0.01 * (m - 1)), k50 = (m - 1) / 2, k99 = (size_t)(0.99 * (m - 1));
+  *p99 = bf_select_float(v, m, k99);
+  *p50 = k50 < k99 ? bf_select_float(v, k99, k50) : *p99;
+  *p01 = k01 < k50 ? bf_select_float(v, k50, k01) : *p50;
   free(v);
   return 0;
 }
@@ -157,21 +155,6 @@ done:
 
 /* ---- Gaussian regression band-pass ---- */
 
-static int fft_good_size(int n)
-{
-  for (;; n++) {
-    int m = n;
-    while (m % 2 == 0)
-      m /= 2;
-    while (m % 3 == 0)
-      m /= 3;
-    while (m % 5 == 0)
-      m /= 5;
-    if (m == 1)
-      return n;
-  }
-}
-
 /* ISO 16610-61 Gaussian transfer along one axis: exp(-pi (alpha lambda f)^2). */
 static void gauss_tf(float *h, int n, double d, double lambda)
 {
@@ -188,11 +171,11 @@ int bf_gauss_bandpass(bf_surface *s, double lo, double hi)
   int rc = 0, nx = s->nx, ny = s->ny;
   double lmax = hi > lo ? hi : lo;
   int padx = (int)ceil(0.6 * lmax / s->dx), pady = (int)ceil(0.6 * lmax / s->dy);
-  int NX = fft_good_size(nx + 2 * padx), NY = fft_good_size(ny + 2 * pady), NH = NX / 2 + 1;
+  int NX = bf_fft_fast_size(nx + 2 * padx), NY = bf_fft_fast_size(ny + 2 * pady), NH = NX / 2 + 1;
   size_t nr = (size_t)NX * NY, nc = (size_t)NH * NY;
   float *zw = NULL, *w = NULL, *tmp = NULL, *hx = NULL, *hy = NULL, *low[2] = {NULL, NULL};
   fftwf_complex *Fz = NULL, *Fw = NULL, *F = NULL;
-  fftwf_plan pf = NULL, pb = NULL;
+  const bf_fft_plan *plan = NULL;
   if (nr > (size_t)BF_MAX_POINTS)
     return bf_error_set(BF_ELIMIT, "band-pass of %d x %d points is too large", nx, ny);
   zw = fftwf_alloc_real(nr);
@@ -219,18 +202,13 @@ int bf_gauss_bandpass(bf_surface *s, double lo, double hi)
         w[(size_t)(y + pady) * NX + x + padx] = 1;
       }
     }
-  /* The FFTW planner is not thread-safe: plans are made under one named lock. */
-#pragma omp critical(bf_fftw_plan)
-  {
-    pf = fftwf_plan_dft_r2c_2d(NY, NX, tmp, F, FFTW_ESTIMATE);
-    pb = fftwf_plan_dft_c2r_2d(NY, NX, F, tmp, FFTW_ESTIMATE);
-  }
-  if (!pf || !pb) {
-    rc = bf_error_set(BF_ENOMEM, "FFTW could not plan a %d x %d transform", NX, NY);
+  /* Sizes follow the scan: an estimated plan from the one cache (measuring each would cost more). */
+  if (!(plan = bf_fft_plan_estimate(NY, NX))) {
+    rc = BF_ENOMEM; /* the message says which size */
     goto done;
   }
-  fftwf_execute_dft_r2c(pf, zw, Fz);
-  fftwf_execute_dft_r2c(pf, w, Fw);
+  fftwf_execute_dft_r2c(plan->r2c, zw, Fz);
+  fftwf_execute_dft_r2c(plan->r2c, w, Fw);
   double lam[2] = {lo, hi};
   for (int k = 0; k < 2; k++) {
     if (lam[k] <= 0)
@@ -248,7 +226,7 @@ int bf_gauss_bandpass(bf_surface *s, double lo, double hi)
           F[i][0] = src[i][0] * g;
           F[i][1] = src[i][1] * g;
         }
-      fftwf_execute_dft_c2r(pb, F, tmp);
+      fftwf_execute_dft_c2r(plan->c2r, F, tmp);
       for (int y = 0; y < ny; y++)
         for (int x = 0; x < nx; x++) {
           float v = tmp[(size_t)(y + pady) * NX + x + padx];
@@ -267,15 +245,6 @@ int bf_gauss_bandpass(bf_surface *s, double lo, double hi)
     s->z[i] = a - b;
   }
 done:
-  if (pf || pb) {
-#pragma omp critical(bf_fftw_plan)
-    {
-      if (pf)
-        fftwf_destroy_plan(pf);
-      if (pb)
-        fftwf_destroy_plan(pb);
-    }
-  }
   fftwf_free(zw);
   fftwf_free(w);
   fftwf_free(tmp);
@@ -376,8 +345,8 @@ static int fit_circle(const double *px, const double *py, int n, double *cx, dou
       goto done;
     for (int k = 0; k < q; k++)
       tmp[k] = (float)res[k];
-    qsort(tmp, q, sizeof *tmp, cmp_float);
-    double lim = 3.0 * tmp[q / 2];
+    assert(q >= 8); /* m >= 8 points were used in the fit */
+    double lim = 3.0 * bf_select_float(tmp, q, q / 2);
     free(tmp);
     if (lim < 1.5)
       lim = 1.5;

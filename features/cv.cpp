@@ -8,6 +8,7 @@ extern "C" {
 
 #include <cstdlib>
 #include <cstring>
+#include <dlfcn.h>
 #include <exception>
 #include <mutex>
 #include <string>
@@ -68,6 +69,37 @@ static int png_decode(uint32_t **out, int *w, int *h, const void *buf, size_t le
   return 0;
 }
 
+/* OpenCV's image codecs pull in ~100 shared libraries (GDAL, GDCM, ...) whose loading and
+ * static constructors cost ~0.1 s of CPU at the start of every bfm command, most of which never
+ * read or write an image. So they are opened on first use (BF_OPENCV_IMGCODECS: the library the
+ * build found) and their two entry points looked up by their C++ names. */
+namespace {
+struct codecs {
+  cv::Mat (*imdecode)(cv::InputArray, int);
+  bool (*imencode)(const cv::String &, cv::InputArray, std::vector<uchar> &, const std::vector<int> &);
+};
+
+const codecs *load_codecs()
+{
+  static const codecs c = [] {
+    codecs k = {};
+    void *h = dlopen(BF_OPENCV_IMGCODECS, RTLD_NOW | RTLD_LOCAL);
+    if (h) {
+      k.imdecode = reinterpret_cast<decltype(k.imdecode)>(dlsym(h, "_ZN2cv8imdecodeERKNS_11_InputArrayEi"));
+      k.imencode = reinterpret_cast<decltype(k.imencode)>(dlsym(
+        h, "_ZN2cv8imencodeERKNSt7__cxx1112basic_stringIcSt11char_traitsIcESaIcEEERKNS_11_InputArrayERSt6vectorIhSaIhEERKSB_IiSaIiEE"));
+    }
+    return k;
+  }();
+  return c.imdecode && c.imencode ? &c : nullptr;
+}
+} // namespace
+
+#define BF_CV_CODECS(k_)                                                                    \
+  const codecs *k_ = load_codecs();                                                         \
+  if (!k_)                                                                                  \
+    return bf_error_set(BF_EIO, "OpenCV image codecs (%s) could not be loaded", BF_OPENCV_IMGCODECS);
+
 #define BF_CV_TRY try {
 #define BF_CV_CATCH(ctx_)                                                                   \
   }                                                                                         \
@@ -103,10 +135,11 @@ extern "C" int bf_cv_decode_rgb(uint32_t **out, int *w, int *h, const void *buf,
     return png_decode(out, w, h, buf, len);
   cv_quiet();
   BF_CV_TRY
+  BF_CV_CODECS(k)
   if (len == 0 || len > (size_t)INT32_MAX)
     return bf_error_set(BF_EFORMAT, "image is empty or too large");
   cv::Mat raw(1, (int)len, CV_8UC1, const_cast<void *>(buf));
-  cv::Mat img = cv::imdecode(raw, cv::IMREAD_COLOR);
+  cv::Mat img = k->imdecode(raw, cv::IMREAD_COLOR);
   if (img.empty())
     return bf_error_set(BF_EFORMAT, "image could not be decoded");
   size_t n = (size_t)img.cols * img.rows;
@@ -132,8 +165,9 @@ extern "C" int bf_cv_encode_png_rgb(uint8_t **out, size_t *len, const uint32_t *
   *len = 0;
   cv_quiet();
   BF_CV_TRY
+  BF_CV_CODECS(k)
   std::vector<uchar> v;
-  if (!cv::imencode(".png", rgb_to_bgr_mat(rgb, w, h), v))
+  if (!k->imencode(".png", rgb_to_bgr_mat(rgb, w, h), v, std::vector<int>()))
     return bf_error_set(BF_EFORMAT, "PNG encoding failed");
   uint8_t *o = (uint8_t *)malloc(v.size() ? v.size() : 1);
   if (!o)
@@ -157,7 +191,8 @@ extern "C" int bf_cv_write_rgb(const char *path, const uint32_t *rgb, int w, int
   cv_quiet();
   std::vector<uchar> v;
   BF_CV_TRY
-  if (!cv::imencode(ext, rgb_to_bgr_mat(rgb, w, h), v))
+  BF_CV_CODECS(k)
+  if (!k->imencode(ext, rgb_to_bgr_mat(rgb, w, h), v, std::vector<int>()))
     return bf_error_set(BF_EIO, "%s: could not encode the image", path);
   BF_CV_CATCH(path)
   return bf_out_write(path, v.data(), v.size());

@@ -2,6 +2,8 @@
 #include "bf_error.h"
 
 #include <math.h>
+#include <assert.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 int bf_feature_new(bf_feature **out, int kind, int nx, int ny, double dx, double dy)
@@ -31,6 +33,35 @@ void bf_feature_free(bf_feature *f)
     return;
   free(f->z);
   free(f);
+}
+
+/* One row per flag bit: its name for any kind, a cartridge and a bullet. */
+static const struct {
+  int bit;
+  const char *name[3];
+} quality_names[] = {
+  {BF_Q_MOSTLY_MISSING, {"mostly-missing", "mostly-missing", "mostly-missing"}},
+  {BF_Q_NO_REGION, {"no-region", "no-region", "no-grooves"}},
+  {BF_Q_TOO_SHORT, {"too-short", "too-short", "too-short"}},
+  {BF_Q_SPACING, {"spacing", "spacing", "spacing"}},
+  {BF_Q_NO_MARKS, {"no-marks", "no-marks", "no-striae"}},
+  {BF_Q_ORIENTATION, {"orientation", "orientation", "orientation"}},
+};
+
+const char *bf_quality_names(char *buf, size_t len, int flags, int kind)
+{
+  int k = kind == BF_KIND_CARTRIDGE ? 1 : kind == BF_KIND_BULLET ? 2 : 0;
+  size_t used = 0;
+  assert(len > 0);
+  buf[0] = 0;
+  for (size_t i = 0; i < sizeof quality_names / sizeof quality_names[0]; i++)
+    if (flags & quality_names[i].bit) {
+      int n = snprintf(buf + used, len - used, "%s%s", used ? "," : "", quality_names[i].name[k]);
+      if (n < 0 || (size_t)n >= len - used)
+        break; /* truncated: the names that fit */
+      used += (size_t)n;
+    }
+  return buf;
 }
 
 const char *bf_kind_name(int kind)

@@ -17,6 +17,7 @@
  * filter, one c2r FFT (plans made in bf_synth_new, executed with the new-array functions). */
 #include "bf_synth.h"
 #include "bf_error.h"
+#include "bf_fft.h"
 
 #include <fftw3.h>
 #include <math.h>
@@ -59,7 +60,7 @@ struct bf_synth {
   float *h_tm;         /* ng/2+1 */
   float *h_sig;        /* ns/2+1 */
   float *h_evo;        /* ns/2+1: striae varying along their length */
-  fftwf_plan p_tex, p_tm, p_sig;
+  fftwf_plan p_tex, p_tm, p_sig; /* borrowed from the plan cache (bf_fft.h) */
 };
 
 /* ---------- counter-based random numbers (splitmix64 keyed by the ids) ---------- */
@@ -239,9 +240,7 @@ int bf_synth_new(bf_synth **out, const bf_synth_opts *o)
   g->h_tm = fftwf_alloc_real((size_t)g->ng / 2 + 1);
   g->h_sig = fftwf_alloc_real((size_t)g->ns / 2 + 1);
   g->h_evo = fftwf_alloc_real((size_t)g->ns / 2 + 1);
-  float *a2 = fftwf_alloc_real((size_t)nf * nf), *a1 = fftwf_alloc_real((size_t)(g->ng > g->ns ? g->ng : g->ns) + 2);
-  fftwf_complex *c2 = fftwf_alloc_complex(nspec), *c1 = fftwf_alloc_complex((size_t)(g->ng > g->ns ? g->ng : g->ns) / 2 + 1);
-  if (!g->h_tex || !g->h_raw || !g->h_tm || !g->h_sig || !g->h_evo || !a2 || !a1 || !c2 || !c1) {
+  if (!g->h_tex || !g->h_raw || !g->h_tm || !g->h_sig || !g->h_evo) {
     rc = bf_error_set(BF_ENOMEM, "synth: out of memory for %d x %d spectra", nf, nf);
     goto done;
   }
@@ -268,20 +267,19 @@ int bf_synth_new(bf_synth **out, const bf_synth_opts *o)
     goto done;
   if ((rc = filter1(g->h_evo, g->ns, o->land_spacing, EVO_L0, EVO_BETA, EVO_LOWPASS, EVO_HIGHPASS)))
     goto done;
-  /* FFTW's planner is not thread-safe: every module plans under this one named lock. */
-#pragma omp critical(bf_fftw_plan)
-  {
-    g->p_tex = fftwf_plan_dft_c2r_2d(nf, nf, c2, a2, FFTW_ESTIMATE);
-    g->p_tm = fftwf_plan_dft_c2r_1d(g->ng, c1, a1, FFTW_ESTIMATE);
-    g->p_sig = fftwf_plan_dft_c2r_1d(g->ns, c1, a1, FFTW_ESTIMATE);
+  /* Estimated plans from the one cache, made here on the caller's thread and executed from
+   * the generating threads. The sizes keep synth's own 2-3-5 rule: they define every synthetic
+   * scan (same seed, same scan), so they must not follow the engine's rule if it changes. */
+  const bf_fft_plan *pt = bf_fft_plan_estimate(nf, nf), *pm = pt ? bf_fft_plan_estimate(1, g->ng) : NULL,
+                    *ps = pm ? bf_fft_plan_estimate(1, g->ns) : NULL;
+  if (!ps)
+    rc = bf_error_prefix(BF_ENOMEM, "synth: ");
+  else {
+    g->p_tex = pt->c2r;
+    g->p_tm = pm->c2r;
+    g->p_sig = ps->c2r;
   }
-  if (!g->p_tex || !g->p_tm || !g->p_sig)
-    rc = bf_error_set(BF_ENOMEM, "synth: FFTW could not plan %d x %d transforms", nf, nf);
 done:
-  fftwf_free(a2);
-  fftwf_free(a1);
-  fftwf_free(c2);
-  fftwf_free(c1);
   if (rc)
     bf_synth_free(g);
   else
@@ -293,12 +291,6 @@ void bf_synth_free(bf_synth *g)
 {
   if (!g)
     return;
-#pragma omp critical(bf_fftw_plan)
-  {
-    if (g->p_tex) fftwf_destroy_plan(g->p_tex);
-    if (g->p_tm) fftwf_destroy_plan(g->p_tm);
-    if (g->p_sig) fftwf_destroy_plan(g->p_sig);
-  }
   fftwf_free(g->h_tex);
   fftwf_free(g->h_raw);
   fftwf_free(g->h_tm);

@@ -4,6 +4,7 @@
 #include "bf_cv.h"
 #include "bf_error.h"
 #include "bf_hash.h"
+#include "bf_select.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -388,12 +389,6 @@ static int has_doctype(const uint8_t *x, size_t n)
   return 0;
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-  double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
-}
-
 /* Spread of the valid heights between the 1st and 99th percentiles of a sample of at most
  * 2^16 of them: a few wild values (sentinels, spikes) cannot sway the unit decision. */
 static double robust_range(const double *v, size_t n, size_t nvalid)
@@ -405,8 +400,9 @@ static double robust_range(const double *v, size_t n, size_t nvalid)
   for (size_t i = 0; i < n; i++)
     if (!isnan(v[i]) && seen++ % step == 0)
       s[m++] = v[i];
-  qsort(s, m, sizeof *s, cmp_double);
-  double r = s[(size_t)(0.99 * (m - 1))] - s[(size_t)(0.01 * (m - 1))];
+  size_t k01 = (size_t)(0.01 * (m - 1)), k99 = (size_t)(0.99 * (m - 1));
+  double hi = m ? bf_select_double(s, m, k99) : NAN; /* selection: no full sort */
+  double r = m ? hi - (k01 < k99 ? bf_select_double(s, k99, k01) : hi) : NAN;
   free(s);
   return r;
 }

@@ -201,8 +201,10 @@ int bf_store_get_scan(const bf_store *st, int64_t id, const bf_scan_rec **out);
 /* Features. The index of a kind (rows in storage order; an item's rows are consecutive, bullet
  * lands in land order); *n = 0 and NULL when the kind has none. */
 int bf_store_feature_index(bf_store *st, const char *kind, const bf_feat_row **rows, size_t *n);
-/* All features of one item of a kind, in order; caller frees each and the array. */
+/* All features of one item of a kind, in order; free with bf_store_features_free. */
 int bf_store_get_features(bf_store *st, const char *kind, int64_t item, bf_feature ***out, int *n);
+/* Frees an array of n features as bf_store_get_features returns it (NULL: no-op). */
+void bf_store_features_free(bf_feature **f, int n);
 /* Index rows [first, first+n) of a kind as features, with ONE read per segment of their data:
  * the way to stream the store. out must hold n pointers; caller frees each. A value chunk that
  * fails its checksum is BF_ECHECKSUM, the message naming the item(s), segment and dataset: a
@@ -222,7 +224,8 @@ typedef struct bf_hit_filter {
   int64_t run;          /* 0 = any */
   int64_t item;         /* query or candidate item, 0 = any */
 } bf_hit_filter;
-#define BF_HIT_FILTER_INIT {NULL, NULL, -1e300, -1, 0, 0}
+#define BF_HIT_FILTER_INIT \
+  {.case_no = NULL, .serial = NULL, .min_score = -1e300, .status = -1, .run = 0, .item = 0}
 /* Matching hits (copies; caller frees *out), by descending score. */
 int bf_store_query_hits(const bf_store *st, const bf_hit_filter *f, bf_hit **out, size_t *n);
 /* Examiner decision on a hit (audited). */

@@ -3076,3 +3076,12 @@ done:
   bf_store_close(st);
   return rc;
 }
+
+void bf_store_features_free(bf_feature **f, int n)
+{
+  if (!f)
+    return;
+  for (int i = 0; i < n; i++)
+    bf_feature_free(f[i]);
+  free(f);
+}

@@ -20,20 +20,20 @@ static void graph(const char *dir)
   bf_linkage_node(g, BF_NODE_CASE, "C-5", "", &c5);
   CHECK(bf_linkage_node(g, BF_NODE_CASE, "C-1", NULL, &again) == 0 && again == c1);
   CHECK(bf_linkage_node(g, BF_NODE_CASE, "", NULL, &again) == BF_EINVAL);
-  CHECK(g->nnodes == 7);
+  CHECK(bf_linkage_nnodes(g) == 7);
   CHECK(bf_linkage_edge(g, c1, f1, 10, 12, 0) == 0);
   CHECK(bf_linkage_edge(g, f1, c1, 11, 20, 1) == 0); /* same pair: merged */
   CHECK(bf_linkage_edge(g, c2, f1, 12, 7, 0) == 0);
   CHECK(bf_linkage_edge(g, c3, c4, 13, 9, 0) == 0);
   CHECK(bf_linkage_edge(g, c5, c5, 14, 9, 0) == 0); /* self-loop ignored */
   CHECK(bf_linkage_edge(g, c5, 99, 15, 9, 0) == BF_EINVAL);
-  CHECK(g->nedges == 3);
-  CHECK(g->edges[0].nhits == 2 && g->edges[0].score == 20 && g->edges[0].hit == 11 &&
-        g->edges[0].confirmed == 1);
+  CHECK(bf_linkage_nedges(g) == 3);
+  CHECK(bf_linkage_edge_at(g, 0)->nhits == 2 && bf_linkage_edge_at(g, 0)->score == 20 && bf_linkage_edge_at(g, 0)->hit == 11 &&
+        bf_linkage_edge_at(g, 0)->confirmed == 1);
   CHECK(bf_linkage_components(g) == 2);
-  CHECK(g->nodes[f1].component == 0 && g->nodes[c1].component == 0 && g->nodes[c2].component == 0);
-  CHECK(g->nodes[c3].component == 1 && g->nodes[c4].component == 1);
-  CHECK(g->nodes[f2].component == -1 && g->nodes[c5].component == -1);
+  CHECK(bf_linkage_node_at(g, f1)->component == 0 && bf_linkage_node_at(g, c1)->component == 0 && bf_linkage_node_at(g, c2)->component == 0);
+  CHECK(bf_linkage_node_at(g, c3)->component == 1 && bf_linkage_node_at(g, c4)->component == 1);
+  CHECK(bf_linkage_node_at(g, f2)->component == -1 && bf_linkage_node_at(g, c5)->component == -1);
   int *m = NULL, nm = 0;
   CHECK(bf_linkage_members(g, 0, &m, &nm) == 0 && nm == 3);
   if (nm == 3)
@@ -103,7 +103,7 @@ static void from_store(const char *dir)
   bf_linkage *g = NULL;
   CHECK(bf_linkage_from_store(&g, st, NULL, 0) == 0);
   if (g) {
-    CHECK(g->ncomp == 2 && g->nnodes == 5 && g->nedges == 3);
+    CHECK(bf_linkage_ncomponents(g) == 2 && bf_linkage_nnodes(g) == 5 && bf_linkage_nedges(g) == 3);
     bf_linkage_free(g);
   }
   /* reject the weakest hit: it no longer links; confirm one: --confirmed keeps only it */
@@ -118,19 +118,19 @@ static void from_store(const char *dir)
     CHECK(bf_store_commit(st) == 0);
     CHECK(bf_linkage_from_store(&g, st, NULL, 0) == 0);
     if (g) {
-      CHECK(g->ncomp == 1 && g->nedges == 2);
+      CHECK(bf_linkage_ncomponents(g) == 1 && bf_linkage_nedges(g) == 2);
       bf_linkage_free(g);
     }
     CHECK(bf_linkage_from_store(&g, st, NULL, 1) == 0);
     if (g) {
-      CHECK(g->ncomp == 1 && g->nedges == 1 && g->edges[0].confirmed);
+      CHECK(bf_linkage_ncomponents(g) == 1 && bf_linkage_nedges(g) == 1 && bf_linkage_edge_at(g, 0)->confirmed);
       bf_linkage_free(g);
     }
     bf_hit_filter hi = BF_HIT_FILTER_INIT;
     hi.min_score = 10;
     CHECK(bf_linkage_from_store(&g, st, &hi, 0) == 0);
     if (g) {
-      CHECK(g->nedges == 1 && g->edges[0].score == 14);
+      CHECK(bf_linkage_nedges(g) == 1 && bf_linkage_edge_at(g, 0)->score == 14);
       bf_linkage_free(g);
     }
   }

@@ -2,6 +2,7 @@
 #include "bfm_cli.h"
 #include "bf_error.h"
 #include "bf_text.h"
+#include "bf_fft.h"
 
 #include <stdarg.h>
 #include <string.h>
@@ -231,7 +232,13 @@ int main(int argc, char **argv)
         bfm_print_usage(stdout, argv[1]);
         return BFM_EXIT_OK;
       }
-      return commands[i].fn(argc - 1, argv + 1);
+      /* FFTW wisdom from the per-user cache makes a one-shot command skip plan timing. */
+      if (bf_fft_wisdom_load(NULL))
+        fprintf(stderr, "bfm: note: %s\n", bf_error_last());
+      int rc = commands[i].fn(argc - 1, argv + 1);
+      if (bf_fft_wisdom_save(NULL))
+        fprintf(stderr, "bfm: note: %s\n", bf_error_last());
+      return rc;
     }
   fprintf(stderr, "bfm: unknown command '%s' (see `bfm --help`)\n", argv[1]);
   return BFM_EXIT_USAGE;

@@ -100,43 +100,38 @@ int bfm_cmd_links(int argc, char **argv)
   if (json)
     printf("[");
   else
-    printf("%d linked series (%s)\n", g->ncomp,
+    printf("%d linked series (%s)\n", bf_linkage_ncomponents(g),
            confirmed ? "confirmed hits" : have_min ? "hits above the minimum score, not rejected"
                                                    : "all hits not rejected");
-  for (int c = 0; c < g->ncomp; c++) {
+  for (int c = 0; c < bf_linkage_ncomponents(g); c++) {
     int *m = NULL, nm = 0, ne = 0;
     double best = -INFINITY;
     if (bf_linkage_members(g, c, &m, &nm)) {
       rc = bfm_fail("links");
       goto done;
     }
-    for (int e = 0; e < g->nedges; e++)
-      if (g->nodes[g->edges[e].a].component == c) {
-        ne++;
-        if (g->edges[e].score > best)
-          best = g->edges[e].score;
-      }
+    bf_linkage_series(g, c, &ne, &best);
     if (json) {
       printf("%s\n {\"series\": %d, \"links\": %d, \"best_score\": %.6g, \"firearms\": [", c ? "," : "",
              c + 1, ne, best);
       int k = 0;
       for (int i = 0; i < nm; i++)
-        if (g->nodes[m[i]].type == BF_NODE_FIREARM) {
+        if (bf_linkage_node_at(g, m[i])->type == BF_NODE_FIREARM) {
           printf("%s", k++ ? ", " : "");
-          bfm_json_str(stdout, g->nodes[m[i]].name);
+          bfm_json_str(stdout, bf_linkage_node_at(g, m[i])->name);
         }
       printf("], \"cases\": [");
       k = 0;
       for (int i = 0; i < nm; i++)
-        if (g->nodes[m[i]].type == BF_NODE_CASE) {
+        if (bf_linkage_node_at(g, m[i])->type == BF_NODE_CASE) {
           printf("%s", k++ ? ", " : "");
-          bfm_json_str(stdout, g->nodes[m[i]].name);
+          bfm_json_str(stdout, bf_linkage_node_at(g, m[i])->name);
         }
       printf("]}");
     } else {
       printf("series %d: %d link%s, best score %.3g\n", c + 1, ne, ne == 1 ? "" : "s", best);
       for (int i = 0; i < nm; i++) {
-        const bf_link_node *n = &g->nodes[m[i]];
+        const bf_link_node *n = bf_linkage_node_at(g, m[i]);
         printf("  %-8s ", n->type == BF_NODE_FIREARM ? "firearm" : "case");
         bf_text_put(stdout, n->name);
         printf("%s", n->label[0] ? "  " : "");
@@ -147,7 +142,7 @@ int bfm_cmd_links(int argc, char **argv)
     free(m);
   }
   if (json)
-    printf("%s]\n", g->ncomp ? "\n" : "");
+    printf("%s]\n", bf_linkage_ncomponents(g) ? "\n" : "");
   if (dot && bf_linkage_write_dot(g, dot)) {
     rc = bfm_fail("links");
     goto done;

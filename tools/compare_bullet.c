@@ -158,22 +158,9 @@ static int bullet_load(bullet *b, const char *spec, const bf_bullet_opts *base, 
 
 static const char *flag_names(int q, char *buf, size_t len)
 {
-  static const struct {
-    int bit;
-    const char *name;
-  } names[] = {{BF_Q_MOSTLY_MISSING, "mostly-missing"}, {BF_Q_NO_REGION, "no-grooves"},
-               {BF_Q_TOO_SHORT, "too-short"},           {BF_Q_SPACING, "spacing"},
-               {BF_Q_NO_MARKS, "no-striae"},            {BF_Q_ORIENTATION, "orientation"}};
-  buf[0] = 0;
-  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-    if (q & names[i].bit) {
-      if (buf[0])
-        strncat(buf, ",", len - strlen(buf) - 1);
-      strncat(buf, names[i].name, len - strlen(buf) - 1);
-    }
-  if (!buf[0])
+  if (!q)
     snprintf(buf, len, "ok");
-  return buf;
+  return q ? bf_quality_names(buf, len, q, BF_KIND_BULLET) : buf;
 }
 
 static int parse_orient(const char *s)

@@ -36,14 +36,8 @@ static int write_surface_png(const char *path, const bf_surface *s)
 
 static void print_flags(FILE *f, int q)
 {
-  static const char *names[] = {"mostly-missing", "no-region", "too-short", "spacing",
-                                "no-marks", "orientation"};
-  int any = 0;
-  for (int i = 0; i < 6; i++)
-    if (q & (1 << i))
-      fprintf(f, "%s%s", any++ ? "," : "", names[i]);
-  if (!any)
-    fprintf(f, "none");
+  char buf[256];
+  fprintf(f, "%s", q ? bf_quality_names(buf, sizeof buf, q, BF_KIND_CARTRIDGE) : "none");
 }
 
 int bfm_compare_cartridge(int argc, char **argv)

@@ -834,9 +834,9 @@ void web_api_links(bf_web *w, web_reply *r, web_arg_fn arg, void *ctx, int svg)
     return;
   }
   wbuf b = {0};
-  wb_fmt(&b, "{\"series\":%d,\"nodes\":[", g->ncomp);
-  for (int i = 0; i < g->nnodes; i++) {
-    const bf_link_node *nd = &g->nodes[i];
+  wb_fmt(&b, "{\"series\":%d,\"nodes\":[", bf_linkage_ncomponents(g));
+  for (int i = 0; i < bf_linkage_nnodes(g); i++) {
+    const bf_link_node *nd = bf_linkage_node_at(g, i);
     wb_str(&b, i ? ",{" : "{");
     wb_jkv(&b, "type", nd->type == BF_NODE_FIREARM ? "firearm" : "case", 1);
     wb_jkv(&b, "name", nd->name, 1);
@@ -844,8 +844,8 @@ void web_api_links(bf_web *w, web_reply *r, web_arg_fn arg, void *ctx, int svg)
     wb_fmt(&b, "\"series\":%d,\"degree\":%d}", nd->component + 1, nd->degree);
   }
   wb_str(&b, "],\"edges\":[");
-  for (int i = 0; i < g->nedges; i++) {
-    const bf_link_edge *e = &g->edges[i];
+  for (int i = 0; i < bf_linkage_nedges(g); i++) {
+    const bf_link_edge *e = bf_linkage_edge_at(g, i);
     wb_fmt(&b, "%s{\"a\":%d,\"b\":%d,\"hit\":%lld,\"score\":", i ? "," : "", e->a, e->b,
            (long long)e->hit);
     wb_jnum(&b, e->score);

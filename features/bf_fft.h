@@ -1,0 +1,63 @@
+/* FFTs on the ground floor: one plan cache, one size rule and one planner lock for every layer
+ * (features: band-pass, synthetic scans; engine: CMC, striae, prefilter, search).
+ *
+ * FFTW's planner is not thread-safe; only the execute functions are. So every planner call in
+ * bfm (plan, destroy, wisdom import/export) runs between bf_fft_lock() and bf_fft_unlock() —
+ * the one lock, declared here as libvips declares its FFT lock — and a plan, once made, is
+ * executed from any thread with the new-array execute functions (fftwf_execute_dft_r2c/c2r).
+ * Arrays passed to cached plans must come from fftwf_malloc (the plans assume SIMD alignment).
+ *
+ * Wisdom: measured plans cost seconds (81 % of a one-shot `bfm compare` of two bullets), so a
+ * process may import the per-user wisdom file at start and write it back at the end. */
+#ifndef BF_FFT_H
+#define BF_FFT_H
+
+#include <fftw3.h>
+#include <stddef.h>
+
+typedef struct bf_fft_plan {
+  int n0, n1;          /* rows, columns (n0 = 1 for 1D) */
+  fftwf_plan r2c, c2r; /* real n0 x n1 <-> complex n0 x (n1/2+1), out of place, unnormalised */
+} bf_fft_plan;
+
+/* The cached measured plan pair for a 2D real transform of n0 rows x n1 columns (n0 = 1: 1D of
+ * n1): for sizes fixed by the options (CMC cells, striae, the screen), planned once per process
+ * (FFTW_MEASURE, or taken from wisdom). Thread-safe; NULL with bf_error_last() set when FFTW
+ * cannot plan. Never free the result. BF_FFTW_ESTIMATE in the environment makes it estimate. */
+const bf_fft_plan *bf_fft_plan_get(int n0, int n1);
+/* The same with an estimated plan (FFTW_ESTIMATE: no timing runs), for sizes that follow each
+ * scan's extent (band-pass, prefilter, synthetic fields), where measuring every size would cost
+ * more than the transforms. Without wisdom an estimated plan is deterministic. */
+const bf_fft_plan *bf_fft_plan_estimate(int n0, int n1);
+
+/* The one size rule: smallest n' >= n whose factors are only 2, 3, 5 and 7 and that is a
+ * multiple of 4 (FFTW's real transforms of odd sizes are much slower: 105 x 105 r2c+c2r took
+ * ~1.7x the time of 108 x 108). */
+int bf_fft_fast_size(int n);
+/* Smallest n' >= n whose factors are only 2, 3, 5 and 7 (the building block of the rule). */
+int bf_fft_good_size(int n);
+
+/* The one planner lock (recursive-free: never call a bf_fft_* function while holding it). For
+ * code that must call the FFTW planner itself (plans the cache cannot hold, e.g. unaligned). */
+void bf_fft_lock(void);
+void bf_fft_unlock(void);
+
+/* ---- wisdom ---- */
+/* The per-user wisdom file into buf: $BF_FFTW_WISDOM if set (empty or "off" disables wisdom:
+ * returns BF_ENOTFOUND), else $XDG_CACHE_HOME/bfm/wisdom-fftwf, else ~/.cache/bfm/wisdom-fftwf. */
+int bf_fft_wisdom_path(char *buf, size_t size);
+/* Imports wisdom from path (NULL: bf_fft_wisdom_path). A missing file or disabled wisdom is 0;
+ * a file that is not ours to trust (not a regular file, a symlink, another owner, too large) or
+ * that FFTW rejects (corrupt, another FFTW version or precision) is ignored: the current wisdom
+ * is kept and BF_EFORMAT returned with a message naming the file, for a one-line note. */
+int bf_fft_wisdom_load(const char *path);
+/* Writes the wisdom back to path (NULL: the default) if this process measured a plan it did not
+ * have wisdom for: a temporary file made with O_EXCL|O_NOFOLLOW beside it, then renamed over it,
+ * so a reader never sees half a file. The folder is created (0700) when missing. 0 when nothing
+ * new or wisdom disabled; BF_EIO with a message on failure (the old file stays). */
+int bf_fft_wisdom_save(const char *path);
+
+/* Destroys every cached plan (end of program; no plan may be in use). */
+void bf_fft_cleanup(void);
+
+#endif
