@@ -2,6 +2,7 @@
  * naming the columns. Fields are kept with their lengths, so a NUL byte inside one is seen
  * (and refuses its row) instead of silently cutting the field short. */
 #include "bf_submit.h"
+#include "bf_file.h"
 
 #include "bf_alloc.h"
 #include "bf_error.h"
@@ -208,32 +209,10 @@ done:
 int bf_manifest_read(bf_manifest **out, const char *path)
 {
   *out = NULL;
-  FILE *f = fopen(path, "rb");
-  if (!f)
-    return bf_error_set(errno == ENOENT ? BF_ENOTFOUND : BF_EIO, "%s: %s", path, strerror(errno));
-  char *text = NULL;
-  size_t n = 0, cap = 0;
-  int rc = 0;
-  for (;;) {
-    if (n == cap) {
-      cap = cap ? 2 * cap : 65536;
-      char *t = cap > (256u << 20) ? NULL : bf_realloc(text, cap);
-      if (!t) {
-        rc = bf_error_set(cap > (256u << 20) ? BF_ELIMIT : BF_ENOMEM, "%s: %s", path,
-                          cap > (256u << 20) ? "larger than 256 MB" : "out of memory");
-        break;
-      }
-      text = t;
-    }
-    size_t r = fread(text + n, 1, cap - n, f);
-    n += r;
-    if (r == 0) {
-      if (ferror(f))
-        rc = bf_error_set(BF_EIO, "%s: read failed", path);
-      break;
-    }
-  }
-  fclose(f);
+  uint8_t *bytes = NULL;
+  size_t n = 0;
+  int rc = bf_file_read(path, 256u << 20, &bytes, &n); /* a FIFO or device is refused, not read */
+  char *text = (char *)bytes;
   char *dir = NULL;
   if (!rc) { /* relative scan paths are relative to the manifest's folder */
     const char *s = strrchr(path, '/');

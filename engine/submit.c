@@ -2,6 +2,7 @@
  * one in turn and check that the store is left unchanged. */
 #define _GNU_SOURCE
 #include "bf_submit.h"
+#include "bf_file.h"
 
 #include "bf_alloc.h"
 #include "bf_error.h"
@@ -157,49 +158,6 @@ static void prep_clear(prepared *p)
   memset(p, 0, sizeof *p);
 }
 
-/* The whole file into memory; anything but a regular file is refused before it is read (a
- * FIFO would block). */
-static int read_file(const char *path, uint8_t **out, size_t *n)
-{
-  *out = NULL;
-  *n = 0;
-  int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-  if (fd < 0)
-    return bf_error_set(errno == ENOENT ? BF_ENOTFOUND : BF_EIO, "%s: %s", path, strerror(errno));
-  int rc = 0;
-  struct stat sb;
-  if (fstat(fd, &sb) || !S_ISREG(sb.st_mode)) {
-    rc = bf_error_set(BF_EINVAL, "%s: not a regular file", path);
-    goto done;
-  }
-  if (sb.st_size > BF_X3P_MAX_MEMBER) {
-    rc = bf_error_set(BF_ELIMIT, "%s: %lld bytes is larger than a scan may be", path, (long long)sb.st_size);
-    goto done;
-  }
-  size_t want = (size_t)sb.st_size, got = 0;
-  if (!(*out = bf_malloc(want ? want : 1))) {
-    rc = bf_error_set(BF_ENOMEM, "%s: out of memory for %zu bytes", path, want);
-    goto done;
-  }
-  while (got < want) {
-    ssize_t r = read(fd, *out + got, want - got);
-    if (r < 0 && errno == EINTR)
-      continue;
-    if (r <= 0) {
-      rc = bf_error_set(BF_EIO, "%s: read failed: %s", path, r < 0 ? strerror(errno) : "file shrank");
-      goto done;
-    }
-    got += (size_t)r;
-  }
-  *n = want;
-done:
-  close(fd);
-  if (rc) {
-    bf_free(*out);
-    *out = NULL;
-  }
-  return rc;
-}
 
 static const char *base_name(const char *path)
 {
@@ -257,7 +215,7 @@ static int prepare(bf_store *st, const bf_submission *sub, const bf_prefilter *p
       bf_error_prefix(rc, "%s: ", path);
       break;
     }
-    if ((rc = read_file(path, &p->bytes[i], &p->nbytes[i])))
+    if ((rc = bf_file_read(path, BF_X3P_MAX_MEMBER, &p->bytes[i], &p->nbytes[i])))
       break;
     uint8_t h[32];
     char hex[72];

@@ -1,6 +1,8 @@
 /* X3P reader and writer: a zip holding main.xml (ISO 5436-2 header), bindata/data.bin
  * (little-endian heights, X fastest) and md5checksum.hex (MD5 of main.xml). */
 #include "bf_x3p.h"
+#include "bf_alloc.h"
+#include "bf_file.h"
 #include "bf_cv.h"
 #include "bf_error.h"
 #include "bf_hash.h"
@@ -915,64 +917,16 @@ done:
   return rc;
 }
 
-/* Opens path for reading without blocking (a FIFO or a device would hang a plain open) and
- * refuses, before reading a byte, anything but a regular file of at most MAX_FILE_BYTES. */
-static int open_regular(int *fd_out, long *size, const char *p)
-{
-  *fd_out = -1;
-  int fd = open(p, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
-  if (fd < 0)
-    return bf_error_set(errno == ENOENT ? BF_ENOTFOUND : BF_EIO, "%s: cannot open: %s", p, strerror(errno));
-  struct stat st;
-  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    const char *what = S_ISDIR(st.st_mode) ? "a folder" : S_ISFIFO(st.st_mode) ? "a FIFO (named pipe)"
-                       : S_ISSOCK(st.st_mode) ? "a socket" : (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode)) ? "a device"
-                       : "not a regular file";
-    close(fd);
-    return bf_error_set(BF_EIO, "%s: is %s, not a regular file", p, what);
-  }
-  if (st.st_size > MAX_FILE_BYTES) {
-    close(fd);
-    return bf_error_set(BF_ELIMIT, "%s: file of %lld bytes is larger than the %ld allowed", p,
-                        (long long)st.st_size, MAX_FILE_BYTES);
-  }
-  int fl = fcntl(fd, F_GETFL);
-  if (fl >= 0)
-    fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
-  *fd_out = fd;
-  *size = (long)st.st_size;
-  return 0;
-}
-
 int bf_x3p_read(bf_surface **out, const char *p, bf_x3p_info *info)
 {
   *out = NULL;
-  int fd;
-  long size;
-  int rc = open_regular(&fd, &size, p);
+  uint8_t *buf = NULL;
+  size_t len = 0;
+  int rc = bf_file_read(p, MAX_FILE_BYTES, &buf, &len);
   if (rc)
     return rc;
-  size_t len = (size_t)size, got = 0;
-  uint8_t *buf = malloc(len ? len : 1);
-  if (!buf) {
-    close(fd);
-    return bf_error_set(BF_ENOMEM, "%s: out of memory reading %zu bytes", p, len);
-  }
-  while (got < len) {
-    ssize_t r = read(fd, buf + got, len - got);
-    if (r < 0 && errno == EINTR)
-      continue;
-    if (r <= 0)
-      break;
-    got += (size_t)r;
-  }
-  close(fd);
-  if (got != len) {
-    free(buf);
-    return bf_error_set(BF_EIO, "%s: short read (%zu of %zu bytes)", p, got, len);
-  }
   rc = bf_x3p_read_mem(out, buf, len, p, info);
-  free(buf);
+  bf_free(buf);
   return rc;
 }
 
@@ -981,11 +935,11 @@ int bf_x3p_probe(const char *p, bf_x3p_info *info)
   memset(info, 0, sizeof *info);
   pthread_once(&xml_once, xml_init);
   int fd, rc, ze = 0;
-  long size;
+  size_t size;
   hdr h = {0};
-  if ((rc = open_regular(&fd, &size, p)))
+  if ((rc = bf_file_open(p, MAX_FILE_BYTES, &fd, &size)))
     return rc;
-  info->file_bytes = size;
+  info->file_bytes = (long)size;
   if (size == 0) {
     close(fd);
     return bf_error_set(BF_EFORMAT, "%s: empty file (not an X3P zip archive)", p);

@@ -131,6 +131,15 @@ static inline void bf_t_file_sha(char hex[72], const char *path)
   bf_hex(hex, h, 32);
 }
 
+/* Copies a store: its manifest file and its segment folder STORE.d. 0 on success. */
+static inline int bf_t_copy_store(const char *src, const char *dst)
+{
+  char cmd[4 * 4096 + 64];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s' '%s.d' && cp '%s' '%s' && cp -r '%s.d' '%s.d'", dst, dst, src,
+           dst, src, dst);
+  return system(cmd) == 0 ? 0 : -1;
+}
+
 static inline int bf_t_done(void)
 {
   printf("%d passed, %d failed", bf_t_pass, bf_t_fail);

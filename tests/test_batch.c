@@ -172,12 +172,7 @@ static int make_store(const char *path)
 static char lstore[4300];
 
 /* A copy of the library store, indexed for the prefilter so a batch is a single transaction. */
-static int fresh_copy(const char *dst)
-{
-  char cmd[9000];
-  snprintf(cmd, sizeof cmd, "cp '%s' '%s'", lstore, dst);
-  return system(cmd);
-}
+static int fresh_copy(const char *dst) { return bf_t_copy_store(lstore, dst); }
 
 typedef struct hitrow {
   int64_t q, c;
@@ -446,8 +441,7 @@ static void batch_resumable(void)
 {
   char ref[4300], args[20000];
   snprintf(ref, sizeof ref, "%s/ref.bfm", dir);
-  snprintf(args, sizeof args, "cp '%s' '%s' && cp -r '%s.d' '%s.d'", store, ref, store, ref); /* a store is a file + its segment folder */
-  CHECK(system(args) == 0);
+  CHECK(bf_t_copy_store(store, ref) == 0);
   int quick = getenv("BF_QUICK") != NULL;
   /* kill -9 while it runs (one item per commit), `bfm hits` reading all the while */
   fflush(stdout);
@@ -659,8 +653,7 @@ static void bad_stores(void)
   /* another schema version */
   char other[4300];
   snprintf(other, sizeof other, "%s/other.bfm", dir);
-  snprintf(args, sizeof args, "cp '%s' '%s' && cp -r '%s.d' '%s.d'", empty, other, empty, other);
-  CHECK(system(args) == 0);
+  CHECK(bf_t_copy_store(empty, other) == 0);
   hid_t f = H5Fopen(other, H5F_ACC_RDWR, H5P_DEFAULT);
   CHECK(f >= 0);
   if (f >= 0) {
@@ -698,9 +691,7 @@ int main(void)
   /* the library cases work on an indexed copy */
   snprintf(lstore, sizeof lstore, "%s/lib.bfm", dir);
   {
-    char cmd[9000];
-    snprintf(cmd, sizeof cmd, "cp '%s' '%s'", store, lstore);
-    CHECK(system(cmd) == 0);
+    CHECK(bf_t_copy_store(store, lstore) == 0);
     bf_store *st = NULL;
     bf_prefilter *pf = NULL;
     size_t added = 0;

@@ -378,7 +378,7 @@ static void ingest_groups(const char *store)
   /* a FIFO named like a scan is refused at once (opening it must not block) */
   path_of(nl2, sizeof nl2, "fifo.x3p");
   CHECK(mkfifo(nl2, 0600) == 0);
-  CHECK(submit_one(st, BF_OWNER_FIREARM, "FIFO-1", "fifo.x3p", 0, &r) == BF_EINVAL &&
+  CHECK(submit_one(st, BF_OWNER_FIREARM, "FIFO-1", "fifo.x3p", 0, &r) == BF_EIO &&
         strstr(bf_error_last(), "not a regular file"));
   bf_store_close(st);
 }
