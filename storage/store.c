@@ -791,6 +791,8 @@ static int open_seg_file(const bf_store *st, const char *name, hid_t *f)
 static int open_snapshot(bf_store *st)
 {
   int rc = 0;
+  int64_t prev_gen = -1;
+  char missing_name[64] = "";
   for (int attempt = 0; attempt < 200; attempt++) {
     mrow *m = NULL;
     size_t n = 0;
@@ -816,8 +818,10 @@ static int open_snapshot(bf_store *st)
         break;
       }
       int r = open_seg_file(st, s->name, &s->f);
-      if (r == BF_ENOTFOUND)
+      if (r == BF_ENOTFOUND) {
         missing = 1;
+        scopy(missing_name, sizeof missing_name, s->name);
+      }
       else if (r)
         rc = r;
       else {
@@ -828,9 +832,12 @@ static int open_snapshot(bf_store *st)
     free(m);
     if (rc || !missing)
       return rc;
-    if (st->mode == BF_STORE_WRITE) /* we hold the lock: nobody changes the manifest */
-      return bf_error_set(BF_ECHECKSUM, "%s: a segment the manifest lists is missing (store damaged)",
+    /* we hold the lock, or the manifest did not change since the last try: not a compaction */
+    if (st->mode == BF_STORE_WRITE || st->gen == prev_gen)
+      return bf_error_set(BF_ECHECKSUM, "%s: segment %s/%s, listed by the manifest, is missing (store "
+                          "damaged, or copied without its folder %s.d)", st->path, st->dir, missing_name,
                           st->path);
+    prev_gen = st->gen;
     usleep(1000);
   }
   return bf_error_set(BF_EIO, "%s: the store kept changing while opening it", st->path);
@@ -1347,7 +1354,8 @@ static int tx_rows(bf_store *st, int k, char **out, size_t *n)
   for (size_t i = 0; i < tb->n0; i++)
     if (tb->dirty[i])
       memcpy(*out + rs * m++, tb->rows + rs * i, rs);
-  memcpy(*out + rs * m, tb->rows + rs * tb->n0, rs * (tb->n - tb->n0));
+  if (tb->n > tb->n0)
+    memcpy(*out + rs * m, tb->rows + rs * tb->n0, rs * (tb->n - tb->n0));
   *n = m + tb->n - tb->n0;
   return 0;
 }
