@@ -278,10 +278,15 @@ static void crash_run(const char *what, int kills)
   }
   double full = 0;
   ck_run(base, manifest, out, -1, 0, &full); /* base: every row ingested */
-  if (!strcmp(what, "batch") || !strcmp(what, "review") || !strcmp(what, "compact")) {
-    char *bargv[] = {(char *)BF_BFM_EXE, (char *)"batch", base, (char *)"--group", (char *)"1",
+  {
+    /* batch: base stays un-batched (each kill batches a fresh copy); the others start batched */
+    int b = !strcmp(what, "batch");
+    if (b)
+      copy_store(base, s);
+    char *bargv[] = {(char *)BF_BFM_EXE, (char *)"batch", b ? s : base, (char *)"--group", (char *)"1",
                      (char *)"--keep", (char *)"3", (char *)"--min-score", (char *)"0", (char *)"--quiet", NULL};
-    ck_spawn(bargv, NULL, -1, 0, NULL, !strcmp(what, "batch") ? &full : NULL);
+    if (b || !strcmp(what, "review") || !strcmp(what, "compact"))
+      ck_spawn(bargv, NULL, -1, 0, NULL, b ? &full : NULL);
   }
   ck_digest(base, d0, sizeof d0);
   unsigned seed = (unsigned)time(NULL);
@@ -300,10 +305,7 @@ static void crash_run(const char *what, int kills)
       r = ck_run(s, manifest, out, delay, 0, NULL);
       bad = ck_check(&mk, s, out, why, sizeof why) != 0;
     } else if (!strcmp(what, "batch") || !strcmp(what, "compact")) {
-      copy_store(!strcmp(what, "batch") ? (k ? base : base) : base, s);
-      if (!strcmp(what, "batch")) { /* re-batch from scratch: a store before its batch */
-        copy_store(base, s);
-      }
+      copy_store(base, s);
       char *argv_b[] = {(char *)BF_BFM_EXE, (char *)"batch", s, (char *)"--group", (char *)"1",
                         (char *)"--keep", (char *)"3", (char *)"--min-score", (char *)"0", (char *)"--quiet", NULL};
       char *argv_c[] = {(char *)BF_BFM_EXE, (char *)"compact", s, (char *)"--all", NULL};
