@@ -36,6 +36,13 @@ static int dcmp(const void *a, const void *b)
   return (x > y) - (x < y);
 }
 
+static double cpu_now(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
 static double median(double *v, int n)
 {
   qsort(v, (size_t)n, sizeof *v, dcmp);
@@ -123,23 +130,30 @@ static double read_all(const char *path, int *segs)
   return ck_now() - t0;
 }
 
+static int skip_compact;
+
 static void figures_at(const char *path, long n, bf_feature *f, bf_feature *pf)
 {
+  if (skip_compact)
+    goto commits;
   /* compaction first: the build left one segment per 5,000 entries */
   int sb = 0, sa = 0;
   double rb = read_all(path, &sb);
   bf_store_compact_opts o = BF_STORE_COMPACT_OPTS_INIT;
   o.all = 1;
   bf_store_compact_result cr;
+  double c0 = cpu_now();
   int crc = bf_store_compact(path, &o, &cr);
+  double ccpu = cpu_now() - c0;
   double ra = read_all(path, &sa);
   if (crc)
     printf("  compact failed: %s\n", bf_error_last());
   else
-    printf("  compaction: %d -> %d segments, %.1f MB read, %.1f MB written in %.2f s = %.1f MB/s; "
+    printf("  compaction: %d -> %d segments, %.1f MB read, %.1f MB written in %.2f s = %.1f MB/s (CPU %.2f s = %.1f MB/s); "
            "reader (open, load all tables, stream descriptors): %d segments %.2f s before, %d segments %.2f s after\n",
            cr.segments_before, cr.segments_after, cr.bytes_read / 1e6, cr.bytes_written / 1e6, cr.seconds,
-           cr.bytes_read / 1e6 / cr.seconds, sb, rb, sa, ra);
+           cr.bytes_read / 1e6 / cr.seconds, ccpu, cr.bytes_read / 1e6 / ccpu, sb, rb, sa, ra);
+commits:;
   bf_store *st = NULL;
   if (bf_store_open(&st, path, BF_STORE_WRITE, "bench")) {
     printf("  open: %s\n", bf_error_last());
@@ -152,19 +166,21 @@ static void figures_at(const char *path, long n, bf_feature *f, bf_feature *pf)
   bf_store_query_hits(st, NULL, &hv, &nh);
   free(hv);
   enum { R = 9 };
-  double rv[R], ig[R];
+  double rv[R], ig[R], rvc[R], igc[R];
   int rc = 0;
   for (int k = 0; k < R && !rc; k++) {
-    double a = ck_now();
+    double a = ck_now(), ac = cpu_now();
     if (!(rc = bf_store_begin(st)) &&
         !(rc = bf_store_set_hit_status(st, 1 + (k * 7919) % (int64_t)nh, 1 + k % 2, "bench", "review")))
       rc = bf_store_commit(st);
-    double b = ck_now();
+    double b = ck_now(), bc = cpu_now();
     if (!rc && !(rc = bf_store_begin(st)) && !(rc = add_entry(st, n + k, f, pf)))
       rc = bf_store_commit(st);
-    double c = ck_now();
+    double c = ck_now(), cc = cpu_now();
     rv[k] = b - a;
     ig[k] = c - b;
+    rvc[k] = bc - ac;
+    igc[k] = cc - bc;
   }
   if (rc)
     printf("  commit failed: %s\n", bf_error_last());
@@ -195,10 +211,11 @@ static void figures_at(const char *path, long n, bf_feature *f, bf_feature *pf)
     bf_store_stats_get(rs, &ss);
   bf_store_close(rs);
   (void)sbuf;
-  printf("  %ld items, %.1f MB on disk: commit of one review %.1f ms, of a one-item ingest %.1f ms "
-         "(medians of %d, in-process); ingest %.1f items/s (one commit each); `bfm review` end to end %.3f s "
+  printf("  %ld items, %.1f MB on disk: commit of one review %.1f ms (CPU %.1f ms), of a one-item ingest "
+         "%.1f ms (CPU %.1f ms) (medians of %d, in-process); ingest %.1f items/s (one commit each); `bfm review` end to end %.3f s "
          "(median of 5, new process)\n",
-         n, ss.bytes / 1e6, 1e3 * median(rv, R), 1e3 * median(ig, R), R, thr, median(e2e, 5));
+         n, ss.bytes / 1e6, 1e3 * median(rv, R), 1e3 * median(rvc, R), 1e3 * median(ig, R), 1e3 * median(igc, R),
+         R, thr, median(e2e, 5));
   fflush(stdout);
 }
 
@@ -261,10 +278,15 @@ static void crash_run(const char *what, int kills)
   }
   double full = 0;
   ck_run(base, manifest, out, -1, 0, &full); /* base: every row ingested */
-  if (!strcmp(what, "batch") || !strcmp(what, "review") || !strcmp(what, "compact")) {
-    char *bargv[] = {(char *)BF_BFM_EXE, (char *)"batch", base, (char *)"--group", (char *)"1",
+  {
+    /* batch: base stays un-batched (each kill batches a fresh copy); the others start batched */
+    int b = !strcmp(what, "batch");
+    if (b)
+      copy_store(base, s);
+    char *bargv[] = {(char *)BF_BFM_EXE, (char *)"batch", b ? s : base, (char *)"--group", (char *)"1",
                      (char *)"--keep", (char *)"3", (char *)"--min-score", (char *)"0", (char *)"--quiet", NULL};
-    ck_spawn(bargv, NULL, -1, 0, NULL, !strcmp(what, "batch") ? &full : NULL);
+    if (b || !strcmp(what, "review") || !strcmp(what, "compact"))
+      ck_spawn(bargv, NULL, -1, 0, NULL, b ? &full : NULL);
   }
   ck_digest(base, d0, sizeof d0);
   unsigned seed = (unsigned)time(NULL);
@@ -283,10 +305,7 @@ static void crash_run(const char *what, int kills)
       r = ck_run(s, manifest, out, delay, 0, NULL);
       bad = ck_check(&mk, s, out, why, sizeof why) != 0;
     } else if (!strcmp(what, "batch") || !strcmp(what, "compact")) {
-      copy_store(!strcmp(what, "batch") ? (k ? base : base) : base, s);
-      if (!strcmp(what, "batch")) { /* re-batch from scratch: a store before its batch */
-        copy_store(base, s);
-      }
+      copy_store(base, s);
       char *argv_b[] = {(char *)BF_BFM_EXE, (char *)"batch", s, (char *)"--group", (char *)"1",
                         (char *)"--keep", (char *)"3", (char *)"--min-score", (char *)"0", (char *)"--quiet", NULL};
       char *argv_c[] = {(char *)BF_BFM_EXE, (char *)"compact", s, (char *)"--all", NULL};
@@ -332,7 +351,7 @@ static void crash_run(const char *what, int kills)
 
 int main(int argc, char **argv)
 {
-  const char *sizes = "1000,10000,100000", *crash = NULL;
+  const char *sizes = "1000,10000,100000", *crash = NULL, *at = NULL;
   int kills = 25;
   snprintf(dir, sizeof dir, "/tmp/bench_store");
   for (int i = 1; i < argc; i++) {
@@ -340,6 +359,8 @@ int main(int argc, char **argv)
       sizes = argv[++i];
     else if (!strcmp(argv[i], "--crash") && i + 1 < argc)
       crash = argv[++i];
+    else if (!strcmp(argv[i], "--at") && i + 1 < argc) /* commit figures on an existing store */
+      at = argv[++i];
     else if (!strcmp(argv[i], "--kills") && i + 1 < argc)
       kills = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--dir") && i + 1 < argc)
@@ -350,7 +371,21 @@ int main(int argc, char **argv)
     }
   }
   mkdir(dir, 0755);
-  if (crash)
+  if (at) {
+    bf_store *st = NULL;
+    long n = 0;
+    if (!bf_store_open(&st, at, BF_STORE_READ, NULL))
+      n = (long)bf_store_nitems(st);
+    bf_store_close(st);
+    bf_feature *f = NULL, *pf = NULL;
+    bf_feature_new(&f, BF_KIND_CARTRIDGE, 32, 32, 25, 25);
+    bf_feature_new(&pf, BF_KIND_CARTRIDGE, 64, 1, 1, 1);
+    skip_compact = 1;
+    rng = (uint32_t)time(NULL) * 2654435761u + 1; /* originals unlike those already stored */
+    figures_at(at, n, f, pf);
+    bf_feature_free(f);
+    bf_feature_free(pf);
+  } else if (crash)
     crash_run(crash, kills);
   else
     sizes_run(sizes);

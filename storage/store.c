@@ -142,6 +142,7 @@ typedef struct tab {
   size_t n, cap, n0; /* n0: rows committed */
   int *seg;          /* segment index of each row's last version */
   uint8_t *dirty;    /* committed rows changed in the transaction */
+  size_t *dl, ndl, cdl; /* their indices: a commit never scans the whole table */
   int loaded;
 } tab;
 
@@ -792,6 +793,8 @@ static int open_seg_file(const bf_store *st, const char *name, hid_t *f)
 static int open_snapshot(bf_store *st)
 {
   int rc = 0;
+  int64_t prev_gen = -1;
+  char missing_name[64] = "";
   for (int attempt = 0; attempt < 200; attempt++) {
     mrow *m = NULL;
     size_t n = 0;
@@ -817,8 +820,10 @@ static int open_snapshot(bf_store *st)
         break;
       }
       int r = open_seg_file(st, s->name, &s->f);
-      if (r == BF_ENOTFOUND)
+      if (r == BF_ENOTFOUND) {
         missing = 1;
+        scopy(missing_name, sizeof missing_name, s->name);
+      }
       else if (r)
         rc = r;
       else {
@@ -829,9 +834,12 @@ static int open_snapshot(bf_store *st)
     free(m);
     if (rc || !missing)
       return rc;
-    if (st->mode == BF_STORE_WRITE) /* we hold the lock: nobody changes the manifest */
-      return bf_error_set(BF_ECHECKSUM, "%s: a segment the manifest lists is missing (store damaged)",
+    /* we hold the lock, or the manifest did not change since the last try: not a compaction */
+    if (st->mode == BF_STORE_WRITE || st->gen == prev_gen)
+      return bf_error_set(BF_ECHECKSUM, "%s: segment %s/%s, listed by the manifest, is missing (store "
+                          "damaged, or copied without its folder %s.d)", st->path, st->dir, missing_name,
                           st->path);
+    prev_gen = st->gen;
     usleep(1000);
   }
   return bf_error_set(BF_EIO, "%s: the store kept changing while opening it", st->path);
@@ -890,6 +898,7 @@ static void tab_free(tab *tb)
   free(tb->rows);
   free(tb->seg);
   free(tb->dirty);
+  free(tb->dl);
   const tbl *t = tb->t;
   memset(tb, 0, sizeof *tb);
   tb->t = t;
@@ -956,6 +965,7 @@ static int load_tab(bf_store *st, int k)
   tb->n0 = tb->n;
   if (tb->dirty)
     memset(tb->dirty, 0, tb->cap);
+  tb->ndl = 0;
   tb->loaded = 1;
   return 0;
 }
@@ -1294,8 +1304,9 @@ int bf_store_begin(bf_store *st)
     return BF_EIO;
   for (int k = 0; k < NTB; k++) {
     st->tb[k].n0 = st->tb[k].n;
-    if (st->tb[k].dirty)
-      memset(st->tb[k].dirty, 0, st->tb[k].cap);
+    for (size_t i = 0; i < st->tb[k].ndl; i++)
+      st->tb[k].dirty[st->tb[k].dl[i]] = 0;
+    st->tb[k].ndl = 0;
   }
   st->naud = 0;
   st->intx = 1;
@@ -1341,14 +1352,13 @@ static int tx_rows(bf_store *st, int k, char **out, size_t *n)
   *n = 0;
   if (!tb->loaded)
     return 0;
-  for (size_t i = 0; i < tb->n0; i++)
-    nd += tb->dirty[i] != 0;
+  nd = tb->ndl;
   if (!(*out = malloc((nd + tb->n - tb->n0 + 1) * rs)))
     return bf_error_set(BF_ENOMEM, "out of memory committing %s", tb->t->path);
-  for (size_t i = 0; i < tb->n0; i++)
-    if (tb->dirty[i])
-      memcpy(*out + rs * m++, tb->rows + rs * i, rs);
-  memcpy(*out + rs * m, tb->rows + rs * tb->n0, rs * (tb->n - tb->n0));
+  for (size_t i = 0; i < nd; i++)
+    memcpy(*out + rs * m++, tb->rows + rs * tb->dl[i], rs);
+  if (tb->n > tb->n0)
+    memcpy(*out + rs * m, tb->rows + rs * tb->n0, rs * (tb->n - tb->n0));
   *n = m + tb->n - tb->n0;
   return 0;
 }
@@ -1396,9 +1406,8 @@ static int tx_dirty(const bf_store *st)
     if (st->tb[k].loaded && st->tb[k].n != st->tb[k].n0)
       return 1;
   for (int k = 0; k < NTB; k++)
-    for (size_t i = 0; st->tb[k].loaded && i < st->tb[k].n0; i++)
-      if (st->tb[k].dirty[i])
-        return 1;
+    if (st->tb[k].loaded && st->tb[k].ndl)
+      return 1;
   for (int i = 0; i < st->nkinds; i++)
     if (st->kinds[i].txds >= 0)
       return 1;
@@ -1471,11 +1480,13 @@ int bf_store_commit(bf_store *st)
   }
   for (int k = 0; k < NTB; k++) {
     tab *tb = &st->tb[k];
-    for (size_t i = 0; tb->loaded && i < tb->n; i++)
-      if (i >= tb->n0 || tb->dirty[i]) {
-        tb->seg[i] = st->nseg - 1;
-        tb->dirty[i] = 0;
-      }
+    for (size_t i = 0; tb->loaded && i < tb->ndl; i++) {
+      tb->seg[tb->dl[i]] = st->nseg - 1;
+      tb->dirty[tb->dl[i]] = 0;
+    }
+    for (size_t i = tb->n0; tb->loaded && i < tb->n; i++)
+      tb->seg[i] = st->nseg - 1;
+    tb->ndl = 0;
     tb->n0 = tb->n;
   }
   for (int i = 0; i < st->nkinds; i++) {
@@ -1669,10 +1680,17 @@ int bf_store_read_audit(bf_store *st, bf_audit_rec **out, size_t *n)
 
 /* ---- records ---- */
 
-static void mark(bf_store *st, int k, size_t idx)
+static int mark(bf_store *st, int k, size_t idx)
 {
-  if (idx < st->tb[k].n0)
-    st->tb[k].dirty[idx] = 1;
+  tab *tb = &st->tb[k];
+  if (idx >= tb->n0 || tb->dirty[idx])
+    return 0;
+  int rc = grow((void **)&tb->dl, &tb->cdl, tb->ndl + 1, sizeof *tb->dl);
+  if (rc)
+    return rc;
+  tb->dirty[idx] = 1;
+  tb->dl[tb->ndl++] = idx;
+  return 0;
 }
 
 /* Appends row r (its id is n + 1) to table k. */
@@ -1835,7 +1853,8 @@ int bf_store_add_scan(bf_store *st, int64_t *id, int64_t item, int land, const v
                            (long long)r.id, (long long)item, land, r.sha256, r.name)))
     goto done;
   IT(st)[item - 1].nscans++;
-  mark(st, TB_IT, (size_t)(item - 1));
+  if ((rc = mark(st, TB_IT, (size_t)(item - 1))))
+    goto done;
   {
     size_t i = skey(r.sha256, st->scap_set);
     while (st->sset[i])
@@ -2214,7 +2233,8 @@ int bf_store_set_searched(bf_store *st, const int64_t *items, size_t n, int64_t 
       return bf_error_set(BF_ENOTFOUND, "no item %lld", (long long)items[i]);
   for (size_t i = 0; i < n; i++) {
     IT(st)[items[i] - 1].searched = run;
-    mark(st, TB_IT, (size_t)(items[i] - 1));
+    if ((rc = mark(st, TB_IT, (size_t)(items[i] - 1))))
+      return rc;
   }
   return bf_store_audit(st, "searched", "%zu item(s) marked searched by run %lld", n, (long long)run);
 }
@@ -2346,8 +2366,7 @@ int bf_store_set_hit_status(bf_store *st, int64_t hit_id, int status, const char
                            note ? ": " : "", note ? note : "")))
     return rc;
   HI(st)[hit_id - 1] = h;
-  mark(st, TB_HI, (size_t)(hit_id - 1));
-  return 0;
+  return mark(st, TB_HI, (size_t)(hit_id - 1));
 }
 
 /* ---- verify ---- */
