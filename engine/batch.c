@@ -338,6 +338,7 @@ static int search_group(runner *r, const pend *g, size_t gn, int64_t *ok, size_t
       memcpy(h->scores, c->sub, sizeof h->scores);
       h->rank = c->rank;
       h->status = BF_HIT_CANDIDATE;
+      h->log10_lr = NAN; /* not calibrated here */
     }
   }
   bf_free(good);
