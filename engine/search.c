@@ -312,7 +312,8 @@ done:
 typedef struct loaded {
   bf_feature **f;
   int n;
-  int err;      /* load failed: candidate stays with score NaN */
+  int err;      /* load or comparison failed: candidate stays with score NaN */
+  char msg[256]; /* ... and why (the failing thread's bf_error_last) */
   int borrowed; /* f belongs to the run cache */
   int memo;     /* the full score came from the pair memo (f is NULL) */
   double score, sub[4];
@@ -370,6 +371,8 @@ static int load_chunk(stage_ctx *x, bf_cand *c, int n, loaded *l)
       l[i].err = load_screen(x, c[i].item, &l[i]);
     else
       l[i].err = x->src->load(x->src->ctx, c[i].item, &l[i].f, &l[i].n);
+    if (l[i].err)
+      snprintf(l[i].msg, sizeof l[i].msg, "%s", bf_error_last());
     if (l[i].err == BF_ENOMEM)
       return l[i].err;
   }
@@ -433,8 +436,9 @@ static int stage_full(bf_cand *c, int n, const bf_search_query *q, const bf_sear
           continue;
         }
         double s = NAN, sub[4] = {0, 0, 0, 0};
-        if (compare(cmp->ctx, state, q->feat, q->nfeat, L[i].f, L[i].n, &s, sub)) {
+        if ((L[i].err = compare(cmp->ctx, state, q->feat, q->nfeat, L[i].f, L[i].n, &s, sub))) {
           failed++;
+          snprintf(L[i].msg, sizeof L[i].msg, "item %lld: %s", (long long)ci->item, bf_error_last());
           s = NAN;
         }
         if (scr)
@@ -448,6 +452,8 @@ static int stage_full(bf_cand *c, int n, const bf_search_query *q, const bf_sear
     /* one thread records the chunk's new full scores for the opposite direction */
     for (int i = 0; i < rows; i++) {
       const bf_cand *ci = &c[first + i];
+      if (L[i].err && stats && !stats->failure[0]) /* a failure is reported, never silent */
+        snprintf(stats->failure, sizeof stats->failure, "%s", L[i].msg);
       if (L[i].memo)
         reused++;
       else if (!scr && x.cache && cmp->reverse && q->item > 0 && ci->item > 0 && !L[i].err &&

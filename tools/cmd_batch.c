@@ -140,5 +140,7 @@ int bfm_cmd_batch(int argc, char **argv)
   if (s.failed_items)
     printf("  %zu items could not be searched (reported above; a rerun retries them)\n",
            s.failed_items);
-  return ret ? bfm_fail("batch") : BFM_EXIT_OK;
+  if (ret)
+    return bfm_fail("batch");
+  return s.full_failed ? BFM_EXIT_FAIL : BFM_EXIT_OK; /* finished, but not silently */
 }
