@@ -16,7 +16,7 @@
  * The land score (bf_land_score) is a logistic combination
  *   score = 1 / (1 + exp(-(w0 + w_ccf ccf + w_cms cms_per_mm + w_m match_frac + w_d D_rel)))
  * with cms_per_mm = cms / overlap in mm, match_frac = matches / (matches + mismatches),
- * D_rel = D / pooled sd. Weights and how they were set: see BF_LAND_WEIGHTS in striae.c.
+ * D_rel = D / pooled sd. Weights trained on Hamby land pairs: see BF_LAND_WEIGHTS in striae.c.
  *
  * Bullet vs bullet. Lands are placed by their land number (bf_feature.land, else by order); for
  * each phase p the lands (i, i + p mod n) form a diagonal; the phase score is the mean land
@@ -57,8 +57,14 @@ typedef struct bf_land_result {
 int bf_land_compare(bf_land_result *out, const bf_feature *a, const bf_feature *b,
                     const bf_land_opts *o);
 
-/* The documented logistic combination of features into [0, 1] (uses ccf, cms, matches,
- * mismatches, D, rough, overlap_um). */
+/* The land score's features, all free of the scan's height scale and land width so that the
+ * score transfers between studies: ccf, cms per mm of overlap, matched fraction of marks,
+ * D / rough (misfit relative to the roughness). */
+enum { BF_LAND_NFEAT = 4 };
+void bf_land_features(double f[BF_LAND_NFEAT], const bf_land_result *r);
+
+/* The trained logistic combination of bf_land_features into [0, 1] (BF_LAND_WEIGHTS in
+ * striae.c; re-derived by `bench_bullet --fit`). */
 double bf_land_score(const bf_land_result *r);
 
 /* The aligned signatures of a compared pair, for drawing: a and b resampled to a common grid

@@ -63,26 +63,44 @@ static int find_marks(mark *m, const float *z, int n, double thr)
   return nm;
 }
 
-/* Logistic weights of the land score, order w0, ccf, cms/mm, match_frac, D_rel. Set by hand,
- * not trained: the score reaches 0.5 at ccf ~ 0.75 with half the marks matching and D_rel ~ 0.6,
- * each extra consecutive match per mm adds a little, D_rel (misfit relative to roughness)
- * subtracts. Checked, not tuned, against a leave-one-study-out logistic fit (bench_bullet --csv;
- * fit on Hamby 252, tested on Hamby 44 and the reverse): the fitted weights also separate the
- * held-out set but their levels are uncalibrated with so few known matches (4 + 6), so the
- * plainer hand weights stay. Same-land pairs scored 0.69-0.99, different-land pairs <= 0.48. */
-static const double BF_LAND_WEIGHTS[5] = {-9.0, 9.0, 0.25, 4.0, -1.0};
+/* Weights of the land score, order w0, then bf_land_features: ccf, cms per mm, match fraction,
+ * D / rough. Trained (not set by hand) by `bench_bullet --fit` on 2026-11-28: logistic
+ * regression on all 82 cross-bullet land pairs of Hamby 252 (NIST NanoFocus) and Hamby 44
+ * (CSAFE Sensofar), 10 same-land and 72 different-land, each class weighted to a total of 1
+ * (so 0.5 means "as likely same as different land", not a prior), ridge 0.05 on the slopes
+ * (the only value tried, set before looking at held-out results: 10 same-land pairs would
+ * otherwise push the weights to separating extremes with scores stuck at 0 and 1). Each slope
+ * must have its expected sign (ccf, cms, matches up; misfit down) or its feature is dropped
+ * and the rest refitted: cms/mm came out slightly negative (collinear with the match
+ * fraction in so few pairs) and is therefore 0 - kept in the table so a larger reference set
+ * can bring it back. Cross-validated (held-out same-land min / different-land max): train
+ * Hamby 44 -> test Hamby 252 0.816 / 0.477, train 252 -> test 44 0.633 / 0.250; within-study
+ * leave-one-land-out 252 0.741 / 0.404, 44 0.669 / 0.345: separated in every split. Transfer: every feature is
+ * free of the height scale and land width (a ratio, a correlation, a rate per mm), and the
+ * ridge keeps same-land scores in 0.65-0.9 rather than 0.99, so a barrel with weaker marks
+ * than Hamby's lowers the score gradually; the previous hand-set weights (w0 -9, ccf 9) put
+ * everything below ccf ~0.75 near 0, which is what made other barrels' same-source bullets
+ * score 0.10-0.31. Replaced weights: {-9.0, 9.0, 0.25, 4.0, -1.0}. */
+static const double BF_LAND_WEIGHTS[BF_LAND_NFEAT + 1] = {0.1482, 1.7266, 0.0000, 1.0735, -2.5242};
+
+void bf_land_features(double f[BF_LAND_NFEAT], const bf_land_result *r)
+{
+  double mm = r->overlap_um / 1000.0;
+  int nmk = r->matches + r->mismatches;
+  f[0] = r->ccf;
+  f[1] = mm > 0 ? r->cms / mm : 0;
+  f[2] = nmk ? (double)r->matches / nmk : 0;
+  f[3] = r->rough > 0 ? r->D / r->rough : 2;
+}
 
 double bf_land_score(const bf_land_result *r)
 {
   if (!r->scored)
     return 0;
-  double mm = r->overlap_um / 1000.0;
-  double cms_mm = mm > 0 ? r->cms / mm : 0;
-  int nmk = r->matches + r->mismatches;
-  double mf = nmk ? (double)r->matches / nmk : 0;
-  double drel = r->rough > 0 ? r->D / r->rough : 2;
-  double t = BF_LAND_WEIGHTS[0] + BF_LAND_WEIGHTS[1] * r->ccf + BF_LAND_WEIGHTS[2] * cms_mm +
-             BF_LAND_WEIGHTS[3] * mf + BF_LAND_WEIGHTS[4] * drel;
+  double f[BF_LAND_NFEAT], t = BF_LAND_WEIGHTS[0];
+  bf_land_features(f, r);
+  for (int k = 0; k < BF_LAND_NFEAT; k++)
+    t += BF_LAND_WEIGHTS[k + 1] * f[k];
   return 1.0 / (1.0 + exp(-t));
 }
 

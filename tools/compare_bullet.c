@@ -2,6 +2,7 @@
 #include "bf_bullet.h"
 #include "bf_cv.h"
 #include "bf_error.h"
+#include "bf_lr.h"
 #include "bf_striae.h"
 #include "bf_x3p.h"
 #include "bfm_cli.h"
@@ -335,8 +336,9 @@ int bfm_compare_bullet(int argc, char **argv)
     code = bfm_fail(cmd);
     goto done;
   }
+  bf_lr lr;
   if (bf_bullet_compare(&r, (const bf_feature *const *)A.f, A.n, (const bf_feature *const *)B.f, B.n,
-                        &lo)) {
+                        &lo) || bf_lr_bullet(&lr, &r, NULL)) {
     code = bfm_fail(cmd);
     goto done;
   }
@@ -380,8 +382,10 @@ int bfm_compare_bullet(int argc, char **argv)
     for (int p = 0; p < r.nphase; p++)
       isfinite(r.phase_score[p]) ? printf("%s%.4f", p ? "," : "", r.phase_score[p])
                                  : printf("%snull", p ? "," : "");
-    printf("],\"phase\":%d,\"score\":%.4f,\"margin\":%.4f,\"match\":%s,\"threshold\":%.2f}\n", r.phase,
-           r.score, r.margin, r.match ? "true" : "false", lo.match_threshold);
+    printf("],\"phase\":%d,\"score\":%.4f,\"margin\":%.4f,\"match\":%s,\"lr\":%.6g,\"log10_lr\":%.4f,"
+           "\"lr_reference\":\"%s\",\"min_log10_lr\":%g}\n", r.phase, r.score, r.margin,
+           lr.match ? "true" : "false", lr.lr, lr.log10_lr, lr.reference,
+           ((bf_lr_rule)BF_LR_RULE_INIT).min_log10_lr);
   } else {
     printf("land scores (rows: %s, columns: %s; '-' = not scored)\n", ops[0], ops[1]);
     printf("        ");
@@ -411,9 +415,10 @@ int bfm_compare_bullet(int argc, char **argv)
       printf("no land pair could be scored: no bullet score\n");
     else
       printf("phase %d (A land i meets B land i+%d), bullet score %.3f (SAM), margin %.3f over the next "
-             "phase: %s (threshold %.2f, margin %.2f)\n",
-             r.phase, r.phase, r.score, r.margin, r.match ? "MATCH" : "no match", lo.match_threshold,
-             lo.margin_threshold);
+             "phase\n", r.phase, r.phase, r.score, r.margin);
+    printf("lr %.3g (log10 %.2f%s; reference: %s): %s (hit rule log10 LR >= %g)\n", lr.lr,
+           lr.log10_lr, lr.capped ? ", at the bound of the reference data" : "", lr.reference,
+           lr.match ? "MATCH" : "no match", ((bf_lr_rule)BF_LR_RULE_INIT).min_log10_lr);
   }
   if (png && bfm_draw_bullet_pair(png, &r, A.f, B.f)) {
     code = bfm_fail(cmd);
