@@ -1,5 +1,6 @@
 /* Striation comparison: land vs land and bullet vs bullet (see bf_striae.h). */
 #include "bf_striae.h"
+#include "bf_bullet.h"
 #include "bf_error.h"
 #include "bf_fft.h"
 
@@ -420,7 +421,50 @@ void bf_bullet_result_clear(bf_bullet_result *r)
   free(r->pos_b);
   free(r->phase_score);
   free(r->phase_pairs);
+  free(r->quality_a);
+  free(r->quality_b);
   memset(r, 0, sizeof *r);
+}
+
+static int cmp_float(const void *a, const void *b)
+{
+  float x = *(const float *)a, y = *(const float *)b;
+  return x < y ? -1 : x > y;
+}
+
+double bf_land_quality(const bf_feature *f)
+{
+  if (!f || f->nx < 2 || !f->z)
+    return 0;
+  int s = 0, e = f->nx - 1;
+  while (s <= e && !isfinite(f->z[s]))
+    s++;
+  while (e >= s && !isfinite(f->z[e]))
+    e--;
+  if (e - s < 8)
+    return 0.1;
+  int n = e - s + 1, nv = 0, nout = 0;
+  float *a = malloc(sizeof *a * (size_t)n);
+  if (!a)
+    return 1; /* no memory to judge: weigh as undamaged rather than fail the comparison */
+  for (int i = s; i <= e; i++)
+    if (isfinite(f->z[i]))
+      a[nv++] = f->z[i];
+  qsort(a, (size_t)nv, sizeof *a, cmp_float);
+  float med = a[nv / 2];
+  for (int i = 0; i < nv; i++)
+    a[i] = fabsf(a[i] - med);
+  qsort(a, (size_t)nv, sizeof *a, cmp_float);
+  double sd = 1.4826 * a[nv / 2]; /* robust sd from the median absolute deviation */
+  for (int i = s; i <= e; i++)
+    if (isfinite(f->z[i]) && fabs(f->z[i] - med) > 5 * sd)
+      nout++;
+  free(a);
+  double q = (double)nv / n * (1 - 3.0 * nout / nv);
+  double agree = f->params[BF_BP_AGREE];
+  if (agree > 0 && agree < 0.9)
+    q *= agree / 0.9;
+  return q < 0.1 ? 0.1 : q > 1 ? 1 : q;
 }
 
 /* Positions by land number when all present lands carry distinct numbers, else by order. */
@@ -463,6 +507,18 @@ int bf_bullet_compare(bf_bullet_result *out, const bf_feature *const *a, int na,
     rc = bf_error_set(BF_ENOMEM, "bullet compare: out of memory");
     goto done;
   }
+  out->quality_a = calloc((size_t)na, sizeof *out->quality_a);
+  out->quality_b = calloc((size_t)nb, sizeof *out->quality_b);
+  if (!out->quality_a || !out->quality_b) {
+    rc = bf_error_set(BF_ENOMEM, "bullet compare: out of memory");
+    goto done;
+  }
+  for (int i = 0; i < na; i++)
+    if (a[i] && (out->quality_a[i] = bf_land_quality(a[i])) < BF_LAND_DAMAGED)
+      out->damaged_a++;
+  for (int j = 0; j < nb; j++)
+    if (b[j] && (out->quality_b[j] = bf_land_quality(b[j])) < BF_LAND_DAMAGED)
+      out->damaged_b++;
   int n = na > nb ? na : nb;
   place(out->pos_a, a, na, &n);
   place(out->pos_b, b, nb, &n);
@@ -490,16 +546,18 @@ int bf_bullet_compare(bf_bullet_result *out, const bf_feature *const *a, int na,
   }
   int best = -1, second = -1;
   for (int p = 0; p < n; p++) {
-    double s = 0;
+    double s = 0, sw = 0;
     int c = 0;
     for (int i = 0; i < na; i++)
       for (int j = 0; j < nb; j++)
         if ((out->pos_a[i] + p) % n == out->pos_b[j] && out->lands[i * nb + j].scored) {
-          s += out->lands[i * nb + j].score;
+          double w = out->quality_a[i] * out->quality_b[j];
+          s += w * out->lands[i * nb + j].score;
+          sw += w;
           c++;
         }
     out->phase_pairs[p] = c;
-    out->phase_score[p] = c ? s / c : NAN;
+    out->phase_score[p] = c ? s / sw : NAN;
     if (!c)
       continue;
     if (best < 0 || out->phase_score[p] > out->phase_score[best]) {
