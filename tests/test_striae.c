@@ -289,6 +289,17 @@ int main(void)
             max_diff = fmax(max_diff, s);
         }
       CHECKF(min_same > max_diff, "same-land min %.3f vs different max %.3f", min_same, max_diff);
+      CHECKF(br.damaged_a == 0 && br.damaged_b == 0, "intact Hamby lands reported damaged: %d %d",
+             br.damaged_a, br.damaged_b);
+      bf_bullet_result_clear(&br);
+      /* data dropped: half of bullet 2 land 4 missing in stripes; still phase 2, reported */
+      bf_feature *h = B[2];
+      for (int i = 0; i < h->nx; i++)
+        if ((i / 40) % 2)
+          h->z[i] = NAN;
+      CHECK(bf_bullet_compare(&br, (const bf_feature *const *)A, 5, (const bf_feature *const *)B, 5, NULL) == 0);
+      CHECKF(br.phase == 2 && br.match && br.damaged_b == 1, "dropped data: phase %d damaged %d",
+             br.phase, br.damaged_b);
       bf_bullet_result_clear(&br);
     }
     for (int k = 0; k < 5; k++) {
