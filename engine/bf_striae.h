@@ -16,12 +16,14 @@
  * The land score (bf_land_score) is a logistic combination
  *   score = 1 / (1 + exp(-(w0 + w_ccf ccf + w_cms cms_per_mm + w_m match_frac + w_d D_rel)))
  * with cms_per_mm = cms / overlap in mm, match_frac = matches / (matches + mismatches),
- * D_rel = D / pooled sd. Weights and how they were set: see BF_LAND_WEIGHTS in striae.c.
+ * D_rel = D / pooled sd. Weights trained on Hamby land pairs: see BF_LAND_WEIGHTS in striae.c.
  *
  * Bullet vs bullet. Lands are placed by their land number (bf_feature.land, else by order); for
  * each phase p the lands (i, i + p mod n) form a diagonal; the phase score is the mean land
  * score along it over pairs where both lands exist and carry no disqualifying quality flag (SAM,
- * Sequential Average Maximum). The best phase gives the bullet score; margin = best - second
+ * Sequential Average Maximum), each pair weighted by the product of its lands' quality
+ * (bf_land_quality): a damaged land (tank rash, missing data) counts less, so one ruined land
+ * does not drag the true phase down nor lift a wrong one. The best phase gives the bullet score; margin = best - second
  * best phase. match = bullet_score >= match_threshold and margin >= margin_threshold. */
 #ifndef BF_STRIAE_H
 #define BF_STRIAE_H
@@ -58,8 +60,14 @@ typedef struct bf_land_result {
 int bf_land_compare(bf_land_result *out, const bf_feature *a, const bf_feature *b,
                     const bf_land_opts *o);
 
-/* The documented logistic combination of features into [0, 1] (uses ccf, cms, matches,
- * mismatches, D, rough, overlap_um). */
+/* The land score's features, all free of the scan's height scale and land width so that the
+ * score transfers between studies: ccf, cms per mm of overlap, matched fraction of marks,
+ * D / rough (misfit relative to the roughness). */
+enum { BF_LAND_NFEAT = 4 };
+void bf_land_features(double f[BF_LAND_NFEAT], const bf_land_result *r);
+
+/* The trained logistic combination of bf_land_features into [0, 1] (BF_LAND_WEIGHTS in
+ * striae.c; re-derived by `bench_bullet --fit`). */
 double bf_land_score(const bf_land_result *r);
 
 /* The aligned signatures of a compared pair, for drawing: a and b resampled to a common grid
@@ -67,6 +75,13 @@ double bf_land_score(const bf_land_result *r);
  * absent. Arrays are malloc'ed (free them). */
 int bf_land_aligned(float **sa, float **sb, int *n, const bf_feature *a, const bf_feature *b,
                     const bf_land_result *r);
+
+/* Quality of a land signature in [0.1, 1] for the SAM weights: (1 - share of missing points
+ * inside the valid extent) x (1 - 3 x share of gouge outliers, points beyond 5 robust sd),
+ * times min(1, crosscut agreement / 0.9) when the extraction recorded one. Below
+ * BF_LAND_DAMAGED the land is reported as damaged. */
+#define BF_LAND_DAMAGED 0.7
+double bf_land_quality(const bf_feature *f);
 
 typedef struct bf_bullet_result {
   int na, nb;              /* lands of each bullet as given */
@@ -80,6 +95,8 @@ typedef struct bf_bullet_result {
   double score;            /* SAM bullet score: phase_score[phase] */
   double margin;           /* best minus second best phase score */
   int match;               /* score >= match_threshold && margin >= margin_threshold */
+  double *quality_a, *quality_b; /* bf_land_quality of each given land (0 when missing) */
+  int damaged_a, damaged_b;      /* lands below BF_LAND_DAMAGED */
 } bf_bullet_result;
 
 /* Compares two bullets given as arrays of land features (NULL entries = missing lands).

@@ -587,6 +587,29 @@ int bf_bullet_land_extract_trace(bf_feature **out, bf_bullet_trace *trace, const
   int cmid = (v0 + v1) / 2, fl = 0, fr = 0;
   int left = find_shoulder(resid, np, cmid, -1, thr, run_pts, gap_pts, margin_pts, &fl);
   int right = find_shoulder(resid, np, cmid, +1, thr, run_pts, gap_pts, margin_pts, &fr);
+  if (!fl || !fr) {
+    /* shallow shoulders (a worn barrel, another calibre): look again on a much smoother
+     * residual, where the striae average out and a rise of a micrometre or two over the
+     * land's curve stands out; a longer run keeps single striae from passing for a shoulder */
+    bf_bullet_gauss_lowpass(next, tmp, np, dx, 150.0);
+    double s2 = 0;
+    int n2 = 0;
+    for (int i = qa; i <= qb; i++)
+      if (isfinite(next[i])) {
+        s2 += fabs(next[i]);
+        n2++;
+      }
+    double thr2 = o->shoulder_k * (n2 ? 1.2533 * s2 / n2 : 0);
+    if (thr2 < 0.25 * o->shoulder_um)
+      thr2 = 0.25 * o->shoulder_um;
+    int run2 = (int)lround(40.0 / dx);
+    if (run2 < 1)
+      run2 = 1;
+    if (!fl)
+      left = find_shoulder(next, np, cmid, -1, thr2, run2, gap_pts, margin_pts, &fl);
+    if (!fr)
+      right = find_shoulder(next, np, cmid, +1, thr2, run2, gap_pts, margin_pts, &fr);
+  }
   if (!fl && !fr)
     flags |= BF_Q_NO_REGION;
 

@@ -195,6 +195,46 @@ int main(void)
     CHECKF(br.phase == 2 && br.match, "by land number: phase %d", br.phase);
     bf_bullet_result_clear(&br);
 
+    /* damaged lands: B land 1 with tank rash (a gouge: 12 % of the land far above the
+     * striae), B land 5 with 40 % of its points missing inside; both are reported and weigh
+     * less, so the true phase scores above the plain mean of its land scores */
+    {
+      bf_feature *g = B[0], *h = B[4];
+      double sd = 0;
+      for (int i = 0; i < g->nx; i++)
+        sd += isfinite(g->z[i]) ? (double)g->z[i] * g->z[i] : 0;
+      sd = sqrt(sd / g->nx);
+      float *keep_g = malloc(sizeof(float) * g->nx), *keep_h = malloc(sizeof(float) * h->nx);
+      memcpy(keep_g, g->z, sizeof(float) * g->nx);
+      memcpy(keep_h, h->z, sizeof(float) * h->nx);
+      for (int i = g->nx / 3; i < g->nx / 3 + g->nx * 12 / 100; i++)
+        g->z[i] += (float)(12 * sd);
+      for (int i = 100; i < h->nx - 100; i++)
+        if ((i / 25) % 5 < 2)
+          h->z[i] = NAN;
+      CHECKF(bf_land_quality(g) < BF_LAND_DAMAGED, "tank rash quality %.3f", bf_land_quality(g));
+      CHECKF(bf_land_quality(h) < BF_LAND_DAMAGED, "missing-data quality %.3f", bf_land_quality(h));
+      CHECKF(bf_land_quality(A[2]) > 0.95, "intact quality %.3f", bf_land_quality(A[2]));
+      CHECK(bf_bullet_compare(&br, (const bf_feature *const *)A, 6, (const bf_feature *const *)B, 6, NULL) == 0);
+      CHECKF(br.damaged_b == 2 && br.damaged_a == 0, "damaged %d %d", br.damaged_a, br.damaged_b);
+      double plain = 0;
+      int np = 0;
+      for (int i = 0; i < 6; i++)
+        for (int j = 0; j < 6; j++)
+          if ((br.pos_a[i] + 2) % 6 == br.pos_b[j] && br.lands[i * 6 + j].scored) {
+            plain += br.lands[i * 6 + j].score;
+            np++;
+          }
+      plain /= np;
+      CHECKF(br.phase == 2 && br.score > plain + 0.01, "phase %d weighted %.3f plain %.3f", br.phase,
+             br.score, plain);
+      bf_bullet_result_clear(&br);
+      memcpy(g->z, keep_g, sizeof(float) * g->nx);
+      memcpy(h->z, keep_h, sizeof(float) * h->nx);
+      free(keep_g);
+      free(keep_h);
+    }
+
     /* another barrel: no match */
     CHECK(bf_bullet_compare(&br, (const bf_feature *const *)A, 6, (const bf_feature *const *)C, 6, NULL) == 0);
     CHECKF(!br.match && br.score < 0.5, "different barrels: score %.3f", br.score);
@@ -249,6 +289,17 @@ int main(void)
             max_diff = fmax(max_diff, s);
         }
       CHECKF(min_same > max_diff, "same-land min %.3f vs different max %.3f", min_same, max_diff);
+      CHECKF(br.damaged_a == 0 && br.damaged_b == 0, "intact Hamby lands reported damaged: %d %d",
+             br.damaged_a, br.damaged_b);
+      bf_bullet_result_clear(&br);
+      /* data dropped: half of bullet 2 land 4 missing in stripes; still phase 2, reported */
+      bf_feature *h = B[2];
+      for (int i = 0; i < h->nx; i++)
+        if ((i / 40) % 2)
+          h->z[i] = NAN;
+      CHECK(bf_bullet_compare(&br, (const bf_feature *const *)A, 5, (const bf_feature *const *)B, 5, NULL) == 0);
+      CHECKF(br.phase == 2 && br.match && br.damaged_b == 1, "dropped data: phase %d damaged %d",
+             br.phase, br.damaged_b);
       bf_bullet_result_clear(&br);
     }
     for (int k = 0; k < 5; k++) {

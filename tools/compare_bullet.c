@@ -2,6 +2,7 @@
 #include "bf_bullet.h"
 #include "bf_cv.h"
 #include "bf_error.h"
+#include "bf_lr.h"
 #include "bf_scanset.h"
 #include "bf_striae.h"
 #include "bf_x3p.h"
@@ -192,10 +193,9 @@ static int orient_opt(bf_bullet_opts *bo, int argc, char **argv, int *i)
 
 /* compare --json: lands, land scores, phase scores and the verdict as one object. */
 static void print_bullet_json(const char **ops, const bullet *A, const bullet *B, const bf_bullet_result *rr,
-                              const bf_land_opts *plo)
+                              const bf_lr *lr)
 {
   const bf_bullet_result r = *rr;
-  const bf_land_opts lo = *plo;
   char fb[128];
   printf("{\"a\":");
   bfm_json_str(stdout, ops[0]);
@@ -235,8 +235,10 @@ static void print_bullet_json(const char **ops, const bullet *A, const bullet *B
   for (int p = 0; p < r.nphase; p++)
     isfinite(r.phase_score[p]) ? printf("%s%.4f", p ? "," : "", r.phase_score[p])
                                : printf("%snull", p ? "," : "");
-  printf("],\"phase\":%d,\"score\":%.4f,\"margin\":%.4f,\"match\":%s,\"threshold\":%.2f}\n", r.phase,
-         r.score, r.margin, r.match ? "true" : "false", lo.match_threshold);
+  printf("],\"phase\":%d,\"score\":%.4f,\"margin\":%.4f,\"match\":%s,\"lr\":%.6g,\"log10_lr\":%.4f,"
+         "\"lr_reference\":\"%s\",\"min_log10_lr\":%g}\n", r.phase, r.score, r.margin,
+         lr->match ? "true" : "false", lr->lr, lr->log10_lr, lr->reference,
+         ((bf_lr_rule)BF_LR_RULE_INIT).min_log10_lr);
 }
 
 int bfm_compare_bullet(int argc, char **argv)
@@ -270,14 +272,15 @@ int bfm_compare_bullet(int argc, char **argv)
     code = bfm_fail(cmd);
     goto done;
   }
+  bf_lr lr;
   if (bf_bullet_compare(&r, (const bf_feature *const *)A.f, A.n, (const bf_feature *const *)B.f, B.n,
-                        &lo)) {
+                        &lo) || bf_lr_bullet(&lr, &r, NULL)) {
     code = bfm_fail(cmd);
     goto done;
   }
   char fb[128];
   if (json)
-    print_bullet_json(ops, &A, &B, &r, &lo);
+    print_bullet_json(ops, &A, &B, &r, &lr);
   else {
     printf("land scores (rows: %s, columns: %s; '-' = not scored)\n", ops[0], ops[1]);
     printf("        ");
@@ -307,9 +310,10 @@ int bfm_compare_bullet(int argc, char **argv)
       printf("no land pair could be scored: no bullet score\n");
     else
       printf("phase %d (A land i meets B land i+%d), bullet score %.3f (SAM), margin %.3f over the next "
-             "phase: %s (threshold %.2f, margin %.2f)\n",
-             r.phase, r.phase, r.score, r.margin, r.match ? "MATCH" : "no match", lo.match_threshold,
-             lo.margin_threshold);
+             "phase\n", r.phase, r.phase, r.score, r.margin);
+    printf("lr %.3g (log10 %.2f%s; reference: %s): %s (hit rule log10 LR >= %g)\n", lr.lr,
+           lr.log10_lr, lr.capped ? ", at the bound of the reference data" : "", lr.reference,
+           lr.match ? "MATCH" : "no match", ((bf_lr_rule)BF_LR_RULE_INIT).min_log10_lr);
   }
   if (png && bfm_draw_bullet_pair(png, &r, A.f, B.f)) {
     code = bfm_fail(cmd);

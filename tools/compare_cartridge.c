@@ -5,6 +5,7 @@
 #include "bf_draw.h"
 #include "bf_error.h"
 #include "bf_fft.h"
+#include "bf_lr.h"
 #include "bf_x3p.h"
 #include "bfm_cli.h"
 
@@ -62,9 +63,10 @@ int bfm_compare_cartridge(int argc, char **argv)
     return bfm_usage_error(argv[0], "give two scans A B");
   bf_feature *a = NULL, *b = NULL;
   bf_cmc_result r;
+  bf_lr lr;
   memset(&r, 0, sizeof r);
   if (load_feature(&a, NULL, files[0]) || load_feature(&b, NULL, files[1]) ||
-      bf_cmc_compare(&r, a, b, NULL)) {
+      bf_cmc_compare(&r, a, b, NULL) || bf_lr_cmc(&lr, &r, NULL)) {
     ret = bfm_fail(argv[0]);
     goto done;
   }
@@ -73,11 +75,13 @@ int bfm_compare_cartridge(int argc, char **argv)
     bfm_json_str(stdout, files[0]);
     printf(", \"target\": ");
     bfm_json_str(stdout, files[1]);
-    printf(", \"method\": \"cmc\", \"score\": %g, \"match\": %s, \"cmc_original\": [%d, %d], "
+    printf(", \"method\": \"cmc\", \"score\": %g, \"match\": %s, \"lr\": %.6g, \"log10_lr\": %.4f, "
+           "\"lr_reference\": \"%s\", \"cmc_original\": [%d, %d], "
            "\"cmc_high\": [%d, %d], \"cmc_combined_high\": %d, \"high_pass\": [%s, %s], \"cells_compared\": [%d, %d], "
            "\"theta_deg\": %g, \"theta_refined_deg\": %g, \"dx_um\": %.3f, \"dy_um\": %.3f, "
            "\"quality_flags\": %d, \"cells\": [",
-           r.score, r.match ? "true" : "false", r.cmc_original[0], r.cmc_original[1],
+           r.score, lr.match ? "true" : "false", lr.lr, lr.log10_lr, lr.reference,
+           r.cmc_original[0], r.cmc_original[1],
            r.cmc_high[0], r.cmc_high[1], r.cmc_combined, r.high_pass[0] ? "true" : "false",
            r.high_pass[1] ? "true" : "false", r.ncells[0], r.ncells[1], r.theta, r.theta_refined, r.dx, r.dy,
            r.quality_flags);
@@ -91,9 +95,10 @@ int bfm_compare_cartridge(int argc, char **argv)
     printf("]}\n");
   } else {
     printf("reference  %s\ntarget     %s\n", files[0], files[1]);
-    printf("score      %g CMCs (original method, smaller direction): %s (threshold %d)\n",
-           r.score, r.match ? "MATCH" : "no match",
-           (int)((bf_cmc_opts)BF_CMC_OPTS_INIT).match_min_cmc);
+    printf("score      %g CMCs (original method, smaller direction)\n", r.score);
+    printf("lr         %.3g (log10 %.2f%s; reference: %s): %s (hit rule log10 LR >= %g)\n", lr.lr,
+           lr.log10_lr, lr.capped ? ", at the bound of the reference data" : "", lr.reference,
+           lr.match ? "MATCH" : "no match", ((bf_lr_rule)BF_LR_RULE_INIT).min_log10_lr);
     printf("combined   %d High CMCs (cmcR's two-direction rule)\n", r.cmc_combined);
     printf("original   %d (A->B)  %d (B->A)   of %d / %d cells compared\n", r.cmc_original[0],
            r.cmc_original[1], r.ncells[0], r.ncells[1]);
