@@ -3,6 +3,7 @@
  * commits it differ. */
 #define _DEFAULT_SOURCE /* usleep under strict C11 */
 #include "bf_batch.h"
+#include "bf_lr.h"
 #include "bf_alloc.h"
 #include "bf_cmc.h"
 #include "bf_error.h"
@@ -45,23 +46,24 @@ static void note(const bf_batch_options *o, int64_t item, const char *fmt, const
   o->note(o->note_ctx, item, msg);
 }
 
-static double threshold(const bf_batch_options *o, int kind)
+/* The calibrated evidence of a full score (bf_lr.h); NaN when the score is. */
+static double score_log10_lr(int kind, double score)
 {
-  if (!isnan(o->min_score))
-    return o->min_score;
-  if (kind == BF_KIND_BULLET) {
-    bf_land_opts lo = BF_LAND_OPTS_INIT;
-    return lo.match_threshold;
-  }
-  bf_cmc_opts co = BF_CMC_OPTS_INIT;
-  return co.match_min_cmc;
+  bf_lr lr;
+  if (isnan(score) || bf_lr_score(&lr, kind, score, 0, NULL))
+    return NAN;
+  return lr.log10_lr;
 }
 
 int bf_batch_is_hit(const bf_store *st, const bf_batch_options *o, int64_t query,
                     int64_t candidate, double score)
 {
   const bf_item *qi = bf_store_item(st, query), *ci = bf_store_item(st, candidate);
-  if (!qi || !ci || isnan(score) || score < threshold(o, qi->kind))
+  if (!qi || !ci || isnan(score))
+    return 0;
+  /* --min-score: a plain score threshold; by default the calibrated rule (LR >= 10) */
+  if (!isnan(o->min_score) ? score < o->min_score
+                           : !bf_lr_is_hit(score_log10_lr(qi->kind, score), NULL))
     return 0;
   /* two test-fires of one firearm, or two items of one evidence record, are known to match:
    * not a lead for anyone */
@@ -342,7 +344,7 @@ static int search_group(runner *r, const pend *g, size_t gn, int64_t *ok, size_t
       memcpy(h->scores, c->sub, sizeof h->scores);
       h->rank = c->rank;
       h->status = BF_HIT_CANDIDATE;
-      h->log10_lr = NAN; /* not calibrated here */
+      h->log10_lr = score_log10_lr(b.q[k].kind, c->score);
     }
   }
   bf_free(good);

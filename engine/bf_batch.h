@@ -9,9 +9,12 @@
  *    in ONE transaction (the store commits by an atomic rename), so a kill at any moment leaves
  *    each item either searched with all its hits or unsearched with none. A rerun continues with
  *    the unsearched items; hits are unique on (run, query, candidate): nothing is duplicated.
- *  - Hits (bf_batch_is_hit, the one place of the rule): a candidate whose full score is at or
- *    above the threshold (min_score, else the kind's match threshold: 6 CMCs, SAM 0.5), and whose
- *    owner differs from the query's: two test-fires of one firearm are known to match.
+ *  - Hits (bf_batch_is_hit, the one place of the rule): a candidate whose calibrated likelihood
+ *    ratio (bf_lr.h) reaches the default rule, LR >= 10 (log10 LR >= 1: where "moderate support"
+ *    starts on the ENFSI verbal scale, and below both models' upper bounds, so a hit can be
+ *    reached), or, when min_score is set, whose full score is at or above it; and whose owner
+ *    differs from the query's: two test-fires of one firearm are known to match. Every stored
+ *    hit carries its log10 LR.
  *  - Pairs compared: the query q and each candidate c that q's own search keeps (prefilter top
  *    `keep`, then the screen's top `screen`). For a symmetric comparison (cartridge CMC) each
  *    UNORDERED pair is compared at most once per process and run: when c's search keeps q after
@@ -66,7 +69,7 @@ typedef struct bf_batch_options {
   int screen;       /* screen survivors; -1: BF_BATCH_SCREEN; 0: no screen */
   int group;        /* queries per commit */
   long limit;       /* at most this many items this run; -1: all */
-  double min_score; /* NaN: the kind's match threshold */
+  double min_score; /* NaN: the calibrated rule (LR >= 10); else a plain score threshold */
   int reuse;        /* 1: compare each unordered pair once and cache screen surfaces; 0: as
                        before (both directions computed; for benchmarks and tests) */
   size_t cache_mb;  /* screen surfaces kept per process */
