@@ -9,6 +9,7 @@
  * clear message, a non-zero exit and leaves the store unchanged. */
 #include "bf_alloc.h"
 #include "bf_batch.h"
+#include "bf_lr.h"
 #include "bf_error.h"
 #include "bf_prefilter.h"
 #include "bf_search.h"
@@ -284,8 +285,16 @@ static void lib_hit_rule(void)
   /* same owner: items 1 and 2 are the two test-fires of firearm SN-0 */
   const bf_item *i1 = bf_store_item(st, 1), *i2 = bf_store_item(st, 2);
   CHECK(i1 && i2 && i1->owner == i2->owner && !bf_batch_is_hit(st, &o, 1, 2, 99));
-  o.min_score = NAN; /* the kind's threshold: 6 CMCs */
-  CHECK(!bf_batch_is_hit(st, &o, 1, 3, 5.5) && bf_batch_is_hit(st, &o, 1, 3, 6));
+  o.min_score = NAN; /* the calibrated rule: a hit exactly where bf_lr says LR >= 10 */
+  int agree = 1, yes = 0, no = 0;
+  for (int cmc = 0; cmc <= 20; cmc++) {
+    bf_lr lr;
+    CHECK(bf_lr_score(&lr, BF_KIND_CARTRIDGE, cmc, 0, NULL) == 0);
+    int hit = bf_batch_is_hit(st, &o, 1, 3, cmc);
+    agree &= hit == (lr.log10_lr >= 1.0);
+    yes += hit, no += !hit;
+  }
+  CHECK(agree && yes > 0 && no > 0 && !bf_batch_is_hit(st, &o, 1, 3, 0) && bf_batch_is_hit(st, &o, 1, 3, 20));
   CHECK(!bf_batch_is_hit(st, &o, 1, 3, NAN) && !bf_batch_is_hit(st, &o, 1, 4242, 50));
   bf_store_close(st);
 }
