@@ -38,8 +38,13 @@ int bf_prefilter_new(bf_prefilter **out, const bf_prefilter_opts *o)
   float *r = fftwf_malloc(sizeof(float) * o->nang);
   fftwf_complex *c = fftwf_malloc(sizeof(fftwf_complex) * pf->nh);
   if (r && c) {
-    pf->ang_r2c = fftwf_plan_dft_r2c_1d(o->nang, r, c, FFTW_ESTIMATE | FFTW_UNALIGNED);
-    pf->ang_c2r = fftwf_plan_dft_c2r_1d(o->nang, c, r, FFTW_ESTIMATE | FFTW_UNALIGNED);
+    /* FFTW's planner is not thread-safe: plans are made under the one named lock (a CMC prep
+     * makes a prefilter from inside parallel regions) */
+#pragma omp critical(bf_fftw_plan)
+    {
+      pf->ang_r2c = fftwf_plan_dft_r2c_1d(o->nang, r, c, FFTW_ESTIMATE | FFTW_UNALIGNED);
+      pf->ang_c2r = fftwf_plan_dft_c2r_1d(o->nang, c, r, FFTW_ESTIMATE | FFTW_UNALIGNED);
+    }
   }
   fftwf_free(r);
   fftwf_free(c);
@@ -55,10 +60,13 @@ void bf_prefilter_free(bf_prefilter *pf)
 {
   if (!pf)
     return;
-  if (pf->ang_r2c)
-    fftwf_destroy_plan(pf->ang_r2c);
-  if (pf->ang_c2r)
-    fftwf_destroy_plan(pf->ang_c2r);
+#pragma omp critical(bf_fftw_plan)
+  {
+    if (pf->ang_r2c)
+      fftwf_destroy_plan(pf->ang_r2c);
+    if (pf->ang_c2r)
+      fftwf_destroy_plan(pf->ang_c2r);
+  }
   free(pf);
 }
 
@@ -364,8 +372,14 @@ static double score_cartridge(const bf_prefilter *pf, const float *a, const floa
   for (int s = 1; s < nang; s++)
     if (corr[s] > corr[best])
       best = s;
-  if (shift)
-    *shift = 180.0 * best / nang;
+  if (shift) { /* parabolic interpolation of the peak between its circular neighbours */
+    double l = corr[(best + nang - 1) % nang], c = corr[best], r = corr[(best + 1) % nang];
+    double den = l - 2 * c + r, d = den < 0 ? 0.5 * (l - r) / den : 0;
+    if (!(fabs(d) <= 0.5))
+      d = 0;
+    double sh = 180.0 * (best + d) / nang;
+    *shift = sh < 0 ? sh + 180 : sh >= 180 ? sh - 180 : sh;
+  }
   return corr[best] / ((double)nang * nr);
 }
 

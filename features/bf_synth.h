@@ -96,4 +96,11 @@ int bf_synth_cartridge1(bf_surface **out, const bf_synth_opts *o, int firearm, i
 int bf_synth_land1(bf_surface **out, const bf_synth_opts *o, int barrel, int bullet, int land,
                    bf_synth_truth *truth);
 
+/* A copy of scan s turned by deg degrees about its centre (x right, y down the rows: the point
+ * u from the centre of s lands at R(deg) u, R = [cos -sin; sin cos]), on a grid just large
+ * enough to hold the whole turned scan. Heights by bilinear interpolation of the 4 neighbours
+ * when all 4 are valid, else the nearest neighbour (NaN outside); the mask (if any) by nearest
+ * neighbour. The turned test sets of tests and benchmarks are made with it. */
+int bf_synth_turn(bf_surface **out, const bf_surface *s, double deg);
+
 #endif

@@ -635,7 +635,16 @@ int bf_breechface_extract_trace(bf_feature **out, bf_breechface_trace *trace,
   processed = bf_breechface_is_processed(scan, o);
   double r_out = 0, r_fp = 0, ccx = 0, ccy = 0;
   if (processed) {
-    if ((rc = bf_surface_copy(&work, scan)))
+    /* framed tightly on its valid points: a scan framed larger (turned, or padded by another
+     * instrument's software) gets the same CMC cell grid as one framed on its ring */
+    keep = malloc((size_t)scan->nx * scan->ny);
+    if (!keep) {
+      rc = bf_error_set(BF_ENOMEM, "out of memory for a region mask");
+      goto done;
+    }
+    for (size_t i = 0; i < (size_t)scan->nx * scan->ny; i++)
+      keep[i] = !isnan(scan->z[i]);
+    if ((rc = crop_to(&work, scan, keep, &x0, &y0)))
       goto done;
     if (o->processed_erode > 0 && (rc = erode_valid(work, o->processed_erode)))
       goto done;
