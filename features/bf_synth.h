@@ -41,8 +41,8 @@ typedef struct bf_synth_opts {
   double toolmarks;       /* share of the firearm texture variance in parallel tool marks */
   double transfer;        /* cartridge: share (amplitude) of the firearm texture carried over */
   double max_rotation;    /* cartridge: rotation uniform in +-this, degrees. 30 by default: the
-                             spread of the Fadul scans and what the CMC search covers; 180 for
-                             cases placed in any orientation */
+                             spread of the Fadul scans; 180 (bfm synth's default) for cases
+                             placed in any orientation (the CMC and screen cover the circle) */
   double max_shift;       /* cartridge: shift uniform in +-this along x and y, µm */
   double dropout;         /* fraction of points lost in small clusters */
   double land_spacing;    /* µm */

@@ -98,6 +98,7 @@ int bfm_cmd_synth(int argc, char **argv)
   int nfire = 5, nshots = 3, nq = -1, cart = 1, bul = 0, unknown = 0;
   char dtype = 'F';
   bf_synth_opts o = BF_SYNTH_OPTS_INIT;
+  o.max_rotation = 180; /* bfm synth: cases placed in any orientation (the CMC covers 360°) */
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
     int bad = 0;
