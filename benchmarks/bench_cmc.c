@@ -76,10 +76,11 @@ static int load(bf_feature **f, const char *path)
 static void print_result(const char *a, const char *b, const bf_cmc_result *r)
 {
   printf("%s vs %s: score %g match %d | original %d / %d | high %d / %d (pass %d %d, theta %g %g)"
-         " | consensus theta %g dx %.1f dy %.1f um | cells %d / %d\n", a, b, r->score, r->match,
+         " | consensus theta %g dx %.1f dy %.1f um | cells %d / %d | seed %g, %d rotations, "
+         "fallback %d\n", a, b, r->score, r->match,
          r->cmc_original[0], r->cmc_original[1], r->cmc_high[0], r->cmc_high[1], r->high_pass[0],
          r->high_pass[1], r->theta_high[0], r->theta_high[1], r->theta, r->dx, r->dy,
-         r->ncells[0], r->ncells[1]);
+         r->ncells[0], r->ncells[1], r->theta_seed, r->nthetas, r->fallback);
 }
 
 static int pair(const char *pa, const char *pb, bf_cmc_result *out)

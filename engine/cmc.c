@@ -1099,8 +1099,11 @@ int bf_cmc_compare_prep(bf_cmc_result *out, const bf_cmc_prep *a, const bf_cmc_p
   double shift = 0;
   bf_prefilter_score(a->pf, BF_KIND_CARTRIDGE, a->desc->z, b->desc->z, &shift);
   seed = -shift;
-  nt = add_window(th, 0, seed, o->seed_window, o->theta_step);
-  nt = add_window(th, nt, seed + 180, o->seed_window, o->theta_step);
+  /* windows on the theta_step grid through 0 (the estimate's own resolution is ~3°): an
+   * unturned pair is registered at the same rotations as the +-30° search */
+  double centre = o->theta_step * floor(seed / o->theta_step + 0.5);
+  nt = add_window(th, 0, centre, o->seed_window, o->theta_step);
+  nt = add_window(th, nt, centre + 180, o->seed_window, o->theta_step);
   int maxc = 0;
   if ((rc = compare_thetas(out, a, b, th, nt, o, &maxc)))
     goto done;
@@ -1108,7 +1111,7 @@ int bf_cmc_compare_prep(bf_cmc_result *out, const bf_cmc_prep *a, const bf_cmc_p
     goto done;
   double tb = 0;
   int cb = -1;
-  if ((rc = fallback_scan(a, b, seed, o, &tb, &cb)))
+  if ((rc = fallback_scan(a, b, centre, o, &tb, &cb)))
     goto done;
   int nseeded = nt;
   out->fallback = 1;
