@@ -43,7 +43,8 @@ typedef struct bf_cmc_opts {
                                 (hill-climbing); 0: FFT at full resolution (slower) */
   /* Full circle (full_circle = 1, the default): theta_min..theta_max are ignored; the
    * prefilter's rotation estimate s of the pair (bf_prefilter_score, ambiguous modulo 180°)
-   * seeds two windows of +-seed_window around -s and 180 - s (rounded to multiples of theta_step), by theta_step. When that finds
+   * seeds two windows of +-seed_window around -s and 180 - s (rounded to multiples of
+   * theta_step), by theta_step, each decided on its own (the one of more CMCs kept). When that finds
    * no match (score < match_min_cmc) and fallback_step > 0, the rest of the circle is scanned
    * by fallback_step in the reference -> target direction only; a rotation whose High-CMC
    * candidate count beats the seeded windows' best (and is >= 3) gets its own two-direction

@@ -1102,11 +1102,25 @@ int bf_cmc_compare_prep(bf_cmc_result *out, const bf_cmc_prep *a, const bf_cmc_p
   /* windows on the theta_step grid through 0 (the estimate's own resolution is ~3°): an
    * unturned pair is registered at the same rotations as the +-30° search */
   double centre = o->theta_step * floor(seed / o->theta_step + 0.5);
+  /* each window decided on its own (a median over both would mix two rotations 180° apart);
+   * the one of more CMCs is kept */
+  int maxc = 0, m2 = 0;
+  bf_cmc_result alt;
   nt = add_window(th, 0, centre, o->seed_window, o->theta_step);
-  nt = add_window(th, nt, centre + 180, o->seed_window, o->theta_step);
-  int maxc = 0;
   if ((rc = compare_thetas(out, a, b, th, nt, o, &maxc)))
     goto done;
+  nt = add_window(th, 0, centre + 180, o->seed_window, o->theta_step);
+  if ((rc = compare_thetas(&alt, a, b, th, nt, o, &m2)))
+    goto done;
+  alt.nthetas = out->nthetas = out->nthetas + alt.nthetas;
+  if (alt.score > out->score || (alt.score == out->score && alt.cmc_combined > out->cmc_combined)) {
+    bf_cmc_result_clear(out);
+    *out = alt;
+  } else
+    bf_cmc_result_clear(&alt);
+  if (m2 > maxc)
+    maxc = m2;
+  nt = out->nthetas;
   if (out->score >= o->match_min_cmc || !(o->fallback_step > 0))
     goto done;
   double tb = 0;

@@ -426,7 +426,7 @@ static int coarsen(bf_feature **out, const bf_feature *f)
  * ring-summed circular correlation; |FFT| of a real image repeats every 180°), plus every
  * SCR_COARSE degrees of the rest of the circle as a fallback. */
 #define SCR_WINDOW 15.0
-#define SCR_COARSE 15.0
+#define SCR_COARSE 18.0
 #define SCR_NRING 12
 #define SCR_NANG 64
 typedef struct ccf_state {

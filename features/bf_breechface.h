@@ -13,8 +13,9 @@
  *  3. band-pass: Gaussian regression filter (ISO 16610-61 weights, zero-order regression =
  *     NaN-aware normalised convolution) via FFTW: result = L(short) - L(long).
  *  4. resample to `spacing` by NaN-aware bilinear interpolation.
- * A scan at most half as fine as `spacing` (any instrument from 0.5 µm) is first block-averaged
- * by the largest whole factor that keeps it at most `spacing` / 2 (trace->input is that copy).
+ * A raw scan at least twice as fine as `spacing` (any instrument from 0.5 µm) has its region
+ * found at full resolution, then block-averaged by the largest whole factor that keeps it at
+ * most `spacing` / 2 before levelling and filtering.
  *
  * Already processed scans (band-passed heights, missing outside a ring) are recognised and only
  * resampled, never cropped twice: a scan is "processed" when at least min_missing_processed of
@@ -65,7 +66,7 @@ typedef struct bf_breechface_opts {
 
 /* Intermediate surfaces kept for `bfm features --show` (any pointer may stay NULL). */
 typedef struct bf_breechface_trace {
-  bf_surface *input;    /* copy of the scan (block-averaged when much finer: see above) */
+  bf_surface *input;    /* copy of the scan */
   bf_surface *cropped;  /* region kept, cropped */
   bf_surface *levelled; /* after the robust plane */
   bf_surface *filtered; /* after the band-pass (source spacing) */

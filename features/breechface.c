@@ -743,16 +743,6 @@ int bf_breechface_extract_trace(bf_feature **out, bf_breechface_trace *trace,
                                     "at %g um", scan->dx, scan->dy, o->spacing);
   if (ratio > o->warn_spacing_ratio)
     qflags |= BF_Q_SPACING; /* coarser than the comparison: detail is missing */
-  if (2 * scan->dx <= o->spacing && 2 * scan->dy <= o->spacing) {
-    /* finer than half the comparison spacing: block means to between 1/2 and 1 of it (the
-     * band-pass that follows is the anti-aliasing filter of the final resampling) */
-    int k = (int)floor(o->spacing / (2 * scan->dx) + 1e-9);
-    if (k >= 2 && scan->nx / k >= 16 && scan->ny / k >= 16) {
-      if ((rc = bin_surface(&binned, scan, k)))
-        goto done;
-      scan = binned;
-    }
-  }
   if (trace && (rc = bf_surface_copy(&tr->input, scan)))
     goto done;
   processed = bf_breechface_is_processed(scan, o);
@@ -786,6 +776,20 @@ int bf_breechface_extract_trace(bf_feature **out, bf_breechface_trace *trace,
       qflags |= BF_Q_NO_REGION;
     if ((rc = crop_to(&work, scan, keep, &x0, &y0)))
       goto done;
+    /* finer than half the comparison spacing: the region (found above at full resolution)
+     * is block-averaged to between 1/2 and 1 of it, so levelling and filtering cost the same
+     * for any instrument (the band-pass is the anti-aliasing filter of the final resampling) */
+    int k = (int)floor(o->spacing / (2 * scan->dx) + 1e-9);
+    if (2 * scan->dy > o->spacing || work->nx / (k > 1 ? k : 1) < 16 || work->ny / (k > 1 ? k : 1) < 16)
+      k = 1;
+    if (k >= 2) {
+      if ((rc = bin_surface(&binned, work, k)))
+        goto done;
+      bf_surface_free(work);
+      work = binned;
+      binned = NULL;
+    }
+    double bk = k >= 2 ? k : 1;
     r_out = tr->r_out * scan->dx;
     r_fp = tr->r_fp * scan->dx;
     ccx = (tr->cx - x0) * scan->dx;
@@ -795,12 +799,12 @@ int bf_breechface_extract_trace(bf_feature **out, bf_breechface_trace *trace,
     if ((rc = bf_level_plane_robust(work)))
       goto done;
     if (tr->r_out > 0 && o->radial_smooth > 0 &&
-        (rc = remove_radial(work, tr->cx - x0, tr->cy - y0, o->radial_smooth)))
+        (rc = remove_radial(work, (tr->cx - x0) / bk, (tr->cy - y0) / bk, o->radial_smooth)))
       goto done;
     /* the firing-pin rim is concentric with the firing pin, which may sit off the centre */
     if (tr->r_fp > 0 && o->radial_smooth > 0 &&
         hypot(tr->fcx - tr->cx, tr->fcy - tr->cy) * scan->dx > o->radial_smooth &&
-        (rc = remove_radial(work, tr->fcx - x0, tr->fcy - y0, o->radial_smooth)))
+        (rc = remove_radial(work, (tr->fcx - x0) / bk, (tr->fcy - y0) / bk, o->radial_smooth)))
       goto done;
     if (trace && (rc = bf_surface_copy(&tr->levelled, work)))
       goto done;
