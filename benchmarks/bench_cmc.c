@@ -4,12 +4,17 @@
  * Usage: bench_cmc [--pair A.x3p B.x3p] [--blind] [--quick] [--out DIR] [--exact] [--speed N]
  * --speed N: only the speed runs over the first N Fadul pairs.
  * --exact: full-resolution FFT search instead of the default two-level search.
+ * --turned: every Fadul and DFSC scan turned by a random angle (bilinear, bf_synth_turn; made
+ * here, never stored): accuracy over the full circle, and CPU time per pair against the unturned
+ * set compared as before the full circle (full_circle = 0, +-30°); BF_TURNED_FAST=1 skips the
+ * unturned scores of all pairs (only the first 60 are compared, for the cost).
  * Timings on a shared machine are noisy: re-run quietly for figures that matter. */
 #include "bf_breechface.h"
 #include "bf_cmc.h"
 #include "bf_cv.h"
 #include "bf_error.h"
 #include "bf_fft.h"
+#include "bf_synth.h"
 #include "bf_x3p.h"
 
 #include <dirent.h>
@@ -48,10 +53,14 @@ static long peak_rss_kb(void)
 
 static bf_breechface_opts g_bf = BF_BREECHFACE_OPTS_INIT;
 
-static int load(bf_feature **f, const char *path)
+static int load_turned(bf_feature **f, const char *path, double turn)
 {
-  bf_surface *s = NULL;
+  bf_surface *s = NULL, *t = NULL;
   int rc = bf_x3p_read(&s, path, NULL);
+  if (!rc && turn != 0 && !(rc = bf_synth_turn(&t, s, turn))) {
+    bf_surface_free(s);
+    s = t;
+  }
   if (!rc)
     rc = bf_breechface_extract(f, s, &g_bf);
   bf_surface_free(s);
@@ -60,13 +69,19 @@ static int load(bf_feature **f, const char *path)
   return rc;
 }
 
+static int load(bf_feature **f, const char *path)
+{
+  return load_turned(f, path, 0);
+}
+
 static void print_result(const char *a, const char *b, const bf_cmc_result *r)
 {
   printf("%s vs %s: score %g match %d | original %d / %d | high %d / %d (pass %d %d, theta %g %g)"
-         " | consensus theta %g dx %.1f dy %.1f um | cells %d / %d\n", a, b, r->score, r->match,
+         " | consensus theta %g dx %.1f dy %.1f um | cells %d / %d | seed %g, %d rotations, "
+         "fallback %d\n", a, b, r->score, r->match,
          r->cmc_original[0], r->cmc_original[1], r->cmc_high[0], r->cmc_high[1], r->high_pass[0],
          r->high_pass[1], r->theta_high[0], r->theta_high[1], r->theta, r->dx, r->dy,
-         r->ncells[0], r->ncells[1]);
+         r->ncells[0], r->ncells[1], r->theta_seed, r->nthetas, r->fallback);
 }
 
 static int pair(const char *pa, const char *pb, bf_cmc_result *out)
@@ -106,6 +121,7 @@ typedef struct item {
   bf_feature *f;
   bf_cmc_prep *p;
   int err;
+  double turn; /* degrees, --turned */
 } item;
 
 static int cmp_name(const void *a, const void *b)
@@ -164,7 +180,7 @@ static int prepare(item *v, int n)
   int bad = 0;
 #pragma omp parallel for schedule(dynamic) reduction(+ : bad)
   for (int i = 0; i < n; i++) {
-    if (load(&v[i].f, v[i].path) || bf_cmc_prep_new(&v[i].p, v[i].f, &g_opts)) {
+    if (load_turned(&v[i].f, v[i].path, v[i].turn) || bf_cmc_prep_new(&v[i].p, v[i].f, &g_opts)) {
       if (v[i].f)
         fprintf(stderr, "%s: %s\n", v[i].name, bf_error_last());
       v[i].err = 1;
@@ -456,6 +472,123 @@ static int accuracy(const char *data, const char *outdir, int quick)
   return bad || !(auc == 1.0);
 }
 
+/* Accuracy and cost over one set of scans (folders of data), each turned by a random angle
+ * (fixed seed), against the same scans unturned compared within +-30° as before. */
+static int turned_set(const char *data, const char *const *dirs, int ndir, int quick, int *worst_km)
+{
+  char key[1200];
+  snprintf(key, sizeof key, "%s/KEY.csv", data);
+  item *v = NULL;
+  int n = 0, bad = 0;
+  for (int d = 0; d < ndir; d++) {
+    char dir[1200];
+    int m;
+    snprintf(dir, sizeof dir, "%s/cartridge/%s", data, dirs[d]);
+    item *w = list_dir(dir, key, &m);
+    if (!w)
+      continue;
+    v = realloc(v, (n + m) * sizeof *v);
+    memcpy(v + n, w, m * sizeof *v);
+    n += m;
+    free(w);
+  }
+  if (quick && n > 12)
+    n = 12;
+  if (n < 2) {
+    fprintf(stderr, "turned: no scans\n");
+    free(v);
+    return 1;
+  }
+  unsigned long long st = 20261128;
+  for (int i = 0; i < n; i++) { /* the same angles every run */
+    st = st * 6364136223846793005ULL + 1442695040888963407ULL;
+    v[i].turn = -180 + 360.0 * (double)(st >> 11) / 9007199254740992.0;
+  }
+  item *u = malloc(n * sizeof *u);
+  memcpy(u, v, n * sizeof *u);
+  for (int i = 0; i < n; i++)
+    u[i].turn = 0;
+  bf_cmc_opts keep = g_opts;
+  double t0 = now();
+  bad += prepare(v, n); /* turned, full circle */
+  g_opts.full_circle = 0; /* unturned, as before: +-30° */
+  bad += prepare(u, n);
+  g_opts = keep;
+  printf("turned: %d scans prepared in %.1f s (both sets)\n", n, now() - t0);
+  int np = n * (n - 1) / 2, k = 0, nkm = 0;
+  int *ia = malloc(np * sizeof *ia), *ib = malloc(np * sizeof *ib), *km = malloc(np * sizeof *km);
+  double *sc = malloc(np * sizeof *sc), *su = malloc(np * sizeof *su);
+  for (int i = 0; i < n; i++)
+    for (int j = i + 1; j < n; j++, k++) {
+      ia[k] = i;
+      ib[k] = j;
+      km[k] = v[i].source[0] && !strcmp(v[i].source, v[j].source);
+      nkm += km[k];
+    }
+  int nt = omp_get_max_threads(), ns = np < 60 ? np : 60;
+  double a = now(), c = cpu_now();
+  bad += run_pairs(v, ia, ib, np, sc, NULL, nt);
+  double et = now() - a;
+  /* cost: the first ns pairs on one thread, unturned at +-30° (as before) and turned */
+  g_opts.full_circle = 0;
+  c = cpu_now();
+  bad += run_pairs(u, ia, ib, ns, su, NULL, 1);
+  double cu = cpu_now() - c;
+  g_opts = keep;
+  c = cpu_now();
+  run_pairs(v, ia, ib, ns, sc, NULL, 1);
+  double ct = cpu_now() - c;
+  if (!getenv("BF_TURNED_FAST")) { /* the unturned scores of every pair (the baseline) */
+    g_opts.full_circle = 0;
+    bad += run_pairs(u, ia, ib, np, su, NULL, nt);
+    g_opts = keep;
+  } else
+    for (k = ns; k < np; k++)
+      su[k] = NAN;
+  double lo = 1e30, hi = -1e30, lou = 1e30, hiu = -1e30;
+  for (k = 0; k < np; k++) {
+    if (km[k]) {
+      lo = fmin(lo, sc[k]);
+      if (!isnan(su[k]))
+        lou = fmin(lou, su[k]);
+    } else {
+      hi = fmax(hi, sc[k]);
+      if (!isnan(su[k]))
+        hiu = fmax(hiu, su[k]);
+    }
+    if (km[k] && sc[k] < 6)
+      printf("turned: missed KM %s (%.1f°) vs %s (%.1f°): %g (unturned %g)\n", v[ia[k]].name,
+             v[ia[k]].turn, v[ib[k]].name, v[ib[k]].turn, sc[k], su[k]);
+  }
+  double auc = roc_auc(NULL, sc, km, np), aucu = getenv("BF_TURNED_FAST") ? NAN : roc_auc(NULL, su, km, np);
+  printf("turned: %s%s: %d scans, %d pairs (%d KM), errors %d\n", dirs[0], ndir > 1 ? "+" : "",
+         n, np, nkm, bad);
+  printf("turned: full circle, turned: AUC %.6f, lowest KM %g, highest KNM %g\n", auc, lo, hi);
+  printf("turned: +-30°, unturned (before): AUC %.6f, lowest KM %g, highest KNM %g\n", aucu, lou,
+         hiu);
+  printf("turned: CPU s per pair (first %d pairs, 1 thread): turned full circle %.3f, unturned "
+         "+-30° %.3f: ratio %.2f; all %d turned pairs %.1f s wall on %d threads\n", ns, ct / ns,
+         cu / ns, ct / cu, np, et, nt);
+  *worst_km = (int)lo;
+  free(ia);
+  free(ib);
+  free(km);
+  free(sc);
+  free(su);
+  free_items(u, n);
+  free_items(v, n);
+  return bad || !(auc == 1.0);
+}
+
+static int turned(const char *data, int quick)
+{
+  static const char *const fadul[] = {"fadul"}, *const dfsc[] = {"dfsc-pair", "fadul-raw"};
+  int w1 = 0, w2 = 0;
+  int r = turned_set(data, fadul, 1, quick, &w1);
+  r |= turned_set(data, dfsc, 2, quick, &w2);
+  return r || w1 < 6;
+}
+
 static int blind(const char *root, int quick)
 {
   char dir[1200];
@@ -565,10 +698,12 @@ int main(int argc, char **argv)
     return 0;
   }
   const char *outdir = ".", *root = getenv("BF_SHARED");
-  int quick = getenv("BF_QUICK") != NULL, do_blind = 0, speed_n = 0;
+  int quick = getenv("BF_QUICK") != NULL, do_blind = 0, speed_n = 0, do_turned = 0;
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--blind"))
       do_blind = 1;
+    else if (!strcmp(argv[i], "--turned"))
+      do_turned = 1;
     else if (!strcmp(argv[i], "--exact"))
       g_opts.coarse = 0;
     else if (!strcmp(argv[i], "--speed") && i + 1 < argc)
@@ -589,6 +724,8 @@ int main(int argc, char **argv)
     ret = speed_only(data, speed_n);
   else if (do_blind)
     ret = blind(bl, quick);
+  else if (do_turned)
+    ret = turned(data, quick);
   else {
     faithful(data);
     raw_decisions(data);

@@ -2,7 +2,8 @@
  * following the CSAFE cmcR package's definitions:
  *  - the reference is split into cells_x x cells_y cells; cells with more than max_missing of
  *    their points missing are dropped;
- *  - for each rotation theta of the target (about its centre, nearest neighbour) each cell is
+ *  - for each rotation theta of the target (about its centre, nearest neighbour; the full circle,
+ *    seeded by the prefilter, unless full_circle = 0: see bf_cmc_opts) each cell is
  *    correlated (FFT, standardised heights, missing = 0) with the target region region_mult
  *    times its side centred at the same place; the best translation is where the cell lies wholly
  *    inside the region; its score is the Pearson correlation over points both have;
@@ -40,13 +41,25 @@ typedef struct bf_cmc_opts {
   int coarse;                /* 1: find each cell's translation by FFT at half resolution, then
                                 the exact correlation at full resolution around that peak
                                 (hill-climbing); 0: FFT at full resolution (slower) */
+  /* Full circle (full_circle = 1, the default): theta_min..theta_max are ignored; the
+   * prefilter's rotation estimate s of the pair (bf_prefilter_score, ambiguous modulo 180°)
+   * seeds two windows of +-seed_window around -s and 180 - s (rounded to multiples of
+   * theta_step), by theta_step, each decided on its own (the one of more CMCs kept). When that finds
+   * no match (score < match_min_cmc) and fallback_step > 0, the rest of the circle is scanned
+   * by fallback_step in the reference -> target direction only; a rotation whose High-CMC
+   * candidate count beats the seeded windows' best (and is >= 3) gets its own two-direction
+   * window, kept when it scores higher. Without a seed (a surface the prefilter cannot
+   * describe) the whole circle is searched by theta_step. 0: theta_min..theta_max (cmcR). */
+  int full_circle;
+  double seed_window;        /* degrees either side of each seed */
+  double fallback_step;      /* degrees; 0: no fallback scan */
 } bf_cmc_opts;
 
 #define BF_CMC_OPTS_INIT \
   {.cells_x = 8, .cells_y = 8, .max_missing = 0.85, .region_mult = 3.0, .theta_min = -30.0, \
    .theta_max = 30.0, .theta_step = 3.0, .x_thresh = 125.0, .y_thresh = 125.0, \
    .theta_thresh = 6.0, .corr_thresh = 0.5, .tau = 1, .match_min_cmc = 6, .threads = 0, \
-   .refine_step = 1.0, .coarse = 1}
+   .refine_step = 1.0, .coarse = 1, .full_circle = 1, .seed_window = 15.0, .fallback_step = 9.0}
 
 /* One reference cell's best (over rotations) registration, in one direction. */
 typedef struct bf_cmc_cell {
@@ -69,15 +82,22 @@ typedef struct bf_cmc_result {
   int cmc_combined;         /* cmcR's combined High CMC count (decision_combineDirections);
                                ranks Fadul slightly worse than score (see bench_cmc) */
   int ncells[2];            /* cells compared per direction */
-  double theta, dx, dy;     /* consensus reference -> target: deg, µm (original-method medians) */
+  double theta, dx, dy;     /* consensus reference -> target: deg in (-180, 180], µm
+                               (original-method medians) */
   double theta_refined;     /* consensus rotation refined by refine_step (= theta when off) */
   double theta_high[2];     /* modal High-CMC theta per direction (NaN when failed) */
   int quality_flags;        /* BF_Q_* of either input (a flagged comparison is not trusted) */
   bf_cmc_cell *cells;       /* ncell entries (both directions); free with bf_cmc_result_clear */
   int ncell;
+  double theta_seed;        /* full circle: the prefilter's estimate -s in (-180, 180] (the
+                               other seed is 180° away); NaN when none or full_circle = 0 */
+  int nthetas;              /* rotations registered per direction (cost measure) */
+  int fallback;             /* 0: seeded windows; 1: fallback scan ran; 2: its window won */
 } bf_cmc_result;
 
-/* Per-feature precomputation (cells, their FFTs): make once, compare many times. */
+/* Per-feature precomputation (cells, their FFTs, the prefilter descriptor that seeds the full
+ * circle): make once (e.g. the query), compare with many candidates; results are identical to
+ * bf_cmc_compare's. A prep is read-only in compares: one prep may serve many threads at once. */
 typedef struct bf_cmc_prep bf_cmc_prep;
 int bf_cmc_prep_new(bf_cmc_prep **out, const bf_feature *f, const bf_cmc_opts *o);
 void bf_cmc_prep_free(bf_cmc_prep *p);

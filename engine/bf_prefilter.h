@@ -64,7 +64,9 @@ const char *bf_prefilter_kind_name(int kind);
 int bf_prefilter_describe(const bf_prefilter *pf, bf_feature **out, bf_feature *const *feat, int n);
 
 /* Similarity of two descriptors of the same kind (raw float arrays of bf_prefilter_len floats),
- * in [-1, 1]; *shift (may be NULL) gets the best angle in degrees (cartridge) or land phase
+ * in [-1, 1]; *shift (may be NULL) gets the best angle in degrees in [0, 180), interpolated
+ * between angle bins (cartridge: b turned by -shift or 180 - shift lines up with a; the CMC's
+ * full-circle search starts there) or land phase
  * (bullet). Thread-safe, allocation-free. */
 double bf_prefilter_score(const bf_prefilter *pf, int kind, const float *a, const float *b,
                           double *shift);

@@ -2,6 +2,7 @@
 #include "bf_cmc.h"
 #include "bf_error.h"
 #include "bf_fft.h"
+#include "bf_prefilter.h"
 
 #include <math.h>
 #include <omp.h>
@@ -31,6 +32,9 @@ struct bf_cmc_prep {
   fftwf_complex **ccfft;   /* per kept cell: coarse FFT */
   float **cstd;            /* per kept cell: standardised, zero-filled full-resolution cell */
   const bf_fft_plan *cplan;
+  /* full circle: the prefilter descriptor whose rotation estimate seeds the search */
+  bf_prefilter *pf;
+  bf_feature *desc;        /* NULL: the prefilter could not describe the surface */
 };
 
 void bf_cmc_prep_free(bf_cmc_prep *p)
@@ -51,6 +55,8 @@ void bf_cmc_prep_free(bf_cmc_prep *p)
   free(p->cz);
   free(p->use);
   free(p->z);
+  bf_feature_free(p->desc);
+  bf_prefilter_free(p->pf);
   free(p);
 }
 
@@ -78,10 +84,13 @@ static int check_opts(const bf_cmc_opts *o)
 {
   if (o->cells_x < 1 || o->cells_y < 1 || o->cells_x > 64 || o->cells_y > 64 ||
       !(o->region_mult >= 1) || !(o->theta_step > 0) || !(o->theta_max >= o->theta_min) ||
-      (o->theta_max - o->theta_min) / o->theta_step > 720)
+      (o->theta_max - o->theta_min) / o->theta_step > 720 || 360.0 / o->theta_step > 720 ||
+      !(o->seed_window >= 0 && o->seed_window <= 90) || !(o->fallback_step >= 0) ||
+      (o->fallback_step > 0 && 360.0 / o->fallback_step > 720))
     return bf_error_set(BF_EINVAL, "CMC options out of range (cells %d x %d, region x%g, "
-                        "theta %g..%g by %g)", o->cells_x, o->cells_y, o->region_mult,
-                        o->theta_min, o->theta_max, o->theta_step);
+                        "theta %g..%g by %g, seed window %g, fallback step %g)", o->cells_x,
+                        o->cells_y, o->region_mult, o->theta_min, o->theta_max, o->theta_step,
+                        o->seed_window, o->fallback_step);
   return 0;
 }
 
@@ -209,6 +218,17 @@ int bf_cmc_prep_new(bf_cmc_prep **out, const bf_feature *f, const bf_cmc_opts *o
     goto done;
   }
   memcpy(p->z, f->z, n * sizeof *p->z);
+  if (o->full_circle) {
+    if ((rc = bf_prefilter_new(&p->pf, NULL)))
+      goto done;
+    const bf_feature *one = f;
+    rc = bf_prefilter_describe(p->pf, &p->desc, (bf_feature *const *)&one, 1);
+    if (rc == BF_EQUALITY) { /* no seed: the compare searches the whole circle */
+      bf_error_clear();
+      rc = 0;
+    } else if (rc)
+      goto done;
+  }
   p->coarse = o->coarse;
   if (p->coarse) {
     rc = prep_coarse(p);
@@ -784,45 +804,38 @@ static int cell_high(const dir_result *d, int i, const double *th, int nt, int n
   return 0;
 }
 
-int bf_cmc_compare_prep(bf_cmc_result *out, const bf_cmc_prep *a, const bf_cmc_prep *b,
-                        const bf_cmc_opts *o)
+/* Both directions over the rotations th[0..nt) (reference -> target; the other direction
+ * registers at -th), decided and combined into out. *maxc0 (may be NULL) gets the reference ->
+ * target direction's largest High-CMC candidate count at one rotation. */
+static int compare_thetas(bf_cmc_result *out, const bf_cmc_prep *a, const bf_cmc_prep *b,
+                          const double *th0, int nt, const bf_cmc_opts *o, int *maxc0)
 {
-  bf_cmc_opts def = BF_CMC_OPTS_INIT;
   reg *g[2] = {NULL, NULL};
-  double *th = NULL;
+  double *th = NULL, *thd[2];
   dir_result d[2];
   int rc = 0, failed = 0;
   memset(out, 0, sizeof *out);
   memset(d, 0, sizeof d);
-  if (!o)
-    o = &def;
-  if ((rc = check_opts(o)))
-    return rc;
-  if (!a || !b)
-    return bf_error_set(BF_EINVAL, "CMC compare: missing prep");
-  if (fabs(a->sp - b->sp) > 1e-3 * a->sp)
-    return bf_error_set(BF_EINVAL, "CMC compare: spacings differ (%g and %g um): extract both "
-                        "features at the comparison spacing", a->sp, b->sp);
-  if (a->cells_x != o->cells_x || a->cells_y != o->cells_y || b->cells_x != o->cells_x ||
-      b->cells_y != o->cells_y || a->coarse != o->coarse || b->coarse != o->coarse)
-    return bf_error_set(BF_EINVAL, "CMC compare: preps were made with other cell options");
-  int nt = (int)floor((o->theta_max - o->theta_min) / o->theta_step + 1e-9) + 1;
   int ncell = a->ncell;
-  th = malloc(nt * sizeof *th);
+  th = malloc(2 * (size_t)nt * sizeof *th);
   g[0] = calloc((size_t)nt * ncell, sizeof(reg));
   g[1] = calloc((size_t)nt * ncell, sizeof(reg));
   if (!th || !g[0] || !g[1]) {
     rc = bf_error_set(BF_ENOMEM, "out of memory for CMC registrations");
     goto done;
   }
-  for (int t = 0; t < nt; t++)
-    th[t] = o->theta_min + t * o->theta_step;
+  thd[0] = th;
+  thd[1] = th + nt;
+  for (int t = 0; t < nt; t++) {
+    thd[0][t] = th0[t];
+    thd[1][t] = -th0[t];
+  }
   int nthreads = o->threads > 0 ? o->threads : omp_get_max_threads();
 #pragma omp parallel for schedule(dynamic) num_threads(nthreads) if (!omp_in_parallel())
   for (int task = 0; task < 2 * nt; task++) {
     int dir = task / nt, t = task % nt;
     const bf_cmc_prep *r = dir ? b : a, *s = dir ? a : b;
-    if (register_one(g[dir] + (size_t)t * ncell, r, s, th[t], o)) {
+    if (register_one(g[dir] + (size_t)t * ncell, r, s, thd[dir][t], o)) {
 #pragma omp atomic write
       failed = 1;
     }
@@ -832,7 +845,7 @@ int bf_cmc_compare_prep(bf_cmc_result *out, const bf_cmc_prep *a, const bf_cmc_p
     goto done;
   }
   for (int k = 0; k < 2; k++)
-    if ((rc = decide(&d[k], g[k], th, nt, ncell, o, a->sp)))
+    if ((rc = decide(&d[k], g[k], thd[k], nt, ncell, o, a->sp)))
       goto done;
   /* combine the directions as cmcR's decision_combineDirections (fail, compareThetas) */
   int combined_high = 0;
@@ -879,12 +892,12 @@ int bf_cmc_compare_prep(bf_cmc_result *out, const bf_cmc_prep *a, const bf_cmc_p
       c->y0 = (r->oy + c->row * r->ch) * r->sp;
       c->w = r->cw * r->sp;
       c->h = r->ch * r->sp;
-      c->theta = th[bt];
+      c->theta = thd[k][bt];
       c->dx = rg->sx * r->sp;
       c->dy = rg->sy * r->sp;
       c->corr = rg->corr;
       c->cmc_original = d[k].orig[i];
-      c->cmc_high = combined_high ? cell_high(&d[k], i, th, nt, ncell, o)
+      c->cmc_high = combined_high ? cell_high(&d[k], i, thd[k], nt, ncell, o)
                                   : (k == smaller && d[k].orig[i]);
       if (c->cmc_high)
         hit[i] = 1;
@@ -902,6 +915,13 @@ int bf_cmc_compare_prep(bf_cmc_result *out, const bf_cmc_prep *a, const bf_cmc_p
   out->dx = d[0].med_x * a->sp;
   out->dy = d[0].med_y * a->sp;
   out->quality_flags = a->qflags | b->qflags;
+  out->nthetas = nt;
+  if (maxc0) {
+    *maxc0 = 0;
+    for (int t = 0; t < nt; t++)
+      if (d[0].count[t] > *maxc0)
+        *maxc0 = d[0].count[t];
+  }
   /* refine the consensus rotation: the mean correlation of the original-method CMCs at the
    * median CMC theta and refine_step either side; reported, the counts stay cmcR's */
   out->theta_refined = out->theta;
@@ -940,6 +960,200 @@ done:
   free(th);
   if (rc)
     bf_cmc_result_clear(out);
+  return rc;
+}
+
+/* angle in (-180, 180] */
+static double wrap180(double t)
+{
+  if (!isfinite(t))
+    return t;
+  t = fmod(t, 360.0);
+  if (t > 180)
+    t -= 360;
+  else if (t <= -180)
+    t += 360;
+  return t;
+}
+
+/* Rotations c - w .. c + w by step, appended to th (n so far); returns the new count. */
+static int add_window(double *th, int n, double c, double w, double step)
+{
+  int k = (int)floor(w / step + 1e-9);
+  for (int i = -k; i <= k; i++)
+    th[n++] = c + i * step;
+  return n;
+}
+
+/* High-CMC candidate count of the reference -> target direction at one rotation. */
+static int count_at(const bf_cmc_prep *a, const bf_cmc_prep *b, double theta, const bf_cmc_opts *o,
+                    int *count)
+{
+  int ncell = a->ncell, q = 0, rc = 0;
+  reg *g = calloc(ncell, sizeof *g);
+  double *vx = malloc(ncell * sizeof *vx), *vy = malloc(ncell * sizeof *vy);
+  *count = 0;
+  if (!g || !vx || !vy || register_one(g, a, b, theta, o)) {
+    rc = BF_ENOMEM;
+    goto done;
+  }
+  for (int i = 0; i < ncell; i++)
+    if (g[i].ok) {
+      vx[q] = g[i].sx;
+      vy[q] = g[i].sy;
+      q++;
+    }
+  double mx = median(vx, q), my = median(vy, q), xt = o->x_thresh / a->sp, yt = o->y_thresh / a->sp;
+  for (int i = 0; i < ncell; i++)
+    *count += g[i].ok && fabs(g[i].sx - mx) <= xt && fabs(g[i].sy - my) <= yt &&
+              g[i].corr >= o->corr_thresh;
+done:
+  free(g);
+  free(vx);
+  free(vy);
+  return rc;
+}
+
+/* The full circle's fallback: the rotations by fallback_step outside the seeded windows,
+ * reference -> target only; *best_t gets the one of most High-CMC candidates (*best_c). */
+static int fallback_scan(const bf_cmc_prep *a, const bf_cmc_prep *b, double seed,
+                         const bf_cmc_opts *o, double *best_t, int *best_c)
+{
+  int nt = (int)floor(360.0 / o->fallback_step + 1e-9), failed = 0;
+  int *cnt = calloc(nt, sizeof *cnt);
+  *best_c = -1;
+  if (!cnt)
+    return bf_error_set(BF_ENOMEM, "out of memory for the CMC fallback scan");
+  int nthreads = o->threads > 0 ? o->threads : omp_get_max_threads();
+#pragma omp parallel for schedule(dynamic) num_threads(nthreads) if (!omp_in_parallel())
+  for (int t = 0; t < nt; t++) {
+    double th = seed + t * o->fallback_step, off = fabs(wrap180(th - seed));
+    cnt[t] = -1;
+    if (off <= o->seed_window || 180 - off <= o->seed_window)
+      continue; /* already searched */
+    if (count_at(a, b, th, o, &cnt[t])) {
+#pragma omp atomic write
+      failed = 1;
+    }
+  }
+  for (int t = 0; t < nt; t++)
+    if (cnt[t] > *best_c) {
+      *best_c = cnt[t];
+      *best_t = seed + t * o->fallback_step;
+    }
+  free(cnt);
+  return failed ? bf_error_set(BF_ENOMEM, "out of memory in the CMC fallback scan") : 0;
+}
+
+/* Reported angles in (-180, 180]. */
+static void wrap_result(bf_cmc_result *r)
+{
+  r->theta = wrap180(r->theta);
+  r->theta_refined = wrap180(r->theta_refined);
+  r->theta_high[0] = wrap180(r->theta_high[0]);
+  r->theta_high[1] = wrap180(r->theta_high[1]);
+  for (int i = 0; i < r->ncell; i++)
+    r->cells[i].theta = wrap180(r->cells[i].theta);
+}
+
+int bf_cmc_compare_prep(bf_cmc_result *out, const bf_cmc_prep *a, const bf_cmc_prep *b,
+                        const bf_cmc_opts *o)
+{
+  bf_cmc_opts def = BF_CMC_OPTS_INIT;
+  double *th = NULL;
+  int rc = 0, nt = 0;
+  memset(out, 0, sizeof *out);
+  if (!o)
+    o = &def;
+  if ((rc = check_opts(o)))
+    return rc;
+  if (!a || !b)
+    return bf_error_set(BF_EINVAL, "CMC compare: missing prep");
+  if (fabs(a->sp - b->sp) > 1e-3 * a->sp)
+    return bf_error_set(BF_EINVAL, "CMC compare: spacings differ (%g and %g um): extract both "
+                        "features at the comparison spacing", a->sp, b->sp);
+  if (a->cells_x != o->cells_x || a->cells_y != o->cells_y || b->cells_x != o->cells_x ||
+      b->cells_y != o->cells_y || a->coarse != o->coarse || b->coarse != o->coarse ||
+      (o->full_circle && (!a->pf || !b->pf)))
+    return bf_error_set(BF_EINVAL, "CMC compare: preps were made with other cell options");
+  int cap = (int)floor(360.0 / o->theta_step + 1e-9) + 2 +
+            (int)floor((o->theta_max - o->theta_min) / o->theta_step + 1e-9) +
+            4 * ((int)floor(o->seed_window / o->theta_step + 1e-9) + 1);
+  if (!(th = malloc(cap * sizeof *th)))
+    return bf_error_set(BF_ENOMEM, "out of memory for CMC rotations");
+  double seed = NAN;
+  if (!o->full_circle) {
+    nt = (int)floor((o->theta_max - o->theta_min) / o->theta_step + 1e-9) + 1;
+    for (int t = 0; t < nt; t++)
+      th[t] = o->theta_min + t * o->theta_step;
+    rc = compare_thetas(out, a, b, th, nt, o, NULL);
+    goto done;
+  }
+  if (!a->desc || !b->desc) { /* no estimate: the whole circle */
+    nt = (int)floor(360.0 / o->theta_step - 1e-9) + 1;
+    for (int t = 0; t < nt; t++)
+      th[t] = -180 + o->theta_step + t * o->theta_step;
+    rc = compare_thetas(out, a, b, th, nt, o, NULL);
+    goto done;
+  }
+  double shift = 0;
+  bf_prefilter_score(a->pf, BF_KIND_CARTRIDGE, a->desc->z, b->desc->z, &shift);
+  seed = -shift;
+  /* windows on the theta_step grid through 0 (the estimate's own resolution is ~3°): an
+   * unturned pair is registered at the same rotations as the +-30° search */
+  double centre = o->theta_step * floor(seed / o->theta_step + 0.5);
+  /* each window decided on its own (a median over both would mix two rotations 180° apart);
+   * the one of more CMCs is kept */
+  int maxc = 0, m2 = 0;
+  bf_cmc_result alt;
+  nt = add_window(th, 0, centre, o->seed_window, o->theta_step);
+  if ((rc = compare_thetas(out, a, b, th, nt, o, &maxc)))
+    goto done;
+  nt = add_window(th, 0, centre + 180, o->seed_window, o->theta_step);
+  if ((rc = compare_thetas(&alt, a, b, th, nt, o, &m2)))
+    goto done;
+  alt.nthetas = out->nthetas = out->nthetas + alt.nthetas;
+  if (alt.score > out->score || (alt.score == out->score && alt.cmc_combined > out->cmc_combined)) {
+    bf_cmc_result_clear(out);
+    *out = alt;
+  } else
+    bf_cmc_result_clear(&alt);
+  if (m2 > maxc)
+    maxc = m2;
+  nt = out->nthetas;
+  if (out->score >= o->match_min_cmc || !(o->fallback_step > 0))
+    goto done;
+  double tb = 0;
+  int cb = -1;
+  if ((rc = fallback_scan(a, b, centre, o, &tb, &cb)))
+    goto done;
+  int nseeded = nt;
+  out->fallback = 1;
+  out->nthetas = nseeded + (int)floor(360.0 / o->fallback_step + 1e-9);
+  if (cb >= 3 && cb > maxc) {
+    bf_cmc_result r2;
+    nt = add_window(th, 0, tb, o->seed_window, o->theta_step);
+    if ((rc = compare_thetas(&r2, a, b, th, nt, o, NULL)))
+      goto done;
+    r2.nthetas = out->nthetas + nt;
+    r2.fallback = 1;
+    if (r2.score > out->score) {
+      bf_cmc_result_clear(out);
+      *out = r2;
+      out->fallback = 2;
+    } else {
+      out->nthetas = r2.nthetas;
+      bf_cmc_result_clear(&r2);
+    }
+  }
+done:
+  free(th);
+  if (rc)
+    bf_cmc_result_clear(out);
+  else {
+    wrap_result(out);
+    out->theta_seed = wrap180(seed);
+  }
   return rc;
 }
 

@@ -355,8 +355,14 @@ static double score_cartridge(const bf_prefilter *pf, const float *a, const floa
   for (int s = 1; s < nang; s++)
     if (corr[s] > corr[best])
       best = s;
-  if (shift)
-    *shift = 180.0 * best / nang;
+  if (shift) { /* parabolic interpolation of the peak between its circular neighbours */
+    double l = corr[(best + nang - 1) % nang], c = corr[best], r = corr[(best + 1) % nang];
+    double den = l - 2 * c + r, d = den < 0 ? 0.5 * (l - r) / den : 0;
+    if (!(fabs(d) <= 0.5))
+      d = 0;
+    double sh = 180.0 * (best + d) / nang;
+    *shift = sh < 0 ? sh + 180 : sh >= 180 ? sh - 180 : sh;
+  }
   return corr[best] / ((double)nang * nr);
 }
 

@@ -630,9 +630,17 @@ static int coarsen(bf_feature **out, const bf_feature *f)
 
 /* The cartridge screen: the areal cross-correlation maximum (CCFmax, as in NIST's breech-face
  * correlation) of the two surfaces block-averaged to BF_SEARCH_SCREEN_UM, standardised (missing =
- * 0), over the CMC's rotations (theta_min..theta_max by theta_step of BF_CMC_OPTS_INIT) and
- * translations up to BF_SEARCH_SCREEN_SHIFT_UM. The query's rotated copies and their FFTs are made
- * once per query; a pair costs one forward FFT and one inverse FFT per rotation. */
+ * 0), over rotations of the full circle and translations up to BF_SEARCH_SCREEN_SHIFT_UM. The
+ * query's rotated copies (every theta_step of BF_CMC_OPTS_INIT) and their FFTs are made once per
+ * query; a pair costs one forward FFT and one inverse FFT per rotation tried. Rotations tried:
+ * +-SCR_WINDOW around the pair's rotation estimate s and s + 180 (the prefilter's method on the
+ * screen's own spectra: the log |FFT| of both sampled on rings, the best angle shift of the
+ * ring-summed circular correlation; |FFT| of a real image repeats every 180°), plus every
+ * SCR_COARSE degrees of the rest of the circle as a fallback. */
+#define SCR_WINDOW 15.0
+#define SCR_COARSE 18.0
+#define SCR_NRING 12
+#define SCR_NANG 64
 typedef struct ccf_state {
   int P, S, nrot;
   const bf_fft_plan *plan;
@@ -640,7 +648,64 @@ typedef struct ccf_state {
   fftwf_complex *A; /* nrot x P x (P/2+1) */
   double *ea;       /* energy of each rotated query */
   double dx;
+  float prof[SCR_NRING * SCR_NANG]; /* the query's ring profiles (rotation 0) */
 } ccf_state;
+
+/* log |F| on SCR_NRING log-spaced rings (wavelengths 100-1000 µm) x SCR_NANG angles over 180°,
+ * each ring zero-mean unit-norm, from a P x (P/2+1) half spectrum at spacing dx. */
+static void ring_profile(float *prof, const fftwf_complex *F, int P, double dx)
+{
+  int H = P / 2 + 1;
+  for (int r = 0; r < SCR_NRING; r++) {
+    double lam = 1000.0 * pow(0.1, (double)r / (SCR_NRING - 1)), k = P * dx / lam;
+    float *v = prof + r * SCR_NANG;
+    double m = 0, ss = 0;
+    for (int a = 0; a < SCR_NANG; a++) {
+      double th = M_PI * a / SCR_NANG, kx = k * cos(th), ky = k * sin(th);
+      if (kx < 0) { /* |F(-k)| = |F(k)| */
+        kx = -kx;
+        ky = -ky;
+      }
+      int x0 = (int)floor(kx), y0 = (int)floor(ky);
+      double fx = kx - x0, fy = ky - y0, val = 0;
+      for (int j = 0; j < 2; j++)
+        for (int i = 0; i < 2; i++) {
+          int x = x0 + i < H ? x0 + i : H - 1, y = ((y0 + j) % P + P) % P;
+          const float *c = F[(size_t)y * H + x];
+          val += (i ? fx : 1 - fx) * (j ? fy : 1 - fy) * sqrt((double)c[0] * c[0] + (double)c[1] * c[1]);
+        }
+      v[a] = (float)log(val + 1e-9);
+      m += v[a];
+    }
+    m /= SCR_NANG;
+    for (int a = 0; a < SCR_NANG; a++)
+      ss += (v[a] - m) * (v[a] - m);
+    double sc = ss > 1e-20 ? 1 / sqrt(ss) : 0;
+    for (int a = 0; a < SCR_NANG; a++)
+      v[a] = (float)((v[a] - m) * sc);
+  }
+}
+
+/* The query rotation (degrees, modulo 180) that lines it up with the candidate, from profiles. */
+static double ring_rotation(const float *q, const float *c)
+{
+  double corr[SCR_NANG];
+  int best = 0;
+  for (int s = 0; s < SCR_NANG; s++) {
+    double acc = 0;
+    for (int r = 0; r < SCR_NRING; r++)
+      for (int a = 0; a < SCR_NANG; a++)
+        acc += q[r * SCR_NANG + a] * c[r * SCR_NANG + (a + s) % SCR_NANG];
+    corr[s] = acc;
+    if (acc > corr[best])
+      best = s;
+  }
+  double l = corr[(best + SCR_NANG - 1) % SCR_NANG], m = corr[best], r = corr[(best + 1) % SCR_NANG];
+  double den = l - 2 * m + r, d = den < 0 ? 0.5 * (l - r) / den : 0;
+  if (!(fabs(d) <= 0.5))
+    d = 0;
+  return 180.0 * (best + d) / SCR_NANG;
+}
 
 /* zero mean, unit variance over the valid points; missing -> 0. Returns the valid count. */
 static size_t standardise(float *z, size_t n)
@@ -703,9 +768,10 @@ static int screen_prep_cartridge(void *ctx, void **state, bf_feature *const *q, 
   c->dx = g->dx;
   c->S = (int)ceil(BF_SEARCH_SCREEN_SHIFT_UM / g->dx);
   c->P = bf_fft_fast_size((g->nx > g->ny ? g->nx : g->ny) + c->S);
-  c->theta0 = co.theta_min;
   c->dtheta = co.theta_step > 0 ? co.theta_step : 3;
-  c->nrot = (int)floor((co.theta_max - co.theta_min) / c->dtheta + 1e-9) + 1;
+  c->nrot = (int)floor(360.0 / c->dtheta + 1e-9);
+  c->dtheta = 360.0 / c->nrot; /* the circle in equal steps */
+  c->theta0 = 0;
   int P = c->P, H = P / 2 + 1;
   if (!(c->plan = bf_fft_plan_get(P, P))) {
     ret = BF_ENOMEM;
@@ -734,6 +800,7 @@ static int screen_prep_cartridge(void *ctx, void **state, bf_feature *const *q, 
     c->ea[r] = e;
     fftwf_execute_dft_r2c(c->plan->r2c, rot, c->A + (size_t)r * P * H);
   }
+  ring_profile(c->prof, c->A, P, c->dx);
 done:
   (void)ctx;
   fftwf_free(buf);
@@ -778,8 +845,17 @@ static int screen_cartridge(void *ctx, void *qs, bf_feature *const *q, int nq,
   for (size_t i = 0; i < (size_t)P * P; i++)
     eb += (double)buf[i] * buf[i];
   fftwf_execute_dft_r2c(st->plan->r2c, buf, B);
+  float prof[SCR_NRING * SCR_NANG];
+  ring_profile(prof, B, P, st->dx);
+  double seed = ring_rotation(st->prof, prof);
   double best = -2, bth = 0, bx = 0, by = 0;
+  int coarse = (int)lround(SCR_COARSE / st->dtheta);
   for (int r = 0; r < st->nrot; r++) {
+    double th = st->theta0 + r * st->dtheta, off = fmod(fabs(th - seed), 180.0);
+    if (off > 90)
+      off = 180 - off;
+    if (off > SCR_WINDOW && (coarse < 1 || r % coarse))
+      continue;
     const fftwf_complex *A = st->A + (size_t)r * P * H;
     for (size_t i = 0; i < (size_t)P * H; i++) { /* A . conj(B): corr(s) = sum a(x+s) b(x) */
       F[i][0] = A[i][0] * B[i][0] + A[i][1] * B[i][1];
@@ -792,7 +868,7 @@ static int screen_cartridge(void *ctx, void *qs, bf_feature *const *q, int nq,
         double v = buf[(size_t)((sy + P) % P) * P + (sx + P) % P] * norm;
         if (v > best) {
           best = v;
-          bth = st->theta0 + r * st->dtheta;
+          bth = th > 180 ? th - 360 : th;
           bx = sx * st->dx;
           by = sy * st->dx;
         }

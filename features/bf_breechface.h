@@ -8,10 +8,14 @@
  *     last gap (3+ missing points: its steep wall) within 0.85 R along each ray, each an algebraic (Kasa) fit with iterative trimming of outliers. The
  *     outside minus edge_margin and the firing pin plus fp_margin are removed, then cropped.
  *  2. level: plane fitted by least absolute deviations (IRLS, the median regression cmcR uses),
- *     so the firing-pin bulge and outliers do not tilt it.
+ *     so the firing-pin bulge and outliers do not tilt it; then the rotationally symmetric form
+ *     about the primer centre (dome, firing-pin rim: ring medians) is removed (radial_smooth).
  *  3. band-pass: Gaussian regression filter (ISO 16610-61 weights, zero-order regression =
  *     NaN-aware normalised convolution) via FFTW: result = L(short) - L(long).
  *  4. resample to `spacing` by NaN-aware bilinear interpolation.
+ * A raw scan at least twice as fine as `spacing` (any instrument from 0.5 µm) has its region
+ * found at full resolution, then block-averaged by the largest whole factor that keeps it at
+ * most `spacing` / 2 before levelling and filtering.
  *
  * Already processed scans (band-passed heights, missing outside a ring) are recognised and only
  * resampled, never cropped twice: a scan is "processed" when at least min_missing_processed of
@@ -44,20 +48,24 @@ typedef struct bf_breechface_opts {
   double edge_margin;      /* removed inside the primer edge (roll-off), µm */
   double fp_margin;        /* removed around the firing-pin circle, µm */
   double min_valid;        /* fewer valid points than this fraction of the box: MOSTLY_MISSING */
-  double max_spacing_ratio; /* scan spacing beyond ratio x or 1/ratio of `spacing`: error */
-  double warn_spacing_ratio; /* beyond this ratio: BF_Q_SPACING flag */
+  double max_spacing_ratio; /* scan spacing beyond ratio x or 1/ratio of `spacing`: error
+                               (12.5: 0.5-78 µm at 6.25 µm) */
+  double warn_spacing_ratio; /* coarser than this ratio x `spacing`: BF_Q_SPACING flag */
   double min_missing_processed; /* see "processed" above */
   double max_range_processed;   /* µm */
   int force_raw;           /* 1: never treat as processed */
   double processed_erode;  /* processed scans: valid points this close (µm) to a missing point
                               or the frame are dropped (edge roll-off); 0: kept as given */
+  double radial_smooth;    /* raw scans: the rotationally symmetric form about the primer centre
+                              (ring medians smoothed over +-this, µm) is removed after the plane;
+                              0: kept */
 } bf_breechface_opts;
 
 #define BF_BREECHFACE_OPTS_INIT \
   {.spacing = 6.25, .lambda_short = 16.0, .lambda_long = 500.0, .edge_margin = 150.0, \
-   .fp_margin = 60.0, .min_valid = 0.05, .max_spacing_ratio = 8.0, .warn_spacing_ratio = 2.5, \
+   .fp_margin = 60.0, .min_valid = 0.05, .max_spacing_ratio = 12.5, .warn_spacing_ratio = 2.5, \
    .min_missing_processed = 0.2, .max_range_processed = 40.0, .force_raw = 0, \
-   .processed_erode = BF_ERODE_DEFAULT}
+   .processed_erode = BF_ERODE_DEFAULT, .radial_smooth = 25.0}
 
 /* Intermediate surfaces kept for `bfm features --show` (any pointer may stay NULL). */
 typedef struct bf_breechface_trace {

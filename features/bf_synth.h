@@ -41,8 +41,8 @@ typedef struct bf_synth_opts {
   double toolmarks;       /* share of the firearm texture variance in parallel tool marks */
   double transfer;        /* cartridge: share (amplitude) of the firearm texture carried over */
   double max_rotation;    /* cartridge: rotation uniform in +-this, degrees. 30 by default: the
-                             spread of the Fadul scans and what the CMC search covers; 180 for
-                             cases placed in any orientation */
+                             spread of the Fadul scans; 180 (bfm synth's default) for cases
+                             placed in any orientation (the CMC and screen cover the circle) */
   double max_shift;       /* cartridge: shift uniform in +-this along x and y, µm */
   double dropout;         /* fraction of points lost in small clusters */
   double land_spacing;    /* µm */
@@ -99,5 +99,12 @@ int bf_synth_cartridge1(bf_surface **out, const bf_synth_opts *o, int firearm, i
                         bf_synth_truth *truth);
 int bf_synth_land1(bf_surface **out, const bf_synth_opts *o, int barrel, int bullet, int land,
                    bf_synth_truth *truth);
+
+/* A copy of scan s turned by deg degrees about its centre (x right, y down the rows: the point
+ * u from the centre of s lands at R(deg) u, R = [cos -sin; sin cos]), on a grid just large
+ * enough to hold the whole turned scan. Heights by bilinear interpolation of the 4 neighbours
+ * when all 4 are valid, else the nearest neighbour (NaN outside); the mask (if any) by nearest
+ * neighbour. The turned test sets of tests and benchmarks are made with it. */
+int bf_synth_turn(bf_surface **out, const bf_surface *s, double deg);
 
 #endif

@@ -552,6 +552,119 @@ static int erode_valid(bf_surface *s, double d)
   return 0;
 }
 
+/* Removes the rotationally symmetric form about (cx, cy) (points): the median height of each
+ * ring one point wide, smoothed over +-smooth_um, subtracted. The primer's dome, the raised rim
+ * round the firing-pin impression and concentric bulges are the same on every case of a calibre
+ * (no firearm's marks: averaged round a ring, those cancel), yet they correlate cell by cell at
+ * any rotation. Returns 0 or BF_ENOMEM. */
+static int remove_radial(bf_surface *s, double cx, double cy, double smooth_um)
+{
+  int nx = s->nx, ny = s->ny, rc = 0;
+  double rmax = hypot(nx, ny) + 2;
+  int nb = (int)rmax + 1;
+  int *cnt = calloc(nb + 1, sizeof *cnt), *pos = calloc(nb + 1, sizeof *pos);
+  float *val = malloc((size_t)nx * ny * sizeof *val);
+  double *prof = malloc(nb * sizeof *prof), *sm = malloc(nb * sizeof *sm);
+  if (!cnt || !pos || !val || !prof || !sm) {
+    rc = bf_error_set(BF_ENOMEM, "out of memory removing the radial form");
+    goto done;
+  }
+  for (int y = 0; y < ny; y++)
+    for (int x = 0; x < nx; x++)
+      if (!isnan(s->z[(size_t)y * nx + x]))
+        cnt[(int)hypot(x - cx, y - cy) + 1]++;
+  for (int b = 1; b <= nb; b++)
+    cnt[b] += cnt[b - 1];
+  memcpy(pos, cnt, (nb + 1) * sizeof *pos);
+  for (int y = 0; y < ny; y++)
+    for (int x = 0; x < nx; x++) {
+      float v = s->z[(size_t)y * nx + x];
+      if (!isnan(v))
+        val[pos[(int)hypot(x - cx, y - cy)]++] = v;
+    }
+  for (int b = 0; b < nb; b++) {
+    int m = cnt[b + 1] - cnt[b];
+    if (m < 8) {
+      prof[b] = NAN;
+      continue;
+    }
+    qsort(val + cnt[b], m, sizeof *val, cmp_float);
+    prof[b] = val[cnt[b] + m / 2];
+  }
+  int h = (int)ceil(smooth_um / s->dx);
+  for (int b = 0; b < nb; b++) {
+    double a = 0;
+    int m = 0;
+    for (int j = b - h; j <= b + h; j++)
+      if (j >= 0 && j < nb && !isnan(prof[j])) {
+        a += prof[j];
+        m++;
+      }
+    sm[b] = m ? a / m : 0;
+  }
+  for (int y = 0; y < ny; y++)
+    for (int x = 0; x < nx; x++) {
+      float *z = &s->z[(size_t)y * nx + x];
+      if (isnan(*z))
+        continue;
+      double r = hypot(x - cx, y - cy), t = r - 0.5;
+      int b0 = t < 0 ? 0 : (int)t, b1 = b0 + 1 < nb ? b0 + 1 : b0;
+      double f = t < 0 ? 0 : t - b0;
+      *z -= (float)((1 - f) * sm[b0] + f * sm[b1]);
+    }
+done:
+  free(cnt);
+  free(pos);
+  free(val);
+  free(prof);
+  free(sm);
+  return rc;
+}
+
+/* k x k block means of s (a block is valid when at least half its points are; the mask keeps
+ * the colour of the block's centre point): scans much finer than the comparison spacing are
+ * brought near it first, so region finding and filtering cost the same for any instrument. */
+static int bin_surface(bf_surface **out, const bf_surface *s, int k)
+{
+  int nx = s->nx / k, ny = s->ny / k;
+  int rc = bf_surface_new(out, nx, ny, s->dx * k, s->dy * k);
+  if (rc)
+    return rc;
+  bf_surface *b = *out;
+  b->flags = s->flags;
+  b->meta = s->meta;
+  b->mask_background = s->mask_background;
+  if (s->mask && !(b->mask = malloc((size_t)nx * ny * sizeof *b->mask)))
+    goto nomem;
+  if (s->nlabels > 0) {
+    if (!(b->labels = malloc((size_t)s->nlabels * sizeof *b->labels)))
+      goto nomem;
+    memcpy(b->labels, s->labels, (size_t)s->nlabels * sizeof *b->labels);
+    b->nlabels = s->nlabels;
+  }
+  for (int y = 0; y < ny; y++)
+    for (int x = 0; x < nx; x++) {
+      double sum = 0;
+      int c = 0;
+      for (int j = 0; j < k; j++) {
+        const float *r = s->z + (size_t)(y * k + j) * s->nx + (size_t)x * k;
+        for (int i = 0; i < k; i++)
+          if (!isnan(r[i])) {
+            sum += r[i];
+            c++;
+          }
+      }
+      b->z[(size_t)y * nx + x] = 2 * c >= k * k ? (float)(sum / c) : NAN;
+      if (b->mask)
+        b->mask[(size_t)y * nx + x] = s->mask[(size_t)(y * k + k / 2) * s->nx + x * k + k / 2];
+    }
+  return 0;
+nomem:
+  bf_surface_free(b);
+  *out = NULL;
+  return bf_error_set(BF_ENOMEM, "out of memory binning a %d x %d scan", s->nx, s->ny);
+}
+
 void bf_breechface_trace_clear(bf_breechface_trace *tr)
 {
   if (!tr)
@@ -574,7 +687,7 @@ int bf_breechface_extract_trace(bf_feature **out, bf_breechface_trace *trace,
   bf_breechface_opts def = BF_BREECHFACE_OPTS_INIT;
   bf_breechface_trace local;
   bf_breechface_trace *tr = trace ? trace : &local;
-  bf_surface *work = NULL, *res = NULL;
+  bf_surface *work = NULL, *res = NULL, *binned = NULL;
   unsigned char *keep = NULL;
   bf_feature *f = NULL;
   int rc = 0, qflags = 0, processed = 0, x0 = 0, y0 = 0;
@@ -597,14 +710,23 @@ int bf_breechface_extract_trace(bf_feature **out, bf_breechface_trace *trace,
       fabs(scan->dx - scan->dy) > 0.05 * scan->dx)
     return bf_error_set(BF_EFORMAT, "breech face: spacing %g x %g um is unusable for comparison "
                                     "at %g um", scan->dx, scan->dy, o->spacing);
-  if (ratio < 1.0 / o->warn_spacing_ratio || ratio > o->warn_spacing_ratio)
-    qflags |= BF_Q_SPACING;
+  if (ratio > o->warn_spacing_ratio)
+    qflags |= BF_Q_SPACING; /* coarser than the comparison: detail is missing */
   if (trace && (rc = bf_surface_copy(&tr->input, scan)))
     goto done;
   processed = bf_breechface_is_processed(scan, o);
   double r_out = 0, r_fp = 0, ccx = 0, ccy = 0;
   if (processed) {
-    if ((rc = bf_surface_copy(&work, scan)))
+    /* framed tightly on its valid points: a scan framed larger (turned, or padded by another
+     * instrument's software) gets the same CMC cell grid as one framed on its ring */
+    keep = malloc((size_t)scan->nx * scan->ny);
+    if (!keep) {
+      rc = bf_error_set(BF_ENOMEM, "out of memory for a region mask");
+      goto done;
+    }
+    for (size_t i = 0; i < (size_t)scan->nx * scan->ny; i++)
+      keep[i] = !isnan(scan->z[i]);
+    if ((rc = crop_to(&work, scan, keep, &x0, &y0)))
       goto done;
     if (o->processed_erode > 0 && (rc = erode_valid(work, o->processed_erode)))
       goto done;
@@ -623,6 +745,20 @@ int bf_breechface_extract_trace(bf_feature **out, bf_breechface_trace *trace,
       qflags |= BF_Q_NO_REGION;
     if ((rc = crop_to(&work, scan, keep, &x0, &y0)))
       goto done;
+    /* finer than half the comparison spacing: the region (found above at full resolution)
+     * is block-averaged to between 1/2 and 1 of it, so levelling and filtering cost the same
+     * for any instrument (the band-pass is the anti-aliasing filter of the final resampling) */
+    int k = (int)floor(o->spacing / (2 * scan->dx) + 1e-9);
+    if (2 * scan->dy > o->spacing || work->nx / (k > 1 ? k : 1) < 16 || work->ny / (k > 1 ? k : 1) < 16)
+      k = 1;
+    if (k >= 2) {
+      if ((rc = bin_surface(&binned, work, k)))
+        goto done;
+      bf_surface_free(work);
+      work = binned;
+      binned = NULL;
+    }
+    double bk = k >= 2 ? k : 1;
     r_out = tr->r_out * scan->dx;
     r_fp = tr->r_fp * scan->dx;
     ccx = (tr->cx - x0) * scan->dx;
@@ -630,6 +766,14 @@ int bf_breechface_extract_trace(bf_feature **out, bf_breechface_trace *trace,
     if (trace && (rc = bf_surface_copy(&tr->cropped, work)))
       goto done;
     if ((rc = bf_level_plane_robust(work)))
+      goto done;
+    if (tr->r_out > 0 && o->radial_smooth > 0 &&
+        (rc = remove_radial(work, (tr->cx - x0) / bk, (tr->cy - y0) / bk, o->radial_smooth)))
+      goto done;
+    /* the firing-pin rim is concentric with the firing pin, which may sit off the centre */
+    if (tr->r_fp > 0 && o->radial_smooth > 0 &&
+        hypot(tr->fcx - tr->cx, tr->fcy - tr->cy) * scan->dx > o->radial_smooth &&
+        (rc = remove_radial(work, (tr->fcx - x0) / bk, (tr->fcy - y0) / bk, o->radial_smooth)))
       goto done;
     if (trace && (rc = bf_surface_copy(&tr->levelled, work)))
       goto done;
@@ -678,6 +822,7 @@ done:
   free(keep);
   bf_surface_free(work);
   bf_surface_free(res);
+  bf_surface_free(binned);
   bf_feature_free(f);
   if (!trace)
     bf_breechface_trace_clear(&local);

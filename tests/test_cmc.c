@@ -3,6 +3,7 @@
 #include "bf_cmc.h"
 #include "bf_error.h"
 #include "bf_fft.h"
+#include "bf_synth.h"
 #include "bf_x3p.h"
 #include "bf_test.h"
 
@@ -101,6 +102,136 @@ static void test_synthetic(void)
   bf_feature_free(c);
   bf_surface_free(t1);
   bf_surface_free(t2);
+}
+
+/* Full circle: views at any angle are found (seeded by the prefilter, or its fallback), the
+ * consensus rotation in (-180, 180]; the +-30° search of before misses them. */
+static void test_full_circle(void)
+{
+  bf_surface *t1 = texture(420, 11), *t2 = texture(420, 5);
+  static const double ang[] = {0, 137, -100, 178, -65};
+  bf_feature *a = view(t1, 300, 0, 0, 0), *c = view(t2, 300, 77, 0, 0);
+  CHECK(a && c);
+  for (int k = 1; k < 5; k++) {
+    bf_feature *b = view(t1, 300, ang[k], 3, -2);
+    bf_cmc_result r;
+    CHECK(b && bf_cmc_compare(&r, a, b, NULL) == 0);
+    CHECKF(r.match && r.score >= 20, "turned %g: score %g", ang[k], r.score);
+    double e = fabs(fmod(fabs(r.theta) - fabs(ang[k]) + 540, 360) - 180);
+    CHECKF(fabs(fabs(r.theta) - fabs(ang[k])) <= 3 || fabs(fabs(r.theta) - 180) + fabs(fabs(ang[k]) - 180) <= 3,
+           "turned %g: theta %g (off %g)", ang[k], r.theta, e);
+    CHECKF(r.theta > -180 && r.theta <= 180 && r.theta_seed > -180 && r.theta_seed <= 180,
+           "theta %g seed %g", r.theta, r.theta_seed);
+    CHECKF(r.nthetas <= 30, "turned %g: %d rotations", ang[k], r.nthetas);
+    for (int i = 0; i < r.ncell; i++)
+      CHECK(r.cells[i].theta > -180 && r.cells[i].theta <= 180);
+    bf_cmc_result_clear(&r);
+    /* the old +-30° range misses it */
+    bf_cmc_opts o = BF_CMC_OPTS_INIT;
+    o.full_circle = 0;
+    CHECK(bf_cmc_compare(&r, a, b, &o) == 0);
+    CHECKF(r.score < 6 && isnan(r.theta_seed), "+-30: turned %g scores %g", ang[k], r.score);
+    bf_cmc_result_clear(&r);
+    bf_feature_free(b);
+  }
+  /* a different texture stays a non-match after the fallback scan */
+  bf_cmc_result r;
+  CHECK(bf_cmc_compare(&r, a, c, NULL) == 0);
+  CHECKF(!r.match && r.fallback >= 1, "different texture: score %g, fallback %d", r.score, r.fallback);
+  bf_cmc_result_clear(&r);
+  /* the fallback alone finds a turn when the seed is useless: seed windows of 0° */
+  bf_feature *b = view(t1, 300, 99, 0, 0);
+  bf_cmc_opts o = BF_CMC_OPTS_INIT;
+  o.seed_window = 0;
+  o.fallback_step = 3;
+  CHECK(b && bf_cmc_compare(&r, a, b, &o) == 0);
+  CHECKF(r.match || fabs(fabs(r.theta_seed) - 99) <= 1.5 || fabs(fabs(r.theta_seed) - 81) <= 1.5,
+         "fallback: score %g, seed %g, fallback %d", r.score, r.theta_seed, r.fallback);
+  bf_cmc_result_clear(&r);
+  bf_feature_free(b);
+  bf_feature_free(a);
+  bf_feature_free(c);
+  bf_surface_free(t1);
+  bf_surface_free(t2);
+}
+
+/* One query prep reused across candidates gives exactly the plain compare's results. */
+static void test_prepared(void)
+{
+  bf_surface *t1 = texture(420, 21), *t2 = texture(420, 22);
+  bf_feature *q = view(t1, 300, 0, 0, 0);
+  bf_feature *cand[3] = {view(t1, 300, 150, 2, 1), view(t2, 300, 0, 0, 0), view(t1, 300, -20, 0, 3)};
+  bf_cmc_prep *pq = NULL;
+  CHECK(q && cand[0] && cand[1] && cand[2] && bf_cmc_prep_new(&pq, q, NULL) == 0);
+  for (int k = 0; k < 3 && pq; k++) {
+    bf_cmc_prep *pc = NULL;
+    bf_cmc_result r1, r2;
+    CHECK(bf_cmc_prep_new(&pc, cand[k], NULL) == 0);
+    CHECK(bf_cmc_compare_prep(&r1, pq, pc, NULL) == 0 && bf_cmc_compare(&r2, q, cand[k], NULL) == 0);
+    CHECKF(r1.score == r2.score && r1.theta == r2.theta && r1.dx == r2.dx && r1.dy == r2.dy &&
+               r1.cmc_combined == r2.cmc_combined && r1.ncell == r2.ncell &&
+               r1.theta_refined == r2.theta_refined && r1.nthetas == r2.nthetas,
+           "candidate %d: %g/%g theta %g/%g", k, r1.score, r2.score, r1.theta, r2.theta);
+    int same = r1.ncell == r2.ncell;
+    for (int i = 0; same && i < r1.ncell; i++)
+      same = r1.cells[i].corr == r2.cells[i].corr && r1.cells[i].theta == r2.cells[i].theta &&
+             r1.cells[i].dx == r2.cells[i].dx && r1.cells[i].cmc_original == r2.cells[i].cmc_original;
+    CHECKF(same, "candidate %d: cells differ", k);
+    bf_cmc_result_clear(&r1);
+    bf_cmc_result_clear(&r2);
+    bf_cmc_prep_free(pc);
+  }
+  /* a prep made for the +-30° search cannot seed a full-circle compare */
+  bf_cmc_opts o = BF_CMC_OPTS_INIT;
+  o.full_circle = 0;
+  bf_cmc_prep *p0 = NULL;
+  bf_cmc_result r;
+  CHECK(bf_cmc_prep_new(&p0, q, &o) == 0);
+  CHECK(bf_cmc_compare_prep(&r, p0, pq, NULL) == BF_EINVAL);
+  bf_cmc_prep_free(p0);
+  bf_cmc_prep_free(pq);
+  bf_feature_free(q);
+  for (int k = 0; k < 3; k++)
+    bf_feature_free(cand[k]);
+  bf_surface_free(t1);
+  bf_surface_free(t2);
+}
+
+static int load(bf_feature **f, const char *dir, const char *name);
+
+/* Real pairs turned by random angles (bilinear, bf_synth_turn; made here, never stored). */
+static void test_real_turned(void)
+{
+  const char *d = bf_t_shared("data");
+  if (!d)
+    return;
+  static const char *pairs[][2] = {{"Fadul 1-1.x3p", "Fadul 1-2.x3p"}, {"Fadul 5-1.x3p", "Fadul 5-2.x3p"},
+                                   {"Fadul 1-1.x3p", "Fadul 2-1.x3p"}};
+  static const double turn[] = {-161.3, 73.9, 118.4};
+  char dir[4200], p[4400];
+  snprintf(dir, sizeof dir, "%s/cartridge/fadul", d);
+  for (int k = 0; k < 3; k++) {
+    bf_feature *a = NULL, *b = NULL;
+    bf_surface *s = NULL, *t = NULL;
+    snprintf(p, sizeof p, "%s/%s", dir, pairs[k][1]);
+    CHECK(load(&a, dir, pairs[k][0]) == 0);
+    CHECK(bf_x3p_read(&s, p, NULL) == 0 && bf_synth_turn(&t, s, turn[k]) == 0);
+    CHECK(t && bf_breechface_extract(&b, t, NULL) == 0);
+    bf_cmc_result r;
+    if (a && b && bf_cmc_compare(&r, a, b, NULL) == 0) {
+      if (k < 2)
+        CHECKF(r.match && r.score >= 10, "%s vs %s turned %g: score %g", pairs[k][0], pairs[k][1],
+               turn[k], r.score);
+      else
+        CHECKF(!r.match, "%s vs %s turned: score %g", pairs[k][0], pairs[k][1], r.score);
+      bf_cmc_result_clear(&r);
+    } else
+      CHECK(0);
+    bf_surface_free(s);
+    bf_surface_free(t);
+    bf_feature_free(a);
+    bf_feature_free(b);
+  }
 }
 
 static void test_bad(void)
@@ -205,7 +336,10 @@ int main(void)
 {
   test_fft_sizes();
   test_synthetic();
+  test_full_circle();
+  test_prepared();
   test_bad();
   test_real();
+  test_real_turned();
   return bf_t_done();
 }

@@ -441,6 +441,7 @@ static void test_command(void)
   /* The written heights equal the library's for the same ids. */
   bf_synth_opts o = BF_SYNTH_OPTS_INIT;
   o.seed = 7;
+  o.max_rotation = 180; /* bfm synth's default: any orientation */
   bf_surface *a = NULL, *b = NULL;
   snprintf(path, sizeof path, "%s/out/cartridge/F0002-3.x3p", dir);
   CHECK(bf_synth_cartridge1(&a, &o, 1, 2, NULL) == 0 && bf_x3p_read(&b, path, NULL) == 0);

@@ -63,7 +63,7 @@ static const bfm_cmd commands[] = {
    "bfm synth --out DIR [--kind cartridge|bullet|both] [--firearms N] [--firings M]\n"
    "    [--questioned Q] [--unknown U] [--seed S] [--raw] [--spacing UM] [--lands N]\n"
    "    [--land-spacing UM] [--striae-x] [--transfer F] [--damage P] [--type D|F]\n"
-   "    [--max-rotation DEG (30)] [--max-shift UM (100)]\n"
+   "    [--max-rotation DEG (180)] [--max-shift UM (100)]\n"
    "  N firearms (barrels) x M firings (bullets) each; the last Q firings of each (default 1 when\n"
    "  M >= 2) are questioned, the rest known test-fires; U more firearms have questioned items\n"
    "  only. Cartridge cases are processed breech faces at 6.25 um unless --raw; bullets are raw\n"

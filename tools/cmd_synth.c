@@ -194,6 +194,7 @@ int bfm_cmd_synth(int argc, char **argv)
 {
   const char *cmd = "synth";
   synth_args sa = {.nfire = 5, .nshots = 3, .nq = -1, .cart = 1, .dtype = 'F', .o = BF_SYNTH_OPTS_INIT};
+  sa.o.max_rotation = 180; /* bfm synth: cases placed in any orientation (the CMC covers 360°) */
   int e = synth_parse(&sa, argc, argv);
   if (e)
     return e;
