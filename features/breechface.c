@@ -588,8 +588,7 @@ static int remove_radial(bf_surface *s, double cx, double cy, double smooth_um)
       prof[b] = NAN;
       continue;
     }
-    qsort(val + cnt[b], m, sizeof *val, cmp_float);
-    prof[b] = val[cnt[b] + m / 2];
+    prof[b] = bf_select_float(val + cnt[b], (size_t)m, (size_t)(m / 2)); /* the ring's median */
   }
   int h = (int)ceil(smooth_um / s->dx);
   for (int b = 0; b < nb; b++) {
