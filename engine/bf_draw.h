@@ -5,6 +5,7 @@
 #ifndef BF_DRAW_H
 #define BF_DRAW_H
 
+#include "bf_bullet.h"
 #include "bf_cmc.h"
 #include "bf_feature.h"
 #include "bf_striae.h"
@@ -42,5 +43,8 @@ int bf_draw_bullet_pair(bf_image *out, const bf_bullet_result *r, bf_feature *co
  * of b), white (0) to dark green (1), unscored pairs hatched grey, the best phase's pairs
  * framed in red. */
 int bf_draw_land_matrix(bf_image *out, const bf_bullet_result *r);
+/* Bullets, one land's extraction (`bfm features --show`): the crosscut with the fitted land
+ * curve and the groove cuts (red) above, the signature below. */
+int bf_draw_land_steps(bf_image *out, const bf_bullet_trace *t, const bf_feature *f);
 
 #endif

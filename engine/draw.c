@@ -256,3 +256,34 @@ int bf_draw_land_matrix(bf_image *out, const bf_bullet_result *r)
     }
   return 0;
 }
+
+int bf_draw_land_steps(bf_image *out, const bf_bullet_trace *t, const bf_feature *f)
+{
+  int rc = image_new(out, 1200, 400);
+  if (rc)
+    return rc;
+  double lo = 1e30, hi = -1e30;
+  range(t->crosscut, t->n, &lo, &hi);
+  if (!(hi > lo)) {
+    lo = -1;
+    hi = 1;
+  }
+  plot(out, 4, 192, t->crosscut, t->n, lo, hi, 0x202020);
+  plot(out, 4, 192, t->curve, t->n, lo, hi, 0x1f9f3f);
+  for (int k = 0; k < 2; k++) {
+    int idx = k ? t->right : t->left;
+    int x = t->n > 1 ? (int)((double)idx * (out->w - 1) / (t->n - 1)) : 0;
+    line(out, x, 0, x, 199, 0xd02f1f);
+  }
+  for (int x = 0; x < out->w; x++)
+    put(out, x, 200, 0x808080);
+  lo = 1e30;
+  hi = -1e30;
+  range(f->z, f->nx, &lo, &hi);
+  if (!(hi > lo)) {
+    lo = -1;
+    hi = 1;
+  }
+  plot(out, 204, 192, f->z, f->nx, lo, hi, 0x1f4fd0);
+  return 0;
+}

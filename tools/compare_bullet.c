@@ -1,6 +1,7 @@
 /* bfm compare / bfm features for bullets: land signatures, land matrix, SAM phase, PNG plots. */
 #include "bf_bullet.h"
 #include "bf_cv.h"
+#include "bf_draw.h"
 #include "bf_error.h"
 #include "bf_lr.h"
 #include "bf_scanset.h"
@@ -17,82 +18,6 @@
 #include <sys/stat.h>
 
 #define MAX_LANDS 64
-
-/* ---- a tiny RGB canvas for line plots ---------------------------------------------------- */
-
-typedef struct canvas {
-  int w, h;
-  uint32_t *px;
-} canvas;
-
-static void put(canvas *c, int x, int y, uint32_t col)
-{
-  if (x >= 0 && x < c->w && y >= 0 && y < c->h)
-    c->px[(size_t)y * c->w + x] = col;
-}
-
-static void line(canvas *c, int x0, int y0, int x1, int y1, uint32_t col)
-{
-  int dx = abs(x1 - x0), dy = -abs(y1 - y0), sx = x0 < x1 ? 1 : -1, sy = y0 < y1 ? 1 : -1;
-  int err = dx + dy;
-  for (;;) {
-    put(c, x0, y0, col);
-    if (x0 == x1 && y0 == y1)
-      break;
-    int e2 = 2 * err;
-    if (e2 >= dy) {
-      err += dy;
-      x0 += sx;
-    }
-    if (e2 <= dx) {
-      err += dx;
-      y0 += sy;
-    }
-  }
-}
-
-/* Plots n values into the panel [py, py + ph) with a shared vertical range [lo, hi]. */
-static void plot(canvas *c, int py, int ph, const float *v, int n, double lo, double hi, uint32_t col)
-{
-  int px = -1, pyv = 0;
-  for (int i = 0; i < n; i++) {
-    if (!isfinite(v[i])) {
-      px = -1;
-      continue;
-    }
-    int x = n > 1 ? (int)((double)i * (c->w - 1) / (n - 1)) : 0;
-    int y = py + ph - 1 - (int)((v[i] - lo) / (hi - lo) * (ph - 1));
-    if (px >= 0)
-      line(c, px, pyv, x, y, col);
-    else
-      put(c, x, y, col);
-    px = x;
-    pyv = y;
-  }
-}
-
-static void range(const float *v, int n, double *lo, double *hi)
-{
-  for (int i = 0; i < n; i++)
-    if (isfinite(v[i])) {
-      if (v[i] < *lo)
-        *lo = v[i];
-      if (v[i] > *hi)
-        *hi = v[i];
-    }
-}
-
-static int canvas_new(canvas *c, int w, int h)
-{
-  c->w = w;
-  c->h = h;
-  c->px = malloc(sizeof *c->px * (size_t)w * h);
-  if (!c->px)
-    return bf_error_set(BF_ENOMEM, "out of memory for a %d x %d image", w, h);
-  for (size_t i = 0; i < (size_t)w * h; i++)
-    c->px[i] = 0xffffff;
-  return 0;
-}
 
 /* ---- loading a bullet -------------------------------------------------------------------- */
 
@@ -330,35 +255,11 @@ done:
 /* crosscut with the land curve and groove cuts above, signature below */
 static int draw_land(const char *path, const bf_bullet_trace *t, const bf_feature *f)
 {
-  canvas c = {0};
-  int rc = canvas_new(&c, 1200, 400);
-  if (rc)
-    return rc;
-  double lo = 1e30, hi = -1e30;
-  range(t->crosscut, t->n, &lo, &hi);
-  if (!(hi > lo)) {
-    lo = -1;
-    hi = 1;
-  }
-  plot(&c, 4, 192, t->crosscut, t->n, lo, hi, 0x202020);
-  plot(&c, 4, 192, t->curve, t->n, lo, hi, 0x1f9f3f);
-  for (int k = 0; k < 2; k++) {
-    int idx = k ? t->right : t->left;
-    int x = t->n > 1 ? (int)((double)idx * (c.w - 1) / (t->n - 1)) : 0;
-    line(&c, x, 0, x, 199, 0xd02f1f);
-  }
-  for (int x = 0; x < c.w; x++)
-    put(&c, x, 200, 0x808080);
-  lo = 1e30;
-  hi = -1e30;
-  range(f->z, f->nx, &lo, &hi);
-  if (!(hi > lo)) {
-    lo = -1;
-    hi = 1;
-  }
-  plot(&c, 204, 192, f->z, f->nx, lo, hi, 0x1f4fd0);
-  rc = bf_cv_write_rgb(path, c.px, c.w, c.h);
-  free(c.px);
+  bf_image im = {0};
+  int rc = bf_draw_land_steps(&im, t, f);
+  if (!rc)
+    rc = bf_image_write(&im, path);
+  bf_image_clear(&im);
   return rc;
 }
 
