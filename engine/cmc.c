@@ -1045,6 +1045,19 @@ static int fallback_scan(const bf_cmc_prep *a, const bf_cmc_prep *b, double seed
   return failed ? bf_error_set(BF_ENOMEM, "out of memory in the CMC fallback scan") : 0;
 }
 
+/* A key of a prep that does not depend on the order of a comparison (FNV-1a of its descriptor):
+ * it picks the reference of the one-direction fallback scan, so that compare(a, b) and
+ * compare(b, a) scan alike and a pair's score does not depend on which item is the query. */
+static uint64_t prep_key(const bf_cmc_prep *p)
+{
+  uint64_t h = 1469598103934665603ull;
+  const unsigned char *b = (const unsigned char *)p->desc->z;
+  size_t n = (size_t)p->desc->nx * p->desc->ny * sizeof(float);
+  for (size_t i = 0; i < n; i++)
+    h = (h ^ b[i]) * 1099511628211ull;
+  return h;
+}
+
 /* Reported angles in (-180, 180]. */
 static void wrap_result(bf_cmc_result *r)
 {
@@ -1096,12 +1109,19 @@ int bf_cmc_compare_prep(bf_cmc_result *out, const bf_cmc_prep *a, const bf_cmc_p
     rc = compare_thetas(out, a, b, th, nt, o, NULL);
     goto done;
   }
+  /* The seed and the fallback scan are taken in one canonical order of the pair (b -> a at t is
+   * a -> b at -t), so compare(a, b) and compare(b, a) search the same rotations and a pair's
+   * score does not depend on which item is the query (the batch compares each pair once). */
+  int swap = prep_key(a) > prep_key(b);
+  const bf_cmc_prep *ca = swap ? b : a, *cb_ = swap ? a : b;
   double shift = 0;
-  bf_prefilter_score(a->pf, BF_KIND_CARTRIDGE, a->desc->z, b->desc->z, &shift);
-  seed = -shift;
+  bf_prefilter_score(ca->pf, BF_KIND_CARTRIDGE, ca->desc->z, cb_->desc->z, &shift);
   /* windows on the theta_step grid through 0 (the estimate's own resolution is ~3°): an
    * unturned pair is registered at the same rotations as the +-30° search */
-  double centre = o->theta_step * floor(seed / o->theta_step + 0.5);
+  double cseed = -shift, centre = o->theta_step * floor(cseed / o->theta_step + 0.5);
+  seed = swap ? -cseed : cseed;
+  if (swap)
+    centre = -centre;
   /* each window decided on its own (a median over both would mix two rotations 180° apart);
    * the one of more CMCs is kept */
   int maxc = 0, m2 = 0;
@@ -1125,8 +1145,10 @@ int bf_cmc_compare_prep(bf_cmc_result *out, const bf_cmc_prep *a, const bf_cmc_p
     goto done;
   double tb = 0;
   int cb = -1;
-  if ((rc = fallback_scan(a, b, centre, o, &tb, &cb)))
+  if ((rc = fallback_scan(ca, cb_, swap ? -centre : centre, o, &tb, &cb)))
     goto done;
+  if (swap)
+    tb = -tb;
   int nseeded = nt;
   out->fallback = 1;
   out->nthetas = nseeded + (int)floor(360.0 / o->fallback_step + 1e-9);

@@ -216,8 +216,12 @@ static int same_rows(const hitrow *a, int na, const hitrow *b, int nb)
   if (na != nb)
     return 0;
   for (int i = 0; i < na; i++)
-    if (a[i].q != b[i].q || a[i].c != b[i].c || a[i].s != b[i].s || a[i].rank != b[i].rank)
+    if (a[i].q != b[i].q || a[i].c != b[i].c || a[i].s != b[i].s || a[i].rank != b[i].rank) {
+      fprintf(stderr, "first difference: %lld->%lld score %g rank %d vs %lld->%lld score %g rank %d\n",
+              (long long)a[i].q, (long long)a[i].c, a[i].s, a[i].rank, (long long)b[i].q,
+              (long long)b[i].c, b[i].s, b[i].rank);
       return 0;
+    }
   return 1;
 }
 
