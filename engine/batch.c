@@ -297,7 +297,8 @@ static int search_group(runner *r, const pend *g, size_t gn, int64_t *ok, size_t
     s->pre_pairs += ss.pre_pairs, s->screen_pairs += ss.screen_pairs;
     s->full_pairs += ss.full_pairs, s->full_reused += ss.full_reused;
     s->full_failed += ss.full_failed;
-    if (ss.full_failed)
+    s->full_failed += ss.screen_failed;
+    if (ss.full_failed || ss.screen_failed)
       note(o, 0, "a candidate comparison failed (left unscored): %s", ss.failure);
   } else if (e != BF_ENOMEM) /* one query's data may be at fault: each alone, to find it */
     for (size_t k = 0; k < nq && e != BF_ENOMEM; k++) {
@@ -311,7 +312,8 @@ static int search_group(runner *r, const pend *g, size_t gn, int64_t *ok, size_t
       s->pre_pairs += ss.pre_pairs, s->screen_pairs += ss.screen_pairs;
       s->full_pairs += ss.full_pairs, s->full_reused += ss.full_reused;
       s->full_failed += ss.full_failed;
-      if (ss.full_failed)
+      s->full_failed += ss.screen_failed;
+      if (ss.full_failed || ss.screen_failed)
         note(o, 0, "a candidate comparison failed (left unscored): %s", ss.failure);
     }
   bf_search_store_source_free(sctx);

@@ -58,7 +58,9 @@ typedef struct bf_batch_stats {
   size_t searched;        /* items searched and committed so far */
   size_t failed_items;    /* items reported through note and left unsearched */
   size_t indexed, index_failed; /* prefilter descriptors made / items that could not be described */
-  size_t pre_pairs, screen_pairs, full_pairs, full_reused, full_failed;
+  size_t pre_pairs, screen_pairs, full_pairs, full_reused;
+  size_t full_failed; /* screen or full comparisons whose candidate could not be loaded or
+                         compared (reported through note; the run's exit says so) */
   size_t new_hits;        /* hits committed by this run */
   double seconds;         /* wall time of the search (after indexing) */
 } bf_batch_stats;

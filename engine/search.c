@@ -465,6 +465,7 @@ static int stage_full(bf_cand *c, int n, const bf_search_query *q, const bf_sear
   }
   if (stats && scr) {
     stats->screen_pairs += n;
+    stats->screen_failed += failed;
     stats->screen_cached += x.cached;
     stats->t_screen += now_s() - t;
   } else if (stats) {

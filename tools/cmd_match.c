@@ -140,9 +140,10 @@ int bfm_cmd_match(int argc, char **argv)
     print_json(st, &r, what, shown);
   else
     print_text(st, &r, what, shown, a.q.prefilter_only);
-  if (r.stats.full_failed) { /* the ranking stands, but a candidate was not compared: say so */
-    fprintf(stderr, "bfm match: %zu candidate(s) could not be compared (left unscored); first: %s\n",
-            r.stats.full_failed, r.stats.failure[0] ? r.stats.failure : "no message");
+  size_t nfail = r.stats.full_failed + r.stats.screen_failed;
+  if (nfail) { /* the ranking stands, but a candidate was not compared: say so */
+    fprintf(stderr, "bfm match: %zu candidate comparison(s) failed (left unscored); first: %s\n",
+            nfail, r.stats.failure[0] ? r.stats.failure : "no message");
     rc = BFM_EXIT_FAIL;
   }
 done:
