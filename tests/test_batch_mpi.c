@@ -226,7 +226,10 @@ int main(void)
   setenv("OMP_NUM_THREADS", "1", 1);
   /* Open MPI keeps buffers until exit: leak reports under ASan would be its, not bfm's (the
    * batch path's leaks are checked in-process by test_batch's allocation sweep) */
-  setenv("ASAN_OPTIONS", "detect_leaks=0", 0);
+  const char *ao = getenv("ASAN_OPTIONS");
+  char aopt[1024];
+  snprintf(aopt, sizeof aopt, "%s%sdetect_leaks=0", ao ? ao : "", ao && *ao ? ":" : ""); /* last wins */
+  setenv("ASAN_OPTIONS", aopt, 1);
   snprintf(dir, sizeof dir, "%s", bf_t_tmpdir("batch_mpi"));
   char ref[4300], mpi[4300], kil[4300];
   snprintf(ref, sizeof ref, "%s/ref.bfm", dir);
