@@ -70,6 +70,16 @@ int bf_batch_is_hit(const bf_store *st, const bf_batch_options *o, int64_t query
   return !(qi->owner_type == ci->owner_type && qi->owner == ci->owner);
 }
 
+/* A search's counts into the run's; a candidate that could not be compared is reported. */
+static void add_search_stats(bf_batch_stats *s, const bf_search_stats *ss, const bf_batch_options *o)
+{
+  s->pre_pairs += ss->pre_pairs, s->screen_pairs += ss->screen_pairs;
+  s->full_pairs += ss->full_pairs, s->full_reused += ss->full_reused;
+  s->full_failed += ss->full_failed + ss->screen_failed;
+  if (ss->full_failed || ss->screen_failed)
+    note(o, 0, "a candidate comparison failed (left unscored): %s", ss->failure);
+}
+
 static int cmp_pend(const void *a, const void *b)
 {
   const pend *x = a, *y = b;
@@ -294,12 +304,7 @@ static int search_group(runner *r, const pend *g, size_t gn, int64_t *ok, size_t
   if (!e) {
     for (size_t k = 0; k < nq; k++)
       good[k] = 1;
-    s->pre_pairs += ss.pre_pairs, s->screen_pairs += ss.screen_pairs;
-    s->full_pairs += ss.full_pairs, s->full_reused += ss.full_reused;
-    s->full_failed += ss.full_failed;
-    s->full_failed += ss.screen_failed;
-    if (ss.full_failed || ss.screen_failed)
-      note(o, 0, "a candidate comparison failed (left unscored): %s", ss.failure);
+    add_search_stats(s, &ss, o);
   } else if (e != BF_ENOMEM) /* one query's data may be at fault: each alone, to find it */
     for (size_t k = 0; k < nq && e != BF_ENOMEM; k++) {
       e = bf_search_run(&b.res[k], &b.nres[k], &b.q[k], 1, &src, &cmp, r->pf, &so, &ss);
@@ -309,12 +314,7 @@ static int search_group(runner *r, const pend *g, size_t gn, int64_t *ok, size_t
         continue;
       }
       good[k] = !e;
-      s->pre_pairs += ss.pre_pairs, s->screen_pairs += ss.screen_pairs;
-      s->full_pairs += ss.full_pairs, s->full_reused += ss.full_reused;
-      s->full_failed += ss.full_failed;
-      s->full_failed += ss.screen_failed;
-      if (ss.full_failed || ss.screen_failed)
-        note(o, 0, "a candidate comparison failed (left unscored): %s", ss.failure);
+      add_search_stats(s, &ss, o);
     }
   bf_search_store_source_free(sctx);
   if (e == BF_ENOMEM)
