@@ -2,6 +2,8 @@
 #ifndef BF_TEST_H
 #define BF_TEST_H
 
+#include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -138,6 +140,26 @@ static inline int bf_t_copy_store(const char *src, const char *dst)
   snprintf(cmd, sizeof cmd, "rm -rf '%s' '%s.d' && cp '%s' '%s' && cp -r '%s.d' '%s.d'", dst, dst, src,
            dst, src, dst);
   return system(cmd) == 0 ? 0 : -1;
+}
+
+/* A deterministic random stream for synthetic test data (xorshift64; one per test program).
+ * bf_t_seed sets its state; the default is the state most tests start from. */
+static uint64_t bf_t_rng = 88172645463325252ULL;
+static inline void bf_t_seed(uint64_t s) { bf_t_rng = s; }
+static inline uint64_t bf_t_next(void)
+{
+  bf_t_rng ^= bf_t_rng << 13;
+  bf_t_rng ^= bf_t_rng >> 7;
+  bf_t_rng ^= bf_t_rng << 17;
+  return bf_t_rng;
+}
+/* uniform in [0, 1) */
+static inline double bf_t_urand(void) { return (bf_t_next() >> 11) * (1.0 / 9007199254740992.0); }
+/* standard normal (Box-Muller) */
+static inline double bf_t_nrand(void)
+{
+  double u = bf_t_urand() + 1e-12, v = bf_t_urand();
+  return sqrt(-2 * log(u)) * cos(2 * M_PI * v);
 }
 
 static inline int bf_t_done(void)

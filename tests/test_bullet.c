@@ -7,19 +7,6 @@
 #include <math.h>
 #include <stdint.h>
 
-static uint64_t rng = 0x9E3779B97F4A7C15ULL;
-static double urand(void)
-{
-  rng ^= rng << 13;
-  rng ^= rng >> 7;
-  rng ^= rng << 17;
-  return (rng >> 11) * (1.0 / 9007199254740992.0);
-}
-static double nrand(void)
-{
-  double u = urand() + 1e-12, v = urand();
-  return sqrt(-2 * log(u)) * cos(2 * M_PI * v);
-}
 
 enum { STRIAE = 1, GROOVES = 2 };
 
@@ -36,7 +23,7 @@ static bf_surface *make_land(int np, int ns, int what, double noise)
     return NULL;
   float *stri = malloc(sizeof *stri * np), *w = malloc(sizeof *w * np);
   for (int i = 0; i < np; i++)
-    w[i] = (float)nrand();
+    w[i] = (float)bf_t_nrand();
   bf_bullet_gauss_lowpass(stri, w, np, dx, 15.0);
   double g = 0.12 * np;
   for (int y = 0; y < ns; y++)
@@ -49,7 +36,7 @@ static bf_surface *make_land(int np, int ns, int what, double noise)
       }
       if (what & STRIAE)
         z += 2.0 * stri[i];
-      z += noise * nrand();
+      z += noise * bf_t_nrand();
       s->z[(size_t)y * np + i] = (float)z;
     }
   free(stri);
@@ -94,8 +81,8 @@ static void check_lowpass(void)
   const double lambdas[4] = {250.0, 40.0, 5.0, 1.0};
   for (int trial = 0; trial < 4; trial++) {
     for (int i = 0; i < n; i++) {
-      in[i] = (float)(3.0 * sin(i * 0.01) + nrand());
-      if (i < 37 * trial || i >= n - 20 * trial || (i > 600 && i < 600 + 30 * trial) || urand() < 0.02)
+      in[i] = (float)(3.0 * sin(i * 0.01) + bf_t_nrand());
+      if (i < 37 * trial || i >= n - 20 * trial || (i > 600 && i < 600 + 30 * trial) || bf_t_urand() < 0.02)
         in[i] = NAN;
     }
     for (int l = 0; l < 4; l++) {
@@ -132,7 +119,7 @@ static void check_orientation_ratio(const bf_surface *s0)
   if (bf_surface_new(&s, s0->nx, s0->ny, s0->dx, s0->dy))
     return;
   for (size_t i = 0; i < (size_t)s->nx * s->ny; i++)
-    s->z[i] = urand() < 0.03 ? NAN : s0->z[i];
+    s->z[i] = bf_t_urand() < 0.03 ? NAN : s0->z[i];
   double sx = 0, sy = 0;
   long nxv = 0, nyv = 0;
   int step = s->ny > 400 ? s->ny / 200 : 1;
@@ -156,6 +143,7 @@ static void check_orientation_ratio(const bf_surface *s0)
 
 int main(void)
 {
+  bf_t_seed(0x9E3779B97F4A7C15ULL);
   const double dx = 1.5625;
   int np = 1400, ns = 300;
   check_lowpass();
@@ -187,10 +175,10 @@ int main(void)
    * still found on both sides and cut near the truth (2 µm is found on one side only) */
   for (int k = 0; k < 1; k++) {
     g_shoulder = 2.5;
-    uint64_t keep = rng;
-    rng = 0x9E3779B97F4A7C15ULL; /* the same striae as s */
+    uint64_t keep = bf_t_rng;
+    bf_t_seed(0x9E3779B97F4A7C15ULL); /* the same striae as s */
     bf_surface *sh = make_land(np, ns, STRIAE | GROOVES, 0.05);
-    rng = keep;
+    bf_t_seed(keep);
     bf_feature *fs = NULL;
     CHECK(bf_bullet_land_extract(&fs, sh, NULL) == 0);
     if (fs) {
@@ -263,7 +251,7 @@ int main(void)
   {
     bf_surface *n = make_land(np, ns, STRIAE | GROOVES, 0.05);
     for (size_t i = 0; i < (size_t)np * ns; i++)
-      if (urand() < 0.7)
+      if (bf_t_urand() < 0.7)
         n->z[i] = NAN;
     bf_feature *fn = NULL;
     int rc = bf_bullet_land_extract(&fn, n, NULL);

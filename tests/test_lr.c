@@ -8,24 +8,16 @@
 #include <math.h>
 #include <stdint.h>
 
-static uint64_t rng = 88172645463325252ULL;
-static double urand(void)
-{
-  rng ^= rng << 13;
-  rng ^= rng >> 7;
-  rng ^= rng << 17;
-  return (rng >> 11) * (1.0 / 9007199254740992.0);
-}
 
 /* A beta-binomial draw: p from a Beta of mean m and over-dispersion rho (by two gamma-free
  * uniform order statistics would be long: use a binomial with p jittered in a band instead). */
 static int draw(int n, double m, double spread)
 {
-  double p = m + spread * (urand() - 0.5);
+  double p = m + spread * (bf_t_urand() - 0.5);
   p = p < 0.001 ? 0.001 : p > 0.999 ? 0.999 : p;
   int c = 0;
   for (int i = 0; i < n; i++)
-    c += urand() < p;
+    c += bf_t_urand() < p;
   return c;
 }
 
@@ -114,7 +106,7 @@ int main(void)
   static int c[NP], n[NP], same[NP];
   for (int i = 0; i < NP; i++) {
     same[i] = i < 100;
-    n[i] = 30 + (int)(urand() * 30);
+    n[i] = 30 + (int)(bf_t_urand() * 30);
     c[i] = draw(n[i], same[i] ? 0.45 : 0.03, same[i] ? 0.4 : 0.0);
   }
   bf_lr_model fm;
@@ -152,7 +144,7 @@ int main(void)
     int s[50];
     for (int i = 0; i < 50; i++) {
       s[i] = i % 3 == 0;
-      v[i] = (s[i] ? 0.8 : -0.5) + 2 * (urand() - 0.5) + (t - 10) * 0.2;
+      v[i] = (s[i] ? 0.8 : -0.5) + 2 * (bf_t_urand() - 0.5) + (t - 10) * 0.2;
     }
     CHECK(bf_lr_cllr_min(v, s, 50) <= bf_lr_cllr(v, s, 50) + 1e-12);
   }

@@ -8,26 +8,13 @@
 #include <math.h>
 #include <stdint.h>
 
-static uint64_t rng = 88172645463325252ULL;
-static double urand(void)
-{
-  rng ^= rng << 13;
-  rng ^= rng >> 7;
-  rng ^= rng << 17;
-  return (rng >> 11) * (1.0 / 9007199254740992.0);
-}
-static double nrand(void)
-{
-  double u = urand() + 1e-12, v = urand();
-  return sqrt(-2 * log(u)) * cos(2 * M_PI * v);
-}
 
 /* A smooth random "barrel land" profile of n points at dx: band-limited noise. */
 static void land_profile(float *z, int n, double dx)
 {
   float *w = malloc(sizeof *w * n);
   for (int i = 0; i < n; i++)
-    w[i] = (float)nrand();
+    w[i] = (float)bf_t_nrand();
   bf_bullet_gauss_lowpass(z, w, n, dx, 15.0);
   free(w);
 }
@@ -39,7 +26,7 @@ static bf_feature *land_from(const float *prof, int off, int n, double dx, doubl
   if (bf_feature_new(&f, BF_KIND_BULLET, n, 1, dx, dx))
     return NULL;
   for (int i = 0; i < n; i++)
-    f->z[i] = prof[off + i] + (float)(eps * nrand());
+    f->z[i] = prof[off + i] + (float)(eps * bf_t_nrand());
   f->land = land;
   return f;
 }

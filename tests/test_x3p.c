@@ -732,14 +732,7 @@ static void test_bad(void)
 
 /* ---------- the writer ---------- */
 
-static uint64_t rng = 88172645463325252ull;
-static uint32_t next32(void)
-{
-  rng ^= rng << 13;
-  rng ^= rng >> 7;
-  rng ^= rng << 17;
-  return (uint32_t)(rng >> 16);
-}
+static uint32_t next32(void) { return (uint32_t)(bf_t_next() >> 16); }
 
 /* ISO5436_2.xsd (openGPS, 2007) transcribed in structure: element order, which are required,
  * and their types (dateTime, hexBinary, unsignedLong, the enumerations). The writer's main.xml
