@@ -118,7 +118,8 @@ typedef struct bf_search_stats {
   double t_screen;
   size_t full_reused;  /* full comparisons taken from the cache's pair memo (not run again) */
   size_t screen_cached; /* screen candidates whose reduced features came from the cache */
-  size_t screen_failed; /* screen comparisons whose candidate could not be loaded or compared */
+  size_t screen_failed; /* screen comparisons whose candidate could not be loaded or compared
+                           (a candidate too poor to compare, BF_EQUALITY, is unscored, not failed) */
   char failure[512];    /* the first failed candidate load or comparison (file, item, dataset) */
 } bf_search_stats;
 

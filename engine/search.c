@@ -436,7 +436,10 @@ static int stage_full(bf_cand *c, int n, const bf_search_query *q, const bf_sear
           continue;
         }
         double s = NAN, sub[4] = {0, 0, 0, 0};
-        if ((L[i].err = compare(cmp->ctx, state, q->feat, q->nfeat, L[i].f, L[i].n, &s, sub))) {
+        int e = compare(cmp->ctx, state, q->feat, q->nfeat, L[i].f, L[i].n, &s, sub);
+        if (e == BF_EQUALITY) /* a poor candidate is not comparable: unscored, not a failure */
+          s = NAN;
+        else if ((L[i].err = e)) {
           failed++;
           snprintf(L[i].msg, sizeof L[i].msg, "item %lld: %s", (long long)ci->item, bf_error_last());
           s = NAN;
