@@ -16,7 +16,9 @@ char *bf_text_esc(char *out, size_t cap, const char *s);
 /* The same, streamed to f. */
 void bf_text_put(FILE *f, const char *s);
 /* One CSV field (RFC 4180): escaped as above (so a row stays one line), then quoted when it
- * holds a comma, a quote or a leading or trailing blank. */
+ * holds a comma, a quote or a leading or trailing blank. A field starting with = + - @, a tab
+ * or a CR is quoted with a leading apostrophe so a spreadsheet cannot run it as a formula
+ * (JSON output keeps the exact value). */
 void bf_text_csv(FILE *f, const char *s);
 /* One JSON string, quotes included: always valid JSON; bytes that are not UTF-8 become U+FFFD,
  * controls and U+2028/U+2029 become \uNNNN escapes. */

@@ -111,9 +111,14 @@ void bf_text_csv(FILE *f, const char *s)
 {
   s = s ? s : "";
   size_t l = strlen(s);
-  int quote = strpbrk(s, ",\"") || (l && (s[0] == ' ' || s[l - 1] == ' '));
+  /* A spreadsheet runs a cell that starts with = + - @ (or a tab or CR before one) as a
+   * formula: such a field gets a leading apostrophe, which spreadsheets show as text. */
+  int formula = strchr("=+-@\t\r", s[0]) && s[0];
+  int quote = formula || strpbrk(s, ",\"") || (l && (s[0] == ' ' || s[l - 1] == ' '));
   if (quote)
     fputc('"', f);
+  if (formula)
+    fputc('\'', f);
   const unsigned char *p = (const unsigned char *)s;
   while (*p) {
     char e[16];

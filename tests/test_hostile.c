@@ -90,6 +90,7 @@ static void make_store(const char *path)
   snprintf(f.make, sizeof f.make, "Acme\x1b[2J");
   snprintf(f.model, sizeof f.model, "M\xc2\x9b" "31m");
   snprintf(f.markings, sizeof f.markings, "ok\r\n                            trace: serial=FORGED");
+  snprintf(f.consignee, sizeof f.consignee, "=HYPERLINK(\"http://x.invalid/\",\"open\")");
   bf_evidence e = {0};
   snprintf(e.case_no, sizeof e.case_no, "C1\nseries 9: 99 links, best score 1e+09");
   snprintf(e.item, sizeof e.item, "1");
@@ -149,6 +150,9 @@ static void test_escaping(const char *store)
     o = bf_t_read(out_path);
     CHECKF(rc == 0 && clean_text(o) && count_lines(o) == 1 + rows[i], "export %s csv: one line a row:\n%s",
            what[i], o);
+    if (i == 0)
+      CHECKF(strstr(o, "\"'=HYPERLINK(") && !strstr(o, ",=HYPERLINK") && !strstr(o, "\"=HYPERLINK"),
+             "export firearms csv: a formula-like field is neutralised:\n%s", o);
     rc = bfm("export '%s' --what %s --format json", store, what[i]);
     o = bf_t_read(out_path);
     raw = 0;
