@@ -1,4 +1,5 @@
 #include "bf_feature.h"
+#include "bf_alloc.h"
 #include "bf_error.h"
 
 #include <math.h>
@@ -11,9 +12,9 @@ int bf_feature_new(bf_feature **out, int kind, int nx, int ny, double dx, double
   *out = NULL;
   if (nx <= 0 || ny <= 0 || (long)nx * ny > BF_MAX_POINTS)
     return bf_error_set(BF_EINVAL, "feature size %d x %d out of range", nx, ny);
-  bf_feature *f = calloc(1, sizeof *f);
-  if (!f || !(f->z = malloc((size_t)nx * ny * sizeof *f->z))) {
-    free(f);
+  bf_feature *f = bf_calloc(1, sizeof *f);
+  if (!f || !(f->z = bf_malloc((size_t)nx * ny * sizeof *f->z))) {
+    bf_free(f);
     return bf_error_set(BF_ENOMEM, "out of memory for a %d x %d feature", nx, ny);
   }
   for (size_t i = 0; i < (size_t)nx * ny; i++)
@@ -31,8 +32,8 @@ void bf_feature_free(bf_feature *f)
 {
   if (!f)
     return;
-  free(f->z);
-  free(f);
+  bf_free(f->z);
+  bf_free(f);
 }
 
 /* One row per flag bit: its name for any kind, a cartridge and a bullet. */

@@ -1,4 +1,5 @@
 #include "bf_surface.h"
+#include "bf_alloc.h"
 #include "bf_error.h"
 
 #include <math.h>
@@ -12,13 +13,13 @@ int bf_surface_new(bf_surface **out, int nx, int ny, double dx, double dy)
     return bf_error_set(BF_EINVAL, "surface size %d x %d is not positive", nx, ny);
   if ((long)nx * (long)ny > BF_MAX_POINTS)
     return bf_error_set(BF_ELIMIT, "surface size %d x %d exceeds %ld points", nx, ny, BF_MAX_POINTS);
-  bf_surface *s = calloc(1, sizeof *s);
+  bf_surface *s = bf_calloc(1, sizeof *s);
   if (!s)
     return bf_error_set(BF_ENOMEM, "out of memory for a surface");
   size_t n = (size_t)nx * (size_t)ny;
-  s->z = malloc(n * sizeof *s->z);
+  s->z = bf_malloc(n * sizeof *s->z);
   if (!s->z) {
-    free(s);
+    bf_free(s);
     return bf_error_set(BF_ENOMEM, "out of memory for %zu heights", n);
   }
   for (size_t i = 0; i < n; i++)
@@ -35,10 +36,10 @@ void bf_surface_free(bf_surface *s)
 {
   if (!s)
     return;
-  free(s->z);
-  free(s->mask);
-  free(s->labels);
-  free(s);
+  bf_free(s->z);
+  bf_free(s->mask);
+  bf_free(s->labels);
+  bf_free(s);
 }
 
 int bf_surface_copy(bf_surface **out, const bf_surface *s)
@@ -53,13 +54,13 @@ int bf_surface_copy(bf_surface **out, const bf_surface *s)
   c->meta = s->meta;
   c->mask_background = s->mask_background;
   if (s->mask) {
-    c->mask = malloc(n * sizeof *c->mask);
+    c->mask = bf_malloc(n * sizeof *c->mask);
     if (!c->mask)
       goto nomem;
     memcpy(c->mask, s->mask, n * sizeof *c->mask);
   }
   if (s->nlabels) {
-    c->labels = malloc((size_t)s->nlabels * sizeof *c->labels);
+    c->labels = bf_malloc((size_t)s->nlabels * sizeof *c->labels);
     if (!c->labels)
       goto nomem;
     memcpy(c->labels, s->labels, (size_t)s->nlabels * sizeof *c->labels);

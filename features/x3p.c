@@ -108,7 +108,7 @@ static int zip_slurp(uint8_t **out, size_t *len, zip_t *z, zip_int64_t idx, long
   if (!f)
     return bf_error_set(BF_EFORMAT, "%s: cannot open zip member %s: %s", file, member,
                         zip_strerror(z));
-  uint8_t *buf = malloc(st.size + 1);
+  uint8_t *buf = bf_malloc(st.size + 1);
   if (!buf) {
     zip_fclose(f);
     return bf_error_set(BF_ENOMEM, "%s: out of memory for %s", file, member);
@@ -137,7 +137,7 @@ static int zip_slurp(uint8_t **out, size_t *len, zip_t *z, zip_int64_t idx, long
     rc = bf_error_set(BF_EFORMAT, "%s: zip member %s is truncated (%zu of %llu bytes)", file,
                       member, got, (unsigned long long)st.size);
   if (rc) {
-    free(buf);
+    bf_free(buf);
     return rc;
   }
   buf[got] = 0;
@@ -319,22 +319,22 @@ static int read_mask(bf_surface *s, zip_t *z, const char *prefix, xmlNode *root,
   long pw, ph;
   size_t n = (size_t)s->nx * s->ny;
   if (png_size(&pw, &ph, png, len)) {
-    free(png);
+    bf_free(png);
     return bf_error_set(BF_EFORMAT, "%s: bindata/mask.png is not a PNG image", name);
   }
   /* A mask is nx by ny; allow rescaled ones but not a bomb (pw*ph cannot overflow: < 2^62). */
   if (pw <= 0 || ph <= 0 || (size_t)(pw * ph) > 16 * n + 4096 || pw * ph > BF_MAX_POINTS) {
-    free(png);
+    bf_free(png);
     return bf_error_set(BF_ELIMIT, "%s: bindata/mask.png is %ld x %ld pixels for a %d x %d scan",
                         name, pw, ph, s->nx, s->ny);
   }
   rc = bf_cv_decode_rgb(&rgb, &w, &h, png, len);
-  free(png);
+  bf_free(png);
   if (rc)
     return bf_error_prefix(rc, "%s: bindata/mask.png: ", name);
-  s->mask = malloc(n * sizeof *s->mask);
+  s->mask = bf_malloc(n * sizeof *s->mask);
   if (!s->mask) {
-    free(rgb);
+    bf_free(rgb);
     return bf_error_set(BF_ENOMEM, "%s: out of memory for the mask", name);
   }
   /* The mask is drawn nx wide and ny high; other sizes are scaled (nearest point). */
@@ -343,7 +343,7 @@ static int read_mask(bf_surface *s, zip_t *z, const char *prefix, xmlNode *root,
       int mx = (int)((long)x * w / s->nx), my = (int)((long)y * h / s->ny);
       s->mask[(size_t)y * s->nx + x] = rgb[(size_t)my * w + mx];
     }
-  free(rgb);
+  bf_free(rgb);
   s->flags |= BF_SURF_HAS_MASK;
   char bg[64];
   text_at(bg, sizeof bg, root, "Record3/Mask/Background");
@@ -355,7 +355,7 @@ static int read_mask(bf_surface *s, zip_t *z, const char *prefix, xmlNode *root,
     if (c->type == XML_ELEMENT_NODE)
       count++;
   if (count) {
-    s->labels = calloc((size_t)count, sizeof *s->labels);
+    s->labels = bf_calloc((size_t)count, sizeof *s->labels);
     if (!s->labels)
       return bf_error_set(BF_ENOMEM, "%s: out of memory for mask labels", name);
     for (xmlNode *c = ann->children; c; c = c->next) {
@@ -396,7 +396,7 @@ static int has_doctype(const uint8_t *x, size_t n)
 static double robust_range(const double *v, size_t n, size_t nvalid)
 {
   size_t step = nvalid > 65536 ? nvalid / 65536 : 1, m = 0, seen = 0;
-  double *s = malloc((nvalid / step + 1) * sizeof *s);
+  double *s = bf_malloc((nvalid / step + 1) * sizeof *s);
   if (!s)
     return NAN;
   for (size_t i = 0; i < n; i++)
@@ -405,7 +405,7 @@ static double robust_range(const double *v, size_t n, size_t nvalid)
   size_t k01 = (size_t)(0.01 * (m - 1)), k99 = (size_t)(0.99 * (m - 1));
   double hi = m ? bf_select_double(s, m, k99) : NAN; /* selection: no full sort */
   double r = m ? hi - (k01 < k99 ? bf_select_double(s, k99, k01) : hi) : NAN;
-  free(s);
+  bf_free(s);
   return r;
 }
 
@@ -461,7 +461,7 @@ static void hdr_free(hdr *h)
 {
   if (h->doc)
     xmlFreeDoc(h->doc);
-  free(h->xml);
+  bf_free(h->xml);
   memset(h, 0, sizeof *h);
 }
 
@@ -783,7 +783,7 @@ int bf_x3p_read_mem(bf_surface **out, const void *buf, size_t len, const char *n
   /* Heights, through CZ increment and offset (ISO 5436-2 needs them for I and L; F and D
    * files carry 1 and 0, applied when they do not). */
   size_t n = (size_t)nx * ny, nvalid = 0;
-  tmp = malloc(n * sizeof *tmp);
+  tmp = bf_malloc(n * sizeof *tmp);
   if (!tmp) {
     rc = bf_error_set(BF_ENOMEM, "%s: out of memory for %zu points", name, n);
     goto done;
@@ -910,10 +910,10 @@ done:
   hdr_free(&h);
   if (z)
     zip_discard(z);
-  free(data);
-  free(hexf);
-  free(valid);
-  free(tmp);
+  bf_free(data);
+  bf_free(hexf);
+  bf_free(valid);
+  bf_free(tmp);
   return rc;
 }
 
@@ -1055,7 +1055,7 @@ int bf_x3p_write(const char *p, const bf_surface *s, char data_type)
   xml_quiet(); /* serialising odd text must not print libxml2 lines either */
   int rc = 0, tsize = type_size(data_type);
   size_t n = (size_t)s->nx * s->ny, dlen = n * tsize;
-  uint8_t *data = malloc(dlen), *png = NULL;
+  uint8_t *data = bf_malloc(dlen), *png = NULL;
   size_t png_len = 0;
   xmlChar *xml = NULL;
   int xml_len = 0;
@@ -1208,7 +1208,7 @@ done:
   if (doc)
     xmlFreeDoc(doc);
   xmlFree(xml);
-  free(data);
-  free(png);
+  bf_free(data);
+  bf_free(png);
   return rc;
 }

@@ -1,5 +1,6 @@
 /* X3P reader and writer: the quirks real files have, every bad input of the foundation issue
  * (built here with libzip), and bit-exact round trips. */
+#include "bf_alloc.h"
 #include "bf_cv.h"
 #include "bf_error.h"
 #include "bf_hash.h"
@@ -1026,6 +1027,52 @@ static void test_write(void)
   bf_surface_free(s);
 }
 
+/* Every allocation bf_x3p_read and bf_x3p_write make through bf_alloc fails in turn: each
+ * call then fails cleanly (an error naming the file, nothing returned; ASan reports any leak),
+ * and the sweep ends when a read with the n-th allocation armed no longer fails. */
+static void test_alloc_sweep(void)
+{
+  const char *p = tmp("mask.x3p");
+  bf_surface *ok = NULL;
+  CHECKF(bf_x3p_read(&ok, p, NULL) == 0, "read mask.x3p: %s", bf_error_last());
+  if (!ok)
+    return;
+  int reads = 0, writes = 0;
+  for (long n = 1; n < 200; n++) {
+    bf_surface *r = NULL;
+    bf_alloc_fail(n, 1);
+    int rc = bf_x3p_read(&r, p, NULL);
+    int fired = bf_alloc_fired();
+    bf_alloc_fail(0, 0);
+    if (!fired) {
+      CHECKF(rc == 0 && r, "read with no failure fired: %s", bf_error_last());
+      bf_surface_free(r);
+      break;
+    }
+    CHECKF(rc != 0 && !r && strstr(bf_error_last(), "mask.x3p"),
+           "read with allocation %ld failing: rc %d, message '%s'", n, rc, bf_error_last());
+    bf_surface_free(r);
+    reads++;
+  }
+  const char *q = tmp("sweep.x3p");
+  for (long n = 1; n < 200; n++) {
+    bf_alloc_fail(n, 1);
+    int rc = bf_x3p_write(q, ok, 'F');
+    int fired = bf_alloc_fired();
+    bf_alloc_fail(0, 0);
+    if (!fired) {
+      CHECKF(rc == 0, "write with no failure fired: %s", bf_error_last());
+      break;
+    }
+    CHECKF(rc != 0 && strstr(bf_error_last(), "sweep.x3p"),
+           "write with allocation %ld failing: rc %d, message '%s'", n, rc, bf_error_last());
+    writes++;
+  }
+  CHECKF(reads >= 3, "the read sweep reached %d allocations", reads);
+  printf("allocation sweep: %d read and %d write failures, each clean\n", reads, writes);
+  bf_surface_free(ok);
+}
+
 /* Mutated headers inside well-formed zips (with a matching md5checksum.hex, so every stage
  * is reached): each read succeeds or fails cleanly, naming the file on one line. */
 static void test_fuzz(int rounds)
@@ -1324,6 +1371,7 @@ int main(void)
   test_quirks();
   test_bad();
   test_write();
+  test_alloc_sweep();
   test_threads();
   test_hostile();
   const char *q = getenv("BF_QUICK");
