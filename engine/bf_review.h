@@ -10,4 +10,10 @@
  * unchanged on any failure. */
 int bf_review_hit(bf_store *st, int64_t hit, int status, const char *examiner, const char *note);
 
+/* The batch may store a hit each way for one pair of items. What an examiner is shown: one hit
+ * per unordered pair, a reviewed one before a candidate, then the higher score, then the older
+ * (lower id); *n shrinks to the kept ones, in descending score order (a NaN score last, ties by
+ * id). The one rule behind `bfm hits` and the web item page. */
+void bf_hits_one_per_pair(bf_hit *h, size_t *n);
+
 #endif

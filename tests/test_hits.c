@@ -1,6 +1,10 @@
 /* bfm hits: one row per pair unless --both, the reviewed hit of a pair preferred. */
+#include "bf_review.h"
 #include "bf_store.h"
 #include "bf_test.h"
+
+#include <math.h>
+#include <string.h>
 
 static int count_lines(const char *cmd)
 {
@@ -14,8 +18,30 @@ static int count_lines(const char *cmd)
   return n;
 }
 
+/* The rule itself: reviewed before candidate, then score, then the older hit; NaN last. */
+static void test_rule(void)
+{
+  bf_hit h[6];
+  memset(h, 0, sizeof h);
+  h[0] = (bf_hit){.id = 2, .query = 2, .candidate = 1, .score = 5};
+  h[1] = (bf_hit){.id = 1, .query = 1, .candidate = 2, .score = 5}; /* tie: the older one */
+  h[2] = (bf_hit){.id = 3, .query = 3, .candidate = 4, .score = 9};
+  h[3] = (bf_hit){.id = 4, .query = 4, .candidate = 3, .score = 2, .status = BF_HIT_REJECTED};
+  h[4] = (bf_hit){.id = 5, .query = 5, .candidate = 6, .score = NAN};
+  h[5] = (bf_hit){.id = 6, .query = 7, .candidate = 5, .score = 1};
+  size_t n = 6;
+  bf_hits_one_per_pair(h, &n);
+  CHECKF(n == 4, "one per pair: %zu kept", n);
+  if (n == 4) {
+    CHECKF(h[0].id == 1 && h[1].id == 4 && h[2].id == 6 && h[3].id == 5,
+           "order: %lld %lld %lld %lld", (long long)h[0].id, (long long)h[1].id, (long long)h[2].id,
+           (long long)h[3].id);
+  }
+}
+
 int main(void)
 {
+  test_rule();
   const char *dir = bf_t_tmpdir("hits");
   char store[4200], cmd[9000];
   snprintf(store, sizeof store, "%s/s.h5", dir);

@@ -1,6 +1,7 @@
 /* bfm hits: what investigators ask of the store (candidate hits for a case, crimes linked to a
  * gun), plus the item/firearm description helpers the search commands share. */
 #include "bf_error.h"
+#include "bf_review.h"
 #include "bf_store.h"
 #include "bf_text.h"
 #include "bfm_cli.h"
@@ -105,40 +106,6 @@ static void side_fields(const bf_store *st, int64_t item, const char **type, con
   *a = f ? f->serial : e ? e->case_no : "";
   *b = f ? f->make : e ? e->item : "";
   *c = f ? f->model : e ? e->agency : "";
-}
-
-/* The batch searches both items of a pair, so a pair can hold a hit each way. Keeps one hit per
- * unordered pair: a reviewed one before a candidate, else the higher score. h stays in
- * descending score order. */
-static int64_t pair_lo(const bf_hit *h) { return h->query < h->candidate ? h->query : h->candidate; }
-static int64_t pair_hi(const bf_hit *h) { return h->query < h->candidate ? h->candidate : h->query; }
-static int cmp_pair(const void *a, const void *b)
-{
-  const bf_hit *x = a, *y = b;
-  int64_t d = pair_lo(x) != pair_lo(y) ? pair_lo(x) - pair_lo(y) : pair_hi(x) - pair_hi(y);
-  if (d)
-    return d < 0 ? -1 : 1;
-  int rx = x->status != BF_HIT_CANDIDATE, ry = y->status != BF_HIT_CANDIDATE;
-  if (rx != ry)
-    return ry - rx;
-  return x->score > y->score ? -1 : x->score < y->score ? 1 : (x->id > y->id) - (x->id < y->id);
-}
-static int cmp_score(const void *a, const void *b)
-{
-  const bf_hit *x = a, *y = b;
-  return x->score > y->score ? -1 : x->score < y->score ? 1 : (x->id > y->id) - (x->id < y->id);
-}
-static void one_per_pair(bf_hit *h, size_t *n)
-{
-  if (*n < 2)
-    return;
-  qsort(h, *n, sizeof *h, cmp_pair);
-  size_t k = 1;
-  for (size_t i = 1; i < *n; i++)
-    if (pair_lo(&h[i]) != pair_lo(&h[k - 1]) || pair_hi(&h[i]) != pair_hi(&h[k - 1]))
-      h[k++] = h[i];
-  *n = k;
-  qsort(h, *n, sizeof *h, cmp_score);
 }
 
 /* The three formats of `bfm hits`: CSV rows, a JSON array, and the table. Stored text goes
@@ -316,7 +283,7 @@ int bfm_cmd_hits(int argc, char **argv)
     goto done;
   }
   if (!both)
-    one_per_pair(h, &n);
+    bf_hits_one_per_pair(h, &n);
   if (!strcmp(format, "csv"))
     print_csv(st, h, n);
   else if (!strcmp(format, "json"))

@@ -5,6 +5,7 @@
 #include "bf_draw.h"
 #include "bf_error.h"
 #include "bf_linkage.h"
+#include "bf_review.h"
 #include "bf_search.h"
 #include "web_int.h"
 
@@ -238,13 +239,6 @@ done:
   wb_free(&b);
 }
 
-static int by_score_desc(const void *x, const void *y)
-{
-  const bf_hit *a = x, *b = y;
-  double sa = isfinite(a->score) ? a->score : -1e300, sb = isfinite(b->score) ? b->score : -1e300;
-  return sa < sb ? 1 : sa > sb ? -1 : (a->id > b->id) - (a->id < b->id);
-}
-
 /* Position of item id in the id-sorted items, -1 when absent. */
 static long item_pos(const bf_item *it, size_t n, int64_t id)
 {
@@ -360,23 +354,8 @@ void web_api_item(bf_web *w, web_reply *r, int64_t id)
     web_reply_error(r, 500, bf_error_last());
     goto done;
   }
-  /* one row per candidate: a pair searched from both sides shows its reviewed hit, else the
-   * higher score */
-  size_t k = 0;
-  for (size_t i = 0; i < nh; i++) {
-    int64_t oi = h[i].query == id ? h[i].candidate : h[i].query;
-    size_t j = 0;
-    for (; j < k; j++)
-      if ((h[j].query == id ? h[j].candidate : h[j].query) == oi)
-        break;
-    if (j == k)
-      h[k++] = h[i];
-    else if ((h[i].status != BF_HIT_CANDIDATE && h[j].status == BF_HIT_CANDIDATE) ||
-             ((h[i].status != BF_HIT_CANDIDATE) == (h[j].status != BF_HIT_CANDIDATE) &&
-              h[i].score > h[j].score))
-      h[j] = h[i];
-  }
-  qsort(h, k, sizeof *h, by_score_desc);
+  size_t k = nh; /* one row per candidate */
+  bf_hits_one_per_pair(h, &k);
   int64_t top[3] = {0};
   int ntop = 0;
   for (size_t i = 0; i < k && ntop < 3; i++)
