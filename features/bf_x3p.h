@@ -21,6 +21,7 @@ typedef struct bf_x3p_info {
   long nx, ny;           /* points along X and Y */
   double dx_um, dy_um;   /* spacing in micrometres, after the unit decision */
   char feature_type[8];  /* "SUR" (the only one read) */
+  bf_meta meta;          /* Record2: instrument, creator, date (also in the surface read) */
 } bf_x3p_info;
 
 /* Reads path into a new surface (heights in micrometres, NaN missing). info may be NULL.
@@ -34,8 +35,8 @@ typedef struct bf_x3p_info {
 int bf_x3p_read(bf_surface **out, const char *path, bf_x3p_info *info);
 /* Reads main.xml only (no point data is inflated) and checks it as bf_x3p_read does: regular
  * file, zip, feature type, axes, spacing and size. Fills info's data_type, main_xml_path,
- * xy_converted_from_um, z_increment, z_offset, file_bytes, nx, ny, dx_um, dy_um and
- * feature_type; the checksum and mask fields stay 0. */
+ * xy_converted_from_um, z_increment, z_offset, file_bytes, nx, ny, dx_um, dy_um, feature_type
+ * and meta; the checksum and mask fields stay 0. */
 int bf_x3p_probe(const char *path, bf_x3p_info *info);
 /* The same from bytes already in memory (name is used in messages). */
 int bf_x3p_read_mem(bf_surface **out, const void *buf, size_t len, const char *name, bf_x3p_info *info);

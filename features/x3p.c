@@ -190,6 +190,22 @@ static void text_at(char *out, size_t cap, xmlNode *root, const char *p)
   xmlFree(t);
 }
 
+/* Record1's feature type and Record2: where the scan came from. */
+static void read_meta(bf_meta *m, xmlNode *root)
+{
+  text_at(m->feature_type, sizeof m->feature_type, root, "Record1/FeatureType");
+  text_at(m->date, sizeof m->date, root, "Record2/Date");
+  text_at(m->creator, sizeof m->creator, root, "Record2/Creator");
+  text_at(m->calibration_date, sizeof m->calibration_date, root, "Record2/CalibrationDate");
+  text_at(m->comment, sizeof m->comment, root, "Record2/Comment");
+  text_at(m->manufacturer, sizeof m->manufacturer, root, "Record2/Instrument/Manufacturer");
+  text_at(m->model, sizeof m->model, root, "Record2/Instrument/Model");
+  text_at(m->serial, sizeof m->serial, root, "Record2/Instrument/Serial");
+  text_at(m->version, sizeof m->version, root, "Record2/Instrument/Version");
+  text_at(m->probing_type, sizeof m->probing_type, root, "Record2/ProbingSystem/Type");
+  text_at(m->probing_id, sizeof m->probing_id, root, "Record2/ProbingSystem/Identification");
+}
+
 static int parse_double(double *v, const char *s)
 {
   char *end;
@@ -885,19 +901,8 @@ int bf_x3p_read_mem(bf_surface **out, const void *buf, size_t len, const char *n
     goto done;
   }
 
-  /* Record2: where it came from. */
-  bf_meta *m = &s->meta;
-  text_at(m->feature_type, sizeof m->feature_type, root, "Record1/FeatureType");
-  text_at(m->date, sizeof m->date, root, "Record2/Date");
-  text_at(m->creator, sizeof m->creator, root, "Record2/Creator");
-  text_at(m->calibration_date, sizeof m->calibration_date, root, "Record2/CalibrationDate");
-  text_at(m->comment, sizeof m->comment, root, "Record2/Comment");
-  text_at(m->manufacturer, sizeof m->manufacturer, root, "Record2/Instrument/Manufacturer");
-  text_at(m->model, sizeof m->model, root, "Record2/Instrument/Model");
-  text_at(m->serial, sizeof m->serial, root, "Record2/Instrument/Serial");
-  text_at(m->version, sizeof m->version, root, "Record2/Instrument/Version");
-  text_at(m->probing_type, sizeof m->probing_type, root, "Record2/ProbingSystem/Type");
-  text_at(m->probing_id, sizeof m->probing_id, root, "Record2/ProbingSystem/Identification");
+  read_meta(&s->meta, root);
+  info->meta = s->meta;
 
   if ((rc = read_mask(s, z, prefix, root, name)))
     goto done;
@@ -963,6 +968,7 @@ int bf_x3p_probe(const char *p, bf_x3p_info *info)
     info->data_type = (char)toupper((unsigned char)dt[0]);
     info->z_increment = h.inc[2];
     info->z_offset = h.off_z;
+    read_meta(&info->meta, h.root);
   }
   hdr_free(&h);
   zip_discard(z);

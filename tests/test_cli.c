@@ -227,6 +227,21 @@ int main(void)
   CHECK(strstr(out, "\"md5_main\": \"verified\"") && strstr(out, "\"xy_converted_from_um\": false"));
   CHECK(strstr(out, "Sensofar \\\"S neox\\\"") != NULL); /* quotes escaped */
 
+  /* --header: main.xml only, the same header lines, no heights read or checksums claimed */
+  snprintf(args, sizeof args, "info --header '%s'", good);
+  CHECK(run(args) == 0);
+  CHECKF(strstr(out, "8 x 5 points") && strstr(out, "3.125") && strstr(out, "Sensofar") &&
+             strstr(out, "not read") && !strstr(out, "main.xml verified") && !strstr(out, "missing"),
+         "info --header: %s", out);
+  snprintf(args, sizeof args, "info --header --json '%s'", good);
+  CHECK(run(args) == 0);
+  CHECKF(json_ish(out) && strstr(out, "\"header_only\": true") && strstr(out, "\"nx\": 8") &&
+             !strstr(out, "md5_main"),
+         "info --header --json: %s", out);
+  snprintf(args, sizeof args, "info --header '%s'", bad);
+  CHECK(run(args) == 1);
+  CHECK(strstr(err, bad) != NULL);
+
   /* one bad among good: output for the good ones, 1, the bad one named */
   snprintf(args, sizeof args, "info --json '%s' '%s' '%s'", good, bad, good);
   CHECK(run(args) == 1);

@@ -12,9 +12,10 @@
 
 static const bfm_cmd commands[] = {
   {"info", bfm_cmd_info, "describe X3P scans (or a store)",
-   "bfm info [--json] SCAN.x3p...\n"
+   "bfm info [--json] [--header] SCAN.x3p...\n"
    "  Prints instrument, size, spacing (um), unit conversions applied, missing fraction,\n"
-   "  height range and checksum status of each scan. --json writes one JSON array.\n"},
+   "  height range and checksum status of each scan. --json writes one JSON array.\n"
+   "  --header reads main.xml only (no point data inflated, checksums not verified).\n"},
   {"compare", bfm_cmd_compare, "compare two cartridge cases or two bullets",
    "bfm compare [--kind cartridge|bullet] [--json] [--png FILE] A B\n"
    "  Cartridge cases: A and B are X3P scans; prints the CMC result (see below).\n"

@@ -85,18 +85,27 @@ static int store_info(const char *path, int json)
   return bad ? BFM_EXIT_FAIL : BFM_EXIT_OK;
 }
 
+/* What main.xml says; the same lines whether or not the points were read. */
+static void print_header_text(const char *path, const bf_x3p_info *in)
+{
+  const bf_meta *m = &in->meta;
+  char e[6][260]; /* the header's free text, escaped (bf_text_esc): it cannot fake lines */
+  printf("%s\n", path);
+  printf("  instrument   %s %s (serial %s, version %s)\n", bf_text_esc(e[0], 260, m->manufacturer),
+         bf_text_esc(e[1], 260, m->model), bf_text_esc(e[2], 260, m->serial),
+         bf_text_esc(e[3], 260, m->version));
+  printf("  creator      %s, %s\n", bf_text_esc(e[4], 260, m->creator), bf_text_esc(e[5], 260, m->date));
+  printf("  size         %ld x %ld points (%.1f x %.1f um)\n", in->nx, in->ny, in->nx * in->dx_um,
+         in->ny * in->dy_um);
+  printf("  spacing      %.6g x %.6g um\n", in->dx_um, in->dy_um);
+}
+
 static void print_text(const char *path, const bf_surface *s, const bf_x3p_info *in)
 {
   bf_surface_stats st;
   bf_surface_stats_get(&st, s);
-  char e[6][260]; /* the header's free text, escaped (bf_text_esc): it cannot fake lines */
-  printf("%s\n", path);
-  printf("  instrument   %s %s (serial %s, version %s)\n", bf_text_esc(e[0], 260, s->meta.manufacturer),
-         bf_text_esc(e[1], 260, s->meta.model), bf_text_esc(e[2], 260, s->meta.serial),
-         bf_text_esc(e[3], 260, s->meta.version));
-  printf("  creator      %s, %s\n", bf_text_esc(e[4], 260, s->meta.creator), bf_text_esc(e[5], 260, s->meta.date));
-  printf("  size         %d x %d points (%.1f x %.1f um)\n", s->nx, s->ny, s->nx * s->dx, s->ny * s->dy);
-  printf("  spacing      %.6g x %.6g um\n", s->dx, s->dy);
+  char e[6][260];
+  print_header_text(path, in);
   printf("  heights      %c, range %.4g .. %.4g um (mean %.4g, sd %.4g)\n", in->data_type, st.zmin,
          st.zmax, st.zmean, st.zsd);
   printf("  units        %s%s\n",
@@ -116,22 +125,27 @@ static void print_text(const char *path, const bf_surface *s, const bf_x3p_info 
   }
 }
 
+/* One scan as a JSON object; s is NULL in header-only mode (nothing but main.xml was read). */
 static void print_json(const char *path, const bf_surface *s, const bf_x3p_info *in)
 {
-  bf_surface_stats st;
-  bf_surface_stats_get(&st, s);
   printf("{\"file\": ");
   bfm_json_str(stdout, path);
   printf(", \"manufacturer\": ");
-  bfm_json_str(stdout, s->meta.manufacturer);
+  bfm_json_str(stdout, in->meta.manufacturer);
   printf(", \"model\": ");
-  bfm_json_str(stdout, s->meta.model);
+  bfm_json_str(stdout, in->meta.model);
   printf(", \"date\": ");
-  bfm_json_str(stdout, s->meta.date);
-  printf(", \"nx\": %d, \"ny\": %d, \"dx_um\": %.9g, \"dy_um\": %.9g, \"data_type\": \"%c\"", s->nx,
-         s->ny, s->dx, s->dy, in->data_type);
-  printf(", \"xy_converted_from_um\": %s, \"z_converted_from_um\": %s",
-         in->xy_converted_from_um ? "true" : "false", in->z_converted_from_um ? "true" : "false");
+  bfm_json_str(stdout, in->meta.date);
+  printf(", \"nx\": %ld, \"ny\": %ld, \"dx_um\": %.9g, \"dy_um\": %.9g, \"data_type\": \"%c\"", in->nx,
+         in->ny, in->dx_um, in->dy_um, in->data_type);
+  printf(", \"xy_converted_from_um\": %s", in->xy_converted_from_um ? "true" : "false");
+  if (!s) {
+    printf(", \"header_only\": true}");
+    return;
+  }
+  bf_surface_stats st;
+  bf_surface_stats_get(&st, s);
+  printf(", \"z_converted_from_um\": %s", in->z_converted_from_um ? "true" : "false");
   printf(", \"missing_fraction\": %.6f, \"z_min_um\": %.6g, \"z_max_um\": %.6g", st.missing_fraction,
          st.zmin, st.zmax);
   printf(", \"md5_main\": \"%s\", \"md5_data\": \"%s\", \"md5_valid\": \"%s\", \"mask\": %s, "
@@ -143,10 +157,12 @@ static void print_json(const char *path, const bf_surface *s, const bf_x3p_info 
 
 int bfm_cmd_info(int argc, char **argv)
 {
-  int json = 0, nfiles = 0, failed = 0;
+  int json = 0, header = 0, nfiles = 0, failed = 0;
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--json"))
       json = 1;
+    else if (!strcmp(argv[i], "--header"))
+      header = 1;
     else if (argv[i][0] == '-' && argv[i][1])
       return bfm_usage_error("info", "unknown option %s", argv[i]);
     else
@@ -169,7 +185,7 @@ int bfm_cmd_info(int argc, char **argv)
     }
     bf_surface *s = NULL;
     bf_x3p_info in;
-    if (bf_x3p_read(&s, argv[i], &in)) {
+    if (header ? bf_x3p_probe(argv[i], &in) : bf_x3p_read(&s, argv[i], &in)) {
       fprintf(stderr, "bfm info: %s\n", bf_error_last());
       failed = 1;
       continue;
@@ -177,8 +193,12 @@ int bfm_cmd_info(int argc, char **argv)
     if (json) {
       printf("%s\n ", first ? "" : ",");
       print_json(argv[i], s, &in);
-    } else
+    } else if (s)
       print_text(argv[i], s, &in);
+    else {
+      print_header_text(argv[i], &in);
+      printf("  heights      %c, not read (--header: main.xml only, checksums not verified)\n", in.data_type);
+    }
     first = 0;
     bf_surface_free(s);
   }
