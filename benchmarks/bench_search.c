@@ -25,8 +25,10 @@
 #include "bf_error.h"
 #include "bf_prefilter.h"
 #include "bf_search.h"
+#include "bf_lr.h"
 #include "bf_store.h"
 #include "bf_striae.h"
+#include "bf_submit.h"
 #include "bf_synth.h"
 #include "bf_x3p.h"
 
@@ -868,7 +870,7 @@ static void scale(const size_t *sizes, int ns, size_t store_max)
   double t23 = -1, tscr = 0, tcmc = 0;
   if (okf) {
     tile_src ts = {pool, npool, 1000, ff, NF};
-    bf_search_source src = {&ts, 1000, tile_read, tile_load};
+    bf_search_source src = {&ts, 1000, tile_read, tile_load, NULL};
     bf_search_cmp cmp;
     bf_search_default_cmp(&cmp, BF_KIND_CARTRIDGE);
     bf_search_query q = {0, BF_KIND_CARTRIDGE, pool, &qf, 1};
@@ -897,7 +899,7 @@ static void scale(const size_t *sizes, int ns, size_t store_max)
   for (int k = 0; k < ns; k++) {
     size_t n = sizes[k];
     tile_src ts = {pool, npool, n, NULL, 0};
-    bf_search_source src = {&ts, n, tile_read, NULL};
+    bf_search_source src = {&ts, n, tile_read, NULL, NULL};
     bf_search_query q = {0, BF_KIND_CARTRIDGE, pool, NULL, 0};
     bf_cand *res = NULL;
     size_t nres = 0;
@@ -945,12 +947,345 @@ static void scale(const size_t *sizes, int ns, size_t store_max)
   free(pool);
 }
 
+/* ---- the registry: N synthetic cartridge cases of one calibre in a real store ----
+ * --registry N STORE builds (or continues: cases already stored are kept) a store of N
+ * synthetic cartridge cases submitted through bf_submit exactly as `bfm firearm add` would
+ * (X3P original + feature + descriptor + screen surface), REG_BATCH per commit. The X3P files
+ * of batch b+1 are made by the other threads while thread 0 submits batch b (HDF5: one thread).
+ * --registry-queries STORE adds the Fadul scans (evidence case FADUL, once) and runs
+ * `bfm match STORE ITEM --json` for each as a new process: mates in the top 10, ranks, non-mates
+ * meeting the hit rule (LR >= 10), wall/CPU/max RSS of every match. */
+#define REG_CALIBRE "9mm Luger"
+#define REG_BATCH 250
+#define REG_FIREARM0 100000 /* synthetic firearm ids (same generator as the recall distractors) */
+
+static double cpu_s(void)
+{
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  return ru.ru_utime.tv_sec + ru.ru_stime.tv_sec + 1e-6 * (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
+}
+
+static int reg_count(bf_store *st)
+{
+  size_t n = bf_store_nfirearms(st);
+  const bf_firearm *f = bf_store_firearms(st);
+  int c = 0;
+  for (size_t i = 0; i < n; i++)
+    c += !strncmp(f[i].serial, "REG-", 4);
+  return c;
+}
+
+static void reg_file(char *p, size_t n, const char *tmp, int i)
+{
+  snprintf(p, n, "%s/REG-%07d.x3p", tmp, i);
+}
+
+static int reg_make(const char *tmp, int i)
+{
+  bf_surface *s = NULL;
+  char p[4400];
+  reg_file(p, sizeof p, tmp, i);
+  int rc = bf_synth_cartridge(&s, synth, REG_FIREARM0 + i, 0, NULL);
+  if (!rc)
+    rc = bf_x3p_write(p, s, 'F');
+  bf_surface_free(s);
+  return rc;
+}
+
+static int reg_submit(bf_store *st, const char *tmp, int b0, int bn, int *stored)
+{
+  bf_submit_opts so = {.pf = pf};
+  int rc = bf_store_begin(st);
+  for (int i = 0; i < bn && !rc; i++) {
+    char p[4400];
+    char *spec = p;
+    bf_submission sub;
+    bf_submit_result res;
+    memset(&sub, 0, sizeof sub);
+    reg_file(p, sizeof p, tmp, b0 + i);
+    sub.type = BF_OWNER_FIREARM;
+    sub.kind = BF_KIND_CARTRIDGE;
+    snprintf(sub.firearm.serial, sizeof sub.firearm.serial, "REG-%07d", b0 + i);
+    snprintf(sub.firearm.make, sizeof sub.firearm.make, "Synthetic");
+    snprintf(sub.calibre, sizeof sub.calibre, "%s", REG_CALIBRE);
+    int e = bf_scanset_build(&sub.scans, &spec, 1, 0, NULL);
+    if (!e)
+      e = bf_submit(st, &sub, &so, &res);
+    bf_submission_clear(&sub);
+    if (e && res.dirty)
+      rc = e;
+    else if (e)
+      fprintf(stderr, "\n  %s: not stored: %s\n", p, bf_error_last());
+    else
+      (*stored)++;
+    unlink(p);
+  }
+  if (!rc)
+    rc = bf_store_commit(st);
+  else
+    bf_store_abort(st);
+  return rc;
+}
+
+static long file_mb(const char *path)
+{
+  char cmd[4400];
+  snprintf(cmd, sizeof cmd, "du -smc '%s' '%s.d' 2>/dev/null | tail -1", path, path);
+  FILE *f = popen(cmd, "r");
+  long v = -1;
+  if (f) {
+    if (fscanf(f, "%ld", &v) != 1)
+      v = -1;
+    pclose(f);
+  }
+  return v;
+}
+
+static int registry_build(const char *path, int n)
+{
+  struct stat sb;
+  bf_store *st = NULL;
+  char tmp[4200];
+  int rc = 0, stored = 0;
+  if (stat(path, &sb) && (rc = bf_store_create(path, "bench")))
+    goto done;
+  if ((rc = bf_store_open(&st, path, BF_STORE_WRITE, "bench")))
+    goto done;
+  snprintf(tmp, sizeof tmp, "%s.x3p-tmp", path);
+  mkdir(tmp, 0777);
+  int have = reg_count(st), first = have;
+  printf("registry %s: %d synthetic cartridge cases stored, building to %d (%d per commit)\n", path,
+         have, n, REG_BATCH);
+  double t0 = now(), c0 = cpu_s();
+  int bn = n - have < REG_BATCH ? n - have : REG_BATCH, mfail = 0;
+#pragma omp parallel for schedule(dynamic, 1) reduction(+ : mfail)
+  for (int i = 0; i < bn; i++)
+    mfail += reg_make(tmp, have + i) != 0;
+  while (have < n && !rc) {
+    int nb0 = have + bn, nbn = n - nb0 < REG_BATCH ? n - nb0 : REG_BATCH, src = 0;
+    if (nbn < 0)
+      nbn = 0;
+#pragma omp parallel reduction(+ : mfail)
+    {
+      if (omp_get_thread_num() == 0)
+        src = reg_submit(st, tmp, have, bn, &stored);
+#pragma omp for schedule(dynamic, 1) nowait
+      for (int i = 0; i < nbn; i++)
+        mfail += reg_make(tmp, nb0 + i) != 0;
+    }
+    rc = src;
+    have = nb0;
+    bn = nbn;
+    double t = now() - t0, c = cpu_s() - c0;
+    printf("  %d stored (%d this run, %d not made) %.0f s wall %.0f s CPU: %.1f cases/s, %.2f CPU s/case, "
+           "%ld MB\n", first + stored, stored, mfail, t, c, stored / t, stored ? c / stored : 0,
+           file_mb(path));
+  }
+  for (int i = 0; i < bn; i++) { /* made but not submitted (a failure stopped the build) */
+    char p[4400];
+    reg_file(p, sizeof p, tmp, have + i);
+    unlink(p);
+  }
+  rmdir(tmp);
+done:
+  if (rc)
+    fprintf(stderr, "registry: %s\n", bf_error_last());
+  bf_store_close(st);
+  return rc ? 1 : 0;
+}
+
+/* One `bfm match` as a new process: its stdout into buf; wall, CPU (user+sys) and max RSS. */
+static int run_match(char **argv, char **buf, double *wall, double *cpu, long *rss_kb)
+{
+  int fd[2];
+  if (pipe(fd))
+    return -1;
+  double t0 = now();
+  pid_t pid = fork();
+  if (pid == 0) {
+    dup2(fd[1], 1);
+    close(fd[0]);
+    close(fd[1]);
+    execv(argv[0], argv);
+    _exit(127);
+  }
+  close(fd[1]);
+  size_t n = 0, cap = 1 << 16;
+  char *b = malloc(cap);
+  ssize_t r;
+  while ((r = read(fd[0], b + n, cap - n - 1)) > 0) {
+    n += (size_t)r;
+    if (cap - n < 4096)
+      b = realloc(b, cap *= 2);
+  }
+  b[n] = 0;
+  close(fd[0]);
+  int status = 0;
+  struct rusage ru;
+  wait4(pid, &status, 0, &ru);
+  *wall = now() - t0;
+  *cpu = ru.ru_utime.tv_sec + ru.ru_stime.tv_sec + 1e-6 * (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
+  *rss_kb = ru.ru_maxrss;
+  *buf = b;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static int dcmp_asc(const void *a, const void *b)
+{
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+static int registry_queries(const char *path, const char *data, const keyrow *key, int nkey,
+                            const char *extra)
+{
+  bf_store *st = NULL;
+  int64_t ids[64];
+  int src[64], nq = 0, rc = 0;
+  char sources[64][64];
+  if ((rc = bf_store_open(&st, path, BF_STORE_WRITE, "bench")))
+    goto fail;
+  size_t nregistry = (size_t)reg_count(st);
+  if ((rc = bf_store_begin(st)))
+    goto fail;
+  int added = 0;
+  for (int k = 0; k < nkey && nq < 64; k++) {
+    if (strcmp(key[k].study, "fadul") || strcmp(key[k].kind, "cartridge"))
+      continue;
+    const char *base = strrchr(key[k].scan, '/') ? strrchr(key[k].scan, '/') + 1 : key[k].scan;
+    const bf_evidence *ev = bf_store_evidence_by_case_item(st, "FADUL", base);
+    if (!ev) {
+      char p[4200];
+      char *spec = p;
+      bf_submission sub;
+      bf_submit_result res;
+      memset(&sub, 0, sizeof sub);
+      snprintf(p, sizeof p, "%s/%s", data, key[k].scan);
+      sub.type = BF_OWNER_EVIDENCE;
+      sub.kind = BF_KIND_CARTRIDGE;
+      snprintf(sub.evidence.case_no, sizeof sub.evidence.case_no, "FADUL");
+      snprintf(sub.evidence.item, sizeof sub.evidence.item, "%s", base);
+      snprintf(sub.calibre, sizeof sub.calibre, "%s", REG_CALIBRE);
+      bf_submit_opts so = {.pf = pf};
+      int e = bf_scanset_build(&sub.scans, &spec, 1, 0, NULL);
+      if (!e)
+        e = bf_submit(st, &sub, &so, &res);
+      bf_submission_clear(&sub);
+      if (e) {
+        rc = e;
+        goto fail;
+      }
+      added++;
+      ev = bf_store_evidence_by_case_item(st, "FADUL", base);
+    }
+    /* the item of the evidence record */
+    size_t nit = bf_store_nitems(st);
+    const bf_item *it = bf_store_items(st);
+    int64_t item = 0;
+    for (size_t i = nit; i-- > 0 && ev;)
+      if (it[i].owner_type == BF_OWNER_EVIDENCE && it[i].owner == ev->id) {
+        item = it[i].id;
+        break;
+      }
+    ids[nq] = item;
+    snprintf(sources[nq], sizeof sources[nq], "%s", key[k].source);
+    nq++;
+  }
+  if (added ? (rc = bf_store_commit(st)) : (bf_store_abort(st), 0))
+    goto fail;
+  bf_store_close(st);
+  st = NULL;
+  for (int i = 0; i < nq; i++) {
+    src[i] = 0;
+    for (int j = 0; j < nq; j++)
+      src[i] += j != i && !strcmp(sources[i], sources[j]);
+  }
+  printf("registry queries: %d Fadul cases (%d added now) among %zu synthetic cases, `bfm match "
+         "STORE ITEM --json --top 200%s%s` each as a new process\n", nq, added, nregistry,
+         extra ? " " : "", extra ? extra : "");
+  int mates = 0, top10 = 0, nrank = 0, allq = 0;
+  double ranks[64 * 64], walls[64], cpus[64], hits_nm[64];
+  long rss_max = 0;
+  for (int i = 0; i < nq; i++) {
+    char idbuf[32], *out = NULL;
+    snprintf(idbuf, sizeof idbuf, "%lld", (long long)ids[i]);
+    char *argv[16] = {(char *)BF_BFM_EXE, "match", (char *)path, idbuf, "--json", "--top", "200"};
+    int a = 7;
+    char extra_copy[256];
+    if (extra) {
+      snprintf(extra_copy, sizeof extra_copy, "%s", extra);
+      for (char *s = strtok(extra_copy, " "); s && a < 15; s = strtok(NULL, " "))
+        argv[a++] = s;
+    }
+    argv[a] = NULL;
+    long rss = 0;
+    int e = run_match(argv, &out, &walls[i], &cpus[i], &rss);
+    if (rss > rss_max)
+      rss_max = rss;
+    int qm = 0, q10 = 0, nm_hits = 0;
+    /* parse the candidates: "rank": R, "item": I, "score": S|null */
+    for (const char *s = out; e == 0 && (s = strstr(s, "\"rank\": ")); s++) {
+      int r = 0;
+      long long item = 0;
+      double sc = NAN;
+      if (sscanf(s, "\"rank\": %d, \"item\": %lld, \"score\": %lf", &r, &item, &sc) < 2)
+        continue;
+      int mate = 0;
+      for (int j = 0; j < nq; j++)
+        if (j != i && ids[j] == item && !strcmp(sources[j], sources[i]))
+          mate = 1;
+      if (mate) {
+        qm++;
+        q10 += r <= 10;
+        ranks[nrank++] = r;
+      } else if (!isnan(sc)) {
+        bf_lr lr;
+        if (!bf_lr_score(&lr, BF_KIND_CARTRIDGE, sc, 0, NULL) && lr.match)
+          nm_hits++;
+      }
+    }
+    for (int m = qm; m < src[i]; m++) /* a mate outside the kept candidates */
+      ranks[nrank++] = 1e9;
+    mates += src[i];
+    top10 += q10;
+    allq += q10 == src[i];
+    hits_nm[i] = nm_hits;
+    printf("  query %2d item %6lld (%s): exit %d, mates in top 10 %d/%d, non-mates at LR>=10 %d, "
+           "%.2f s wall %.2f s CPU %.0f MB\n", i + 1, (long long)ids[i], sources[i], e, q10, src[i], nm_hits,
+           walls[i], cpus[i], rss / 1024.0);
+    free(out);
+  }
+  qsort(ranks, nrank, sizeof *ranks, dcmp_asc);
+  double hn[64];
+  memcpy(hn, hits_nm, sizeof(double) * nq);
+  qsort(hn, nq, sizeof *hn, dcmp_asc);
+  qsort(walls, nq, sizeof *walls, dcmp_asc);
+  qsort(cpus, nq, sizeof *cpus, dcmp_asc);
+  double sum_nm = 0;
+  for (int i = 0; i < nq; i++)
+    sum_nm += hits_nm[i];
+  printf("registry: %zu synthetic + %d Fadul; mates in top 10: %d/%d pairs, %d/%d queries with every "
+         "mate; median mate rank %.0f (worst %.0f); non-mates at LR>=10 per query: mean %.2f, max %.0f; "
+         "bfm match median %.2f s wall (max %.2f), median %.2f s CPU (max %.2f), max RSS %.0f MB\n",
+         nregistry, nq, top10, mates, allq, nq, nrank ? ranks[nrank / 2] : NAN,
+         nrank ? ranks[nrank - 1] : NAN, nq ? sum_nm / nq : 0, nq ? hn[nq - 1] : 0,
+         nq ? walls[nq / 2] : 0, nq ? walls[nq - 1] : 0, nq ? cpus[nq / 2] : 0, nq ? cpus[nq - 1] : 0,
+         rss_max / 1024.0);
+  return 0;
+fail:
+  fprintf(stderr, "registry queries: %s\n", bf_error_last());
+  bf_store_close(st);
+  return 1;
+}
+
 int main(int argc, char **argv)
 {
   int D = 10000, B = 2000, full = 0, screen = 0, skip_recall = 0, skip_bullet = 0, skip_scale = 0;
   size_t sizes[8] = {1000, 10000, 100000}, store_max = 10000;
   int nsizes = 3;
-  const char *qstore = NULL;
+  const char *qstore = NULL, *registry = NULL, *rq = NULL, *rq_extra = NULL;
+  int reg_n = 0;
   setvbuf(stdout, NULL, _IOLBF, 0);
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--distractors") && i + 1 < argc)
@@ -963,6 +1298,13 @@ int main(int argc, char **argv)
       screen = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--store-max") && i + 1 < argc)
       store_max = (size_t)atol(argv[++i]);
+    else if (!strcmp(argv[i], "--registry") && i + 2 < argc) {
+      reg_n = atoi(argv[++i]);
+      registry = argv[++i];
+    } else if (!strcmp(argv[i], "--registry-queries") && i + 1 < argc)
+      rq = argv[++i];
+    else if (!strcmp(argv[i], "--match-args") && i + 1 < argc)
+      rq_extra = argv[++i];
     else if (!strcmp(argv[i], "--query-store") && i + 1 < argc)
       qstore = argv[++i];
     else if (!strcmp(argv[i], "--cache") && i + 1 < argc)
@@ -979,7 +1321,8 @@ int main(int argc, char **argv)
     } else {
       fprintf(stderr, "usage: bench_search [--distractors D] [--bullets B] [--scale N1,N2] [--full K]\n"
                       "  [--screen K1]\n"
-                      "  [--store-max N] [--cache DIR] [--skip recall|bullet|scale]\n");
+                      "  [--store-max N] [--cache DIR] [--skip recall|bullet|scale]\n"
+                      "  | --registry N STORE | --registry-queries STORE [--match-args 'ARGS']\n");
       return 2;
     }
   }
@@ -998,8 +1341,12 @@ int main(int argc, char **argv)
          omp_get_max_threads(), clen, clen * 4, blen);
   if (qstore)
     return query_store(qstore);
+  if (registry)
+    return registry_build(registry, reg_n);
   keyrow *key = NULL;
   int nkey = read_key(data, &key);
+  if (rq)
+    return nkey ? registry_queries(rq, data, key, nkey, rq_extra) : 1;
   if (!nkey)
     printf("no %s/KEY.csv: recall sections skipped\n", data);
   if (nkey && !skip_recall)

@@ -36,6 +36,10 @@ typedef struct bf_search_source {
   int (*read_desc)(void *ctx, size_t first, size_t n, int64_t *ids, float *desc);
   /* The full features of an item (caller frees each and the array). */
   int (*load)(void *ctx, int64_t item, bf_feature ***feat, int *n);
+  /* optional (NULL, or BF_ENOTFOUND for an item: the screen reduces the full features): the
+   * item's stored screen form (bf_search_screen_surface), so screening reads and inflates no
+   * full-resolution feature. Any other error is the candidate's failure, reported. Keep LAST. */
+  int (*load_screen)(void *ctx, int64_t item, bf_feature ***feat, int *n);
 } bf_search_source;
 
 /* The full comparison (stage 2). prepare/release are optional (NULL): a per-query state made
@@ -66,6 +70,15 @@ typedef struct bf_search_cmp {
 /* The cartridge screen: spacing (µm) of its block-averaged surfaces, largest shift (µm). */
 #define BF_SEARCH_SCREEN_UM 25.0
 #define BF_SEARCH_SCREEN_SHIFT_UM 500.0
+/* Feature kind of the stored screen surfaces (stored without deflate, like the descriptors). */
+#define BF_SEARCH_SCREEN_KIND "cartridge-screen"
+
+/* The screen's form of an item's features (cartridge: the surface block-averaged to
+ * BF_SEARCH_SCREEN_UM, a block keeping the mean of its valid points when at least half are
+ * valid), stored at submit under BF_SEARCH_SCREEN_KIND. The screen gives the same score for it
+ * as for the full features. *out NULL and 0 for a kind without a screen (bullets);
+ * BF_EQUALITY when the surface is too small to screen. */
+int bf_search_screen_surface(bf_feature **out, int kind, bf_feature *const *f, int n);
 
 typedef struct bf_search_opts {
   int keep;      /* K: candidates the prefilter passes on (to the screen, or the full comparison) */
@@ -120,6 +133,7 @@ typedef struct bf_search_stats {
   size_t screen_cached; /* screen candidates whose reduced features came from the cache */
   size_t screen_failed; /* screen comparisons whose candidate could not be loaded or compared
                            (a candidate too poor to compare, BF_EQUALITY, is unscored, not failed) */
+  size_t screen_stored; /* screen candidates read in their stored screen form (no full feature) */
   char failure[512];    /* the first failed candidate load or comparison (file, item, dataset) */
 } bf_search_stats;
 

@@ -326,7 +326,22 @@ typedef struct stage_ctx {
   int64_t qitem;
   int scr;
   size_t cached; /* screen candidates served by the cache */
+  size_t stored; /* screen candidates read in their stored screen form */
 } stage_ctx;
+
+/* A candidate's stored screen form (bf_search_source.load_screen); BF_ENOTFOUND when the source
+ * has none for it (the caller reduces the full features). */
+static int load_stored_screen(stage_ctx *x, int64_t item, bf_feature ***f, int *n)
+{
+  if (!x->src->load_screen || item <= 0)
+    return BF_ENOTFOUND;
+  int ret = x->src->load_screen(x->src->ctx, item, f, n);
+  if (!ret)
+    x->stored++;
+  else if (ret == BF_ENOTFOUND)
+    bf_error_clear();
+  return ret;
+}
 
 /* The screen's reduced features of an item: from the cache, or loaded, reduced and cached. */
 static int load_screen(stage_ctx *x, int64_t item, loaded *l)
@@ -341,10 +356,13 @@ static int load_screen(stage_ctx *x, int64_t item, loaded *l)
   }
   bf_feature **full = NULL, **red = NULL;
   int nfull = 0, nred = 0;
-  int ret = x->src->load(x->src->ctx, item, &full, &nfull);
-  if (!ret)
-    ret = x->cmp->screen_reduce(x->cmp->ctx, full, nfull, &red, &nred);
-  bf_search_free_features(full, nfull);
+  int ret = load_stored_screen(x, item, &red, &nred);
+  if (ret == BF_ENOTFOUND) {
+    ret = x->src->load(x->src->ctx, item, &full, &nfull);
+    if (!ret)
+      ret = x->cmp->screen_reduce(x->cmp->ctx, full, nfull, &red, &nred);
+    bf_search_free_features(full, nfull);
+  }
   if (ret)
     return ret;
   l->f = red;
@@ -369,7 +387,7 @@ static int load_chunk(stage_ctx *x, bf_cand *c, int n, loaded *l)
     }
     if (x->scr && x->cache && x->cmp->screen_reduce && c[i].item > 0)
       l[i].err = load_screen(x, c[i].item, &l[i]);
-    else
+    else if (!x->scr || (l[i].err = load_stored_screen(x, c[i].item, &l[i].f, &l[i].n)) == BF_ENOTFOUND)
       l[i].err = x->src->load(x->src->ctx, c[i].item, &l[i].f, &l[i].n);
     if (l[i].err)
       snprintf(l[i].msg, sizeof l[i].msg, "%s", bf_error_last());
@@ -401,7 +419,7 @@ static int stage_full(bf_cand *c, int n, const bf_search_query *q, const bf_sear
   void (*release)(void *, void *) = scr ? cmp->screen_release : cmp->release;
   int (*compare)(void *, void *, bf_feature *const *, int, bf_feature *const *, int, double *,
                  double *) = scr ? cmp->screen : cmp->compare;
-  stage_ctx x = {src, cmp, o->cache, q->item, scr, 0};
+  stage_ctx x = {src, cmp, o->cache, q->item, scr, 0, 0};
   loaded *buf[2] = {bf_calloc(C, sizeof(loaded)), bf_calloc(C, sizeof(loaded))};
   size_t failed = 0, reused = 0;
   if (!buf[0] || !buf[1]) {
@@ -470,6 +488,7 @@ static int stage_full(bf_cand *c, int n, const bf_search_query *q, const bf_sear
     stats->screen_pairs += n;
     stats->screen_failed += failed;
     stats->screen_cached += x.cached;
+    stats->screen_stored += x.stored;
     stats->t_screen += now_s() - t;
   } else if (stats) {
     stats->full_pairs += n - reused;
@@ -942,6 +961,16 @@ static int screen_reduce_cartridge(void *ctx, bf_feature *const *c, int nc, bf_f
   return 0;
 }
 
+int bf_search_screen_surface(bf_feature **out, int kind, bf_feature *const *f, int n)
+{
+  *out = NULL;
+  if (kind != BF_KIND_CARTRIDGE)
+    return 0;
+  if (n < 1)
+    return bf_error_set(BF_EINVAL, "search: a cartridge case without a feature");
+  return coarsen(out, f[0]);
+}
+
 void bf_search_default_cmp(bf_search_cmp *cmp, int kind)
 {
   memset(cmp, 0, sizeof *cmp);
@@ -1011,6 +1040,14 @@ static int store_load(void *vctx, int64_t item, bf_feature ***feat, int *n)
   return bf_store_get_features(c->st, bf_kind_name(c->kind), item, feat, n);
 }
 
+static int store_load_screen(void *vctx, int64_t item, bf_feature ***feat, int *n)
+{
+  bf_search_store_ctx *c = vctx;
+  if (c->kind != BF_KIND_CARTRIDGE)
+    return BF_ENOTFOUND;
+  return bf_store_get_features(c->st, BF_SEARCH_SCREEN_KIND, item, feat, n);
+}
+
 int bf_search_store_source(bf_search_source *src, bf_search_store_ctx **ctx, bf_store *st,
                            int kind, const char *calibre)
 {
@@ -1044,6 +1081,7 @@ int bf_search_store_source(bf_search_source *src, bf_search_store_ctx **ctx, bf_
   src->nrows = nr;
   src->read_desc = store_read_desc;
   src->load = store_load;
+  src->load_screen = store_load_screen;
   *ctx = c;
   return 0;
 }
@@ -1058,74 +1096,93 @@ void bf_search_store_source_free(bf_search_store_ctx *ctx)
   free(ctx);
 }
 
+static int cmp_id(const void *a, const void *b)
+{
+  int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+  return (x > y) - (x < y);
+}
+
+/* The sorted item ids holding a row of feature kind k (version >= 0: rows of that version only). */
+static int items_with(bf_store *st, const char *k, int version, int64_t **out, size_t *n)
+{
+  const bf_feat_row *rows;
+  size_t nr = 0, m = 0;
+  *out = NULL;
+  *n = 0;
+  int ret = bf_store_feature_index(st, k, &rows, &nr);
+  if (ret == BF_ENOTFOUND) { /* no such kind yet */
+    bf_error_clear();
+    nr = 0;
+  } else if (ret)
+    return ret;
+  int64_t *v = malloc((nr + 1) * sizeof *v);
+  if (!v)
+    return bf_error_set(BF_ENOMEM, "search: out of memory");
+  for (size_t i = 0; i < nr; i++)
+    if (version < 0 || rows[i].version == version)
+      v[m++] = rows[i].item;
+  qsort(v, m, sizeof *v, cmp_id);
+  *out = v;
+  *n = m;
+  return 0;
+}
+
+static int has_item(const int64_t *v, size_t n, int64_t item)
+{
+  return bsearch(&item, v, n, sizeof *v, cmp_id) != NULL;
+}
+
 int bf_search_store_index(bf_store *st, const bf_prefilter *pf, int kind, size_t *added,
                           size_t *failed)
 {
   const char *fk = bf_kind_name(kind), *pfk = bf_prefilter_kind_name(kind);
   const bf_feat_row *rows;
-  size_t nr = 0, np = 0, nmiss = 0;
-  int64_t *miss = NULL, *have = NULL, *scan = NULL;
+  size_t nr = 0, np = 0, ns = 0, nmiss = 0;
+  int64_t *miss = NULL, *have = NULL, *scan = NULL, *scr = NULL;
+  unsigned char *what = NULL; /* 1: the descriptor is missing, 2: the screen surface */
   int ret = 0;
   *added = 0;
   if (failed)
     *failed = 0;
   if (!pfk)
     return bf_error_set(BF_EINVAL, "search: unknown kind %d", kind);
-  if ((ret = bf_store_feature_index(st, pfk, &rows, &np)))
+  /* descriptors of an older version do not count */
+  if ((ret = items_with(st, pfk, BF_PREFILTER_VERSION, &have, &np)))
     return ret;
-  have = malloc((np + 1) * sizeof *have);
-  if (!have)
-    return bf_error_set(BF_ENOMEM, "search: out of memory");
-  size_t nh = 0;
-  for (size_t i = 0; i < np; i++) /* descriptors of an older version do not count */
-    if (rows[i].version == BF_PREFILTER_VERSION)
-      have[nh++] = rows[i].item;
-  np = nh;
-  /* sort the indexed ids for lookup */
-  for (size_t i = 1; i < np; i++) { /* insertion sort is fine: rows are appended in id order */
-    int64_t v = have[i];
-    size_t j = i;
-    while (j > 0 && have[j - 1] > v) {
-      have[j] = have[j - 1];
-      j--;
-    }
-    have[j] = v;
-  }
+  if (kind == BF_KIND_CARTRIDGE && (ret = items_with(st, BF_SEARCH_SCREEN_KIND, -1, &scr, &ns)))
+    goto done;
   if ((ret = bf_store_feature_index(st, fk, &rows, &nr)))
     goto done;
   miss = malloc((nr + 1) * sizeof *miss);
   scan = malloc((nr + 1) * sizeof *scan);
-  if (!miss || !scan) {
+  what = malloc(nr + 1);
+  if (!miss || !scan || !what) {
     ret = bf_error_set(BF_ENOMEM, "search: out of memory");
     goto done;
   }
   for (size_t i = 0; i < nr; i++) {
     if (i > 0 && rows[i].item == rows[i - 1].item)
       continue;
-    size_t lo = 0, hi = np;
-    while (lo < hi) {
-      size_t m = (lo + hi) / 2;
-      if (have[m] < rows[i].item)
-        lo = m + 1;
-      else
-        hi = m;
-    }
-    if (lo < np && have[lo] == rows[i].item)
-      continue;
-    const bf_item *it = bf_store_item(st, rows[i].item);
+    int w = (!has_item(have, np, rows[i].item)) |
+            (kind == BF_KIND_CARTRIDGE && !has_item(scr, ns, rows[i].item)) << 1;
+    const bf_item *it = w ? bf_store_item(st, rows[i].item) : NULL;
     if (!it || it->kind != kind)
       continue;
+    what[nmiss] = (unsigned char)w;
     miss[nmiss] = rows[i].item;
     scan[nmiss++] = rows[i].scan;
   }
-  /* every search reads all descriptors: stored without deflate they read ~6x faster */
+  /* every search reads all descriptors (and the screen its candidates' screen surfaces):
+   * stored without deflate they read ~6x faster */
   if (nmiss && (ret = bf_store_add_kind(st, pfk, 0)))
+    goto done;
+  if (nmiss && kind == BF_KIND_CARTRIDGE && (ret = bf_store_add_kind(st, BF_SEARCH_SCREEN_KIND, 0)))
     goto done;
   /* groups: load serially (HDF5), describe in parallel, store serially */
   enum { G = 16 };
   for (size_t g0 = 0; g0 < nmiss && !ret; g0 += G) {
     size_t gn = nmiss - g0 < G ? nmiss - g0 : G;
-    bf_feature **f[G] = {0}, *d[G] = {0};
+    bf_feature **f[G] = {0}, *d[G] = {0}, *sc[G] = {0};
     int nf[G] = {0}, rc[G] = {0};
     for (size_t i = 0; i < gn && !ret; i++) {
       rc[i] = bf_store_get_features(st, fk, miss[g0 + i], &f[i], &nf[i]);
@@ -1133,9 +1190,12 @@ int bf_search_store_index(bf_store *st, const bf_prefilter *pf, int kind, size_t
         ret = rc[i];
     }
 #pragma omp parallel for schedule(dynamic, 1)
-    for (size_t i = 0; i < gn; i++)
-      if (!rc[i])
+    for (size_t i = 0; i < gn; i++) {
+      if (!rc[i] && (what[g0 + i] & 1))
         rc[i] = bf_prefilter_describe(pf, &d[i], f[i], nf[i]);
+      if (!rc[i] && (what[g0 + i] & 2) && bf_search_screen_surface(&sc[i], kind, f[i], nf[i]) == BF_ENOMEM)
+        rc[i] = BF_ENOMEM; /* too small to screen: no screen surface, the search copes */
+    }
     for (size_t i = 0; i < gn && !ret; i++)
       if (rc[i] == BF_ENOMEM)
         ret = bf_error_set(BF_ENOMEM, "search: out of memory describing item %lld",
@@ -1146,19 +1206,24 @@ int bf_search_store_index(bf_store *st, const bf_prefilter *pf, int kind, size_t
           (*failed)++;
         continue;
       }
-      if ((ret = bf_store_put_feature(st, pfk, miss[g0 + i], scan[g0 + i], d[i])))
+      if (d[i] && (ret = bf_store_put_feature(st, pfk, miss[g0 + i], scan[g0 + i], d[i])))
         break;
-      (*added)++;
+      if (sc[i] && (ret = bf_store_put_feature(st, BF_SEARCH_SCREEN_KIND, miss[g0 + i], scan[g0 + i], sc[i])))
+        break;
+      *added += d[i] || sc[i];
     }
     for (size_t i = 0; i < gn; i++) {
       bf_search_free_features(f[i], nf[i]);
       bf_feature_free(d[i]);
+      bf_feature_free(sc[i]);
     }
   }
 done:
   free(have);
+  free(scr);
   free(miss);
   free(scan);
+  free(what);
   return ret;
 }
 

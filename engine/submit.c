@@ -7,6 +7,7 @@
 #include "bf_alloc.h"
 #include "bf_error.h"
 #include "bf_hash.h"
+#include "bf_search.h"
 #include "bf_x3p.h"
 
 #include <errno.h>
@@ -145,6 +146,7 @@ typedef struct prepared {
   bf_surface *surf[BF_SCANSET_MAX];
   bf_feature *feat[BF_SCANSET_MAX];
   bf_feature *desc;
+  bf_feature *screen; /* the search screen's form (bf_search_screen_surface), NULL: none */
 } prepared;
 
 static void prep_clear(prepared *p)
@@ -155,6 +157,7 @@ static void prep_clear(prepared *p)
     bf_feature_free(p->feat[i]);
   }
   bf_feature_free(p->desc);
+  bf_feature_free(p->screen);
   memset(p, 0, sizeof *p);
 }
 
@@ -246,6 +249,13 @@ static int prepare(bf_store *st, const bf_submission *sub, const bf_prefilter *p
     else
       rc = e;
   }
+  if (!rc && p->desc) { /* too small to screen: the search reduces the full feature (and fails) */
+    int e = bf_search_screen_surface(&p->screen, p->kind, p->feat, p->n);
+    if (e == BF_EQUALITY)
+      bf_error_clear();
+    else
+      rc = e;
+  }
   if (rc)
     prep_clear(p);
   return rc;
@@ -294,6 +304,9 @@ static int write_item(bf_store *st, const bf_submission *sub, const prepared *p,
   /* every search reads all descriptors: stored without deflate they read ~6x faster */
   if (!rc && p->desc && !(rc = bf_store_add_kind(st, bf_prefilter_kind_name(p->kind), 0)))
     rc = bf_store_put_feature(st, bf_prefilter_kind_name(p->kind), res->item, first, p->desc);
+  /* the screen reads these instead of inflating full features: plain too */
+  if (!rc && p->screen && !(rc = bf_store_add_kind(st, BF_SEARCH_SCREEN_KIND, 0)))
+    rc = bf_store_put_feature(st, BF_SEARCH_SCREEN_KIND, res->item, first, p->screen);
   res->indexed = !rc && p->desc;
   res->kind = p->kind;
   res->nscans = p->n;

@@ -6,7 +6,11 @@
 #include "bf_search.h"
 #include "bf_test.h"
 #include "bf_bullet.h"
+#include "bf_store.h"
+#include "bf_submit.h"
 #include "bf_synth.h"
+#include "bf_x3p.h"
+#include "store_kit.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -136,7 +140,7 @@ static void bullets(const bf_prefilter *pf)
   }
   CHECKF(ok, "synthetic bullets: %s", bf_error_last());
   if (ok) {
-    bf_search_source src = {&b, 4, bul_read, bul_load};
+    bf_search_source src = {&b, 4, bul_read, bul_load, NULL};
     bf_search_cmp cmp;
     bf_search_default_cmp(&cmp, BF_KIND_BULLET);
     bf_search_opts o = BF_SEARCH_OPTS_INIT;
@@ -235,7 +239,7 @@ static void cartridges(const bf_prefilter *pf)
     CHECK(cmp.screen(NULL, st, &qf, 1, &qf, 1, &self, sub) == 0);
     CHECKF(self > 0.99 && self < 1.01 && fabs(sub[2]) < 1e-9, "self screen %g at %g deg", self, sub[2]);
     cmp.screen_release(NULL, st);
-    bf_search_source src = {&b, NC, cart_read, cart_load};
+    bf_search_source src = {&b, NC, cart_read, cart_load, NULL};
     bf_search_opts o = BF_SEARCH_OPTS_INIT;
     o.keep = NC;
     o.screen = 1;
@@ -258,6 +262,122 @@ static void cartridges(const bf_prefilter *pf)
     bf_feature_free(b.f[k]);
   bf_feature_free(qf);
   free(b.desc);
+  bf_synth_free(g);
+}
+
+
+/* Screen surfaces stored at submit (BF_SEARCH_SCREEN_KIND): a store-backed search reads them
+ * instead of the full features and ranks exactly as when it reduces the full features; a
+ * damaged stored screen is the candidate's reported failure, never a crash or a silent score;
+ * bfm info lists the kind. Synthetic scans only. */
+static void stored_screens(const bf_prefilter *pf)
+{
+  enum { NF = 4, NS = 2 * NF };
+  const char *dir = bf_t_tmpdir("search-screens");
+  char path[1100], dmg[1100], x3p[1100], args[2400], out[1100], err[1100];
+  snprintf(path, sizeof path, "%.1000s/s.bfm", dir);
+  snprintf(dmg, sizeof dmg, "%.1000s/damaged.bfm", dir);
+  snprintf(out, sizeof out, "%.1000s/out", dir);
+  snprintf(err, sizeof err, "%.1000s/err", dir);
+  bf_synth_opts so = BF_SYNTH_OPTS_INIT;
+  bf_synth *g = NULL;
+  bf_store *st = NULL;
+  int ok = !bf_synth_new(&g, &so) && !bf_store_create(path, "t") &&
+           !bf_store_open(&st, path, BF_STORE_WRITE, "t") && !bf_store_begin(st);
+  for (int i = 0; ok && i < NS; i++) { /* NF firearms x 2 firings */
+    bf_surface *s = NULL;
+    snprintf(x3p, sizeof x3p, "%.1000s/F%d-%d.x3p", dir, i / 2, i % 2);
+    ok = !bf_synth_cartridge(&s, g, 700 + i / 2, i % 2, NULL) && !bf_x3p_write(x3p, s, 'F');
+    bf_surface_free(s);
+    bf_submission sub;
+    bf_submit_result res;
+    char *spec = x3p;
+    memset(&sub, 0, sizeof sub);
+    sub.type = BF_OWNER_FIREARM;
+    snprintf(sub.firearm.serial, sizeof sub.firearm.serial, "SN-%d", i / 2);
+    ok = ok && !bf_scanset_build(&sub.scans, &spec, 1, 0, NULL) && !bf_submit(st, &sub, NULL, &res) &&
+         res.indexed;
+    bf_submission_clear(&sub);
+  }
+  ok = ok && !bf_store_commit(st);
+  CHECKF(ok, "stored screens: building the store: %s", bf_error_last());
+  bf_store_close(st);
+  st = NULL;
+  if (!ok) {
+    bf_synth_free(g);
+    return;
+  }
+  const bf_feat_row *rows;
+  size_t nrows = 0;
+  CHECK(!bf_store_open(&st, path, BF_STORE_READ, NULL) &&
+        !bf_store_feature_index(st, BF_SEARCH_SCREEN_KIND, &rows, &nrows) && nrows == NS);
+  /* item 1 as the query: every other item is a candidate; the screen passes 3 of 7 */
+  bf_feature **qf = NULL, *qd = NULL;
+  int nq = 0;
+  bf_search_source src;
+  bf_search_store_ctx *sc = NULL;
+  bf_search_cmp cmp;
+  bf_search_default_cmp(&cmp, BF_KIND_CARTRIDGE);
+  CHECK(!bf_search_store_item(st, pf, 1, &qf, &nq, &qd) &&
+        !bf_search_store_source(&src, &sc, st, BF_KIND_CARTRIDGE, NULL) && src.load_screen);
+  bf_search_query q = {1, BF_KIND_CARTRIDGE, qd ? qd->z : NULL, qf, nq};
+  bf_search_opts o = BF_SEARCH_OPTS_INIT;
+  o.keep = NS;
+  o.screen = 3;
+  bf_cand *r[2] = {NULL, NULL};
+  size_t n[2] = {0, 0};
+  bf_search_stats stats[2];
+  for (int pass = 0; pass < 2 && sc && qd; pass++) { /* 0: stored screens, 1: reduced on the spot */
+    bf_search_source s2 = src;
+    if (pass)
+      s2.load_screen = NULL;
+    CHECK(bf_search_run(&r[pass], &n[pass], &q, 1, &s2, &cmp, pf, &o, &stats[pass]) == 0);
+  }
+  CHECKF(n[0] == NS - 1 && n[1] == n[0] && stats[0].screen_stored == NS - 1 && stats[1].screen_stored == 0 &&
+             stats[0].screen_failed == 0 && stats[0].full_pairs == 3,
+         "stored %zu/%zu candidates, %zu screened from storage, %zu failed", n[0], n[1],
+         stats[0].screen_stored, stats[0].screen_failed);
+  for (size_t i = 0; i < n[0] && n[1] == n[0]; i++)
+    CHECKF(r[0][i].item == r[1][i].item && r[0][i].screen == r[1][i].screen &&
+               (r[0][i].score == r[1][i].score || (isnan(r[0][i].score) && isnan(r[1][i].score))),
+           "rank %zu: item %lld screen %g score %g (stored) vs item %lld screen %g score %g", i + 1,
+           (long long)r[0][i].item, r[0][i].screen, r[0][i].score, (long long)r[1][i].item, r[1][i].screen,
+           r[1][i].score);
+  CHECKF(n[0] && r[0][0].item == 2, "the mate of item 1 ranks first: item %lld", n[0] ? (long long)r[0][0].item : 0LL);
+  free(r[0]);
+  free(r[1]);
+  bf_search_store_source_free(sc);
+  bf_store_close(st);
+  st = NULL;
+  sc = NULL;
+  /* a damaged stored screen (the first chunk: item 1's) met as a candidate of item 3: the
+   * search finishes, the candidate is reported failed, naming the dataset */
+  CHECK(bf_t_copy_store(path, dmg) == 0);
+  CHECK(flip_in_segments(dmg, "/features/" BF_SEARCH_SCREEN_KIND "/data") == 64);
+  bf_cand *rd = NULL;
+  size_t nd = 0;
+  bf_search_stats sd;
+  bf_feature **qf3 = NULL, *qd3 = NULL;
+  int nq3 = 0;
+  memset(&sd, 0, sizeof sd);
+  if (!bf_store_open(&st, dmg, BF_STORE_READ, NULL) && !bf_search_store_item(st, pf, 3, &qf3, &nq3, &qd3) &&
+      !bf_search_store_source(&src, &sc, st, BF_KIND_CARTRIDGE, NULL)) {
+    bf_search_query q3 = {3, BF_KIND_CARTRIDGE, qd3->z, qf3, nq3};
+    CHECK(bf_search_run(&rd, &nd, &q3, 1, &src, &cmp, pf, &o, &sd) == 0);
+  }
+  CHECKF(nd == NS - 1 && sd.screen_failed == 1 && strstr(sd.failure, BF_SEARCH_SCREEN_KIND) &&
+             rd[0].item == 4,
+         "damaged screen: %zu candidates, %zu failed: %s", nd, sd.screen_failed, sd.failure);
+  free(rd);
+  bf_search_free_features(qf3, nq3);
+  bf_feature_free(qd3);
+  bf_search_store_source_free(sc);
+  bf_store_close(st);
+  snprintf(args, sizeof args, "info '%s'", path);
+  CHECKF(bf_t_bfm(args, out, err) == 0 && strstr(bf_t_read(out), BF_SEARCH_SCREEN_KIND), "bfm info: %s",
+         bf_t_read(out));
+  bf_search_free_features(qf, nq);
+  bf_feature_free(qd);
   bf_synth_free(g);
 }
 
@@ -288,7 +408,7 @@ int main(void)
   }
   m.ids[5] = 0; /* row 6 is not a candidate (other calibre, say) */
   m.fail_item = -1;
-  bf_search_source src = {&m, N, mem_read, mem_load};
+  bf_search_source src = {&m, N, mem_read, mem_load, NULL};
   bf_search_cmp cmp;
   memset(&cmp, 0, sizeof cmp);
   cmp.compare = fake_cmp;
@@ -394,12 +514,12 @@ int main(void)
   CHECK(bf_search_run(&rf, &nf, q, 1, &src, &cmp, pf, &o, &stats) == 0);
   CHECK(nf == N - 2);
   free(rf);
-  bf_search_source empty = {&m, 0, mem_read, mem_load};
+  bf_search_source empty = {&m, 0, mem_read, mem_load, NULL};
   CHECK(bf_search_run(&rf, &nf, q, 1, &empty, &cmp, pf, &o, &stats) == 0 && nf == 0);
   free(rf);
   CHECK(bf_search_run(&rf, &nf, q, 1, &src, NULL, pf, &o, &stats) == BF_EINVAL && rf == NULL);
   /* a read error in the middle of streaming is reported, nothing returned */
-  bf_search_source broken = {&m, N + 100, mem_read, mem_load};
+  bf_search_source broken = {&m, N + 100, mem_read, mem_load, NULL};
   o.block = 256;
   CHECK(bf_search_run(&rf, &nf, q, 1, &broken, &cmp, pf, &o, &stats) == BF_EINVAL && rf == NULL);
   CHECK(strstr(bf_error_last(), "beyond") != NULL);
@@ -411,6 +531,7 @@ int main(void)
   }
   bullets(pf);
   cartridges(pf);
+  stored_screens(pf);
   free(base);
   free(m.ids);
   free(m.desc);
