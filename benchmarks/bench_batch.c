@@ -153,7 +153,7 @@ int main(int argc, char **argv)
       fprintf(stderr, "bench_batch: %s\n", bf_error_last());
     return rc ? 1 : 0;
   }
-  char dir[] = "/tmp/bench_batch_XXXXXX", a[256], b[256], cmd[600];
+  char dir[] = "/tmp/bench_batch_XXXXXX", a[256], b[256], cmd[1200];
   if (!mkdtemp(dir))
     return 1;
   snprintf(a, sizeof a, "%s/before.bfm", dir);
@@ -162,7 +162,7 @@ int main(int argc, char **argv)
     fprintf(stderr, "bench_batch: %s\n", bf_error_last());
     return 1;
   }
-  snprintf(cmd, sizeof cmd, "cp '%s' '%s'", a, b);
+  snprintf(cmd, sizeof cmd, "cp '%s' '%s' && cp -r '%s.d' '%s.d'", a, b, a, b); /* + segments */
   if (system(cmd))
     return 1;
   printf("store: %d stored%s + %d new cartridge cases (%d firearms x %d firings), disk %.0f um; "
