@@ -76,6 +76,7 @@ static void add_search_stats(bf_batch_stats *s, const bf_search_stats *ss, const
   s->pre_pairs += ss->pre_pairs, s->screen_pairs += ss->screen_pairs;
   s->full_pairs += ss->full_pairs, s->full_reused += ss->full_reused;
   s->full_failed += ss->full_failed + ss->screen_failed;
+  s->preps_made += ss->preps_made, s->preps_cached += ss->preps_cached;
   if (ss->full_failed || ss->screen_failed)
     note(o, 0, "a candidate comparison failed (left unscored): %s", ss->failure);
 }

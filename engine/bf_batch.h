@@ -20,7 +20,11 @@
  *    UNORDERED pair is compared at most once per process and run: when c's search keeps q after
  *    q's search compared c, the score is reused (bf_search_cache). The hit set is therefore
  *    exactly the two-directional one: same pairs, scores and ranks (the reused sub-scores give
- *    the reverse direction's counts swapped and the rotation negated).
+ *    the reverse direction's counts swapped and the rotation negated). Two stored items are
+ *    always compared smaller id first (bf_search_cmp.reverse): the CMC is not exactly symmetric
+ *    (~1 in 10 weak pairs of synthetic cases scored differently in the two orientations), so
+ *    this is what makes a pair's score independent of which search, process or rank ran it.
+ *    Each item's CMC prep is made once per run and process (bf_search_cache, LRU in cache_mb).
  *  - An item whose features cannot be read or compared is reported through `note`, left
  *    unsearched (a later run retries it) and the run goes on.
  *
@@ -39,7 +43,9 @@
  * groups need no communication but the hits; descriptor reading (~1 KB per stored item per
  * group) is the cost, and it is small beside the screen and CMC (see benchmarks/RESULTS.md). The
  * answer equals the single-process run's: each query's search is the same computation whatever
- * rank runs it. MPI_Init/Finalize are called inside when the caller has not initialised MPI. */
+ * rank runs it, and a pair's score does not depend on the direction it was computed in (above);
+ * a pair whose two searches run on different ranks is computed on both (memo and preps are per
+ * process). MPI_Init/Finalize are called inside when the caller has not initialised MPI. */
 #ifndef BF_BATCH_H
 #define BF_BATCH_H
 
@@ -63,6 +69,7 @@ typedef struct bf_batch_stats {
                          compared (reported through note; the run's exit says so) */
   size_t new_hits;        /* hits committed by this run */
   double seconds;         /* wall time of the search (after indexing) */
+  size_t preps_made, preps_cached; /* CMC preps made / taken from the run cache */
 } bf_batch_stats;
 
 typedef struct bf_batch_options {
@@ -72,9 +79,10 @@ typedef struct bf_batch_options {
   int group;        /* queries per commit */
   long limit;       /* at most this many items this run; -1: all */
   double min_score; /* NaN: the calibrated rule (LR >= 10); else a plain score threshold */
-  int reuse;        /* 1: compare each unordered pair once and cache screen surfaces; 0: as
-                       before (both directions computed; for benchmarks and tests) */
-  size_t cache_mb;  /* screen surfaces kept per process */
+  int reuse;        /* 1: compare each unordered pair once, keep screen surfaces and CMC preps
+                       for the run; 0: as before (both directions computed, every CMC prepares
+                       both items; for benchmarks and tests) */
+  size_t cache_mb;  /* screen surfaces and CMC preps kept per process (MB; LRU for preps) */
   const char *user; /* for the store's audit (bf_batch_run_mpi opens the store itself) */
   /* after planning (searched = 0) and after every committed group; called on rank 0 only */
   void (*progress)(void *ctx, const bf_batch_stats *s);

@@ -25,6 +25,8 @@
 
 #include "bf_feature.h"
 
+#include <stddef.h>
+
 typedef struct bf_cmc_opts {
   int cells_x, cells_y;      /* grid of the reference (cmcR numCells c(8,8)) */
   double max_missing;        /* cmcR maxMissingProp */
@@ -101,6 +103,8 @@ typedef struct bf_cmc_result {
 typedef struct bf_cmc_prep bf_cmc_prep;
 int bf_cmc_prep_new(bf_cmc_prep **out, const bf_feature *f, const bf_cmc_opts *o);
 void bf_cmc_prep_free(bf_cmc_prep *p);
+/* The memory a prep holds (bytes, approximate: its arrays and cell transforms), for caches. */
+size_t bf_cmc_prep_bytes(const bf_cmc_prep *p);
 
 /* Both directions, combined. Thread-safe; parallel inside when called outside a parallel region. */
 int bf_cmc_compare(bf_cmc_result *out, const bf_feature *ref, const bf_feature *tgt,

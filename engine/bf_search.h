@@ -61,10 +61,20 @@ typedef struct bf_search_cmp {
    * to screen resolution), made once per item and kept in a bf_search_cache; screen must then
    * accept reduced features as candidates and give the same score as for the full ones */
   int (*screen_reduce)(void *ctx, bf_feature *const *c, int nc, bf_feature ***out, int *nout);
-  /* optional: set when compare(a, b) and compare(b, a) give the same score; turns the sub[] of
-   * (a, b) into that of (b, a). Only then may a bf_search_cache reuse a pair's full comparison
-   * for the opposite direction (each unordered pair compared once per run). */
+  /* optional: set when a pair's full score is a property of the unordered pair; turns the sub[]
+   * of (a, b) into that of (b, a). The search then compares two stored items a < b (item ids) as
+   * compare(a, b) whichever is the query (the query's state is then not passed: NULL), so a
+   * pair's score does not depend on which search, process or MPI rank computed it (the CMC is
+   * not exactly symmetric), and a bf_search_cache may reuse it for the opposite direction (each
+   * unordered pair compared once per run). */
   void (*reverse)(double sub[4]);
+  /* optional, used with a bf_search_cache: an item's prepared form for the full comparison (e.g.
+   * bf_cmc_prep: its cells and their FFTs), made once per item and run and kept in the cache
+   * (LRU, within its byte bound) whether the item was a query or a candidate; compare_prep must
+   * give exactly compare's result. prep is called from several threads at once. */
+  int (*prep)(void *ctx, bf_feature *const *f, int n, void **out, size_t *bytes);
+  void (*prep_free)(void *ctx, void *prep);
+  int (*compare_prep)(void *ctx, const void *a, const void *b, double *score, double sub[4]);
 } bf_search_cmp;
 
 /* The cartridge screen: spacing (µm) of its block-averaged surfaces, largest shift (µm). */
@@ -135,6 +145,7 @@ typedef struct bf_search_stats {
                            (a candidate too poor to compare, BF_EQUALITY, is unscored, not failed) */
   size_t screen_stored; /* screen candidates read in their stored screen form (no full feature) */
   char failure[512];    /* the first failed candidate load or comparison (file, item, dataset) */
+  size_t preps_made, preps_cached; /* full-stage preps made / taken from the cache */
 } bf_search_stats;
 
 /* A run's cache, shared by the bf_search_run calls of one batch run (one comparison function,
@@ -144,7 +155,10 @@ typedef struct bf_search_stats {
  *    search keeps a, whose search already compared b, the score is reused: each unordered pair is
  *    compared at most once, and the hits are those of searching both directions;
  *  - screen surfaces: each candidate's screen_reduce output, so the screen reads and reduces a
- *    stored item once per run instead of once per query (up to max_bytes; then uncached).
+ *    stored item once per run instead of once per query (up to max_bytes; then uncached);
+ *  - prepared items (bf_search_cmp.prep, e.g. CMC cells and their FFTs), as query or candidate,
+ *    least recently used dropped first when screen surfaces and preps would pass max_bytes; an
+ *    item kept prepared is not read from the store again for the full comparison.
  * The memo grows by ~64 bytes per pair compared. */
 typedef struct bf_search_cache bf_search_cache;
 int bf_search_cache_new(bf_search_cache **out, size_t max_bytes);

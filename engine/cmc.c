@@ -268,6 +268,26 @@ done:
   return rc;
 }
 
+size_t bf_cmc_prep_bytes(const bf_cmc_prep *p)
+{
+  if (!p)
+    return 0;
+  size_t b = sizeof *p + (size_t)p->nx * p->ny * sizeof(float) + (size_t)p->ncell * (1 + 3 * sizeof(void *));
+  if (p->coarse)
+    b += (size_t)p->cnx * p->cny * sizeof(float);
+  for (int i = 0; i < p->ncell; i++) {
+    if (p->cfft && p->cfft[i])
+      b += (size_t)p->n0 * p->nh * sizeof(fftwf_complex);
+    if (p->ccfft && p->ccfft[i])
+      b += (size_t)p->cn0 * p->cnh * sizeof(fftwf_complex);
+    if (p->cstd && p->cstd[i])
+      b += (size_t)p->cw * p->ch * sizeof(float);
+  }
+  if (p->desc)
+    b += sizeof *p->desc + (size_t)p->desc->nx * p->desc->ny * sizeof(float);
+  return b;
+}
+
 /* One (cell, theta) registration. */
 typedef struct reg {
   float corr;

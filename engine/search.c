@@ -31,11 +31,24 @@ typedef struct scr_ent {
   int n;
 } scr_ent;
 
+typedef struct prep_ent {
+  int64_t item;
+  void *prep;
+  size_t bytes;
+  uint64_t used; /* LRU clock */
+  int pins;      /* in use by the stage running: not dropped */
+} prep_ent;
+
 struct bf_search_cache {
   memo_ent *m;
   size_t mcap, mn;
   scr_ent *s;
-  size_t scap, sn, bytes, max_bytes;
+  size_t scap, sn, bytes, max_bytes; /* bytes: screen surfaces and preps */
+  prep_ent *p;   /* a plain array: a few hundred preps fill any sane bound */
+  size_t pn, pcap;
+  uint64_t clock;
+  void (*prep_free)(void *ctx, void *prep);
+  void *prep_ctx;
 };
 
 int bf_search_cache_new(bf_search_cache **out, size_t max_bytes)
@@ -54,6 +67,9 @@ void bf_search_cache_free(bf_search_cache *c)
   for (size_t i = 0; i < c->scap; i++)
     if (c->s[i].item)
       bf_search_free_features(c->s[i].f, c->s[i].n);
+  for (size_t i = 0; i < c->pn; i++)
+    c->prep_free(c->prep_ctx, c->p[i].prep);
+  bf_free(c->p);
   bf_free(c->s);
   bf_free(c->m);
   bf_free(c);
@@ -156,6 +172,66 @@ static int scr_put(bf_search_cache *c, int64_t item, bf_feature **f, int n)
     i = (i + 1) & (c->scap - 1);
   c->s[i] = (scr_ent){item, f, n};
   c->sn++;
+  c->bytes += bytes;
+  return 0;
+}
+
+/* ---- prepared items: LRU within the cache's byte bound ---- */
+static prep_ent *prep_find(bf_search_cache *c, int64_t item)
+{
+  for (size_t i = 0; c && i < c->pn; i++)
+    if (c->p[i].item == item)
+      return &c->p[i];
+  return NULL;
+}
+
+/* The cached prep of item, pinned (NULL: not cached). */
+static void *prep_take(bf_search_cache *c, int64_t item)
+{
+  prep_ent *e = prep_find(c, item);
+  if (!e)
+    return NULL;
+  e->pins++;
+  e->used = ++c->clock;
+  return e->prep;
+}
+
+static void prep_unpin(bf_search_cache *c, int64_t item)
+{
+  prep_ent *e = prep_find(c, item);
+  if (e && e->pins > 0)
+    e->pins--;
+}
+
+/* Takes prep (the cache owns it, pinned `pin` times) or returns 1 when it cannot be kept within
+ * the bound even after dropping the least recently used unpinned preps (caller keeps prep). */
+static int prep_put(bf_search_cache *c, const bf_search_cmp *cmp, int64_t item, void *prep,
+                    size_t bytes, int pin)
+{
+  if (!c || bytes > c->max_bytes || prep_find(c, item))
+    return 1;
+  while (c->bytes + bytes > c->max_bytes) {
+    size_t lru = c->pn;
+    for (size_t i = 0; i < c->pn; i++)
+      if (!c->p[i].pins && (lru == c->pn || c->p[i].used < c->p[lru].used))
+        lru = i;
+    if (lru == c->pn)
+      return 1;
+    c->prep_free(c->prep_ctx, c->p[lru].prep);
+    c->bytes -= c->p[lru].bytes;
+    c->p[lru] = c->p[--c->pn];
+  }
+  if (c->pn == c->pcap) {
+    size_t ncap = c->pcap ? 2 * c->pcap : 64;
+    prep_ent *n = bf_realloc(c->p, ncap * sizeof *n);
+    if (!n)
+      return 1;
+    c->p = n;
+    c->pcap = ncap;
+  }
+  c->prep_free = cmp->prep_free;
+  c->prep_ctx = cmp->ctx;
+  c->p[c->pn++] = (prep_ent){item, prep, bytes, ++c->clock, pin};
   c->bytes += bytes;
   return 0;
 }
@@ -317,6 +393,10 @@ typedef struct loaded {
   int borrowed; /* f belongs to the run cache */
   int memo;     /* the full score came from the pair memo (f is NULL) */
   double score, sub[4];
+  int64_t item;
+  void *prep;        /* the full stage's prepared candidate: pinned in the cache, or new */
+  size_t prep_bytes;
+  int prep_new;      /* made here (moved into the cache or freed with the chunk) */
 } loaded;
 
 typedef struct stage_ctx {
@@ -327,6 +407,8 @@ typedef struct stage_ctx {
   int scr;
   size_t cached; /* screen candidates served by the cache */
   size_t stored; /* screen candidates read in their stored screen form */
+  const void *qprep; /* the query's prep (full stage with a prep cache), else NULL */
+  size_t preps_cached;
 } stage_ctx;
 
 /* A candidate's stored screen form (bf_search_source.load_screen); BF_ENOTFOUND when the source
@@ -385,6 +467,11 @@ static int load_chunk(stage_ctx *x, bf_cand *c, int n, loaded *l)
         x->cmp->reverse(l[i].sub);
       continue;
     }
+    l[i].item = c[i].item;
+    if (!x->scr && x->qprep && c[i].item > 0 && (l[i].prep = prep_take(x->cache, c[i].item))) {
+      x->preps_cached++; /* prepared earlier in the run: nothing to read */
+      continue;
+    }
     if (x->scr && x->cache && x->cmp->screen_reduce && c[i].item > 0)
       l[i].err = load_screen(x, c[i].item, &l[i]);
     else if (!x->scr || (l[i].err = load_stored_screen(x, c[i].item, &l[i].f, &l[i].n)) == BF_ENOTFOUND)
@@ -397,15 +484,45 @@ static int load_chunk(stage_ctx *x, bf_cand *c, int n, loaded *l)
   return 0;
 }
 
-static void free_chunk(loaded *l, int n)
+static void free_chunk(const stage_ctx *x, loaded *l, int n)
 {
   for (int i = 0; i < n; i++) {
     if (!l[i].borrowed)
       bf_search_free_features(l[i].f, l[i].n);
+    if (l[i].prep && l[i].prep_new)
+      x->cmp->prep_free(x->cmp->ctx, l[i].prep);
+    else if (l[i].prep)
+      prep_unpin(x->cache, l[i].item);
     l[i].f = NULL;
     l[i].n = 0;
     l[i].borrowed = 0;
+    l[i].prep = NULL;
+    l[i].prep_new = 0;
   }
+}
+
+/* The full comparison of the query with one candidate. Two stored items are compared in one
+ * orientation, the smaller id first, whichever is the query (bf_search_cmp.reverse), from their
+ * preps when the run keeps them (the candidate's made here when new). */
+static int full_pair(const stage_ctx *x, void *state, const bf_search_query *q, int64_t citem,
+                     loaded *l, double *s, double sub[4])
+{
+  const bf_search_cmp *cmp = x->cmp;
+  int flip = cmp->reverse && q->item > 0 && citem > 0 && citem < q->item, e;
+  if (x->qprep && citem > 0) {
+    if (!l->prep) {
+      if ((e = cmp->prep(cmp->ctx, l->f, l->n, &l->prep, &l->prep_bytes)))
+        return e;
+      l->prep_new = 1;
+    }
+    e = flip ? cmp->compare_prep(cmp->ctx, l->prep, x->qprep, s, sub)
+             : cmp->compare_prep(cmp->ctx, x->qprep, l->prep, s, sub);
+  } else
+    e = flip ? cmp->compare(cmp->ctx, NULL, l->f, l->n, q->feat, q->nfeat, s, sub)
+             : cmp->compare(cmp->ctx, state, q->feat, q->nfeat, l->f, l->n, s, sub);
+  if (!e && flip)
+    cmp->reverse(sub);
+  return e;
 }
 
 /* scr = 1: the screen comparison into c[].screen; 0: the full comparison into c[].score */
@@ -419,9 +536,11 @@ static int stage_full(bf_cand *c, int n, const bf_search_query *q, const bf_sear
   void (*release)(void *, void *) = scr ? cmp->screen_release : cmp->release;
   int (*compare)(void *, void *, bf_feature *const *, int, bf_feature *const *, int, double *,
                  double *) = scr ? cmp->screen : cmp->compare;
-  stage_ctx x = {src, cmp, o->cache, q->item, scr, 0, 0};
+  stage_ctx x = {.src = src, .cmp = cmp, .cache = o->cache, .qitem = q->item, .scr = scr};
   loaded *buf[2] = {bf_calloc(C, sizeof(loaded)), bf_calloc(C, sizeof(loaded))};
-  size_t failed = 0, reused = 0;
+  size_t failed = 0, reused = 0, made = 0;
+  void *qprep = NULL;
+  int qprep_owned = 0;
   if (!buf[0] || !buf[1]) {
     ret = bf_error_set(BF_ENOMEM, "search: out of memory");
     goto done;
@@ -429,6 +548,19 @@ static int stage_full(bf_cand *c, int n, const bf_search_query *q, const bf_sear
   double t = now_s();
   if (prepare && (ret = prepare(cmp->ctx, &state, q->feat, q->nfeat)))
     goto done;
+  if (!scr && x.cache && cmp->prep && cmp->compare_prep && cmp->prep_free && q->item > 0) {
+    size_t qb = 0;
+    if ((qprep = prep_take(x.cache, q->item)))
+      x.preps_cached++;
+    else if (!cmp->prep(cmp->ctx, q->feat, q->nfeat, &qprep, &qb)) {
+      made++;
+      qprep_owned = prep_put(x.cache, cmp, q->item, qprep, qb, 1);
+    } else { /* compared unprepared: each candidate then reports the query's problem */
+      qprep = NULL;
+      bf_error_clear();
+    }
+    x.qprep = qprep;
+  }
   int nch = (n + C - 1) / C;
   if (nch && (ret = load_chunk(&x, c, n < C ? n : C, buf[0])))
     goto done;
@@ -454,7 +586,8 @@ static int stage_full(bf_cand *c, int n, const bf_search_query *q, const bf_sear
           continue;
         }
         double s = NAN, sub[4] = {0, 0, 0, 0};
-        int e = compare(cmp->ctx, state, q->feat, q->nfeat, L[i].f, L[i].n, &s, sub);
+        int e = scr ? compare(cmp->ctx, state, q->feat, q->nfeat, L[i].f, L[i].n, &s, sub)
+                    : full_pair(&x, state, q, ci->item, &L[i], &s, sub);
         if (e == BF_EQUALITY) /* a poor candidate is not comparable: unscored, not a failure */
           s = NAN;
         else if ((L[i].err = e)) {
@@ -480,8 +613,13 @@ static int stage_full(bf_cand *c, int n, const bf_search_query *q, const bf_sear
       else if (!scr && x.cache && cmp->reverse && q->item > 0 && ci->item > 0 && !L[i].err &&
                !isnan(ci->score))
         memo_put(x.cache, q->item, ci->item, ci->score, ci->sub, cmp->reverse);
+      if (L[i].prep_new) { /* kept for the run when it fits */
+        made++;
+        if (!prep_put(x.cache, cmp, ci->item, L[i].prep, L[i].prep_bytes, 0))
+          L[i].prep_new = 0, L[i].prep = NULL;
+      }
     }
-    free_chunk(L, rows);
+    free_chunk(&x, L, rows);
     ret = rret;
   }
   if (stats && scr) {
@@ -494,15 +632,21 @@ static int stage_full(bf_cand *c, int n, const bf_search_query *q, const bf_sear
     stats->full_pairs += n - reused;
     stats->full_reused += reused;
     stats->full_failed += failed;
+    stats->preps_made += made;
+    stats->preps_cached += x.preps_cached;
     stats->t_full += now_s() - t;
   }
 done:
   if (state && release)
     release(cmp->ctx, state);
   if (buf[0])
-    free_chunk(buf[0], C);
+    free_chunk(&x, buf[0], C);
   if (buf[1])
-    free_chunk(buf[1], C);
+    free_chunk(&x, buf[1], C);
+  if (qprep && qprep_owned)
+    cmp->prep_free(cmp->ctx, qprep);
+  else if (qprep)
+    prep_unpin(x.cache, q->item);
   bf_free(buf[0]);
   bf_free(buf[1]);
   return ret;
@@ -940,6 +1084,49 @@ static void reverse_cartridge(double sub[4])
   sub[2] = -sub[2];
 }
 
+/* The CMC's prepared item (bf_cmc_prep) and the comparison of two: exactly cmp_cartridge's. */
+static int prep_cartridge(void *ctx, bf_feature *const *f, int n, void **out, size_t *bytes)
+{
+  (void)ctx;
+  *out = NULL;
+  *bytes = 0;
+  if (n < 1)
+    return bf_error_set(BF_EINVAL, "search: a cartridge case without a feature");
+  bf_cmc_opts o = BF_CMC_OPTS_INIT;
+  bf_cmc_prep *p = NULL;
+  int ret = bf_cmc_prep_new(&p, f[0], &o);
+  if (!ret) {
+    *out = p;
+    *bytes = bf_cmc_prep_bytes(p);
+  }
+  return ret;
+}
+
+static void prep_free_cartridge(void *ctx, void *prep)
+{
+  (void)ctx;
+  bf_cmc_prep_free(prep);
+}
+
+static int cmp_prep_cartridge(void *ctx, const void *a, const void *b, double *score,
+                              double sub[4])
+{
+  (void)ctx;
+  bf_cmc_opts o = BF_CMC_OPTS_INIT;
+  bf_cmc_result r;
+  memset(&r, 0, sizeof r);
+  int ret = bf_cmc_compare_prep(&r, a, b, &o);
+  if (!ret) {
+    *score = r.score;
+    sub[0] = r.cmc_original[0];
+    sub[1] = r.cmc_original[1];
+    sub[2] = r.theta;
+    sub[3] = r.quality_flags;
+  }
+  bf_cmc_result_clear(&r);
+  return ret;
+}
+
 static int screen_reduce_cartridge(void *ctx, bf_feature *const *c, int nc, bf_feature ***out,
                                    int *nout)
 {
@@ -981,6 +1168,9 @@ void bf_search_default_cmp(bf_search_cmp *cmp, int kind)
     cmp->screen_release = screen_free_cartridge;
     cmp->screen_reduce = screen_reduce_cartridge;
     cmp->reverse = reverse_cartridge;
+    cmp->prep = prep_cartridge;
+    cmp->prep_free = prep_free_cartridge;
+    cmp->compare_prep = cmp_prep_cartridge;
   }
 }
 

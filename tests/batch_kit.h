@@ -13,10 +13,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* NF firearms with 2 test-fired cases each, and one crime-scene case per firearm (its third
- * firing), small processed synthetic breech faces. Writes the evidence scans as X3P too. */
-enum { NF = 3 };
-static inline int make_store(const char *path, const char *dir)
+/* nf firearms with 2 test-fired cases each, and per-2 crime-scene cases per firearm (its later
+ * firings, each its own evidence item), small processed synthetic breech faces. Writes the scans
+ * as X3P too. */
+static inline int make_store_n(const char *path, const char *dir, int nf, int per, int mixed)
 {
   bf_synth_opts so = BF_SYNTH_OPTS_INIT;
   so.cart_diameter = 1600; /* small: the CLI plumbing is under test, not accuracy */
@@ -30,30 +30,41 @@ static inline int make_store(const char *path, const char *dir)
     rc = bf_store_open(&st, path, BF_STORE_WRITE, "tester");
   if (!rc)
     rc = bf_store_begin(st);
-  for (int fa = 0; fa < NF && !rc; fa++) {
-    bf_firearm f;
-    memset(&f, 0, sizeof f);
-    snprintf(f.serial, sizeof f.serial, "SN-%d", fa);
-    snprintf(f.make, sizeof f.make, "Ruger");
-    snprintf(f.model, sizeof f.model, "P95");
-    snprintf(f.calibre, sizeof f.calibre, "9mm");
-    snprintf(f.export_country, sizeof f.export_country, "Utopia");
-    int64_t fid, eid, item;
-    rc = bf_store_add_firearm(st, &fid, &f);
-    bf_evidence e;
-    memset(&e, 0, sizeof e);
-    snprintf(e.case_no, sizeof e.case_no, "C-%d", 100 + fa);
-    snprintf(e.item, sizeof e.item, "1");
-    snprintf(e.agency, sizeof e.agency, "Met");
-    e.kind = BF_KIND_CARTRIDGE;
-    if (!rc)
-      rc = bf_store_add_evidence(st, &eid, &e);
-    for (int k = 0; k < 3 && !rc; k++) {
+  int64_t *fids = calloc((size_t)nf + 1, sizeof *fids);
+  if (!fids)
+    rc = BF_ENOMEM;
+  /* mixed: firing-major order (every firearm's first firing, then the second...), so the mates
+   * of an item are far from it in the queue */
+  for (int idx = 0; idx < nf * per && !rc; idx++) {
+    int fa = mixed ? idx % nf : idx / per, k = mixed ? idx / nf : idx % per;
+    int64_t eid = 0, item = 0;
+    if (k == 0) {
+      bf_firearm f;
+      memset(&f, 0, sizeof f);
+      snprintf(f.serial, sizeof f.serial, "SN-%d", fa);
+      snprintf(f.make, sizeof f.make, "Ruger");
+      snprintf(f.model, sizeof f.model, "P95");
+      snprintf(f.calibre, sizeof f.calibre, "9mm");
+      snprintf(f.export_country, sizeof f.export_country, "Utopia");
+      rc = bf_store_add_firearm(st, &fids[fa], &f);
+    }
+    int64_t fid = fids[fa];
+    {
+      if (k >= 2) {
+        bf_evidence e;
+        memset(&e, 0, sizeof e);
+        snprintf(e.case_no, sizeof e.case_no, "C-%d", 100 * (k - 1) + fa);
+        snprintf(e.item, sizeof e.item, "1");
+        snprintf(e.agency, sizeof e.agency, "Met");
+        e.kind = BF_KIND_CARTRIDGE;
+        rc = bf_store_add_evidence(st, &eid, &e);
+      }
       bf_surface *s = NULL;
       bf_feature *ft = NULL;
       char x3p[4300];
       snprintf(x3p, sizeof x3p, "%s/F%d-%d.x3p", dir, fa, k);
-      rc = bf_synth_cartridge(&s, g, fa, k, NULL);
+      if (!rc)
+        rc = bf_synth_cartridge(&s, g, fa, k, NULL);
       if (!rc)
         rc = bf_x3p_write(x3p, s, 'F');
       uint8_t *bytes = NULL;
@@ -93,7 +104,15 @@ static inline int make_store(const char *path, const char *dir)
     fprintf(stderr, "make_store: %s\n", bf_error_last());
   bf_store_close(st);
   bf_synth_free(g);
+  free(fids);
   return rc;
+}
+
+/* NF firearms, 3 firings each (2 test-fires, 1 crime-scene case) */
+enum { NF = 3 };
+static inline int make_store(const char *path, const char *dir)
+{
+  return make_store_n(path, dir, NF, 3, 0);
 }
 
 typedef struct hitrow {

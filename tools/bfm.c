@@ -84,7 +84,7 @@ static const bfm_cmd commands[] = {
    "  indexed for the prefilter when stored; older ones by the next `bfm batch` (a note says so).\n"},
   {"batch", bfm_cmd_batch, "search every unsearched item (the overnight run)",
    "bfm batch STORE [--threads N] [--keep N] [--screen M] [--min-score S] [--group G] [--limit N]\n"
-   "    [--no-reuse] [--mpi] [--quiet]\n"
+   "    [--cache-mb MB] [--no-reuse] [--mpi] [--quiet]\n"
    "  Indexes items without a prefilter descriptor, then searches each item not yet searched\n"
    "  against everything stored of its kind and calibre (cartridge cases: 200 screened, 10 by\n"
    "  CMC, each unordered pair compared once; bullets: 50 by land signatures). Hits whose\n"

@@ -83,6 +83,10 @@ static int parse(int argc, char **argv, bf_batch_options *o, const char **store,
     else if (!strcmp(a, "--min-score") && hasv) {
       if (bfm_parse_double("batch", a, argv[++i], -1e300, 1e300, &o->min_score))
         return BFM_EXIT_USAGE;
+    } else if (!strcmp(a, "--cache-mb") && hasv) {
+      if (bfm_parse_long("batch", a, argv[++i], 0, 1L << 30, &v))
+        return BFM_EXIT_USAGE;
+      o->cache_mb = (size_t)v;
     } else if (!strcmp(a, "--no-reuse"))
       o->reuse = 0;
     else if (!strcmp(a, "--mpi"))
