@@ -4,7 +4,9 @@
 
 #include "bf_surface.h"
 
-enum { BF_KIND_CARTRIDGE = 1, BF_KIND_BULLET = 2 };
+/* BF_KIND_FIRINGPIN: a cartridge item's second mark (bf_firingpin.h), stored beside the
+ * breech face; never an item kind of its own. */
+enum { BF_KIND_CARTRIDGE = 1, BF_KIND_BULLET = 2, BF_KIND_FIRINGPIN = 3 };
 
 /* Quality flags (any kind). A flagged feature is stored and reported, never silently scored. */
 enum {

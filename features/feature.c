@@ -67,5 +67,6 @@ const char *bf_quality_names(char *buf, size_t len, int flags, int kind)
 
 const char *bf_kind_name(int kind)
 {
-  return kind == BF_KIND_CARTRIDGE ? "cartridge" : kind == BF_KIND_BULLET ? "bullet" : "unknown";
+  return kind == BF_KIND_CARTRIDGE ? "cartridge" : kind == BF_KIND_BULLET ? "bullet"
+         : kind == BF_KIND_FIRINGPIN ? "firingpin" : "unknown";
 }
