@@ -51,8 +51,8 @@ int bf_pin_compare(bf_pin_result *out, const bf_feature *ref, const bf_feature *
  * full circle). ref or tgt NULL: out->found = 0, accf NaN, returns 0 (CMC alone). */
 int bf_pin_compare_cmc(bf_pin_result *out, const bf_feature *ref, const bf_feature *tgt,
                        const bf_cmc_result *cmc, const bf_pin_opts *o);
-/* The ranking value of a cartridge pair: cmc + weight x ACCF (clamped to [0, 1)); cmc alone
- * when the pin was not compared. o NULL: defaults. */
-double bf_pin_rank(double cmc, const bf_pin_result *p, const bf_pin_opts *o);
+/* The ranking value of a cartridge pair: cmc + weight x accf (clamped to [0, 1)); cmc alone
+ * when accf is NaN (the pin was not compared). o NULL: defaults. */
+double bf_pin_rank(double cmc, double accf, const bf_pin_opts *o);
 
 #endif

@@ -359,13 +359,13 @@ int bf_pin_compare_cmc(bf_pin_result *out, const bf_feature *ref, const bf_featu
   return bf_pin_compare(out, ref, tgt, theta, o);
 }
 
-double bf_pin_rank(double cmc, const bf_pin_result *p, const bf_pin_opts *o)
+double bf_pin_rank(double cmc, double accf, const bf_pin_opts *o)
 {
   bf_pin_opts def = BF_PIN_OPTS_INIT;
   if (!o)
     o = &def;
-  if (!p || !p->found || !isfinite(p->accf))
+  if (!isfinite(accf))
     return cmc;
-  double a = p->accf < 0 ? 0 : p->accf >= 1 ? 0.999 : p->accf;
+  double a = accf < 0 ? 0 : accf >= 1 ? 0.999 : accf;
   return cmc + o->weight * a;
 }

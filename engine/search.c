@@ -4,6 +4,7 @@
 #include "bf_alloc.h"
 #include "bf_cmc.h"
 #include "bf_error.h"
+#include "bf_pin.h"
 #include "bf_fft.h"
 #include "bf_striae.h"
 
@@ -226,11 +227,11 @@ static int cmp_screen(const void *a, const void *b)
 static int cmp_full(const void *a, const void *b)
 {
   const bf_cand *x = a, *y = b;
-  int nx = isnan(x->score), ny = isnan(y->score);
+  int nx = isnan(x->order), ny = isnan(y->order);
   if (nx != ny)
     return nx - ny; /* not compared / failed go last */
-  if (!nx && x->score != y->score)
-    return x->score < y->score ? 1 : -1;
+  if (!nx && x->order != y->order)
+    return x->order < y->order ? 1 : -1;
   return x->pre_rank - y->pre_rank;
 }
 
@@ -538,6 +539,7 @@ int bf_search_run(bf_cand **out, size_t *n, const bf_search_query *q, int nq,
       c[i].pre = hp[k].s[i];
       c[i].score = NAN;
       c[i].screen = NAN;
+      c[i].order = NAN;
     }
     qsort(c, hp[k].n, sizeof *c, cmp_pre);
     for (int i = 0; i < hp[k].n; i++)
@@ -554,6 +556,8 @@ int bf_search_run(bf_cand **out, size_t *n, const bf_search_query *q, int nq,
       }
       if ((ret = stage_full(c, nf, &q[k], src, cmp, o, nthreads, stats, 0)))
         break;
+      for (int i = 0; i < nf; i++)
+        c[i].order = cmp->rank && !isnan(c[i].score) ? cmp->rank(c[i].score, c[i].sub) : c[i].score;
       qsort(c, nf, sizeof *c, cmp_full);
     }
     for (int i = 0; i < hp[k].n; i++)
@@ -585,17 +589,31 @@ static int cmp_cartridge(void *ctx, void *qs, bf_feature *const *q, int nq, bf_f
     return bf_error_set(BF_EINVAL, "search: a cartridge case without a feature");
   bf_cmc_opts o = BF_CMC_OPTS_INIT;
   bf_cmc_result r;
+  bf_pin_result p;
   memset(&r, 0, sizeof r);
   int ret = bf_cmc_compare(&r, q[0], c[0], &o);
+  /* the second mark, when both items have it (bf_search_load_features puts it after the face) */
+  const bf_feature *qp = nq > 1 && q[1]->kind == BF_KIND_FIRINGPIN ? q[1] : NULL,
+                   *cp = nc > 1 && c[1]->kind == BF_KIND_FIRINGPIN ? c[1] : NULL;
+  if (!ret && (ret = bf_pin_compare_cmc(&p, qp, cp, &r, NULL)) == BF_EINVAL) {
+    p.found = 0; /* pins of another spacing or version: the CMC ranks alone */
+    bf_error_clear();
+    ret = 0;
+  }
   if (!ret) {
     *score = r.score;
     sub[0] = r.cmc_original[0];
     sub[1] = r.cmc_original[1];
     sub[2] = r.theta;
-    sub[3] = r.quality_flags;
+    sub[3] = p.found ? p.accf : NAN;
   }
   bf_cmc_result_clear(&r);
   return ret;
+}
+
+static double rank_cartridge(double score, const double sub[4])
+{
+  return bf_pin_rank(score, sub[3], NULL);
 }
 
 /* The surface block-averaged to ~BF_SEARCH_SCREEN_UM: a block keeps the mean of its valid
@@ -952,6 +970,7 @@ void bf_search_default_cmp(bf_search_cmp *cmp, int kind)
     cmp->screen_release = screen_free_cartridge;
     cmp->screen_reduce = screen_reduce_cartridge;
     cmp->reverse = reverse_cartridge;
+    cmp->rank = rank_cartridge;
   }
 }
 
@@ -1005,10 +1024,38 @@ static int store_read_desc(void *vctx, size_t first, size_t n, int64_t *ids, flo
   return 0;
 }
 
+int bf_search_load_features(bf_store *st, int kind, int64_t item, bf_feature ***feat, int *n)
+{
+  bf_feature **p = NULL, **all;
+  int np = 0, ret = bf_store_get_features(st, bf_kind_name(kind), item, feat, n);
+  if (ret || kind != BF_KIND_CARTRIDGE || *n != 1)
+    return ret;
+  ret = bf_store_get_features(st, bf_kind_name(BF_KIND_FIRINGPIN), item, &p, &np);
+  if (ret == BF_ENOTFOUND || (!ret && np < 1)) { /* no pin stored: the breech face alone */
+    bf_error_clear();
+    bf_search_free_features(p, np);
+    return 0;
+  }
+  if (!ret && !(all = bf_realloc(*feat, 2 * sizeof *all)))
+    ret = bf_error_set(BF_ENOMEM, "out of memory loading item %lld", (long long)item);
+  if (!ret) {
+    *feat = all;
+    all[1] = p[0];
+    p[0] = NULL;
+    *n = 2;
+  } else {
+    bf_search_free_features(*feat, *n);
+    *feat = NULL;
+    *n = 0;
+  }
+  bf_search_free_features(p, np);
+  return ret;
+}
+
 static int store_load(void *vctx, int64_t item, bf_feature ***feat, int *n)
 {
   bf_search_store_ctx *c = vctx;
-  return bf_store_get_features(c->st, bf_kind_name(c->kind), item, feat, n);
+  return bf_search_load_features(c->st, c->kind, item, feat, n);
 }
 
 int bf_search_store_source(bf_search_source *src, bf_search_store_ctx **ctx, bf_store *st,
@@ -1171,7 +1218,7 @@ int bf_search_store_item(bf_store *st, const bf_prefilter *pf, int64_t item, bf_
   const bf_item *it = bf_store_item(st, item);
   if (!it)
     return bf_error_set(BF_ENOTFOUND, "%s: no item %lld", bf_store_path(st), (long long)item);
-  int ret = bf_store_get_features(st, bf_kind_name(it->kind), item, feat, nfeat);
+  int ret = bf_search_load_features(st, it->kind, item, feat, nfeat);
   if (ret)
     return ret;
   ret = bf_prefilter_describe(pf, desc, *feat, *nfeat);

@@ -85,10 +85,9 @@ static void test_synthetic(void)
   /* no pin: the pair is ranked by CMC alone; the pin never outranks one CMC more */
   bf_pin_result none;
   CHECK(bf_pin_compare_cmc(&none, f[0], NULL, NULL, NULL) == 0 && !none.found);
-  CHECK(bf_pin_rank(7, &none, NULL) == 7);
-  bf_pin_result hi = {.found = 1, .accf = 1.0};
-  CHECK(bf_pin_rank(6, &hi, NULL) < bf_pin_rank(7, &none, NULL));
-  CHECK(bf_pin_rank(6, &hi, NULL) > 6);
+  CHECK(bf_pin_rank(7, none.accf, NULL) == 7);
+  CHECK(bf_pin_rank(6, 1.0, NULL) < bf_pin_rank(7, NAN, NULL));
+  CHECK(bf_pin_rank(6, 0.3, NULL) > 6 && bf_pin_rank(6, 0.3, NULL) < bf_pin_rank(6, 0.5, NULL));
   /* wrong kinds are refused */
   CHECK(bf_pin_compare(&none, f[0], NULL, NAN, NULL) == BF_EINVAL);
   for (int i = 0; i < 4; i++) {
@@ -165,9 +164,44 @@ static void test_real(void)
     bf_feature_free(f[i]);
 }
 
+/* Through bfm: compare prints the pin beside the CMCs; a store keeps the pin at ingest and
+ * match shows its ACCF per candidate (scans on the spot and stored items alike). */
+static void test_cli(void)
+{
+  const char *d = bf_t_tmpdir("pin_cli");
+  char args[16384], out[4200], err[4200], o[64 * 1024];
+  snprintf(out, sizeof out, "%s/out", d);
+  snprintf(err, sizeof err, "%s/err", d);
+  snprintf(args, sizeof args, "synth --out '%s/s' --kind cartridge --raw --firearms 2 --firings 2 "
+           "--seed 7", d);
+  CHECK(bf_t_bfm(args, out, err) == 0);
+  snprintf(args, sizeof args, "compare --json '%s/s/cartridge/F0001-1.x3p' "
+           "'%s/s/cartridge/F0001-2.x3p'", d, d);
+  CHECK(bf_t_bfm(args, out, err) == 0);
+  snprintf(o, sizeof o, "%s", bf_t_read(out));
+  const char *fp = strstr(o, "\"firing_pin\": {\"found\": true, \"accf\": ");
+  CHECKF(fp && atof(fp + 38) > 0.4, "%s", o);
+  CHECK(strstr(o, "\"rank_score\": ") != NULL);
+  snprintf(args, sizeof args, "init '%s/st' && '%s' ingest --quiet '%s/st' '%s/s/manifest.csv'", d,
+           BF_BFM_EXE, d, d);
+  CHECK(bf_t_bfm(args, out, err) == 0);
+  snprintf(args, sizeof args, "match --json '%s/st' '%s/s/cartridge/F0001-2.x3p'", d, d);
+  CHECK(bf_t_bfm(args, out, err) == 0);
+  snprintf(o, sizeof o, "%s", bf_t_read(out));
+  /* the first candidate is the stored copy of the query: the same pin */
+  fp = strstr(o, "\"firing_pin_accf\": ");
+  CHECKF(fp && atof(fp + 19) > 0.9, "%s", o);
+  /* stored items carry their pin: the search of a stored item compares pins too */
+  snprintf(args, sizeof args, "match '%s/st' 1", d);
+  CHECK(bf_t_bfm(args, out, err) == 0);
+  snprintf(o, sizeof o, "%s", bf_t_read(out));
+  CHECKF(strstr(o, "    pin ") && strstr(o, " 0."), "%s", o);
+}
+
 int main(void)
 {
   test_synthetic();
+  test_cli();
   test_real();
   bf_fft_cleanup();
   return bf_t_done();
