@@ -55,10 +55,12 @@ static void print_flags(FILE *f, int q)
 int bfm_compare_cartridge(int argc, char **argv)
 {
   const char *files[2] = {NULL, NULL}, *png = NULL;
-  int json = 0, nf = 0, ret = BFM_EXIT_FAIL;
+  int json = 0, nf = 0, ret = BFM_EXIT_FAIL, nopin = 0;
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--json"))
       json = 1;
+    else if (!strcmp(argv[i], "--no-pin"))
+      nopin = 1;
     else if (!strcmp(argv[i], "--png") && i + 1 < argc)
       png = argv[++i];
     else if (!strcmp(argv[i], "--kind") && i + 1 < argc)
@@ -77,9 +79,11 @@ int bfm_compare_cartridge(int argc, char **argv)
   bf_pin_result pr;
   bf_lr lr;
   char why[2][1024] = {"", ""};
+  if (nopin)
+    snprintf(why[0], sizeof why[0], "--no-pin");
   memset(&r, 0, sizeof r);
-  if (load_feature(&a, NULL, files[0], &pa, why[0], sizeof why[0]) ||
-      load_feature(&b, NULL, files[1], &pb, why[1], sizeof why[1]) ||
+  if (load_feature(&a, NULL, files[0], nopin ? NULL : &pa, why[0], sizeof why[0]) ||
+      load_feature(&b, NULL, files[1], nopin ? NULL : &pb, why[1], sizeof why[1]) ||
       bf_cmc_compare(&r, a, b, NULL) || bf_lr_cmc(&lr, &r, NULL) ||
       bf_pin_compare_cmc(&pr, pa, pb, &r, NULL)) {
     ret = bfm_fail(argv[0]);
@@ -103,9 +107,11 @@ int bfm_compare_cartridge(int argc, char **argv)
            r.high_pass[1] ? "true" : "false", r.ncells[0], r.ncells[1], r.theta, r.theta_refined, r.dx, r.dy,
            r.quality_flags);
     printf("\"firing_pin\": {\"found\": %s", pr.found ? "true" : "false");
-    if (pr.found)
+    if (pr.found && isfinite(pr.rotation))
       printf(", \"accf\": %.4f, \"rotation_deg\": %g, \"rotation_from\": \"%s\", \"dx_um\": %.3f, "
              "\"dy_um\": %.3f", pr.accf, pr.rotation, pr.from_cmc ? "cmc" : "search", pr.dx, pr.dy);
+    else if (pr.found) /* never enough overlap at any shift: nothing in common */
+      printf(", \"accf\": %.4f, \"rotation_deg\": null", pr.accf);
     else {
       printf(", \"why\": ");
       bfm_json_str(stdout, pin_why);
