@@ -222,7 +222,7 @@ static int load_query(bf_store *st, int kind, int64_t item, bf_feature ***f, int
 {
   bf_feature **dd = NULL;
   int nd = 0;
-  int ret = bf_store_get_features(st, bf_kind_name(kind), item, f, nf);
+  int ret = bf_search_load_features(st, kind, item, f, nf);
   if (!ret)
     ret = bf_store_get_features(st, bf_prefilter_kind_name(kind), item, &dd, &nd);
   if (!ret && nd < 1)

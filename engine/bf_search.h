@@ -75,6 +75,9 @@ typedef struct bf_search_cmp {
   int (*prep)(void *ctx, bf_feature *const *f, int n, void **out, size_t *bytes);
   void (*prep_free)(void *ctx, void *prep);
   int (*compare_prep)(void *ctx, const void *a, const void *b, double *score, double sub[4]);
+  /* optional: the value the full stage ranks by (NULL: the score); a tie-breaker from sub[]
+   * (cartridge: the firing pin's ACCF, bf_pin_rank) that never reorders different scores */
+  double (*rank)(double score, const double sub[4]);
 } bf_search_cmp;
 
 /* The cartridge screen: spacing (µm) of its block-averaged surfaces, largest shift (µm). */
@@ -129,6 +132,8 @@ typedef struct bf_cand {
   double sub[4];
   int rank;       /* 1-based final rank */
   double screen;  /* screen score (NaN when not screened) */
+  double order;   /* what the full stage ranks by: bf_search_cmp.rank of score and sub (the
+                     score when it has none); NaN when not compared */
 } bf_cand;
 
 typedef struct bf_search_stats {
@@ -171,8 +176,9 @@ int bf_search_run(bf_cand **out, size_t *n, const bf_search_query *q, int nq,
                   const bf_search_opts *o, bf_search_stats *stats);
 
 /* The default full comparison of a kind: bf_cmc_compare (score = CMC count, sub = original-
- * method counts of both directions, theta) or bf_bullet_compare (score = SAM score, sub = margin,
- * phase). */
+ * method counts of both directions, theta, the firing pin's ACCF or NaN when either item has no
+ * firing-pin feature; ranked by bf_pin_rank) or bf_bullet_compare (score = SAM score, sub =
+ * margin, phase). */
 void bf_search_default_cmp(bf_search_cmp *cmp, int kind);
 
 /* A source over a store: the descriptor rows of bf_prefilter_kind_name(kind), restricted to
@@ -195,5 +201,9 @@ int bf_search_store_item(bf_store *st, const bf_prefilter *pf, int64_t item, bf_
                          int *nfeat, bf_feature **desc);
 /* Same as bf_store_features_free (storage's header), kept for existing callers. */
 void bf_search_free_features(bf_feature **f, int n);
+/* The stored features of an item of a kind, as the full comparison takes them: a cartridge
+ * case's breech face followed by its firing-pin feature when one is stored (none: the breech
+ * face alone, no error). Free with bf_search_free_features. */
+int bf_search_load_features(bf_store *st, int kind, int64_t item, bf_feature ***feat, int *n);
 
 #endif

@@ -301,6 +301,8 @@ int bf_prefilter_describe(const bf_prefilter *pf, bf_feature **out, bf_feature *
   d->version = BF_PREFILTER_VERSION;
   d->valid_fraction = 1;
   if (kind == BF_KIND_CARTRIDGE) {
+    if (n == 2 && feat[1] && feat[1]->kind == BF_KIND_FIRINGPIN)
+      n = 1; /* the second mark is compared in the full stage, never described */
     if (n != 1) {
       ret = bf_error_set(BF_EINVAL, "prefilter: a cartridge case has one feature, not %d", n);
       goto done;

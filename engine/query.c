@@ -3,6 +3,7 @@
 
 #include "bf_alloc.h"
 #include "bf_error.h"
+#include "bf_firingpin.h"
 #include "bf_x3p.h"
 
 #include <omp.h>
@@ -27,7 +28,8 @@ int bf_query_extract(bf_feature ***feat, int *n, int *kind, const bf_scanset *sc
     *kind = BF_KIND_BULLET;
   if (*kind == BF_KIND_CARTRIDGE && scans->n != 1)
     return bf_error_set(BF_EINVAL, "a cartridge case is one scan, %d given", scans->n);
-  if (!(f = calloc((size_t)scans->n, sizeof *f))) /* freed by bf_search_free_features */
+  /* one more: a cartridge case's firing pin; freed by bf_search_free_features */
+  if (!(f = calloc((size_t)scans->n + 1, sizeof *f)))
     return bf_error_set(BF_ENOMEM, "out of memory");
   for (int i = 0; i < scans->n && !rc; i++) {
     bf_surface *s = NULL;
@@ -41,13 +43,20 @@ int bf_query_extract(bf_feature ***feat, int *n, int *kind, const bf_scanset *sc
       *kind = bf_scanset_guess_kind(s);
     if ((rc = bf_feature_extract(&f[i], s, *kind, *kind == BF_KIND_BULLET ? scans->v[i].land : 0)))
       bf_error_prefix(rc, "%s: feature extraction failed: ", path);
+    /* a cartridge case's second mark after its breech face (bf_search_load_features) */
+    if (!rc && *kind == BF_KIND_CARTRIDGE &&
+        (rc = bf_firingpin_extract(&f[scans->n], s, NULL)) == BF_ENOTFOUND) {
+      bf_error_clear();
+      rc = 0;
+    }
     bf_surface_free(s);
   }
+  int nf = scans->n + (f[scans->n] != NULL);
   if (rc)
-    bf_search_free_features(f, scans->n);
+    bf_search_free_features(f, scans->n + 1);
   else {
     *feat = f;
-    *n = scans->n;
+    *n = nf;
   }
   return rc;
 }

@@ -4,6 +4,7 @@
 #include "bf_alloc.h"
 #include "bf_cmc.h"
 #include "bf_error.h"
+#include "bf_pin.h"
 #include "bf_fft.h"
 #include "bf_striae.h"
 
@@ -302,11 +303,11 @@ static int cmp_screen(const void *a, const void *b)
 static int cmp_full(const void *a, const void *b)
 {
   const bf_cand *x = a, *y = b;
-  int nx = isnan(x->score), ny = isnan(y->score);
+  int nx = isnan(x->order), ny = isnan(y->order);
   if (nx != ny)
     return nx - ny; /* not compared / failed go last */
-  if (!nx && x->score != y->score)
-    return x->score < y->score ? 1 : -1;
+  if (!nx && x->order != y->order)
+    return x->order < y->order ? 1 : -1;
   return x->pre_rank - y->pre_rank;
 }
 
@@ -701,6 +702,7 @@ int bf_search_run(bf_cand **out, size_t *n, const bf_search_query *q, int nq,
       c[i].pre = hp[k].s[i];
       c[i].score = NAN;
       c[i].screen = NAN;
+      c[i].order = NAN;
     }
     qsort(c, hp[k].n, sizeof *c, cmp_pre);
     for (int i = 0; i < hp[k].n; i++)
@@ -717,6 +719,8 @@ int bf_search_run(bf_cand **out, size_t *n, const bf_search_query *q, int nq,
       }
       if ((ret = stage_full(c, nf, &q[k], src, cmp, o, nthreads, stats, 0)))
         break;
+      for (int i = 0; i < nf; i++)
+        c[i].order = cmp->rank && !isnan(c[i].score) ? cmp->rank(c[i].score, c[i].sub) : c[i].score;
       qsort(c, nf, sizeof *c, cmp_full);
     }
     for (int i = 0; i < hp[k].n; i++)
@@ -739,6 +743,28 @@ done:
 }
 
 /* ---- default comparisons ---- */
+/* The CMC's count and rotation, then the firing pin when both have one: the sub[] of a pair,
+ * from either path (features or preps). */
+static int cart_result(bf_cmc_result *r, const bf_feature *qp, const bf_feature *cp, double *score,
+                       double sub[4])
+{
+  bf_pin_result p;
+  int ret = bf_pin_compare_cmc(&p, qp, cp, r, NULL);
+  if (ret == BF_EINVAL) {
+    p.found = 0; /* pins of another spacing or version: the CMC ranks alone */
+    bf_error_clear();
+    ret = 0;
+  }
+  if (!ret) {
+    *score = r->score;
+    sub[0] = r->cmc_original[0];
+    sub[1] = r->cmc_original[1];
+    sub[2] = r->theta;
+    sub[3] = p.found ? p.accf : NAN;
+  }
+  return ret;
+}
+
 static int cmp_cartridge(void *ctx, void *qs, bf_feature *const *q, int nq, bf_feature *const *c,
                          int nc, double *score, double sub[4])
 {
@@ -750,15 +776,18 @@ static int cmp_cartridge(void *ctx, void *qs, bf_feature *const *q, int nq, bf_f
   bf_cmc_result r;
   memset(&r, 0, sizeof r);
   int ret = bf_cmc_compare(&r, q[0], c[0], &o);
-  if (!ret) {
-    *score = r.score;
-    sub[0] = r.cmc_original[0];
-    sub[1] = r.cmc_original[1];
-    sub[2] = r.theta;
-    sub[3] = r.quality_flags;
-  }
+  /* the second mark, when both items have it (bf_search_load_features puts it after the face) */
+  const bf_feature *qp = nq > 1 && q[1]->kind == BF_KIND_FIRINGPIN ? q[1] : NULL,
+                   *cp = nc > 1 && c[1]->kind == BF_KIND_FIRINGPIN ? c[1] : NULL;
+  if (!ret)
+    ret = cart_result(&r, qp, cp, score, sub);
   bf_cmc_result_clear(&r);
   return ret;
+}
+
+static double rank_cartridge(double score, const double sub[4])
+{
+  return bf_pin_rank(score, sub[3], NULL);
 }
 
 /* The surface block-averaged to ~BF_SEARCH_SCREEN_UM: a block keeps the mean of its valid
@@ -1084,45 +1113,59 @@ static void reverse_cartridge(double sub[4])
   sub[2] = -sub[2];
 }
 
-/* The CMC's prepared item (bf_cmc_prep) and the comparison of two: exactly cmp_cartridge's. */
-static int prep_cartridge(void *ctx, bf_feature *const *f, int n, void **out, size_t *bytes)
-{
-  (void)ctx;
-  *out = NULL;
-  *bytes = 0;
-  if (n < 1)
-    return bf_error_set(BF_EINVAL, "search: a cartridge case without a feature");
-  bf_cmc_opts o = BF_CMC_OPTS_INIT;
-  bf_cmc_prep *p = NULL;
-  int ret = bf_cmc_prep_new(&p, f[0], &o);
-  if (!ret) {
-    *out = p;
-    *bytes = bf_cmc_prep_bytes(p);
-  }
-  return ret;
-}
+/* A cartridge case prepared for the full stage: the CMC's cells (bf_cmc_prep) and, when the
+ * item has one, a copy of its firing-pin feature. cmp_prep_cartridge gives exactly
+ * cmp_cartridge's result. */
+typedef struct cart_prep {
+  bf_cmc_prep *cmc;
+  bf_feature *pin; /* NULL: the item has no pin feature */
+} cart_prep;
 
 static void prep_free_cartridge(void *ctx, void *prep)
 {
   (void)ctx;
-  bf_cmc_prep_free(prep);
+  cart_prep *p = prep;
+  if (!p)
+    return;
+  bf_cmc_prep_free(p->cmc);
+  bf_feature_free(p->pin);
+  bf_free(p);
+}
+
+static int prep_cartridge(void *ctx, bf_feature *const *f, int n, void **out, size_t *bytes)
+{
+  *out = NULL;
+  *bytes = 0;
+  if (n < 1)
+    return bf_error_set(BF_EINVAL, "search: a cartridge case without a feature");
+  cart_prep *p = bf_calloc(1, sizeof *p);
+  if (!p)
+    return bf_error_set(BF_ENOMEM, "search: out of memory");
+  bf_cmc_opts o = BF_CMC_OPTS_INIT;
+  int ret = bf_cmc_prep_new(&p->cmc, f[0], &o);
+  if (!ret && n > 1 && f[1]->kind == BF_KIND_FIRINGPIN)
+    ret = bf_feature_dup(&p->pin, f[1]);
+  if (ret) {
+    prep_free_cartridge(ctx, p);
+    return ret;
+  }
+  *out = p;
+  *bytes = sizeof *p + bf_cmc_prep_bytes(p->cmc) +
+           (p->pin ? (size_t)p->pin->nx * p->pin->ny * sizeof(float) : 0);
+  return 0;
 }
 
 static int cmp_prep_cartridge(void *ctx, const void *a, const void *b, double *score,
                               double sub[4])
 {
   (void)ctx;
+  const cart_prep *pa = a, *pb = b;
   bf_cmc_opts o = BF_CMC_OPTS_INIT;
   bf_cmc_result r;
   memset(&r, 0, sizeof r);
-  int ret = bf_cmc_compare_prep(&r, a, b, &o);
-  if (!ret) {
-    *score = r.score;
-    sub[0] = r.cmc_original[0];
-    sub[1] = r.cmc_original[1];
-    sub[2] = r.theta;
-    sub[3] = r.quality_flags;
-  }
+  int ret = bf_cmc_compare_prep(&r, pa->cmc, pb->cmc, &o);
+  if (!ret)
+    ret = cart_result(&r, pa->pin, pb->pin, score, sub);
   bf_cmc_result_clear(&r);
   return ret;
 }
@@ -1171,6 +1214,7 @@ void bf_search_default_cmp(bf_search_cmp *cmp, int kind)
     cmp->prep = prep_cartridge;
     cmp->prep_free = prep_free_cartridge;
     cmp->compare_prep = cmp_prep_cartridge;
+    cmp->rank = rank_cartridge;
   }
 }
 
@@ -1224,10 +1268,38 @@ static int store_read_desc(void *vctx, size_t first, size_t n, int64_t *ids, flo
   return 0;
 }
 
+int bf_search_load_features(bf_store *st, int kind, int64_t item, bf_feature ***feat, int *n)
+{
+  bf_feature **p = NULL, **all;
+  int np = 0, ret = bf_store_get_features(st, bf_kind_name(kind), item, feat, n);
+  if (ret || kind != BF_KIND_CARTRIDGE || *n != 1)
+    return ret;
+  ret = bf_store_get_features(st, bf_kind_name(BF_KIND_FIRINGPIN), item, &p, &np);
+  if (ret == BF_ENOTFOUND || (!ret && np < 1)) { /* no pin stored: the breech face alone */
+    bf_error_clear();
+    bf_search_free_features(p, np);
+    return 0;
+  }
+  if (!ret && !(all = bf_realloc(*feat, 2 * sizeof *all)))
+    ret = bf_error_set(BF_ENOMEM, "out of memory loading item %lld", (long long)item);
+  if (!ret) {
+    *feat = all;
+    all[1] = p[0];
+    p[0] = NULL;
+    *n = 2;
+  } else {
+    bf_search_free_features(*feat, *n);
+    *feat = NULL;
+    *n = 0;
+  }
+  bf_search_free_features(p, np);
+  return ret;
+}
+
 static int store_load(void *vctx, int64_t item, bf_feature ***feat, int *n)
 {
   bf_search_store_ctx *c = vctx;
-  return bf_store_get_features(c->st, bf_kind_name(c->kind), item, feat, n);
+  return bf_search_load_features(c->st, c->kind, item, feat, n);
 }
 
 static int store_load_screen(void *vctx, int64_t item, bf_feature ***feat, int *n)
@@ -1426,7 +1498,7 @@ int bf_search_store_item(bf_store *st, const bf_prefilter *pf, int64_t item, bf_
   const bf_item *it = bf_store_item(st, item);
   if (!it)
     return bf_error_set(BF_ENOTFOUND, "%s: no item %lld", bf_store_path(st), (long long)item);
-  int ret = bf_store_get_features(st, bf_kind_name(it->kind), item, feat, nfeat);
+  int ret = bf_search_load_features(st, it->kind, item, feat, nfeat);
   if (ret)
     return ret;
   ret = bf_prefilter_describe(pf, desc, *feat, *nfeat);

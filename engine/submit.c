@@ -6,6 +6,7 @@
 
 #include "bf_alloc.h"
 #include "bf_error.h"
+#include "bf_firingpin.h"
 #include "bf_hash.h"
 #include "bf_search.h"
 #include "bf_x3p.h"
@@ -147,6 +148,7 @@ typedef struct prepared {
   bf_feature *feat[BF_SCANSET_MAX];
   bf_feature *desc;
   bf_feature *screen; /* the search screen's form (bf_search_screen_surface), NULL: none */
+  bf_feature *pin; /* cartridge: the firing-pin impression, NULL when the scan shows none */
 } prepared;
 
 static void prep_clear(prepared *p)
@@ -158,6 +160,7 @@ static void prep_clear(prepared *p)
   }
   bf_feature_free(p->desc);
   bf_feature_free(p->screen);
+  bf_feature_free(p->pin);
   memset(p, 0, sizeof *p);
 }
 
@@ -241,6 +244,12 @@ static int prepare(bf_store *st, const bf_submission *sub, const bf_prefilter *p
     int land = p->kind == BF_KIND_BULLET ? ss->v[i].land : 0;
     if ((rc = bf_feature_extract(&p->feat[i], p->surf[i], p->kind, land)))
       bf_error_prefix(rc, "%s: feature extraction failed: ", path);
+    /* the second mark: absent (a processed scan, no aperture) is no error, the CMC ranks alone */
+    if (!rc && p->kind == BF_KIND_CARTRIDGE &&
+        (rc = bf_firingpin_extract(&p->pin, p->surf[i], NULL)) == BF_ENOTFOUND) {
+      bf_error_clear();
+      rc = 0;
+    }
   }
   if (!rc) { /* a scan too poor to describe is stored all the same, only not searchable */
     int e = bf_prefilter_describe(pf, &p->desc, p->feat, p->n);
@@ -307,6 +316,8 @@ static int write_item(bf_store *st, const bf_submission *sub, const prepared *p,
   /* the screen reads these instead of inflating full features: plain too */
   if (!rc && p->screen && !(rc = bf_store_add_kind(st, BF_SEARCH_SCREEN_KIND, 0)))
     rc = bf_store_put_feature(st, BF_SEARCH_SCREEN_KIND, res->item, first, p->screen);
+  if (!rc && p->pin)
+    rc = bf_store_put_feature(st, bf_kind_name(BF_KIND_FIRINGPIN), res->item, first, p->pin);
   res->indexed = !rc && p->desc;
   res->kind = p->kind;
   res->nscans = p->n;

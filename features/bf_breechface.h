@@ -97,5 +97,10 @@ int bf_level_plane_robust(bf_surface *s);
 int bf_gauss_bandpass(bf_surface *s, double lo, double hi);
 /* New surface at spacing `sp` (µm) by NaN-aware bilinear interpolation. */
 int bf_resample(bf_surface **out, const bf_surface *s, double sp);
+/* The region finder's circles of a raw scan (step 1 above) into tr's circle fields, in input
+ * points (r_out, r_fp 0 when not fitted; no surfaces kept). For pipelines that need the
+ * firing-pin impression itself. 0, BF_EINVAL or BF_ENOMEM. */
+int bf_breechface_circles(bf_breechface_trace *tr, const bf_surface *scan,
+                          const bf_breechface_opts *o);
 
 #endif

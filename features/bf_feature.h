@@ -4,7 +4,9 @@
 
 #include "bf_surface.h"
 
-enum { BF_KIND_CARTRIDGE = 1, BF_KIND_BULLET = 2 };
+/* BF_KIND_FIRINGPIN: a cartridge item's second mark (bf_firingpin.h), stored beside the
+ * breech face; never an item kind of its own. */
+enum { BF_KIND_CARTRIDGE = 1, BF_KIND_BULLET = 2, BF_KIND_FIRINGPIN = 3 };
 
 /* Quality flags (any kind). A flagged feature is stored and reported, never silently scored. */
 enum {
@@ -32,6 +34,8 @@ typedef struct bf_feature {
 } bf_feature;
 
 int bf_feature_new(bf_feature **out, int kind, int nx, int ny, double dx, double dy);
+/* A deep copy of f (its heights and every field). */
+int bf_feature_dup(bf_feature **out, const bf_feature *f);
 void bf_feature_free(bf_feature *f);
 const char *bf_kind_name(int kind);
 /* The quality flags as comma-separated names from the one table ("no-grooves" for a bullet's

@@ -829,3 +829,24 @@ done:
     bf_breechface_trace_clear(tr);
   return rc;
 }
+
+/* ---- public wrappers for other pipelines (the firing pin) ---- */
+
+int bf_breechface_circles(bf_breechface_trace *tr, const bf_surface *scan,
+                          const bf_breechface_opts *o)
+{
+  bf_breechface_opts def = BF_BREECHFACE_OPTS_INIT;
+  memset(tr, 0, sizeof *tr);
+  if (!o)
+    o = &def;
+  if (!scan || !scan->z || scan->nx < 16 || scan->ny < 16)
+    return bf_error_set(BF_EINVAL, "breech face: scan is empty or smaller than 16 x 16 points");
+  unsigned char *keep = malloc((size_t)scan->nx * scan->ny);
+  if (!keep)
+    return bf_error_set(BF_ENOMEM, "out of memory for a region mask");
+  int fr = find_region(keep, scan, o, tr);
+  free(keep);
+  if (fr < 0)
+    return bf_error_set(BF_ENOMEM, "out of memory finding the breech face");
+  return 0;
+}

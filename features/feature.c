@@ -3,6 +3,7 @@
 #include "bf_error.h"
 
 #include <math.h>
+#include <string.h>
 #include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +26,18 @@ int bf_feature_new(bf_feature **out, int kind, int nx, int ny, double dx, double
   f->dx = dx;
   f->dy = dy;
   *out = f;
+  return 0;
+}
+
+int bf_feature_dup(bf_feature **out, const bf_feature *f)
+{
+  int ret = bf_feature_new(out, f->kind, f->nx, f->ny, f->dx, f->dy);
+  if (ret)
+    return ret;
+  float *z = (*out)->z;
+  **out = *f;
+  (*out)->z = z;
+  memcpy(z, f->z, (size_t)f->nx * f->ny * sizeof *z);
   return 0;
 }
 
@@ -67,5 +80,6 @@ const char *bf_quality_names(char *buf, size_t len, int flags, int kind)
 
 const char *bf_kind_name(int kind)
 {
-  return kind == BF_KIND_CARTRIDGE ? "cartridge" : kind == BF_KIND_BULLET ? "bullet" : "unknown";
+  return kind == BF_KIND_CARTRIDGE ? "cartridge" : kind == BF_KIND_BULLET ? "bullet"
+         : kind == BF_KIND_FIRINGPIN ? "firingpin" : "unknown";
 }

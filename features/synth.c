@@ -529,12 +529,15 @@ int bf_synth_cartridge(bf_surface **out, const bf_synth *g, int firearm, int fir
         z = z0 + sx * u + sy * v;
         if (r <= edge) {
           z += -sag * (r / R) * (r / R);
+          /* the firing-pin impression carries the firearm's texture where the pin struck (it
+           * moves with the case like the breech face): a firing-pin mark per firearm */
+          double pin = isnan(t) ? 0 : q * t;
           if (rho < rfp) {
             if (rho < 0.72 * rfp && dk < 1.88)
               continue; /* the crater bottom: too steep and dark to measure */
-            z += -depth * (1 - (rho / rfp) * (rho / rfp)) + 0.3 * amp_f * iv;
+            z += -depth * (1 - (rho / rfp) * (rho / rfp)) + amp_f * (pin + 0.3 * iv);
           } else if (rho < hole) {
-            z += rim * sin(M_PI * (rho - rfp) / (hole - rfp)) + 0.5 * amp_f * iv;
+            z += rim * sin(M_PI * (rho - rfp) / (hole - rfp)) + amp_f * (pin + 0.5 * iv);
             if (rho < rfp * 1.06 && dk < 0.25)
               continue; /* the crater wall */
           } else if (!isnan(t))

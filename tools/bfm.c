@@ -17,8 +17,9 @@ static const bfm_cmd commands[] = {
    "  height range and checksum status of each scan. --json writes one JSON array.\n"
    "  --header reads main.xml only (no point data inflated, checksums not verified).\n"},
   {"compare", bfm_cmd_compare, "compare two cartridge cases or two bullets",
-   "bfm compare [--kind cartridge|bullet] [--json] [--png FILE] A B\n"
-   "  Cartridge cases: A and B are X3P scans; prints the CMC result (see below).\n"
+   "bfm compare [--kind cartridge|bullet] [--json] [--png FILE] [--no-pin] A B\n"
+   "  Cartridge cases: A and B are X3P scans; prints the CMC result and, when both raw scans\n"
+   "  show the firing-pin impression, its ACCF (--no-pin: breech face only).\n"
    "  Bullets: A and B are folders of land scans (in land order) or comma-separated lists;\n"
    "  prints the land-score matrix, the phase and the bullet score.\n"
    "  Bullets: --png draws the matched lands' aligned signatures; --orient=x|y|auto says\n"
@@ -79,7 +80,9 @@ static const bfm_cmd commands[] = {
    "  bullet's land scans in order / a folder of them). Every stored item of the same kind (and\n"
    "  calibre, when known) is scored by the prefilter. Cartridge cases: the best N (default 200)\n"
    "  are screened by a coarse areal correlation and its best M (default 20; 0: no screen) are\n"
-   "  compared by CMC. Bullets: the best N (default 50) are compared by land signatures. The top\n"
+   "  compared by CMC, ranked by CMC count and, between equal counts, by the firing pin's ACCF\n"
+   "  (column pin; - when either item has none). Bullets: the best N (default 50) are compared\n"
+   "  by land signatures. The top\n"
    "  K (default 10) are printed with, for test-fires, the firearm's trace fields. Items are\n"
    "  indexed for the prefilter when stored; older ones by the next `bfm batch` (a note says so).\n"},
   {"batch", bfm_cmd_batch, "search every unsearched item (the overnight run)",
@@ -96,7 +99,8 @@ static const bfm_cmd commands[] = {
    "bfm hits STORE [--case C] [--firearm SERIAL] [--item ID] [--run N] [--min-score S]\n"
    "    [--status candidate|confirmed|rejected] [--format table|json|csv] [--both]\n"
    "  Hits by descending score; a case or serial matches either side of a hit. A pair searched\n"
-   "  from both sides is listed once (its reviewed hit, else its higher score) unless --both.\n"},
+   "  from both sides is listed once (its reviewed hit, else its higher score) unless --both.\n"
+   "  Cartridge hits show the firing pin's ACCF when it was compared.\n"},
   {"review", bfm_cmd_review, "confirm or reject a hit (audited)",
    "bfm review STORE HIT --confirm|--reject --examiner NAME [--note TEXT]\n"},
   {"links", bfm_cmd_links, "crime linkage: linked series of cases and firearms",

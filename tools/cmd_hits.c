@@ -145,6 +145,10 @@ static void print_json(const bf_store *st, const bf_hit *h, size_t n)
     bfm_json_str(stdout, wq);
     printf(", \"candidate\": %lld, \"candidate_what\": ", (long long)h[i].candidate);
     bfm_json_str(stdout, wc);
+    const bf_item *it = bf_store_item(st, h[i].query);
+    if (it && it->kind == BF_KIND_CARTRIDGE) /* the firing pin's ACCF: null when not compared */
+      printf(isnan(h[i].scores[3]) ? ", \"firing_pin_accf\": null" : ", \"firing_pin_accf\": %.4f",
+             h[i].scores[3]);
     const bf_firearm *f = bfm_item_firearm(st, h[i].candidate);
     if (!f)
       f = bfm_item_firearm(st, h[i].query);
@@ -172,9 +176,13 @@ static void print_table(const bf_store *st, const bf_hit *h, size_t n)
     char wq[1024], wc[1024];
     bfm_item_what(st, h[i].query, wq, sizeof wq);
     bfm_item_what(st, h[i].candidate, wc, sizeof wc);
-    printf("%6lld %8.3g %-9s  [%lld] %s\n %25s -> [%lld] %s (rank %d)\n", (long long)h[i].id,
+    const bf_item *it = bf_store_item(st, h[i].query);
+    char pin[48] = "";
+    if (it && it->kind == BF_KIND_CARTRIDGE && !isnan(h[i].scores[3]))
+      snprintf(pin, sizeof pin, ", firing pin ACCF %.3f", h[i].scores[3]);
+    printf("%6lld %8.3g %-9s  [%lld] %s\n %25s -> [%lld] %s (rank %d%s)\n", (long long)h[i].id,
            h[i].score, bf_hit_status_name(h[i].status), (long long)h[i].query, wq, "",
-           (long long)h[i].candidate, wc, h[i].rank);
+           (long long)h[i].candidate, wc, h[i].rank, pin);
     if (h[i].status != BF_HIT_CANDIDATE) {
       char ex[300], wh[140], no[1100];
       printf(" %25s    %s by %s %s%s%s\n", "", bf_hit_status_name(h[i].status),

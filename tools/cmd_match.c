@@ -71,6 +71,9 @@ static void print_json(bf_store *st, const bf_query_result *r, const char *what,
       printf("null");
     else
       printf("%.6g", c->score);
+    if (r->kind == BF_KIND_CARTRIDGE) /* the firing pin's ACCF (sub[3]): null when not compared */
+      printf(isnan(c->score) || isnan(c->sub[3]) ? ", \"firing_pin_accf\": null" : ", \"firing_pin_accf\": %.4f",
+             c->sub[3]);
     printf(", \"prefilter\": %.4f, \"prefilter_rank\": %d, \"what\": ", c->pre, c->pre_rank);
     bfm_json_str(stdout, w);
     const bf_firearm *f = bfm_item_firearm(st, c->item);
@@ -89,16 +92,21 @@ static void print_text(bf_store *st, const bf_query_result *r, const char *what,
   printf("searched %zu stored %s items; prefilter kept %zu, screened %zu, fully compared %zu%s "
          "in %.2f s\n", r->stats.pre_pairs, bf_kind_name(r->kind), r->n, r->stats.screen_pairs,
          prefonly ? (size_t)0 : r->stats.full_pairs, r->stats.full_failed ? " (some failed)" : "", r->seconds);
-  printf("%4s %8s %10s %7s  %s\n", "rank", "score", "prefilter", "item", "what");
+  int cart = r->kind == BF_KIND_CARTRIDGE; /* a column for the firing pin's ACCF (sub[3]) */
+  printf("%4s %8s%s %10s %7s  %s\n", "rank", "score", cart ? "    pin" : "", "prefilter", "item", "what");
   for (size_t i = 0; i < shown; i++) {
     const bf_cand *c = &r->cand[i];
-    char w[256], sc[32];
+    char w[256], sc[32], pin[16] = "";
     bfm_item_what(st, c->item, w, sizeof w);
     if (isnan(c->score))
       snprintf(sc, sizeof sc, "-");
     else
       snprintf(sc, sizeof sc, "%.3g", c->score);
-    printf("%4d %8s %6.3f(%d) %7lld  %s\n", c->rank, sc, c->pre, c->pre_rank, (long long)c->item, w);
+    if (cart && (isnan(c->score) || isnan(c->sub[3])))
+      snprintf(pin, sizeof pin, " %6s", "-");
+    else if (cart)
+      snprintf(pin, sizeof pin, " %6.3f", c->sub[3]);
+    printf("%4d %8s%s %6.3f(%d) %7lld  %s\n", c->rank, sc, pin, c->pre, c->pre_rank, (long long)c->item, w);
     const bf_firearm *f = bfm_item_firearm(st, c->item);
     if (f)
       bfm_print_trace(stdout, f, "                                  trace: ");

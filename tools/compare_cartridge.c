@@ -5,7 +5,9 @@
 #include "bf_draw.h"
 #include "bf_error.h"
 #include "bf_fft.h"
+#include "bf_firingpin.h"
 #include "bf_lr.h"
+#include "bf_pin.h"
 #include "bf_x3p.h"
 #include "bfm_cli.h"
 
@@ -14,11 +16,20 @@
 #include <string.h>
 #include <sys/stat.h>
 
-static int load_feature(bf_feature **f, bf_breechface_trace *tr, const char *path)
+/* The breech face of a scan and, when pin is not NULL, its firing-pin impression (*pin NULL
+ * and why in why[] when the scan shows none). */
+static int load_feature(bf_feature **f, bf_breechface_trace *tr, const char *path,
+                        bf_feature **pin, char *why, size_t nwhy)
 {
   bf_surface *s = NULL;
   int rc = bf_x3p_read(&s, path, NULL);
   if (!rc && (rc = bf_breechface_extract_trace(f, tr, s, NULL)))
+    bf_error_prefix(rc, "%s: ", path);
+  if (!rc && pin && (rc = bf_firingpin_extract(pin, s, NULL)) == BF_ENOTFOUND) {
+    snprintf(why, nwhy, "%s: %s", path, bf_error_last());
+    bf_error_clear();
+    rc = 0;
+  } else if (rc && pin && *f)
     bf_error_prefix(rc, "%s: ", path);
   bf_surface_free(s);
   return rc;
@@ -44,10 +55,12 @@ static void print_flags(FILE *f, int q)
 int bfm_compare_cartridge(int argc, char **argv)
 {
   const char *files[2] = {NULL, NULL}, *png = NULL;
-  int json = 0, nf = 0, ret = BFM_EXIT_FAIL;
+  int json = 0, nf = 0, ret = BFM_EXIT_FAIL, nopin = 0;
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--json"))
       json = 1;
+    else if (!strcmp(argv[i], "--no-pin"))
+      nopin = 1;
     else if (!strcmp(argv[i], "--png") && i + 1 < argc)
       png = argv[++i];
     else if (!strcmp(argv[i], "--kind") && i + 1 < argc)
@@ -61,15 +74,23 @@ int bfm_compare_cartridge(int argc, char **argv)
   }
   if (nf != 2)
     return bfm_usage_error(argv[0], "give two scans A B");
-  bf_feature *a = NULL, *b = NULL;
+  bf_feature *a = NULL, *b = NULL, *pa = NULL, *pb = NULL;
   bf_cmc_result r;
+  bf_pin_result pr;
   bf_lr lr;
+  char why[2][1024] = {"", ""};
+  if (nopin)
+    snprintf(why[0], sizeof why[0], "--no-pin");
   memset(&r, 0, sizeof r);
-  if (load_feature(&a, NULL, files[0]) || load_feature(&b, NULL, files[1]) ||
-      bf_cmc_compare(&r, a, b, NULL) || bf_lr_cmc(&lr, &r, NULL)) {
+  if (load_feature(&a, NULL, files[0], nopin ? NULL : &pa, why[0], sizeof why[0]) ||
+      load_feature(&b, NULL, files[1], nopin ? NULL : &pb, why[1], sizeof why[1]) ||
+      bf_cmc_compare(&r, a, b, NULL) || bf_lr_cmc(&lr, &r, NULL) ||
+      bf_pin_compare_cmc(&pr, pa, pb, &r, NULL)) {
     ret = bfm_fail(argv[0]);
     goto done;
   }
+  const char *pin_why = why[0][0] ? why[0] : why[1];
+  double rank = bf_pin_rank(r.score, pr.found ? pr.accf : NAN, NULL);
   if (json) {
     printf("{\"reference\": ");
     bfm_json_str(stdout, files[0]);
@@ -79,12 +100,23 @@ int bfm_compare_cartridge(int argc, char **argv)
            "\"lr_reference\": \"%s\", \"cmc_original\": [%d, %d], "
            "\"cmc_high\": [%d, %d], \"cmc_combined_high\": %d, \"high_pass\": [%s, %s], \"cells_compared\": [%d, %d], "
            "\"theta_deg\": %g, \"theta_refined_deg\": %g, \"dx_um\": %.3f, \"dy_um\": %.3f, "
-           "\"quality_flags\": %d, \"cells\": [",
+           "\"quality_flags\": %d, ",
            r.score, lr.match ? "true" : "false", lr.lr, lr.log10_lr, lr.reference,
            r.cmc_original[0], r.cmc_original[1],
            r.cmc_high[0], r.cmc_high[1], r.cmc_combined, r.high_pass[0] ? "true" : "false",
            r.high_pass[1] ? "true" : "false", r.ncells[0], r.ncells[1], r.theta, r.theta_refined, r.dx, r.dy,
            r.quality_flags);
+    printf("\"firing_pin\": {\"found\": %s", pr.found ? "true" : "false");
+    if (pr.found && isfinite(pr.rotation))
+      printf(", \"accf\": %.4f, \"rotation_deg\": %g, \"rotation_from\": \"%s\", \"dx_um\": %.3f, "
+             "\"dy_um\": %.3f", pr.accf, pr.rotation, pr.from_cmc ? "cmc" : "search", pr.dx, pr.dy);
+    else if (pr.found) /* never enough overlap at any shift: nothing in common */
+      printf(", \"accf\": %.4f, \"rotation_deg\": null", pr.accf);
+    else {
+      printf(", \"why\": ");
+      bfm_json_str(stdout, pin_why);
+    }
+    printf("}, \"rank_score\": %.4f, \"cells\": [", rank);
     for (int i = 0; i < r.ncell; i++) {
       const bf_cmc_cell *c = &r.cells[i];
       printf("%s{\"direction\": %d, \"row\": %d, \"col\": %d, \"theta_deg\": %g, \"dx_um\": %.3f, "
@@ -106,6 +138,12 @@ int bfm_compare_cartridge(int argc, char **argv)
            r.high_pass[0] ? "passed" : "failed", r.cmc_high[1], r.high_pass[1] ? "passed" : "failed");
     printf("consensus  theta %g deg (refined %g), dx %.1f um, dy %.1f um (A->B)\n", r.theta,
            r.theta_refined, r.dx, r.dy);
+    if (pr.found)
+      printf("firing pin ACCF %.3f at %g deg (%s), dx %.1f um, dy %.1f um\n", pr.accf, pr.rotation,
+             pr.from_cmc ? "the CMC rotation, refined" : "full-circle search", pr.dx, pr.dy);
+    else
+      printf("firing pin not compared (%s)\n", pin_why);
+    printf("rank       %.3f (CMCs + 0.9 x ACCF: orders pairs of equal CMC count)\n", rank);
     printf("quality    ");
     print_flags(stdout, r.quality_flags);
     printf("\n\n dir row col  theta     dx_um     dy_um    corr  CMC\n");
@@ -125,6 +163,8 @@ done:
   bf_cmc_result_clear(&r);
   bf_feature_free(a);
   bf_feature_free(b);
+  bf_feature_free(pa);
+  bf_feature_free(pb);
   bf_fft_cleanup();
   return ret;
 }
@@ -205,7 +245,7 @@ int bfm_features_cartridge(int argc, char **argv)
     bf_feature *f = NULL;
     bf_breechface_trace tr;
     memset(&tr, 0, sizeof tr);
-    if (load_feature(&f, show ? &tr : NULL, argv[i])) {
+    if (load_feature(&f, show ? &tr : NULL, argv[i], NULL, NULL, 0)) {
       fprintf(stderr, "bfm %s: %s\n", argv[0], bf_error_last());
       failed++;
       continue;

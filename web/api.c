@@ -421,7 +421,7 @@ void web_api_hit(bf_web *w, web_reply *r, int64_t id)
   wb_json(&b, q ? bf_kind_name(q->kind) : "");
   wb_str(&b, bullet ? ",\"score_name\":\"SAM bullet score\",\"scores_names\":[\"margin\",\"phase\",\"\",\"\"]"
                     : ",\"score_name\":\"CMC count\",\"scores_names\":[\"CMCs reference to target\","
-                      "\"CMCs target to reference\",\"rotation (deg)\",\"\"]");
+                      "\"CMCs target to reference\",\"rotation (deg)\",\"firing-pin ACCF\"]");
   wb_str(&b, ",\"query\":");
   json_item(&b, st, h.query);
   wb_str(&b, ",\"candidate\":");
