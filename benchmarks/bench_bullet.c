@@ -13,6 +13,7 @@
  *                           1 and 2 threads (also for `valgrind --tool=callgrind ... --extract 1`)
  *   bench_bullet --dump F   writes every Hamby and blind land's signature and params to F (full
  *                           precision), to check that a speed change leaves results unchanged
+ *   bench_bullet --scores   accuracy only (no timing)
  *   bench_bullet --spacing UM  the Hamby scans resampled (bilinear) to UM µm first: how the
  *                           scores move on an instrument with another spacing
  * Every run also scores bullet 2 turned heel for toe (each scan rotated 180 degrees, lands
@@ -85,6 +86,7 @@ static bf_surface *turn_surface(const bf_surface *s, int rotate)
 }
 
 static double g_spacing; /* --spacing: resample every scan to this (µm), 0 = as scanned */
+static int g_scores;      /* --scores: accuracy only, no timing */
 
 /* Reads the lands of one set (rows of KEY.csv whose path starts with prefix). */
 static int load_set(land *L, const char *data, const char *prefix)
@@ -347,7 +349,7 @@ static int run_set(const char *data, const char *prefix, const char *title, FILE
       bf_feature_free(T[k]);
   }
 
-  if (g_spacing > 0) { /* resampled: scores only */
+  if (g_spacing > 0 || g_scores) { /* scores only */
     free_set(L, n);
     return fails;
   }
@@ -654,6 +656,8 @@ int main(int argc, char **argv)
       do_fit = 1;
     else if (!strcmp(argv[i], "--extract") && i + 1 < argc)
       return extract_only(data, atoi(argv[i + 1]) > 0 ? atoi(argv[i + 1]) : 1);
+    else if (!strcmp(argv[i], "--scores"))
+      g_scores = 1;
     else if (!strcmp(argv[i], "--spacing") && i + 1 < argc)
       g_spacing = atof(argv[++i]);
     else if (!strcmp(argv[i], "--dump") && i + 1 < argc)
@@ -665,7 +669,7 @@ int main(int argc, char **argv)
       }
       fprintf(csv, "set,a,b,same,ccf,lag_um,D,sd_D,rough,cms,non_cms,matches,mismatches,sum_peaks,overlap_um,score\n");
     } else {
-      fprintf(stderr, "usage: bench_bullet [--csv FILE] [--fit] [--blind] [--spacing UM] [--extract N] [--dump FILE]\n");
+      fprintf(stderr, "usage: bench_bullet [--csv FILE] [--fit] [--blind] [--scores] [--spacing UM] [--extract N] [--dump FILE]\n");
       return 2;
     }
   }
@@ -678,7 +682,7 @@ int main(int argc, char **argv)
     fails += run_set(data, "bullet/hamby44/", "hamby44", csv, 0);
     if (do_fit)
       fit_land_model();
-    else if (!(g_spacing > 0))
+    else if (!(g_spacing > 0) && !g_scores)
       end_to_end(data);
   }
   if (csv)

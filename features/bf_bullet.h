@@ -9,6 +9,11 @@
  *  3. grooves: a robust quadratic is fitted to the central half of the crosscut; going outwards,
  *     the first sustained departure of the smoothed residual beyond max(k*sigma, shoulder_um) is
  *     the groove shoulder, cut off with margin_um to spare; a long run of missing points ends it too;
+ *     a side with no shoulder, or one rising less than 2 shoulder_um within 100 µm (shallow: it
+ *     crossed the threshold late), is searched again with a step model: the crosscut between the
+ *     land's ends as a quadratic plus a step up beyond each shoulder, fitted by least squares
+ *     (the curve interpolated between the shoulders, not extrapolated from the middle); a step
+ *     of at least shoulder_um / 4 and shoulder_k / 2 sds of the smoothed middle residual counts;
  *  4. curvature: robust (bisquare) quadratic over the land, then a NaN-aware Gaussian regression
  *     band-pass (ISO 16610-21 weights) with cut-offs lambda_s_um and lambda_c_um; edge_um at
  *     each end is dropped (NaN).

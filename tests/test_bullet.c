@@ -171,29 +171,31 @@ int main(void)
   CHECK((int)f->params[BF_BP_GROOVES] == 3);
   CHECK(f->params[BF_BP_ORIENT] == BF_STRIAE_Y);
   CHECK(f->params[BF_BP_AGREE] > 0.9);
-  /* a shallow shoulder (2.5 µm, below the 3 µm floor of the first pass, which missed it):
-   * still found on both sides and cut near the truth (2 µm is found on one side only) */
-  for (int k = 0; k < 1; k++) {
-    g_shoulder = 2.5;
-    uint64_t keep = bf_t_rng;
-    bf_t_seed(0x9E3779B97F4A7C15ULL); /* the same striae as s */
-    bf_surface *sh = make_land(np, ns, STRIAE | GROOVES, 0.05);
-    bf_t_seed(keep);
-    bf_feature *fs = NULL;
-    CHECK(bf_bullet_land_extract(&fs, sh, NULL) == 0);
-    if (fs) {
-      CHECKF((int)fs->params[BF_BP_GROOVES] == 3, "shoulder %.1f um: grooves 0x%x",
-             g_shoulder, (int)fs->params[BF_BP_GROOVES]);
-      CHECKF(fs->params[BF_BP_GROOVE_LEFT] > g - 30 && fs->params[BF_BP_GROOVE_LEFT] < g + 80,
-             "shoulder %.1f um: left cut %.0f um, truth %.0f", g_shoulder,
-             fs->params[BF_BP_GROOVE_LEFT], g);
-      CHECKF(fs->params[BF_BP_GROOVE_RIGHT] < gr + 30 && fs->params[BF_BP_GROOVE_RIGHT] > gr - 80,
-             "shoulder %.1f um: right cut %.0f um, truth %.0f", g_shoulder,
-             fs->params[BF_BP_GROOVE_RIGHT], gr);
-      CHECKF(fs->quality_flags == 0, "shoulder %.1f um: flags 0x%x", g_shoulder, fs->quality_flags);
+  /* shallow shoulders (2 and 2.5 µm, below the 3 µm floor of the first pass, which misses
+   * them): found on both sides and cut near the truth, over several random striae patterns */
+  {
+    const double heights[2] = {2.0, 2.5};
+    int misses = 0, tries = 0;
+    for (int k = 0; k < 10; k++) {
+      g_shoulder = heights[k % 2];
+      bf_surface *sh = make_land(np, ns, STRIAE | GROOVES, 0.05);
+      bf_feature *fs = NULL;
+      CHECK(bf_bullet_land_extract(&fs, sh, NULL) == 0);
+      tries++;
+      int ok = fs && (int)fs->params[BF_BP_GROOVES] == 3 && fs->params[BF_BP_GROOVE_LEFT] > g - 30 &&
+               fs->params[BF_BP_GROOVE_LEFT] < g + 80 && fs->params[BF_BP_GROOVE_RIGHT] < gr + 30 &&
+               fs->params[BF_BP_GROOVE_RIGHT] > gr - 80 && fs->quality_flags == 0;
+      if (!ok) {
+        misses++;
+        fprintf(stderr, "shoulder %.1f um, pattern %d: grooves 0x%x, cuts %.0f / %.0f um (truth %.0f / %.0f), "
+                "flags 0x%x\n", g_shoulder, k, fs ? (int)fs->params[BF_BP_GROOVES] : -1,
+                fs ? fs->params[BF_BP_GROOVE_LEFT] : NAN, fs ? fs->params[BF_BP_GROOVE_RIGHT] : NAN, g, gr,
+                fs ? fs->quality_flags : -1);
+      }
+      bf_feature_free(fs);
+      bf_surface_free(sh);
     }
-    bf_feature_free(fs);
-    bf_surface_free(sh);
+    CHECKF(misses == 0, "shallow shoulders: %d of %d lands cut wrongly", misses, tries);
   }
   g_shoulder = 25.0;
   /* the signature holds the striae, not the curvature: mean ~ 0, rough ~ the striae amplitude */
