@@ -519,7 +519,12 @@ static int dump(const char *data, const char *blinddir, const char *out)
   for (int i = 0; i < np; i++) {
     bf_surface *s = NULL;
     bf_feature *f = NULL;
-    if (bf_x3p_read(&s, paths[i], NULL) || bf_bullet_land_extract(&f, s, NULL)) {
+    if (!bf_x3p_read(&s, paths[i], NULL) && g_spacing > 0) {
+      bf_surface *r = resample_surface(s, g_spacing);
+      bf_surface_free(s);
+      s = r;
+    }
+    if (!s || bf_bullet_land_extract(&f, s, NULL)) {
       fprintf(fp, "%s ERROR %s\n", paths[i], bf_error_last());
       fails++;
     } else {

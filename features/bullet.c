@@ -637,9 +637,14 @@ int bf_bullet_land_extract_trace(bf_feature **out, bf_bullet_trace *trace, const
   int s_first = (int)(o->start_frac * ns);
   if (s_first + band > ns)
     s_first = ns - band;
-  int nb = (ns - band - s_first) / step + 1;
-  if (nb < 1)
-    nb = 1;
+  /* band k starts step_um * k from the first, rounded once (not k rounded steps): the bands lie
+   * at the same places along the striae whatever the spacing */
+  double step_rows = o->step_um / ds < 1 ? 1 : o->step_um / ds;
+#define BAND_AT(k) (s_first + (int)lround((k) * step_rows))
+  int nb = 1;
+  while (BAND_AT(nb) + band <= ns)
+    nb++;
+  (void)step;
   double *agree = calloc((size_t)nb, sizeof *agree);
   float *bp = malloc((size_t)nb * np * sizeof *bp);
   if (!agree || !bp) {
@@ -655,8 +660,7 @@ int bf_bullet_land_extract_trace(bf_feature **out, bf_bullet_trace *trace, const
   int best_k = 0;
   for (int k = 0; k < nb && chosen < 0; k++) {
     for (; made < nb && made <= k + 2; made++) {
-      band_profile(bp + (size_t)made * np, acc, scan, orient, s_first + made * step,
-                   s_first + made * step + band);
+      band_profile(bp + (size_t)made * np, acc, scan, orient, BAND_AT(made), BAND_AT(made) + band);
       crosscut_bandpass(bp + (size_t)made * np, tmp, np, dx, o);
     }
     double c1 = k + 1 < nb ? pearson(bp + (size_t)k * np, bp + (size_t)(k + 1) * np, np) : -1;
@@ -673,14 +677,26 @@ int bf_bullet_land_extract_trace(bf_feature **out, bf_bullet_trace *trace, const
     if (chosen < 0 && agree[k] >= o->crosscut_ccf)
       chosen = k;
   }
-  if (chosen < 0)
+  if (chosen < 0) {
+    /* no stable band: lower the bar in steps of 0.05 to the first level some band reaches and
+     * take the first band reaching it. Agreement moves by a few hundredths with the rows a band
+     * happens to cover (another spacing, another start); taking the single best band made the
+     * choice jump along the land with them */
+    double bar = o->crosscut_ccf - 0.05 * ceil((o->crosscut_ccf - best_agree) / 0.05 - 1e-9);
     chosen = best_k;
+    for (int k = 0; k < nb; k++)
+      if (agree[k] >= bar - 1e-9) {
+        chosen = k;
+        break;
+      }
+  }
   double agreement = agree[chosen];
   free(agree);
   free(bp);
-  int s0 = s_first + chosen * step;
+  int s0 = BAND_AT(chosen);
   /* average the chosen band and the next two: the rows that agreed */
-  int s1 = s0 + band + 2 * step;
+  int s1 = BAND_AT(chosen + 2) + band;
+#undef BAND_AT
   if (s1 > ns)
     s1 = ns;
   band_profile(prof, acc, scan, orient, s0, s1);
