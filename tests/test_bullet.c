@@ -318,6 +318,52 @@ int main(void)
              BF_BFM_EXE, dir, p, dir);
     rc = system(cmd);
     CHECK(WIFEXITED(rc) && WEXITSTATUS(rc) == 0);
+
+    /* heel/toe through the CLI: bullet T is bullet A scanned from the other end (each land
+     * mirrored across the striae, lands numbered the other way round): found turned */
+    for (int l = 1; l <= 3; l++) {
+      bf_surface *a = make_land(900, 120, STRIAE | GROOVES, 0.05), *t = NULL;
+      if (!a || bf_surface_new(&t, a->nx, a->ny, a->dx, a->dy)) {
+        CHECK(0);
+        bf_surface_free(a);
+        continue;
+      }
+      for (int y = 0; y < a->ny; y++)
+        for (int x = 0; x < a->nx; x++)
+          t->z[(size_t)y * a->nx + x] = a->z[(size_t)y * a->nx + a->nx - 1 - x];
+      snprintf(p, sizeof p, "%s/a_land%d.x3p", dir, l);
+      CHECK(bf_x3p_write(p, a, 'F') == 0);
+      snprintf(p, sizeof p, "%s/t_land%d.x3p", dir, 4 - l);
+      CHECK(bf_x3p_write(p, t, 'F') == 0);
+      bf_surface_free(a);
+      bf_surface_free(t);
+    }
+    const char *lists[2] = {"%s/a_land1.x3p,%s/a_land2.x3p,%s/a_land3.x3p",
+                            "%s/t_land1.x3p,%s/t_land2.x3p,%s/t_land3.x3p"};
+    static char la[2][12400], big[30000];
+    for (int k = 0; k < 2; k++)
+      snprintf(la[k], sizeof la[k], lists[k], dir, dir, dir);
+    for (int margin = 0; margin < 2; margin++) {
+      snprintf(big, sizeof big, "%s compare --kind bullet --json %s %s %s > %s/turned.json 2>&1", BF_BFM_EXE,
+               margin ? "--turn-margin -1" : "", la[0], la[1], dir);
+      rc = system(big);
+      snprintf(p, sizeof p, "%s/turned.json", dir);
+      buf[0] = 0;
+      if ((fp = fopen(p, "r"))) {
+        size_t k = fread(buf, 1, sizeof buf - 1, fp);
+        buf[k] = 0;
+        fclose(fp);
+      }
+      CHECKF(WIFEXITED(rc) && WEXITSTATUS(rc) == 0 &&
+                 strstr(buf, margin ? "\"reversed\":false" : "\"reversed\":true") &&
+                 strstr(buf, margin ? "\"match\":false" : "\"match\":true") &&
+                 strstr(buf, "\"damaged\":false") && strstr(buf, "\"weight\":"),
+             "turned bullet, margin %s: %.600s", margin ? "-1" : "0.1", buf);
+    }
+    snprintf(big, sizeof big, "%s compare --kind bullet --turn-margin x %s %s > /dev/null 2>&1", BF_BFM_EXE,
+             la[0], la[1]);
+    rc = system(big);
+    CHECK(WIFEXITED(rc) && WEXITSTATUS(rc) == 2);
   }
 
   /* real scans: Hamby 252 striae along X, Hamby 44 along Y; grooves found, nothing flagged */
