@@ -383,6 +383,39 @@ int main(void)
       CHECKF(br.phase == 2 && br.match && br.damaged_b == 1, "dropped data: phase %d damaged %d",
              br.phase, br.damaged_b);
       bf_bullet_result_clear(&br);
+      /* tank rash as well: a gouge over 12 % of bullet 2 land 1 (10 sd deep); two damaged
+       * lands, still phase 2, and still above another barrel's bullet (Hamby 44 bullet 1) */
+      bf_feature *g = B[0];
+      double sd = g->params[BF_BP_ROUGH];
+      for (int i = g->nx / 2; i < g->nx / 2 + g->nx * 12 / 100; i++)
+        if (isfinite(g->z[i]))
+          g->z[i] -= (float)(10 * sd);
+      CHECK(bf_bullet_compare(&br, (const bf_feature *const *)A, 5, (const bf_feature *const *)B, 5, NULL) == 0);
+      double damaged = br.score;
+      CHECKF(br.phase == 2 && br.damaged_b == 2 && br.quality_b[0] < BF_LAND_DAMAGED,
+             "tank rash: phase %d damaged %d quality %.3f", br.phase, br.damaged_b, br.quality_b[0]);
+      bf_bullet_result_clear(&br);
+      bf_feature *O[6] = {0};
+      int ok44 = 1;
+      for (int l = 0; l < 6; l++) {
+        char p[4200];
+        snprintf(p, sizeof p, "%s/bullet/hamby44/HS44_Barrel1_Bullet1_Land%d.x3p", data, l + 1);
+        bf_surface *s = NULL;
+        bf_bullet_opts o = BF_BULLET_OPTS_INIT;
+        o.land = l + 1;
+        if (bf_x3p_read(&s, p, NULL) || bf_bullet_land_extract(&O[l], s, &o))
+          ok44 = 0;
+        bf_surface_free(s);
+      }
+      CHECK(ok44);
+      if (ok44) {
+        CHECK(bf_bullet_compare(&br, (const bf_feature *const *)A, 5, (const bf_feature *const *)O, 6, NULL) == 0);
+        CHECKF(!br.match && damaged > br.score + 0.2, "damaged same source %.3f vs another barrel %.3f", damaged,
+               br.score);
+        bf_bullet_result_clear(&br);
+      }
+      for (int l = 0; l < 6; l++)
+        bf_feature_free(O[l]);
     }
     for (int k = 0; k < 5; k++) {
       bf_feature_free(A[k]);

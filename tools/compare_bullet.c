@@ -352,19 +352,20 @@ int bfm_features_bullet(int argc, char **argv)
       bf_surface_free(s);
       continue;
     }
-    char fb[128];
-    const char *q = flag_names(f->quality_flags, fb, sizeof fb);
+    char fb[160];
+    double weight = bf_land_quality(f);
+    const char *q = land_quality(fb, sizeof fb, f, weight);
     if (json) {
       printf("%s{\"path\":", first ? "" : ",");
       bfm_json_str(stdout, path);
       printf(",\"land\":%d,\"striae_along\":\"%s\",\"spacing_um\":%.4f,\"points\":%d,"
              "\"groove_left_um\":%.1f,\"groove_right_um\":%.1f,\"grooves_found\":%d,"
              "\"crosscut_um\":%.1f,\"agreement\":%.3f,\"roughness_um\":%.3f,\"valid_fraction\":%.3f,"
-             "\"quality\":\"%s\"}",
+             "\"quality\":\"%s\",\"weight\":%.3f,\"damaged\":%s}",
              f->land, f->params[BF_BP_ORIENT] == BF_STRIAE_X ? "x" : "y", f->dx, f->nx,
              f->params[BF_BP_GROOVE_LEFT], f->params[BF_BP_GROOVE_RIGHT], (int)f->params[BF_BP_GROOVES],
              f->params[BF_BP_CROSSCUT], f->params[BF_BP_AGREE], f->params[BF_BP_ROUGH],
-             f->valid_fraction, q);
+             f->valid_fraction, q, weight, weight < BF_LAND_DAMAGED ? "true" : "false");
       first = 0;
     } else
       printf("%s: land %d, striae along %s, signature %d points at %.4f um (%.0f um), grooves cut at "
