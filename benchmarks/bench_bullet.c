@@ -357,6 +357,25 @@ static int run_set(const char *data, const char *prefix, const char *title, FILE
   double t_ext1, t_ext2, t_pair;
   speed(L, n, 1, 15, &t_ext1, &t_pair);
   speed(L, n, 2, 15, &t_ext2, NULL);
+  /* bullet compare with and without the heel/toe try, alternated, CPU time (1 thread) */
+  {
+    enum { R = 15 };
+    double tb[2][R];
+    bf_land_opts lo = BF_LAND_OPTS_INIT;
+    for (int rep = 0; rep < R; rep++)
+      for (int turn = 0; turn < 2; turn++) {
+        lo.turn_margin = turn ? 0.1 : -1;
+        struct timespec c0, c1;
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c0);
+        if (!bf_bullet_compare(&br, A, na, B, nb, &lo))
+          bf_bullet_result_clear(&br);
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c1);
+        tb[turn][rep] = (c1.tv_sec - c0.tv_sec) + 1e-9 * (c1.tv_nsec - c0.tv_nsec);
+      }
+    double t0 = median(tb[0], R), t1 = median(tb[1], R);
+    printf("  bullet 1 vs 2 compare, CPU, median of %d alternated: as scanned only %.2f ms, also turned "
+           "%.2f ms (x%.2f)\n", R, t0 * 1e3, t1 * 1e3, t1 / t0);
+  }
   printf("  speed (median of 15): extraction %.2f ms/land = %.0f lands/s (1 thread), %.2f ms/land "
          "(2 threads over lands; first pass %.2f ms); comparison %.1f us/pair = %.0f pairs/s (1 thread)\n",
          t_ext1 * 1e3, 1 / t_ext1, t_ext2 * 1e3, t_ext * 1e3, t_pair * 1e6, 1 / t_pair);
