@@ -318,7 +318,7 @@ static int run_set(const char *data, const char *prefix, const char *title, FILE
 
   /* bullet 2 scanned from its other end, lands numbered the other way round (land k of 6 ->
    * 7 - k): first with every profile reversed (the comparison's heel/toe rule), then the scans
-   * turned 180 degrees (the crosscut search starts from the other end as well) */
+   * turned 180 degrees (the crosscut must then be found from the scan's other end: the heel) */
   for (int rot = 0; rot < 2; rot++) {
     bf_feature *T[MAXL] = {0};
     int nt = 0, terr = 0;
@@ -335,11 +335,10 @@ static int run_set(const char *data, const char *prefix, const char *title, FILE
              "gain %+.3f, phase %d, match %s\n", rot ? "turned 180 deg" : "profiles reversed",
              br.reversed ? "yes" : "no", br.score, plain, br.other_score, br.score - br.other_score,
              br.phase, br.match ? "yes" : "no");
-      if (!rot) {
-        int ok = br.reversed && br.score > plain - 0.05;
-        printf("  CHECK reversed bullet 2 detected and scored like bullet 2: %s\n", ok ? "PASS" : "FAIL");
-        fails += !ok;
-      }
+      int ok = br.reversed && (rot ? br.match == 1 : br.score > plain - 0.05);
+      printf("  CHECK %s bullet 2 detected and %s: %s\n", rot ? "turned" : "reversed",
+             rot ? "a match" : "scored like bullet 2", ok ? "PASS" : "FAIL");
+      fails += !ok;
       bf_bullet_result_clear(&br);
     } else {
       printf("  turned bullet 2: %s\n", bf_error_last());

@@ -579,6 +579,72 @@ static int find_shoulder(const float *r, int np, int c, int dir, double thr, int
   return lim;
 }
 
+/* The crosscut search's bands: band k covers band rows from s_first + round(k step_rows) rows
+ * from the scan's start (dir +1) or its end (dir -1). */
+typedef struct bands {
+  const bf_surface *scan;
+  int orient, np, ns;
+  double dx;
+  int band, s_first;
+  double step_rows;
+  int nb;
+  float *bp;     /* nb band-passed profiles */
+  double *agree; /* nb */
+  float *tmp;
+  double *acc;
+  const bf_bullet_opts *o;
+} bands;
+
+static int band_start(const bands *b, int dir, int k)
+{
+  int off = b->s_first + (int)lround(k * b->step_rows);
+  return dir > 0 ? off : b->ns - b->band - off;
+}
+
+/* The first band from one end agreeing (ccf >= crosscut_ccf) with its next two; when none does,
+ * the first reaching the highest 0.05 step below crosscut_ccf that some band reaches (agreement
+ * moves by a few hundredths with the rows a band happens to cover - another spacing, another
+ * start - and the single best band jumped along the land with them). */
+static int stable_band(const bands *b, int dir, double *agreement, int *stable)
+{
+  int np = b->np, nb = b->nb, made = 0, chosen = -1, best_k = 0;
+  double best_agree = -2;
+  /* bands are made as the search reaches them: the first stable one is usually near the start */
+  for (int k = 0; k < nb && chosen < 0; k++) {
+    for (; made < nb && made <= k + 2; made++) {
+      int s0 = band_start(b, dir, made);
+      band_profile(b->bp + (size_t)made * np, b->acc, b->scan, b->orient, s0, s0 + b->band);
+      crosscut_bandpass(b->bp + (size_t)made * np, b->tmp, np, b->dx, b->o);
+    }
+    const float *bp = b->bp;
+    double c1 = k + 1 < nb ? pearson(bp + (size_t)k * np, bp + (size_t)(k + 1) * np, np) : -1;
+    double c2 = k + 2 < nb ? pearson(bp + (size_t)(k + 1) * np, bp + (size_t)(k + 2) * np, np) : -1;
+    if (nb == 1)
+      c1 = c2 = 0;
+    else if (nb == 2)
+      c2 = c1;
+    b->agree[k] = c1 < c2 ? c1 : c2;
+    if (b->agree[k] > best_agree) {
+      best_agree = b->agree[k];
+      best_k = k;
+    }
+    if (b->agree[k] >= b->o->crosscut_ccf)
+      chosen = k;
+  }
+  *stable = chosen >= 0;
+  if (chosen < 0) {
+    double bar = b->o->crosscut_ccf - 0.05 * ceil((b->o->crosscut_ccf - best_agree) / 0.05 - 1e-9);
+    chosen = best_k;
+    for (int k = 0; k < nb; k++)
+      if (b->agree[k] >= bar - 1e-9) {
+        chosen = k;
+        break;
+      }
+  }
+  *agreement = b->agree[chosen];
+  return chosen;
+}
+
 int bf_bullet_land_extract_trace(bf_feature **out, bf_bullet_trace *trace, const bf_surface *scan,
                                  const bf_bullet_opts *o)
 {
@@ -626,25 +692,22 @@ int bf_bullet_land_extract_trace(bf_feature **out, bf_bullet_trace *trace, const
     goto done;
   }
 
-  /* 2. Stable crosscut: the first band agreeing with its next two neighbours. */
-  int band = (int)lround(o->band_um / ds), step = (int)lround(o->step_um / ds);
+  /* 2. Stable crosscut: the first band agreeing with its next two neighbours, searched from
+   * each end of the scan; the end whose band agrees better is taken as the heel. */
+  int band = (int)lround(o->band_um / ds);
   if (band < 1)
     band = 1;
   if (band > ns)
     band = ns;
-  if (step < 1)
-    step = 1;
   int s_first = (int)(o->start_frac * ns);
   if (s_first + band > ns)
     s_first = ns - band;
   /* band k starts step_um * k from the first, rounded once (not k rounded steps): the bands lie
    * at the same places along the striae whatever the spacing */
   double step_rows = o->step_um / ds < 1 ? 1 : o->step_um / ds;
-#define BAND_AT(k) (s_first + (int)lround((k) * step_rows))
   int nb = 1;
-  while (BAND_AT(nb) + band <= ns)
+  while (s_first + (int)lround(nb * step_rows) + band <= ns)
     nb++;
-  (void)step;
   double *agree = calloc((size_t)nb, sizeof *agree);
   float *bp = malloc((size_t)nb * np * sizeof *bp);
   if (!agree || !bp) {
@@ -653,52 +716,26 @@ int bf_bullet_land_extract_trace(bf_feature **out, bf_bullet_trace *trace, const
     rc = bf_error_set(BF_ENOMEM, "out of memory for crosscut search");
     goto done;
   }
-  /* bands are made as the search reaches them: the first stable one is usually near the start */
-  int made = 0;
-  int chosen = -1;
-  double best_agree = -2;
-  int best_k = 0;
-  for (int k = 0; k < nb && chosen < 0; k++) {
-    for (; made < nb && made <= k + 2; made++) {
-      band_profile(bp + (size_t)made * np, acc, scan, orient, BAND_AT(made), BAND_AT(made) + band);
-      crosscut_bandpass(bp + (size_t)made * np, tmp, np, dx, o);
-    }
-    double c1 = k + 1 < nb ? pearson(bp + (size_t)k * np, bp + (size_t)(k + 1) * np, np) : -1;
-    double c2 = k + 2 < nb ? pearson(bp + (size_t)(k + 1) * np, bp + (size_t)(k + 2) * np, np) : -1;
-    if (nb == 1)
-      c1 = c2 = 0;
-    else if (nb == 2)
-      c2 = c1;
-    agree[k] = c1 < c2 ? c1 : c2;
-    if (agree[k] > best_agree) {
-      best_agree = agree[k];
-      best_k = k;
-    }
-    if (chosen < 0 && agree[k] >= o->crosscut_ccf)
-      chosen = k;
-  }
-  if (chosen < 0) {
-    /* no stable band: lower the bar in steps of 0.05 to the first level some band reaches and
-     * take the first band reaching it. Agreement moves by a few hundredths with the rows a band
-     * happens to cover (another spacing, another start); taking the single best band made the
-     * choice jump along the land with them */
-    double bar = o->crosscut_ccf - 0.05 * ceil((o->crosscut_ccf - best_agree) / 0.05 - 1e-9);
-    chosen = best_k;
-    for (int k = 0; k < nb; k++)
-      if (agree[k] >= bar - 1e-9) {
-        chosen = k;
-        break;
-      }
-  }
-  double agreement = agree[chosen];
+  bands b = {scan, orient, np, ns, dx, band, s_first, step_rows, nb, bp, agree, tmp, acc, o};
+  double agree_s, agree_e;
+  int stable_s, stable_e;
+  int k_s = stable_band(&b, +1, &agree_s, &stable_s), k_e = stable_band(&b, -1, &agree_e, &stable_e);
   free(agree);
   free(bp);
-  int s0 = BAND_AT(chosen);
+  /* the heel: the end with a stable band over one without, else the better agreeing one by
+   * more than 0.01 (a scan's marks are fullest near the heel; near-ties keep the scan's start) */
+  int from_end = stable_e > stable_s || (stable_e == stable_s && agree_e > agree_s + 0.01);
+  int chosen = from_end ? k_e : k_s;
+  double agreement = from_end ? agree_e : agree_s;
   /* average the chosen band and the next two: the rows that agreed */
-  int s1 = BAND_AT(chosen + 2) + band;
-#undef BAND_AT
+  int s0 = s_first + (int)lround(chosen * step_rows), s1 = s_first + (int)lround((chosen + 2) * step_rows) + band;
   if (s1 > ns)
     s1 = ns;
+  if (from_end) { /* the same rows mirrored */
+    int t = s0;
+    s0 = ns - s1;
+    s1 = ns - t;
+  }
   band_profile(prof, acc, scan, orient, s0, s1);
   if (agreement < o->min_agree)
     flags |= BF_Q_NO_MARKS;
