@@ -17,7 +17,8 @@
  *     crossed the threshold late), is searched again with a step model: the crosscut between the
  *     land's ends as a quadratic plus a step up beyond each shoulder, fitted by least squares
  *     (the curve interpolated between the shoulders, not extrapolated from the middle); a step
- *     of at least shoulder_um / 4 and shoulder_k / 2 sds of the smoothed middle residual counts;
+ *     of at least shoulder_um / 3 and shoulder_k / 2 sds of the smoothed middle residual, lying
+ *     3 x 40 µm or more outside the middle half, counts;
  *  4. curvature: robust (bisquare) quadratic over the land, then a NaN-aware Gaussian regression
  *     band-pass (ISO 16610-21 weights) with cut-offs lambda_s_um and lambda_c_um; edge_um at
  *     each end is dropped (NaN).

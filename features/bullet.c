@@ -537,6 +537,12 @@ static int shoulder_steps(const float *z, int a, int b, int qa, int qb, int min_
     }
   pos[0] = ml > 0 ? ix[ml - 1] : a;  /* last point of the left shoulder */
   pos[1] = mr < nv ? ix[mr] : b;     /* first point of the right shoulder */
+  /* a step next to the middle half is the curve's slow misfit leaking outwards, not a
+   * shoulder (on lands without grooves the best step sits there): it must lie min_w * 3 outside */
+  if (h[0] > 0 && qa - pos[0] < 3 * min_w)
+    h[0] = 0;
+  if (h[1] > 0 && pos[1] - qb < 3 * min_w)
+    h[1] = 0;
   rc = 0;
 done:
   free(ix);
@@ -799,7 +805,7 @@ int bf_bullet_land_extract_trace(bf_feature **out, bf_bullet_trace *trace, const
   if (!fl || !fr) {
     /* shallow shoulders (a worn barrel, another calibre): a step model between the land's ends
      * (see shoulder_steps); a side already found bounds the fit at its shoulder. A step counts
-     * when it rises above the floor (a quarter of shoulder_um) and shoulder_k / 2 sds of the
+     * when it rises above the floor (a third of shoulder_um) and shoulder_k / 2 sds of the
      * 150 um-smoothed residual in the middle, where the striae average out. */
     bf_bullet_gauss_lowpass(next, tmp, np, dx, 150.0);
     double s2 = 0;
@@ -810,8 +816,8 @@ int bf_bullet_land_extract_trace(bf_feature **out, bf_bullet_trace *trace, const
         n2++;
       }
     double thr2 = 0.5 * o->shoulder_k * (n2 ? 1.2533 * s2 / n2 : 0);
-    if (thr2 < 0.25 * o->shoulder_um)
-      thr2 = 0.25 * o->shoulder_um;
+    if (thr2 < o->shoulder_um / 3)
+      thr2 = o->shoulder_um / 3;
     /* the data's ends on an unfound side (before a long gap), the shoulder's start on a found one */
     int ea = left - margin_pts, eb = right + margin_pts;
     if (ea < v0)
