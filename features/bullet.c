@@ -611,12 +611,13 @@ static int band_start(const bands *b, int dir, int k)
  * the first reaching the highest 0.05 step below crosscut_ccf that some band reaches (agreement
  * moves by a few hundredths with the rows a band happens to cover - another spacing, another
  * start - and the single best band jumped along the land with them). */
-static int stable_band(const bands *b, int dir, double *agreement, int *stable)
+static int stable_band(const bands *b, int dir, int max_k, double *agreement, int *stable)
 {
   int np = b->np, nb = b->nb, made = 0, chosen = -1, best_k = 0;
+  int kmax = max_k < nb ? max_k : nb; /* limited: no fallback, only a stable band within it */
   double best_agree = -2;
   /* bands are made as the search reaches them: the first stable one is usually near the start */
-  for (int k = 0; k < nb && chosen < 0; k++) {
+  for (int k = 0; k < kmax && chosen < 0; k++) {
     for (; made < nb && made <= k + 2; made++) {
       int s0 = band_start(b, dir, made);
       band_profile(b->bp + (size_t)made * np, b->acc, b->scan, b->orient, s0, s0 + b->band);
@@ -638,6 +639,10 @@ static int stable_band(const bands *b, int dir, double *agreement, int *stable)
       chosen = k;
   }
   *stable = chosen >= 0;
+  if (chosen < 0 && kmax < nb) {
+    *agreement = -2;
+    return 0;
+  }
   if (chosen < 0) {
     double bar = b->o->crosscut_ccf - 0.05 * ceil((b->o->crosscut_ccf - best_agree) / 0.05 - 1e-9);
     chosen = best_k;
@@ -725,7 +730,10 @@ int bf_bullet_land_extract_trace(bf_feature **out, bf_bullet_trace *trace, const
   bands b = {scan, orient, np, ns, dx, band, s_first, step_rows, nb, bp, agree, tmp, acc, o};
   double agree_s, agree_e;
   int stable_s, stable_e;
-  int k_s = stable_band(&b, +1, &agree_s, &stable_s), k_e = stable_band(&b, -1, &agree_e, &stable_e);
+  /* the other end only needs searching as far as the start's band, give or take two bands: a
+   * stable band further in is not nearer its end than the start's */
+  int k_s = stable_band(&b, +1, nb, &agree_s, &stable_s);
+  int k_e = stable_band(&b, -1, stable_s ? k_s + 3 : nb, &agree_e, &stable_e);
   free(agree);
   free(bp);
   /* the heel: the end with a stable band over one without, else the better agreeing one by
