@@ -13,6 +13,11 @@
  *                           1 and 2 threads (also for `valgrind --tool=callgrind ... --extract 1`)
  *   bench_bullet --dump F   writes every Hamby and blind land's signature and params to F (full
  *                           precision), to check that a speed change leaves results unchanged
+ *   bench_bullet --scores   accuracy only (no timing)
+ *   bench_bullet --spacing UM  the Hamby scans resampled (bilinear) to UM µm first: how the
+ *                           scores move on an instrument with another spacing
+ * Every run also scores bullet 2 turned heel for toe (each scan rotated 180 degrees, lands
+ * numbered the other way round), as a base-first scan would give it.
  * Timings are single-threaded unless said; the machine is shared, so re-run quietly. */
 #include "bf_bullet.h"
 #include "bf_error.h"
@@ -42,6 +47,46 @@ typedef struct land {
   bf_surface *s;
   bf_feature *f;
 } land;
+
+/* Resampled to spacing sp (both axes) by bilinear interpolation; NaN where a neighbour is. */
+static bf_surface *resample_surface(const bf_surface *s, double sp)
+{
+  int nx = (int)floor((s->nx - 1) * s->dx / sp) + 1, ny = (int)floor((s->ny - 1) * s->dy / sp) + 1;
+  bf_surface *o = NULL;
+  if (bf_surface_new(&o, nx, ny, sp, sp))
+    return NULL;
+  for (int y = 0; y < ny; y++)
+    for (int x = 0; x < nx; x++) {
+      double fx = x * sp / s->dx, fy = y * sp / s->dy;
+      int x0 = (int)fx, y0 = (int)fy, x1 = x0 + 1 < s->nx ? x0 + 1 : x0, y1 = y0 + 1 < s->ny ? y0 + 1 : y0;
+      double tx = fx - x0, ty = fy - y0;
+      const float *z = s->z;
+      double v = (1 - ty) * ((1 - tx) * z[(size_t)y0 * s->nx + x0] + tx * z[(size_t)y0 * s->nx + x1]) +
+                 ty * ((1 - tx) * z[(size_t)y1 * s->nx + x0] + tx * z[(size_t)y1 * s->nx + x1]);
+      o->z[(size_t)y * nx + x] = (float)v;
+    }
+  return o;
+}
+
+/* The scan turned heel for toe. rotate = 1: turned 180 degrees in its plane (both axes
+ * reversed: the crosscut search then starts from the other end of the striae too); 0: only the
+ * axis across the striae reversed (every profile reversed, the rows along the striae kept). */
+static bf_surface *turn_surface(const bf_surface *s, int rotate)
+{
+  bf_surface *o = NULL;
+  if (bf_surface_new(&o, s->nx, s->ny, s->dx, s->dy))
+    return NULL;
+  int across_y = bf_bullet_orientation(s, NULL) == BF_STRIAE_X; /* profiles run along Y */
+  int rx = rotate || !across_y, ry = rotate || across_y;
+  for (int y = 0; y < s->ny; y++)
+    for (int x = 0; x < s->nx; x++)
+      o->z[(size_t)y * s->nx + x] =
+          s->z[(size_t)(ry ? s->ny - 1 - y : y) * s->nx + (rx ? s->nx - 1 - x : x)];
+  return o;
+}
+
+static double g_spacing; /* --spacing: resample every scan to this (µm), 0 = as scanned */
+static int g_scores;      /* --scores: accuracy only, no timing */
 
 /* Reads the lands of one set (rows of KEY.csv whose path starts with prefix). */
 static int load_set(land *L, const char *data, const char *prefix)
@@ -77,6 +122,14 @@ static int load_set(land *L, const char *data, const char *prefix)
       fprintf(stderr, "%s\n", bf_error_last());
       fclose(fp);
       return -1;
+    }
+    if (g_spacing > 0) {
+      bf_surface *r = resample_surface(l->s, g_spacing);
+      bf_surface_free(l->s);
+      if (!(l->s = r)) {
+        fclose(fp);
+        return -1;
+      }
     }
     n++;
   }
@@ -163,7 +216,8 @@ static int run_set(const char *data, const char *prefix, const char *title, FILE
     }
   }
   double t_ext = (now() - t0) / n;
-  double min_same = 2, max_diff = -1;
+  double min_same = 2, max_diff = -1, ss[MAXL * MAXL], ds[MAXL * MAXL], sum_s = 0, sum_d = 0;
+  int nss = 0, nds = 0;
   char worst_same[300] = "", worst_diff[300] = "";
   int npair = 0;
   t0 = now();
@@ -191,6 +245,13 @@ static int run_set(const char *data, const char *prefix, const char *title, FILE
                 L[i].name, L[j].name, same, r.ccf, r.lag_um, r.D, r.sd_D, r.rough, r.cms, r.non_cms,
                 r.matches, r.mismatches, r.sum_peaks, r.overlap_um, r.score);
       if (same) {
+        ss[nss++] = r.score;
+        sum_s += r.score;
+      } else {
+        ds[nds++] = r.score;
+        sum_d += r.score;
+      }
+      if (same) {
         printf("  same land  %-36s %-36s score %.3f ccf %.3f cms %d matches %d/%d\n", L[i].name,
                L[j].name, r.score, r.ccf, r.cms, r.matches, r.matches + r.mismatches);
         if (r.score < min_same) {
@@ -205,6 +266,13 @@ static int run_set(const char *data, const char *prefix, const char *title, FILE
     }
   printf("  pairs %d; lowest same-land score %.3f (%s)\n  highest different-land score %.3f (%s)\n",
          npair, min_same, worst_same, max_diff, worst_diff);
+  double auc = 0;
+  for (int i = 0; i < nss; i++)
+    for (int j = 0; j < nds; j++)
+      auc += ss[i] > ds[j] ? 1 : ss[i] == ds[j] ? 0.5 : 0;
+  auc = nss && nds ? auc / ((double)nss * nds) : NAN;
+  printf("  AUC %.4f; mean same-land score %.3f (%d), mean different-land score %.3f (%d)\n", auc,
+         nss ? sum_s / nss : NAN, nss, nds ? sum_d / nds : NAN, nds);
   int sep = min_same > max_diff;
   printf("  CHECK same-land pairs all above different-land pairs: %s (gap %.3f)\n",
          sep ? "PASS" : "FAIL", min_same - max_diff);
@@ -242,12 +310,71 @@ static int run_set(const char *data, const char *prefix, const char *title, FILE
     printf("  CHECK bullet 1 vs 2 scores as a match: %s\n", br.match ? "PASS" : "FAIL");
     fails += !br.match;
   }
+  double plain = br.score;
+  printf("  CHECK bullet 1 vs 2 as scanned not turned: %s (turned SAM %.3f)\n", br.reversed ? "FAIL" : "PASS",
+         br.other_score);
+  fails += br.reversed;
   bf_bullet_result_clear(&br);
 
+  /* bullet 2 scanned from its other end, lands numbered the other way round (land k of 6 ->
+   * 7 - k): first with every profile reversed (the comparison's heel/toe rule), then the scans
+   * turned 180 degrees (the crosscut must then be found from the scan's other end: the heel) */
+  for (int rot = 0; rot < 2; rot++) {
+    bf_feature *T[MAXL] = {0};
+    int nt = 0, terr = 0;
+    for (int i = 0; i < n; i++)
+      if (L[i].bullet == 12) {
+        bf_surface *t = turn_surface(L[i].s, rot);
+        bf_bullet_opts o = BF_BULLET_OPTS_INIT;
+        o.land = 7 - L[i].land;
+        terr |= !t || bf_bullet_land_extract(&T[nt++], t, &o);
+        bf_surface_free(t);
+      }
+    if (!terr && !bf_bullet_compare(&br, A, na, (const bf_feature *const *)T, nt, NULL)) {
+      printf("  bullet 1 vs 2 %s: reversed %s, SAM %.3f (as scanned %.3f), unturned %.3f, "
+             "gain %+.3f, phase %d, match %s\n", rot ? "turned 180 deg" : "profiles reversed",
+             br.reversed ? "yes" : "no", br.score, plain, br.other_score, br.score - br.other_score,
+             br.phase, br.match ? "yes" : "no");
+      int ok = br.reversed && (rot ? br.match == 1 : br.score > plain - 0.05);
+      printf("  CHECK %s bullet 2 detected and %s: %s\n", rot ? "turned" : "reversed",
+             rot ? "a match" : "scored like bullet 2", ok ? "PASS" : "FAIL");
+      fails += !ok;
+      bf_bullet_result_clear(&br);
+    } else {
+      printf("  turned bullet 2: %s\n", bf_error_last());
+      fails++;
+    }
+    for (int k = 0; k < nt; k++)
+      bf_feature_free(T[k]);
+  }
+
+  if (g_spacing > 0 || g_scores) { /* scores only */
+    free_set(L, n);
+    return fails;
+  }
   /* speed: extraction per land (after reading), one pair comparison; medians of repeats */
   double t_ext1, t_ext2, t_pair;
   speed(L, n, 1, 15, &t_ext1, &t_pair);
   speed(L, n, 2, 15, &t_ext2, NULL);
+  /* bullet compare with and without the heel/toe try, alternated, CPU time (1 thread) */
+  {
+    enum { R = 15 };
+    double tb[2][R];
+    bf_land_opts lo = BF_LAND_OPTS_INIT;
+    for (int rep = 0; rep < R; rep++)
+      for (int turn = 0; turn < 2; turn++) {
+        lo.turn_margin = turn ? 0.1 : -1;
+        struct timespec c0, c1;
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c0);
+        if (!bf_bullet_compare(&br, A, na, B, nb, &lo))
+          bf_bullet_result_clear(&br);
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c1);
+        tb[turn][rep] = (c1.tv_sec - c0.tv_sec) + 1e-9 * (c1.tv_nsec - c0.tv_nsec);
+      }
+    double t0 = median(tb[0], R), t1 = median(tb[1], R);
+    printf("  bullet 1 vs 2 compare, CPU, median of %d alternated: as scanned only %.2f ms, also turned "
+           "%.2f ms (x%.2f)\n", R, t0 * 1e3, t1 * 1e3, t1 / t0);
+  }
   printf("  speed (median of 15): extraction %.2f ms/land = %.0f lands/s (1 thread), %.2f ms/land "
          "(2 threads over lands; first pass %.2f ms); comparison %.1f us/pair = %.0f pairs/s (1 thread)\n",
          t_ext1 * 1e3, 1 / t_ext1, t_ext2 * 1e3, t_ext * 1e3, t_pair * 1e6, 1 / t_pair);
@@ -410,7 +537,12 @@ static int dump(const char *data, const char *blinddir, const char *out)
   for (int i = 0; i < np; i++) {
     bf_surface *s = NULL;
     bf_feature *f = NULL;
-    if (bf_x3p_read(&s, paths[i], NULL) || bf_bullet_land_extract(&f, s, NULL)) {
+    if (!bf_x3p_read(&s, paths[i], NULL) && g_spacing > 0) {
+      bf_surface *r = resample_surface(s, g_spacing);
+      bf_surface_free(s);
+      s = r;
+    }
+    if (!s || bf_bullet_land_extract(&f, s, NULL)) {
       fprintf(fp, "%s ERROR %s\n", paths[i], bf_error_last());
       fails++;
     } else {
@@ -547,6 +679,10 @@ int main(int argc, char **argv)
       do_fit = 1;
     else if (!strcmp(argv[i], "--extract") && i + 1 < argc)
       return extract_only(data, atoi(argv[i + 1]) > 0 ? atoi(argv[i + 1]) : 1);
+    else if (!strcmp(argv[i], "--scores"))
+      g_scores = 1;
+    else if (!strcmp(argv[i], "--spacing") && i + 1 < argc)
+      g_spacing = atof(argv[++i]);
     else if (!strcmp(argv[i], "--dump") && i + 1 < argc)
       return dump(data, blinddir, argv[i + 1]);
     else if (!strcmp(argv[i], "--csv") && i + 1 < argc) {
@@ -556,7 +692,7 @@ int main(int argc, char **argv)
       }
       fprintf(csv, "set,a,b,same,ccf,lag_um,D,sd_D,rough,cms,non_cms,matches,mismatches,sum_peaks,overlap_um,score\n");
     } else {
-      fprintf(stderr, "usage: bench_bullet [--csv FILE] [--fit] [--blind] [--extract N] [--dump FILE]\n");
+      fprintf(stderr, "usage: bench_bullet [--csv FILE] [--fit] [--blind] [--scores] [--spacing UM] [--extract N] [--dump FILE]\n");
       return 2;
     }
   }
@@ -569,7 +705,7 @@ int main(int argc, char **argv)
     fails += run_set(data, "bullet/hamby44/", "hamby44", csv, 0);
     if (do_fit)
       fit_land_model();
-    else
+    else if (!(g_spacing > 0) && !g_scores)
       end_to_end(data);
   }
   if (csv)

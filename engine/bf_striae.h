@@ -24,7 +24,13 @@
  * Sequential Average Maximum), each pair weighted by the product of its lands' quality
  * (bf_land_quality): a damaged land (tank rash, missing data) counts less, so one ruined land
  * does not drag the true phase down nor lift a wrong one. The best phase gives the bullet score; margin = best - second
- * best phase. match = bullet_score >= match_threshold and margin >= margin_threshold. */
+ * best phase. match = bullet_score >= match_threshold and margin >= margin_threshold.
+ *
+ * Heel/toe. Which end of a bullet was scanned first is not assumed: a bullet scanned base-first
+ * has every land profile reversed across the striae and its lands in the opposite order. B is
+ * scored both ways (as given, and turned: each signature reversed, position j -> n - 1 - j) and
+ * the turned result is kept only when its SAM score is higher by turn_margin, so a bullet scanned
+ * like its mate never loses score; `reversed` reports which was kept. */
 #ifndef BF_STRIAE_H
 #define BF_STRIAE_H
 
@@ -36,11 +42,14 @@ typedef struct bf_land_opts {
   double match_threshold; /* bullet: SAM score at or above which bullets match */
   double margin_threshold;/* bullet: ... and best phase above the next by at least this */
   int skip_flags;         /* lands with any of these BF_Q_* flags are not scored */
+  double turn_margin;     /* bullet: B is also scored turned heel for toe (each signature
+                           * reversed, lands in the opposite order) and kept turned only when
+                           * its SAM score is higher by at least this; negative: never turned */
 } bf_land_opts;
 
 #define BF_LAND_OPTS_INIT \
   {.min_overlap_um = 500.0, .peak_k = 0.5, .match_threshold = 0.5, .margin_threshold = 0.1, \
-   .skip_flags = BF_Q_MOSTLY_MISSING | BF_Q_TOO_SHORT | BF_Q_NO_MARKS}
+   .skip_flags = BF_Q_MOSTLY_MISSING | BF_Q_TOO_SHORT | BF_Q_NO_MARKS, .turn_margin = 0.1}
 
 typedef struct bf_land_result {
   double score;       /* [0, 1]: evidence the two lands were engraved by the same barrel land */
@@ -52,6 +61,8 @@ typedef struct bf_land_result {
   int cms, non_cms, matches, mismatches;
   double sum_peaks;   /* µm */
   int scored;         /* 0 when a land was flagged/unusable: score is 0 and not evidence */
+  int reversed;       /* b's signature was read back to front (bullet B turned heel for toe);
+                       * lag_um is then in the reversed signature's coordinates */
 } bf_land_result;
 
 /* Compares two land signatures (BF_KIND_BULLET, ny = 1). Thread-safe: callable from many
@@ -97,6 +108,9 @@ typedef struct bf_bullet_result {
   int match;               /* score >= match_threshold && margin >= margin_threshold */
   double *quality_a, *quality_b; /* bf_land_quality of each given land (0 when missing) */
   int damaged_a, damaged_b;      /* lands below BF_LAND_DAMAGED */
+  int reversed;            /* B was scanned the other way round (heel/toe): scored turned */
+  double other_score;      /* SAM score of B the other way round from the one kept (NaN when
+                            * not tried or nothing was comparable) */
 } bf_bullet_result;
 
 /* Compares two bullets given as arrays of land features (NULL entries = missing lands).
@@ -104,5 +118,10 @@ typedef struct bf_bullet_result {
 int bf_bullet_compare(bf_bullet_result *out, const bf_feature *const *a, int na,
                       const bf_feature *const *b, int nb, const bf_land_opts *o);
 void bf_bullet_result_clear(bf_bullet_result *r);
+
+/* The position B's land j takes in the phase arithmetic (n - 1 - pos_b[j] when B was turned),
+ * and whether the pair (A land i, B land j) lies on the best phase. */
+int bf_bullet_pos_b(const bf_bullet_result *r, int j);
+int bf_bullet_on_phase(const bf_bullet_result *r, int i, int j);
 
 #endif

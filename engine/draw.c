@@ -183,11 +183,6 @@ static void range(const float *v, int n, double *lo, double *hi)
     }
 }
 
-static int on_phase(const bf_bullet_result *r, int i, int j)
-{
-  return r->phase >= 0 && r->n > 0 && (r->pos_a[i] + r->phase) % r->n == r->pos_b[j];
-}
-
 int bf_draw_bullet_pair(bf_image *out, const bf_bullet_result *r, bf_feature *const *fa_all,
                         bf_feature *const *fb_all)
 {
@@ -195,7 +190,7 @@ int bf_draw_bullet_pair(bf_image *out, const bf_bullet_result *r, bf_feature *co
   memset(out, 0, sizeof *out);
   for (int i = 0; i < r->na; i++)
     for (int j = 0; j < r->nb; j++)
-      if (on_phase(r, i, j) && r->lands[i * r->nb + j].scored && np < MAX_PAIRS) {
+      if (bf_bullet_on_phase(r, i, j) && r->lands[i * r->nb + j].scored && np < MAX_PAIRS) {
         pairs[np][0] = i;
         pairs[np][1] = j;
         np++;
@@ -251,7 +246,7 @@ int bf_draw_land_matrix(bf_image *out, const bf_bullet_result *r)
           put(out, x0 + x, y0 + y,
               l->scored ? col : ((x + y) % 8 < 2 ? 0xa0a0a0 : 0xeeeeee));
       frame(out, x0, y0, cell, cell, 0xc0c0c0);
-      if (on_phase(r, i, j))
+      if (bf_bullet_on_phase(r, i, j))
         frame(out, x0, y0, cell, cell, 0xd02f1f);
     }
   return 0;

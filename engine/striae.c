@@ -112,8 +112,36 @@ static int check_land(const bf_feature *f, const char *which)
   return 0;
 }
 
+/* b's signature read back to front (the bullet turned heel for toe), resampled to dx when its
+ * spacing differs; *n gets its length. */
+static float *reversed(const bf_feature *b, double dx, int *n)
+{
+  float *o;
+  if (fabs(b->dx - dx) > 0.01 * dx)
+    o = resample(b, dx, n);
+  else if ((o = malloc(sizeof *o * (size_t)b->nx))) {
+    memcpy(o, b->z, sizeof *o * (size_t)b->nx);
+    *n = b->nx;
+  }
+  for (int i = 0, j = o ? *n - 1 : -1; i < j; i++, j--) {
+    float t = o[i];
+    o[i] = o[j];
+    o[j] = t;
+  }
+  return o;
+}
+
+static int land_compare(bf_land_result *out, const bf_feature *a, const bf_feature *b,
+                        const bf_land_opts *o, int turn);
+
 int bf_land_compare(bf_land_result *out, const bf_feature *a, const bf_feature *b,
                     const bf_land_opts *o)
+{
+  return land_compare(out, a, b, o, 0);
+}
+
+static int land_compare(bf_land_result *out, const bf_feature *a, const bf_feature *b,
+                        const bf_land_opts *o, int turn)
 {
   bf_land_opts def = BF_LAND_OPTS_INIT;
   if (!o)
@@ -132,8 +160,9 @@ int bf_land_compare(bf_land_result *out, const bf_feature *a, const bf_feature *
   mark *ma = NULL, *mb = NULL;
   double *pre = NULL;
   const float *bsrc = b->z;
-  if (fabs(b->dx - dx) > 0.01 * dx) {
-    if (!(bz = resample(b, dx, &nb))) {
+  out->reversed = turn;
+  if (turn || fabs(b->dx - dx) > 0.01 * dx) {
+    if (!(bz = turn ? reversed(b, dx, &nb) : resample(b, dx, &nb))) {
       rc = bf_error_set(BF_ENOMEM, "land compare: out of memory resampling");
       goto done;
     }
@@ -383,8 +412,8 @@ int bf_land_aligned(float **sa, float **sb, int *n, const bf_feature *a, const b
   int nb = b->nx;
   float *bz = NULL;
   const float *bsrc = b->z;
-  if (fabs(b->dx - a->dx) > 0.01 * a->dx) {
-    if (!(bz = resample(b, a->dx, &nb)))
+  if (r->reversed || fabs(b->dx - a->dx) > 0.01 * a->dx) {
+    if (!(bz = r->reversed ? reversed(b, a->dx, &nb) : resample(b, a->dx, &nb)))
       return bf_error_set(BF_ENOMEM, "land aligned: out of memory");
     bsrc = bz;
   }
@@ -488,6 +517,47 @@ static void place(int *pos, const bf_feature *const *f, int n, int *maxpos)
   }
 }
 
+int bf_bullet_pos_b(const bf_bullet_result *r, int j)
+{
+  return r->reversed ? r->n - 1 - r->pos_b[j] : r->pos_b[j];
+}
+
+int bf_bullet_on_phase(const bf_bullet_result *r, int i, int j)
+{
+  return r->phase >= 0 && r->n > 0 && (r->pos_a[i] + r->phase) % r->n == bf_bullet_pos_b(r, j);
+}
+
+/* SAM over the land matrix L (na x nb) with B's positions pb: each phase's quality-weighted
+ * mean land score; returns the best phase (-1 when no pair was scored) and its runner-up. */
+static int sam(double *phase_score, int *phase_pairs, int *second_out, const bf_land_result *L,
+               const int *pa, const int *pb, const double *qa, const double *qb, int na, int nb, int n)
+{
+  int best = -1, second = -1;
+  for (int p = 0; p < n; p++) {
+    double s = 0, sw = 0;
+    int c = 0;
+    for (int i = 0; i < na; i++)
+      for (int j = 0; j < nb; j++)
+        if ((pa[i] + p) % n == pb[j] && L[i * nb + j].scored) {
+          double w = qa[i] * qb[j];
+          s += w * L[i * nb + j].score;
+          sw += w;
+          c++;
+        }
+    phase_pairs[p] = c;
+    phase_score[p] = c ? s / sw : NAN;
+    if (!c)
+      continue;
+    if (best < 0 || phase_score[p] > phase_score[best]) {
+      second = best;
+      best = p;
+    } else if (second < 0 || phase_score[p] > phase_score[second])
+      second = p;
+  }
+  *second_out = second;
+  return best;
+}
+
 int bf_bullet_compare(bf_bullet_result *out, const bf_feature *const *a, int na,
                       const bf_feature *const *b, int nb, const bf_land_opts *o)
 {
@@ -495,15 +565,21 @@ int bf_bullet_compare(bf_bullet_result *out, const bf_feature *const *a, int na,
   if (!o)
     o = &def;
   memset(out, 0, sizeof *out);
+  out->other_score = NAN;
   if (na < 1 || nb < 1 || na > 64 || nb > 64)
     return bf_error_set(BF_EINVAL, "bullet compare: %d and %d lands (1 to 64 each)", na, nb);
-  int rc = 0;
+  int rc = 0, turn = o->turn_margin >= 0; /* also try B turned heel for toe */
+  bf_land_result *both = NULL;
+  double *ps2 = NULL;
+  int *pp2 = NULL, *pb2 = NULL;
   out->na = na;
   out->nb = nb;
   out->lands = calloc((size_t)na * nb, sizeof *out->lands);
   out->pos_a = calloc((size_t)na, sizeof *out->pos_a);
   out->pos_b = calloc((size_t)nb, sizeof *out->pos_b);
-  if (!out->lands || !out->pos_a || !out->pos_b) {
+  both = calloc((size_t)(turn ? 2 : 1) * na * nb, sizeof *both);
+  pb2 = calloc((size_t)nb, sizeof *pb2);
+  if (!out->lands || !out->pos_a || !out->pos_b || !both || !pb2) {
     rc = bf_error_set(BF_ENOMEM, "bullet compare: out of memory");
     goto done;
   }
@@ -523,20 +599,26 @@ int bf_bullet_compare(bf_bullet_result *out, const bf_feature *const *a, int na,
   place(out->pos_a, a, na, &n);
   place(out->pos_b, b, nb, &n);
   out->n = out->nphase = n;
+  /* turned heel for toe, B's lands come round the other way: position j becomes n - 1 - j */
+  for (int j = 0; j < nb; j++)
+    pb2[j] = n - 1 - out->pos_b[j];
   out->phase_score = calloc((size_t)n, sizeof *out->phase_score);
   out->phase_pairs = calloc((size_t)n, sizeof *out->phase_pairs);
-  if (!out->phase_score || !out->phase_pairs) {
+  ps2 = calloc((size_t)n, sizeof *ps2);
+  pp2 = calloc((size_t)n, sizeof *pp2);
+  if (!out->phase_score || !out->phase_pairs || !ps2 || !pp2) {
     rc = bf_error_set(BF_ENOMEM, "bullet compare: out of memory");
     goto done;
   }
   int err = 0;
-  int np = na * nb;
+  int np = na * nb, nt = (turn ? 2 : 1) * np;
 #pragma omp parallel for schedule(dynamic) reduction(min : err)
-  for (int k = 0; k < np; k++) {
-    const bf_feature *fa = a[k / nb], *fb = b[k % nb];
+  for (int k = 0; k < nt; k++) {
+    int kk = k % np;
+    const bf_feature *fa = a[kk / nb], *fb = b[kk % nb];
     if (!fa || !fb)
       continue;
-    int e = bf_land_compare(&out->lands[k], fa, fb, o);
+    int e = land_compare(&both[k], fa, fb, o, k >= np);
     if (e < err)
       err = e;
   }
@@ -544,28 +626,24 @@ int bf_bullet_compare(bf_bullet_result *out, const bf_feature *const *a, int na,
     rc = bf_error_set(err, "bullet compare: a land comparison failed (%s)", bf_error_name(err));
     goto done;
   }
-  int best = -1, second = -1;
-  for (int p = 0; p < n; p++) {
-    double s = 0, sw = 0;
-    int c = 0;
-    for (int i = 0; i < na; i++)
-      for (int j = 0; j < nb; j++)
-        if ((out->pos_a[i] + p) % n == out->pos_b[j] && out->lands[i * nb + j].scored) {
-          double w = out->quality_a[i] * out->quality_b[j];
-          s += w * out->lands[i * nb + j].score;
-          sw += w;
-          c++;
-        }
-    out->phase_pairs[p] = c;
-    out->phase_score[p] = c ? s / sw : NAN;
-    if (!c)
-      continue;
-    if (best < 0 || out->phase_score[p] > out->phase_score[best]) {
-      second = best;
-      best = p;
-    } else if (second < 0 || out->phase_score[p] > out->phase_score[second])
-      second = p;
+  int second = -1, second2 = -1;
+  int best = sam(out->phase_score, out->phase_pairs, &second, both, out->pos_a, out->pos_b,
+                 out->quality_a, out->quality_b, na, nb, n);
+  if (turn) {
+    int best2 = sam(ps2, pp2, &second2, both + np, out->pos_a, pb2, out->quality_a,
+                    out->quality_b, na, nb, n);
+    /* keep B turned only when clearly better: a bullet as scanned never loses score to noise */
+    if (best2 >= 0 && (best < 0 || ps2[best2] >= out->phase_score[best] + o->turn_margin)) {
+      out->other_score = best >= 0 ? out->phase_score[best] : NAN;
+      out->reversed = 1;
+      memcpy(out->phase_score, ps2, sizeof *ps2 * (size_t)n);
+      memcpy(out->phase_pairs, pp2, sizeof *pp2 * (size_t)n);
+      best = best2;
+      second = second2;
+    } else if (best2 >= 0)
+      out->other_score = ps2[best2];
   }
+  memcpy(out->lands, both + (out->reversed ? np : 0), sizeof *both * (size_t)np);
   if (best < 0) {
     /* nothing comparable: no score, no match - reported, not an error */
     out->phase = -1;
@@ -579,6 +657,10 @@ int bf_bullet_compare(bf_bullet_result *out, const bf_feature *const *a, int na,
   out->margin = second >= 0 ? out->score - out->phase_score[second] : out->score;
   out->match = out->score >= o->match_threshold && out->margin >= o->margin_threshold;
 done:
+  free(both);
+  free(ps2);
+  free(pp2);
+  free(pb2);
   if (rc)
     bf_bullet_result_clear(out);
   return rc;

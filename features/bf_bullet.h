@@ -5,10 +5,21 @@
  *     along X vs along Y), unless the options say which; a contradicting flag sets BF_Q_ORIENTATION;
  *  2. crosscut: profiles averaged over a band of rows (band_um wide) are taken every step_um from
  *     start_frac of the length; the first band whose band-passed profile agrees (ccf >= crosscut_ccf)
- *     with the next two bands is used (else the best-agreeing one);
+ *     with the next two bands is used (else the first band reaching the highest of crosscut_ccf
+ *     - 0.05, - 0.10, ... that some band reaches); bands lie at fixed µm whatever the spacing.
+ *     The search runs from both ends of the scan (from the end only as far as the start's band
+ *     plus two), and the end whose band agrees better (by more than 0.01; a stable band beats
+ *     an unstable one) is the heel: which end was scanned first is detected, not assumed (on
+ *     all 24 Hamby lands the scan's start wins or ties);
  *  3. grooves: a robust quadratic is fitted to the central half of the crosscut; going outwards,
  *     the first sustained departure of the smoothed residual beyond max(k*sigma, shoulder_um) is
  *     the groove shoulder, cut off with margin_um to spare; a long run of missing points ends it too;
+ *     a side with no shoulder, or one rising less than 2 shoulder_um within 100 µm (shallow: it
+ *     crossed the threshold late), is searched again with a step model: the crosscut between the
+ *     land's ends as a quadratic plus a step up beyond each shoulder, fitted by least squares
+ *     (the curve interpolated between the shoulders, not extrapolated from the middle); a step
+ *     of at least shoulder_um / 3 and shoulder_k / 2 sds of the smoothed middle residual, lying
+ *     3 x 40 µm or more outside the middle half, counts;
  *  4. curvature: robust (bisquare) quadratic over the land, then a NaN-aware Gaussian regression
  *     band-pass (ISO 16610-21 weights) with cut-offs lambda_s_um and lambda_c_um; edge_um at
  *     each end is dropped (NaN).

@@ -405,6 +405,151 @@ static void crosscut_bandpass(float *prof, float *tmp, int np, double dx, const 
   bf_bullet_gauss_lowpass(prof, tmp, np, dx, o->lambda_s_um);
 }
 
+/* Solves the k x k normal equations m (augmented with the right-hand side in column k) in place;
+ * the solution in x. Returns -1 when singular. */
+static int solve_normal(double m[5][6], int k, double *x)
+{
+  for (int p = 0; p < k; p++) {
+    int piv = p;
+    for (int q = p + 1; q < k; q++)
+      if (fabs(m[q][p]) > fabs(m[piv][p]))
+        piv = q;
+    if (fabs(m[piv][p]) < 1e-12)
+      return -1;
+    for (int c = 0; c <= k; c++) {
+      double t = m[p][c];
+      m[p][c] = m[piv][c];
+      m[piv][c] = t;
+    }
+    for (int q = 0; q < k; q++)
+      if (q != p) {
+        double f = m[q][p] / m[p][p];
+        for (int c = 0; c <= k; c++)
+          m[q][c] -= f * m[p][c];
+      }
+  }
+  for (int p = 0; p < k; p++)
+    x[p] = m[p][k] / m[p][p];
+  return 0;
+}
+
+/* Shallow groove shoulders: the crosscut over [a, b] modelled as the land's quadratic plus a
+ * step up beyond a left position bl (points before it) and beyond a right one br (points after
+ * it); least squares picks the steps, searched side by side (three rounds) with prefix sums, so
+ * the land curve is fitted between the shoulders (interpolated, not extrapolated from the middle
+ * half, whose errors at the ends are as large as a shallow shoulder). Only sides with search[]
+ * set get a step, searched over the points of [a, b] outside the middle [qa, qb] and at least
+ * min_w from the end; h[] gets the step heights (0 when not searched), pos[] the positions. */
+static int shoulder_steps(const float *z, int a, int b, int qa, int qb, int min_w, const int search[2],
+                          int pos[2], double h[2])
+{
+  int len = b - a + 1, nv = 0, rc = -1;
+  h[0] = h[1] = 0;
+  pos[0] = a;
+  pos[1] = b;
+  if (len < 20)
+    return -1;
+  /* per valid point: index, and prefix sums of 1, t, t^2, z (for the step columns) */
+  int *ix = malloc(sizeof *ix * (size_t)len);
+  double *ps = malloc(sizeof *ps * 4 * (size_t)(len + 1));
+  if (!ix || !ps)
+    goto done;
+  double mid = 0.5 * (a + b), half = 0.5 * (b - a) + 1;
+  double S[5] = {0}, Z[3] = {0}, zz = 0;
+  ps[0] = ps[1] = ps[2] = ps[3] = 0;
+  for (int i = a; i <= b; i++)
+    if (isfinite(z[i])) {
+      double t = (i - mid) / half, t2 = t * t, v = z[i];
+      ix[nv] = i;
+      S[0] += 1, S[1] += t, S[2] += t2, S[3] += t2 * t, S[4] += t2 * t2;
+      Z[0] += v, Z[1] += v * t, Z[2] += v * t2, zz += v * v;
+      double *q = ps + 4 * (size_t)(nv + 1), *r = q - 4;
+      q[0] = r[0] + 1, q[1] = r[1] + t, q[2] = r[2] + t2, q[3] = r[3] + v;
+      nv++;
+    }
+  if (nv < 20)
+    goto done;
+  /* candidate ranges in valid-point counts: left step = the first ml points, right step = the
+   * points from mr on */
+  int l_lo = nv, l_hi = 0, r_lo = nv, r_hi = 0;
+  for (int m = 0; m < nv; m++) {
+    if (ix[m] - a >= min_w && ix[m] < qa) {
+      if (m < l_lo)
+        l_lo = m;
+      l_hi = m;
+    }
+    if (b - ix[m] >= min_w && ix[m] > qb) {
+      if (m < r_lo)
+        r_lo = m;
+      r_hi = m;
+    }
+  }
+  int ml = 0, mr = nv; /* current steps: none */
+  for (int round = 0; round < 3; round++)
+    for (int side = 0; side < 2; side++) {
+      if (!search[side] || (side ? r_lo > r_hi : l_lo > l_hi))
+        continue;
+      int lo = side ? r_lo : l_lo, hi = side ? r_hi : l_hi, best_m = side ? mr : ml;
+      double best = INFINITY, best_h = 0;
+      for (int m = lo; m <= hi; m++) {
+        int cl = side ? ml : m, cr = side ? m : mr; /* left step: points [0, cl); right: [cr, nv) */
+        const double *L = ps + 4 * (size_t)cl, *R0 = ps + 4 * (size_t)cr, *T = ps + 4 * (size_t)nv;
+        double R[4] = {T[0] - R0[0], T[1] - R0[1], T[2] - R0[2], T[3] - R0[3]};
+        double M[5][6] = {{S[0], S[1], S[2], L[0], R[0], Z[0]},
+                          {S[1], S[2], S[3], L[1], R[1], Z[1]},
+                          {S[2], S[3], S[4], L[2], R[2], Z[2]},
+                          {L[0], L[1], L[2], L[0], 0, L[3]},
+                          {R[0], R[1], R[2], 0, R[0], R[3]}};
+        double rhs[5] = {Z[0], Z[1], Z[2], L[3], R[3]}, x[5];
+        int k = 5;
+        if (cr >= nv) { /* no right step: drop its column */
+          k = 4;
+          M[0][4] = Z[0], M[1][4] = Z[1], M[2][4] = Z[2], M[3][4] = L[3];
+        }
+        if (cl <= 0) { /* no left step: drop column 3 */
+          for (int r = 0; r < 5; r++)
+            for (int c = 3; c < 5; c++)
+              M[r][c] = M[r][c + 1];
+          for (int c = 0; c < 6; c++)
+            M[3][c] = M[4][c];
+          rhs[3] = rhs[4];
+          k--;
+        }
+        if (k < 4 || solve_normal(M, k, x))
+          continue;
+        double rss = zz;
+        for (int p = 0; p < k; p++)
+          rss -= x[p] * rhs[p];
+        double step = side ? x[k - 1] : x[3];
+        if (rss < best && step > 0) { /* shoulders rise above the land */
+          best = rss;
+          best_m = m;
+          best_h = step;
+        }
+      }
+      if (side) {
+        mr = best_m;
+        h[1] = best_h;
+      } else {
+        ml = best_m;
+        h[0] = best_h;
+      }
+    }
+  pos[0] = ml > 0 ? ix[ml - 1] : a;  /* last point of the left shoulder */
+  pos[1] = mr < nv ? ix[mr] : b;     /* first point of the right shoulder */
+  /* a step next to the middle half is the curve's slow misfit leaking outwards, not a
+   * shoulder (on lands without grooves the best step sits there): it must lie min_w * 3 outside */
+  if (h[0] > 0 && qa - pos[0] < 3 * min_w)
+    h[0] = 0;
+  if (h[1] > 0 && pos[1] - qb < 3 * min_w)
+    h[1] = 0;
+  rc = 0;
+done:
+  free(ix);
+  free(ps);
+  return rc;
+}
+
 /* Finds one groove shoulder walking from c outwards by dir (+1/-1). Returns the land limit
  * index and sets *found. r is the smoothed residual to the land curve. */
 static int find_shoulder(const float *r, int np, int c, int dir, double thr, int run_pts,
@@ -438,6 +583,77 @@ static int find_shoulder(const float *r, int np, int c, int dir, double thr, int
   if ((lim - c) * dir < 0)
     lim = c;
   return lim;
+}
+
+/* The crosscut search's bands: band k covers band rows from s_first + round(k step_rows) rows
+ * from the scan's start (dir +1) or its end (dir -1). */
+typedef struct bands {
+  const bf_surface *scan;
+  int orient, np, ns;
+  double dx;
+  int band, s_first;
+  double step_rows;
+  int nb;
+  float *bp;     /* nb band-passed profiles */
+  double *agree; /* nb */
+  float *tmp;
+  double *acc;
+  const bf_bullet_opts *o;
+} bands;
+
+static int band_start(const bands *b, int dir, int k)
+{
+  int off = b->s_first + (int)lround(k * b->step_rows);
+  return dir > 0 ? off : b->ns - b->band - off;
+}
+
+/* The first band from one end agreeing (ccf >= crosscut_ccf) with its next two; when none does,
+ * the first reaching the highest 0.05 step below crosscut_ccf that some band reaches (agreement
+ * moves by a few hundredths with the rows a band happens to cover - another spacing, another
+ * start - and the single best band jumped along the land with them). */
+static int stable_band(const bands *b, int dir, int max_k, double *agreement, int *stable)
+{
+  int np = b->np, nb = b->nb, made = 0, chosen = -1, best_k = 0;
+  int kmax = max_k < nb ? max_k : nb; /* limited: no fallback, only a stable band within it */
+  double best_agree = -2;
+  /* bands are made as the search reaches them: the first stable one is usually near the start */
+  for (int k = 0; k < kmax && chosen < 0; k++) {
+    for (; made < nb && made <= k + 2; made++) {
+      int s0 = band_start(b, dir, made);
+      band_profile(b->bp + (size_t)made * np, b->acc, b->scan, b->orient, s0, s0 + b->band);
+      crosscut_bandpass(b->bp + (size_t)made * np, b->tmp, np, b->dx, b->o);
+    }
+    const float *bp = b->bp;
+    double c1 = k + 1 < nb ? pearson(bp + (size_t)k * np, bp + (size_t)(k + 1) * np, np) : -1;
+    double c2 = k + 2 < nb ? pearson(bp + (size_t)(k + 1) * np, bp + (size_t)(k + 2) * np, np) : -1;
+    if (nb == 1)
+      c1 = c2 = 0;
+    else if (nb == 2)
+      c2 = c1;
+    b->agree[k] = c1 < c2 ? c1 : c2;
+    if (b->agree[k] > best_agree) {
+      best_agree = b->agree[k];
+      best_k = k;
+    }
+    if (b->agree[k] >= b->o->crosscut_ccf)
+      chosen = k;
+  }
+  *stable = chosen >= 0;
+  if (chosen < 0 && kmax < nb) {
+    *agreement = -2;
+    return 0;
+  }
+  if (chosen < 0) {
+    double bar = b->o->crosscut_ccf - 0.05 * ceil((b->o->crosscut_ccf - best_agree) / 0.05 - 1e-9);
+    chosen = best_k;
+    for (int k = 0; k < nb; k++)
+      if (b->agree[k] >= bar - 1e-9) {
+        chosen = k;
+        break;
+      }
+  }
+  *agreement = b->agree[chosen];
+  return chosen;
 }
 
 int bf_bullet_land_extract_trace(bf_feature **out, bf_bullet_trace *trace, const bf_surface *scan,
@@ -487,20 +703,22 @@ int bf_bullet_land_extract_trace(bf_feature **out, bf_bullet_trace *trace, const
     goto done;
   }
 
-  /* 2. Stable crosscut: the first band agreeing with its next two neighbours. */
-  int band = (int)lround(o->band_um / ds), step = (int)lround(o->step_um / ds);
+  /* 2. Stable crosscut: the first band agreeing with its next two neighbours, searched from
+   * each end of the scan; the end whose band agrees better is taken as the heel. */
+  int band = (int)lround(o->band_um / ds);
   if (band < 1)
     band = 1;
   if (band > ns)
     band = ns;
-  if (step < 1)
-    step = 1;
   int s_first = (int)(o->start_frac * ns);
   if (s_first + band > ns)
     s_first = ns - band;
-  int nb = (ns - band - s_first) / step + 1;
-  if (nb < 1)
-    nb = 1;
+  /* band k starts step_um * k from the first, rounded once (not k rounded steps): the bands lie
+   * at the same places along the striae whatever the spacing */
+  double step_rows = o->step_um / ds < 1 ? 1 : o->step_um / ds;
+  int nb = 1;
+  while (s_first + (int)lround(nb * step_rows) + band <= ns)
+    nb++;
   double *agree = calloc((size_t)nb, sizeof *agree);
   float *bp = malloc((size_t)nb * np * sizeof *bp);
   if (!agree || !bp) {
@@ -509,41 +727,29 @@ int bf_bullet_land_extract_trace(bf_feature **out, bf_bullet_trace *trace, const
     rc = bf_error_set(BF_ENOMEM, "out of memory for crosscut search");
     goto done;
   }
-  /* bands are made as the search reaches them: the first stable one is usually near the start */
-  int made = 0;
-  int chosen = -1;
-  double best_agree = -2;
-  int best_k = 0;
-  for (int k = 0; k < nb && chosen < 0; k++) {
-    for (; made < nb && made <= k + 2; made++) {
-      band_profile(bp + (size_t)made * np, acc, scan, orient, s_first + made * step,
-                   s_first + made * step + band);
-      crosscut_bandpass(bp + (size_t)made * np, tmp, np, dx, o);
-    }
-    double c1 = k + 1 < nb ? pearson(bp + (size_t)k * np, bp + (size_t)(k + 1) * np, np) : -1;
-    double c2 = k + 2 < nb ? pearson(bp + (size_t)(k + 1) * np, bp + (size_t)(k + 2) * np, np) : -1;
-    if (nb == 1)
-      c1 = c2 = 0;
-    else if (nb == 2)
-      c2 = c1;
-    agree[k] = c1 < c2 ? c1 : c2;
-    if (agree[k] > best_agree) {
-      best_agree = agree[k];
-      best_k = k;
-    }
-    if (chosen < 0 && agree[k] >= o->crosscut_ccf)
-      chosen = k;
-  }
-  if (chosen < 0)
-    chosen = best_k;
-  double agreement = agree[chosen];
+  bands b = {scan, orient, np, ns, dx, band, s_first, step_rows, nb, bp, agree, tmp, acc, o};
+  double agree_s, agree_e;
+  int stable_s, stable_e;
+  /* the other end only needs searching as far as the start's band, give or take two bands: a
+   * stable band further in is not nearer its end than the start's */
+  int k_s = stable_band(&b, +1, nb, &agree_s, &stable_s);
+  int k_e = stable_band(&b, -1, stable_s ? k_s + 3 : nb, &agree_e, &stable_e);
   free(agree);
   free(bp);
-  int s0 = s_first + chosen * step;
+  /* the heel: the end with a stable band over one without, else the better agreeing one by
+   * more than 0.01 (a scan's marks are fullest near the heel; near-ties keep the scan's start) */
+  int from_end = stable_e > stable_s || (stable_e == stable_s && agree_e > agree_s + 0.01);
+  int chosen = from_end ? k_e : k_s;
+  double agreement = from_end ? agree_e : agree_s;
   /* average the chosen band and the next two: the rows that agreed */
-  int s1 = s0 + band + 2 * step;
+  int s0 = s_first + (int)lround(chosen * step_rows), s1 = s_first + (int)lround((chosen + 2) * step_rows) + band;
   if (s1 > ns)
     s1 = ns;
+  if (from_end) { /* the same rows mirrored */
+    int t = s0;
+    s0 = ns - s1;
+    s1 = ns - t;
+  }
   band_profile(prof, acc, scan, orient, s0, s1);
   if (agreement < o->min_agree)
     flags |= BF_Q_NO_MARKS;
@@ -587,10 +793,28 @@ int bf_bullet_land_extract_trace(bf_feature **out, bf_bullet_trace *trace, const
   int cmid = (v0 + v1) / 2, fl = 0, fr = 0;
   int left = find_shoulder(resid, np, cmid, -1, thr, run_pts, gap_pts, margin_pts, &fl);
   int right = find_shoulder(resid, np, cmid, +1, thr, run_pts, gap_pts, margin_pts, &fr);
+  /* a shoulder found by the first pass that stays below 2 shoulder_um over the next 100 um is
+   * shallow: it crossed thr late, well outside its foot; the step model below places it better
+   * (and the first pass's cut stays when the model finds no step) */
+  int fl0 = fl, fr0 = fr, left0 = left, right0 = right, peak_w = (int)lround(100.0 / dx);
+  for (int side = 0; side < 2; side++) {
+    int dir = side ? 1 : -1, start = (side ? right : left) + dir * margin_pts, *fnd = side ? &fr : &fl;
+    double peak = -INFINITY;
+    for (int i = start, k = 0; *fnd && k <= peak_w && i >= 0 && i < np; i += dir, k++)
+      if (isfinite(resid[i]) && resid[i] > peak)
+        peak = resid[i];
+    if (*fnd && peak < 2 * o->shoulder_um) {
+      int dummy;
+      *fnd = 0;
+      *(side ? &right : &left) = find_shoulder(resid, np, cmid, dir, INFINITY, run_pts, gap_pts,
+                                               margin_pts, &dummy);
+    }
+  }
   if (!fl || !fr) {
-    /* shallow shoulders (a worn barrel, another calibre): look again on a much smoother
-     * residual, where the striae average out and a rise of a micrometre or two over the
-     * land's curve stands out; a longer run keeps single striae from passing for a shoulder */
+    /* shallow shoulders (a worn barrel, another calibre): a step model between the land's ends
+     * (see shoulder_steps); a side already found bounds the fit at its shoulder. A step counts
+     * when it rises above the floor (a third of shoulder_um) and shoulder_k / 2 sds of the
+     * 150 um-smoothed residual in the middle, where the striae average out. */
     bf_bullet_gauss_lowpass(next, tmp, np, dx, 150.0);
     double s2 = 0;
     int n2 = 0;
@@ -599,16 +823,40 @@ int bf_bullet_land_extract_trace(bf_feature **out, bf_bullet_trace *trace, const
         s2 += fabs(next[i]);
         n2++;
       }
-    double thr2 = o->shoulder_k * (n2 ? 1.2533 * s2 / n2 : 0);
-    if (thr2 < 0.25 * o->shoulder_um)
-      thr2 = 0.25 * o->shoulder_um;
-    int run2 = (int)lround(40.0 / dx);
-    if (run2 < 1)
-      run2 = 1;
-    if (!fl)
-      left = find_shoulder(next, np, cmid, -1, thr2, run2, gap_pts, margin_pts, &fl);
-    if (!fr)
-      right = find_shoulder(next, np, cmid, +1, thr2, run2, gap_pts, margin_pts, &fr);
+    double thr2 = 0.5 * o->shoulder_k * (n2 ? 1.2533 * s2 / n2 : 0);
+    if (thr2 < o->shoulder_um / 3)
+      thr2 = o->shoulder_um / 3;
+    /* the data's ends on an unfound side (before a long gap), the shoulder's start on a found one */
+    int ea = left - margin_pts, eb = right + margin_pts;
+    if (ea < v0)
+      ea = v0;
+    if (eb > v1)
+      eb = v1;
+    int search[2] = {!fl, !fr}, pos[2];
+    double h[2];
+    int min_w = (int)lround(40.0 / dx);
+    if (shoulder_steps(prof, ea, eb, qa, qb, min_w < 2 ? 2 : min_w, search, pos, h) == 0) {
+      if (!fl && h[0] >= thr2) {
+        fl = 1;
+        left = pos[0] + margin_pts;
+      }
+      if (!fr && h[1] >= thr2) {
+        fr = 1;
+        right = pos[1] - margin_pts;
+      }
+      if (left > cmid)
+        left = cmid;
+      if (right < cmid)
+        right = cmid;
+    }
+    if (!fl && fl0) {
+      fl = 1;
+      left = left0;
+    }
+    if (!fr && fr0) {
+      fr = 1;
+      right = right0;
+    }
   }
   if (!fl && !fr)
     flags |= BF_Q_NO_REGION;

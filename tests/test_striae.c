@@ -31,6 +31,21 @@ static bf_feature *land_from(const float *prof, int off, int n, double dx, doubl
   return f;
 }
 
+/* Bullet B turned heel for toe, as a base-first scan sees it: each land's signature read back
+ * to front and the lands numbered round the other way (land k of n becomes n + 1 - k). */
+static void turn_bullet(bf_feature **T, bf_feature *const *B, int n)
+{
+  for (int j = 0; j < n; j++) {
+    const bf_feature *f = B[n - 1 - j];
+    T[j] = NULL;
+    if (!f || bf_feature_new(&T[j], BF_KIND_BULLET, f->nx, 1, f->dx, f->dy))
+      continue;
+    for (int i = 0; i < f->nx; i++)
+      T[j]->z[i] = f->z[f->nx - 1 - i];
+    T[j]->land = f->land ? n + 1 - f->land : 0;
+  }
+}
+
 int main(void)
 {
   const double dx = 1.5625;
@@ -182,6 +197,63 @@ int main(void)
     CHECKF(br.phase == 2 && br.match, "by land number: phase %d", br.phase);
     bf_bullet_result_clear(&br);
 
+    /* heel/toe: B scanned base-first is found turned and matches as well as B as scanned; B
+     * as scanned is not turned; with turning off the turned B does not match */
+    {
+      bf_feature *T[6];
+      turn_bullet(T, B, 6);
+      CHECK(bf_bullet_compare(&br, (const bf_feature *const *)A, 6, (const bf_feature *const *)B, 6, NULL) == 0);
+      double plain = br.score;
+      CHECKF(!br.reversed && br.other_score < 0.5, "as scanned: reversed %d, turned score %.3f", br.reversed,
+             br.other_score);
+      bf_bullet_result_clear(&br);
+      CHECK(bf_bullet_compare(&br, (const bf_feature *const *)A, 6, (const bf_feature *const *)T, 6, NULL) == 0);
+      CHECKF(br.reversed && br.match && fabs(br.score - plain) < 1e-6 && br.other_score < 0.5 &&
+             br.phase_pairs[br.phase] == 6, "turned: reversed %d match %d score %.3f (as scanned %.3f), "
+             "unturned %.3f", br.reversed, br.match, br.score, plain, br.other_score);
+      /* the turned land pairs lie on the best phase: A land i with T land (n - 1 - (i + p)) */
+      int on = 0;
+      for (int i = 0; i < 6; i++)
+        for (int j = 0; j < 6; j++)
+          if (bf_bullet_on_phase(&br, i, j)) {
+            on++;
+            CHECKF(br.lands[i * 6 + j].reversed && br.lands[i * 6 + j].score > 0.8,
+                   "turned pair A%d-T%d score %.3f", i + 1, j + 1, br.lands[i * 6 + j].score);
+          }
+      CHECK(on == 6);
+      /* the aligned signatures of a turned pair line up (drawing uses them) */
+      for (int i = 0; i < 6 && !quick; i++)
+        for (int j = 0; j < 6; j++)
+          if (bf_bullet_on_phase(&br, i, j)) {
+            float *sa, *sb;
+            int n, m = 0;
+            double d = 0;
+            CHECK(bf_land_aligned(&sa, &sb, &n, A[i], T[j], &br.lands[i * 6 + j]) == 0);
+            for (int k = 0; k < n; k++)
+              if (isfinite(sa[k]) && isfinite(sb[k])) {
+                d += fabs(sa[k] - sb[k]);
+                m++;
+              }
+            CHECKF(m > 500 && d / m < 0.2, "turned aligned: %d points, mean |d| %.3f", m, m ? d / m : 0);
+            free(sa);
+            free(sb);
+          }
+      bf_bullet_result_clear(&br);
+      bf_land_opts lo = BF_LAND_OPTS_INIT;
+      lo.turn_margin = -1;
+      CHECK(bf_bullet_compare(&br, (const bf_feature *const *)A, 6, (const bf_feature *const *)T, 6, &lo) == 0);
+      CHECKF(!br.reversed && !br.match && isnan(br.other_score), "never turned: reversed %d match %d",
+             br.reversed, br.match);
+      bf_bullet_result_clear(&br);
+      /* another barrel's bullet is not made a match by being tried both ways */
+      CHECK(bf_bullet_compare(&br, (const bf_feature *const *)A, 6, (const bf_feature *const *)C, 6, NULL) == 0);
+      CHECKF(!br.match && br.score < 0.5, "different barrel tried both ways: score %.3f reversed %d", br.score,
+             br.reversed);
+      bf_bullet_result_clear(&br);
+      for (int j = 0; j < 6; j++)
+        bf_feature_free(T[j]);
+    }
+
     /* damaged lands: B land 1 with tank rash (a gouge: 12 % of the land far above the
      * striae), B land 5 with 40 % of its points missing inside; both are reported and weigh
      * less, so the true phase scores above the plain mean of its land scores */
@@ -215,6 +287,12 @@ int main(void)
       plain /= np;
       CHECKF(br.phase == 2 && br.score > plain + 0.01, "phase %d weighted %.3f plain %.3f", br.phase,
              br.score, plain);
+      /* the damaged same-barrel bullet still ranks above another barrel's intact one */
+      double damaged_same = br.score;
+      bf_bullet_result_clear(&br);
+      CHECK(bf_bullet_compare(&br, (const bf_feature *const *)A, 6, (const bf_feature *const *)C, 6, NULL) == 0);
+      CHECKF(br.match == 0 && damaged_same > br.score + 0.3, "damaged same source %.3f, different source %.3f",
+             damaged_same, br.score);
       bf_bullet_result_clear(&br);
       memcpy(g->z, keep_g, sizeof(float) * g->nx);
       memcpy(h->z, keep_h, sizeof(float) * h->nx);
@@ -278,7 +356,24 @@ int main(void)
       CHECKF(min_same > max_diff, "same-land min %.3f vs different max %.3f", min_same, max_diff);
       CHECKF(br.damaged_a == 0 && br.damaged_b == 0, "intact Hamby lands reported damaged: %d %d",
              br.damaged_a, br.damaged_b);
+      CHECKF(!br.reversed, "Hamby 252 as scanned reported turned (turned score %.3f vs %.3f)", br.other_score,
+             br.score);
+      double plain = br.score;
       bf_bullet_result_clear(&br);
+      /* bullet 2 turned heel for toe (lands 1 2 4 5 6 of 6 become 6 5 3 2 1, reversed) */
+      {
+        bf_feature *T[6] = {0}, *B6[6] = {0};
+        for (int k = 0; k < 5; k++)
+          B6[b2[k] - 1] = B[k];
+        turn_bullet(T, B6, 6);
+        CHECK(bf_bullet_compare(&br, (const bf_feature *const *)A, 5, (const bf_feature *const *)T, 6, NULL) == 0);
+        CHECKF(br.reversed && br.match && fabs(br.score - plain) < 1e-3 && br.other_score < plain - 0.3,
+               "Hamby 252 turned: reversed %d match %d score %.3f (as scanned %.3f), unturned %.3f", br.reversed,
+               br.match, br.score, plain, br.other_score);
+        bf_bullet_result_clear(&br);
+        for (int k = 0; k < 6; k++)
+          bf_feature_free(T[k]);
+      }
       /* data dropped: half of bullet 2 land 4 missing in stripes; still phase 2, reported */
       bf_feature *h = B[2];
       for (int i = 0; i < h->nx; i++)
@@ -288,6 +383,39 @@ int main(void)
       CHECKF(br.phase == 2 && br.match && br.damaged_b == 1, "dropped data: phase %d damaged %d",
              br.phase, br.damaged_b);
       bf_bullet_result_clear(&br);
+      /* tank rash as well: a gouge over 12 % of bullet 2 land 1 (10 sd deep); two damaged
+       * lands, still phase 2, and still above another barrel's bullet (Hamby 44 bullet 1) */
+      bf_feature *g = B[0];
+      double sd = g->params[BF_BP_ROUGH];
+      for (int i = g->nx / 2; i < g->nx / 2 + g->nx * 12 / 100; i++)
+        if (isfinite(g->z[i]))
+          g->z[i] -= (float)(10 * sd);
+      CHECK(bf_bullet_compare(&br, (const bf_feature *const *)A, 5, (const bf_feature *const *)B, 5, NULL) == 0);
+      double damaged = br.score;
+      CHECKF(br.phase == 2 && br.damaged_b == 2 && br.quality_b[0] < BF_LAND_DAMAGED,
+             "tank rash: phase %d damaged %d quality %.3f", br.phase, br.damaged_b, br.quality_b[0]);
+      bf_bullet_result_clear(&br);
+      bf_feature *O[6] = {0};
+      int ok44 = 1;
+      for (int l = 0; l < 6; l++) {
+        char p[4200];
+        snprintf(p, sizeof p, "%s/bullet/hamby44/HS44_Barrel1_Bullet1_Land%d.x3p", data, l + 1);
+        bf_surface *s = NULL;
+        bf_bullet_opts o = BF_BULLET_OPTS_INIT;
+        o.land = l + 1;
+        if (bf_x3p_read(&s, p, NULL) || bf_bullet_land_extract(&O[l], s, &o))
+          ok44 = 0;
+        bf_surface_free(s);
+      }
+      CHECK(ok44);
+      if (ok44) {
+        CHECK(bf_bullet_compare(&br, (const bf_feature *const *)A, 5, (const bf_feature *const *)O, 6, NULL) == 0);
+        CHECKF(!br.match && damaged > br.score + 0.2, "damaged same source %.3f vs another barrel %.3f", damaged,
+               br.score);
+        bf_bullet_result_clear(&br);
+      }
+      for (int l = 0; l < 6; l++)
+        bf_feature_free(O[l]);
     }
     for (int k = 0; k < 5; k++) {
       bf_feature_free(A[k]);

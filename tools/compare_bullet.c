@@ -89,6 +89,21 @@ static const char *flag_names(int q, char *buf, size_t len)
   return q ? bf_quality_names(buf, len, q, BF_KIND_BULLET) : buf;
 }
 
+/* A land's quality flags, and "damaged" with its SAM weight when bf_land_quality marks it. */
+static const char *land_quality(char *buf, size_t len, const bf_feature *f, double weight)
+{
+  if (!f)
+    return "unreadable";
+  char fb[96];
+  flag_names(f->quality_flags, fb, sizeof fb);
+  if (weight < BF_LAND_DAMAGED)
+    snprintf(buf, len, "%s%sdamaged (weight %.2f)", f->quality_flags ? fb : "",
+             f->quality_flags ? "," : "", weight);
+  else
+    snprintf(buf, len, "%s", fb);
+  return buf;
+}
+
 static int parse_orient(const char *s)
 {
   if (!strcasecmp(s, "x"))
@@ -130,15 +145,17 @@ static void print_bullet_json(const char **ops, const bullet *A, const bullet *B
   for (int i = 0; i < A->n; i++) {
     printf("%s{\"path\":", i ? "," : "");
     bfm_json_str(stdout, A->path[i]);
-    printf(",\"position\":%d,\"quality\":\"%s\"}", r.pos_a[i] + 1,
-           A->f[i] ? flag_names(A->f[i]->quality_flags, fb, sizeof fb) : "unreadable");
+    printf(",\"position\":%d,\"quality\":\"%s\",\"weight\":%.3f,\"damaged\":%s}", r.pos_a[i] + 1,
+           A->f[i] ? flag_names(A->f[i]->quality_flags, fb, sizeof fb) : "unreadable", r.quality_a[i],
+           A->f[i] && r.quality_a[i] < BF_LAND_DAMAGED ? "true" : "false");
   }
   printf("],\"lands_b\":[");
   for (int j = 0; j < B->n; j++) {
     printf("%s{\"path\":", j ? "," : "");
     bfm_json_str(stdout, B->path[j]);
-    printf(",\"position\":%d,\"quality\":\"%s\"}", r.pos_b[j] + 1,
-           B->f[j] ? flag_names(B->f[j]->quality_flags, fb, sizeof fb) : "unreadable");
+    printf(",\"position\":%d,\"quality\":\"%s\",\"weight\":%.3f,\"damaged\":%s}", r.pos_b[j] + 1,
+           B->f[j] ? flag_names(B->f[j]->quality_flags, fb, sizeof fb) : "unreadable", r.quality_b[j],
+           B->f[j] && r.quality_b[j] < BF_LAND_DAMAGED ? "true" : "false");
   }
   printf("],\"land_scores\":[");
   for (int i = 0; i < r.na; i++) {
@@ -160,7 +177,9 @@ static void print_bullet_json(const char **ops, const bullet *A, const bullet *B
   for (int p = 0; p < r.nphase; p++)
     isfinite(r.phase_score[p]) ? printf("%s%.4f", p ? "," : "", r.phase_score[p])
                                : printf("%snull", p ? "," : "");
-  printf("],\"phase\":%d,\"score\":%.4f,\"margin\":%.4f,\"match\":%s,\"lr\":%.6g,\"log10_lr\":%.4f,"
+  printf("],\"reversed\":%s,\"other_score\":", r.reversed ? "true" : "false");
+  isfinite(r.other_score) ? printf("%.4f", r.other_score) : printf("null");
+  printf(",\"phase\":%d,\"score\":%.4f,\"margin\":%.4f,\"match\":%s,\"lr\":%.6g,\"log10_lr\":%.4f,"
          "\"lr_reference\":\"%s\",\"min_log10_lr\":%g}\n", r.phase, r.score, r.margin,
          lr->match ? "true" : "false", lr->lr, lr->log10_lr, lr->reference,
          ((bf_lr_rule)BF_LR_RULE_INIT).min_log10_lr);
@@ -181,7 +200,13 @@ int bfm_compare_bullet(int argc, char **argv)
       json = 1;
     else if (!strcmp(argv[i], "--png") && i + 1 < argc)
       png = argv[++i];
-    else if ((k = orient_opt(&bo, argc, argv, &i)) != 0) {
+    else if (!strcmp(argv[i], "--turn-margin") && i + 1 < argc) {
+      char *end;
+      lo.turn_margin = strtod(argv[++i], &end);
+      if (end == argv[i] || *end || !isfinite(lo.turn_margin))
+        return bfm_usage_error(cmd, "--turn-margin needs a number (negative: never turn B), not '%s'",
+                               argv[i]);
+    } else if ((k = orient_opt(&bo, argc, argv, &i)) != 0) {
       if (k < 0)
         return bfm_usage_error(cmd, "--orient must be x, y or auto, not '%s'", argv[i]);
     } else if (argv[i][0] == '-')
@@ -216,23 +241,28 @@ int bfm_compare_bullet(int argc, char **argv)
       printf("  A%-4d", r.pos_a[i] + 1);
       for (int j = 0; j < r.nb; j++) {
         const bf_land_result *l = &r.lands[i * r.nb + j];
-        int on = r.phase >= 0 && (r.pos_a[i] + r.phase) % r.n == r.pos_b[j];
+        int on = bf_bullet_on_phase(&r, i, j);
         if (l->scored)
           printf("  %c%.3f", on ? '*' : ' ', l->score);
         else
           printf("  %6s", "-");
       }
-      printf("   %s\n", A.f[i] ? flag_names(A.f[i]->quality_flags, fb, sizeof fb) : "unreadable");
+      printf("   %s\n", land_quality(fb, sizeof fb, A.f[i], r.quality_a[i]));
     }
     printf("  B quality:");
     for (int j = 0; j < r.nb; j++)
-      printf(" B%d %s", r.pos_b[j] + 1, B.f[j] ? flag_names(B.f[j]->quality_flags, fb, sizeof fb) : "unreadable");
+      printf(" B%d %s", r.pos_b[j] + 1, land_quality(fb, sizeof fb, B.f[j], r.quality_b[j]));
     printf("\nphase scores:");
     for (int p = 0; p < r.nphase; p++)
       isfinite(r.phase_score[p]) ? printf(" %d:%.3f", p, r.phase_score[p]) : printf(" %d:-", p);
     printf("\n");
     if (r.phase < 0)
       printf("no land pair could be scored: no bullet score\n");
+    else if (r.reversed)
+      printf("B turned heel for toe (each land reversed, lands in the opposite order): SAM %.3f, as "
+             "scanned %.3f\nphase %d (A land i meets B land %d-i, mod %d), bullet score %.3f (SAM), margin "
+             "%.3f over the next phase\n", r.score, r.other_score, r.phase, r.n + 1 - r.phase, r.n,
+             r.score, r.margin);
     else
       printf("phase %d (A land i meets B land i+%d), bullet score %.3f (SAM), margin %.3f over the next "
              "phase\n", r.phase, r.phase, r.score, r.margin);
@@ -322,19 +352,20 @@ int bfm_features_bullet(int argc, char **argv)
       bf_surface_free(s);
       continue;
     }
-    char fb[128];
-    const char *q = flag_names(f->quality_flags, fb, sizeof fb);
+    char fb[160];
+    double weight = bf_land_quality(f);
+    const char *q = land_quality(fb, sizeof fb, f, weight);
     if (json) {
       printf("%s{\"path\":", first ? "" : ",");
       bfm_json_str(stdout, path);
       printf(",\"land\":%d,\"striae_along\":\"%s\",\"spacing_um\":%.4f,\"points\":%d,"
              "\"groove_left_um\":%.1f,\"groove_right_um\":%.1f,\"grooves_found\":%d,"
              "\"crosscut_um\":%.1f,\"agreement\":%.3f,\"roughness_um\":%.3f,\"valid_fraction\":%.3f,"
-             "\"quality\":\"%s\"}",
+             "\"quality\":\"%s\",\"weight\":%.3f,\"damaged\":%s}",
              f->land, f->params[BF_BP_ORIENT] == BF_STRIAE_X ? "x" : "y", f->dx, f->nx,
              f->params[BF_BP_GROOVE_LEFT], f->params[BF_BP_GROOVE_RIGHT], (int)f->params[BF_BP_GROOVES],
              f->params[BF_BP_CROSSCUT], f->params[BF_BP_AGREE], f->params[BF_BP_ROUGH],
-             f->valid_fraction, q);
+             f->valid_fraction, q, weight, weight < BF_LAND_DAMAGED ? "true" : "false");
       first = 0;
     } else
       printf("%s: land %d, striae along %s, signature %d points at %.4f um (%.0f um), grooves cut at "
