@@ -610,33 +610,79 @@ static void register_theta_coarse(reg *out, const bf_cmc_prep *a, const bf_cmc_p
   }
 }
 
-/* Registers every cell of r against s rotated by theta, with its own scratch. 0 or BF_ENOMEM. */
-static int register_one(reg *out, const bf_cmc_prep *r, const bf_cmc_prep *s, double theta,
-                        const bf_cmc_opts *o)
+/* Scratch of registrations, kept by a thread across the rotations it registers (a fresh
+ * allocation per rotation cost page faults and zeroing as much as the rotation itself). */
+typedef struct scratch {
+  size_t nrot, nreg, nbuf, nF, nwin;
+  float *rot, *region, *buf, *cc, *win;
+  fftwf_complex *F;
+} scratch;
+
+static void scratch_free(scratch *w)
 {
-  int co = r->coarse, rc = 0;
+  free(w->rot);
+  free(w->region);
+  fftwf_free(w->buf);
+  fftwf_free(w->cc);
+  fftwf_free(w->F);
+  free(w->win);
+  memset(w, 0, sizeof *w);
+}
+
+/* Grows *p (plain or FFTW-aligned) to n elements of size sz. 0 or -1. */
+static int grow(void **p, size_t *cap, size_t n, size_t sz, int fftw)
+{
+  if (n <= *cap)
+    return 0;
+  if (fftw)
+    fftwf_free(*p);
+  else
+    free(*p);
+  *p = fftw ? fftwf_malloc(n * sz) : malloc(n * sz);
+  *cap = *p ? n : 0;
+  return *p ? 0 : -1;
+}
+
+/* w large enough to register the cells of r against s. 0 or -1. */
+static int scratch_fit(scratch *w, const bf_cmc_prep *r, const bf_cmc_prep *s)
+{
+  int co = r->coarse;
   int n0 = co ? r->cn0 : r->n0, n1 = co ? r->cn1 : r->n1, nhh = n1 / 2 + 1;
+  size_t wsz = (size_t)(r->cw + 2 * HC_W) * (r->ch + 2 * HC_W), nbuf = (size_t)n0 * n1;
+  size_t nrot = co ? (size_t)s->cnx * s->cny : (size_t)s->nx * s->ny;
+  size_t ncc = w->nbuf; /* buf and cc share one capacity */
+  if (grow((void **)&w->rot, &w->nrot, nrot, sizeof(float), 0) ||
+      grow((void **)&w->region, &w->nreg, (size_t)r->rx * r->ry, sizeof(float), 0) ||
+      grow((void **)&w->cc, &ncc, nbuf, sizeof(float), 1) ||
+      grow((void **)&w->buf, &w->nbuf, nbuf, sizeof(float), 1) ||
+      grow((void **)&w->F, &w->nF, (size_t)n0 * nhh, sizeof(fftwf_complex), 1) ||
+      (co && grow((void **)&w->win, &w->nwin, 2 * wsz, sizeof(float), 0)))
+    return -1;
+  return 0;
+}
+
+/* Registers every cell of r against s rotated by theta, in the scratch w (NULL: its own).
+ * 0 or BF_ENOMEM. */
+static int register_one(reg *out, const bf_cmc_prep *r, const bf_cmc_prep *s, double theta,
+                        const bf_cmc_opts *o, scratch *w)
+{
+  scratch own = {0};
+  if (!w)
+    w = &own;
+  int co = r->coarse, rc = 0;
+  int n0 = co ? r->cn0 : r->n0, n1 = co ? r->cn1 : r->n1;
   size_t wsz = (size_t)(r->cw + 2 * HC_W) * (r->ch + 2 * HC_W);
-  float *rot = malloc((co ? (size_t)s->cnx * s->cny : (size_t)s->nx * s->ny) * sizeof *rot);
-  float *region = malloc((size_t)r->rx * r->ry * sizeof *region);
-  float *buf = fftwf_alloc_real((size_t)n0 * n1);
-  float *cc = fftwf_alloc_real((size_t)n0 * n1);
-  fftwf_complex *F = fftwf_alloc_complex((size_t)n0 * nhh);
-  float *win = co ? malloc(2 * wsz * sizeof *win) : NULL;
-  if (rot && region && buf && cc && F && (win || !co)) {
-    memset(buf, 0, (size_t)n0 * n1 * sizeof *buf);
+  if (!scratch_fit(w, r, s)) {
+    /* the padding beyond the region must be zero (the rows beyond it are never written) */
+    memset(w->buf, 0, (size_t)n0 * n1 * sizeof *w->buf);
     if (co)
-      register_theta_coarse(out, r, s, theta, o, rot, buf, F, cc, win, win + wsz);
+      register_theta_coarse(out, r, s, theta, o, w->rot, w->buf, w->F, w->cc, w->win,
+                            w->win + wsz);
     else
-      register_theta(out, r, s, theta, o, rot, region, buf, F, cc);
+      register_theta(out, r, s, theta, o, w->rot, w->region, w->buf, w->F, w->cc);
   } else
     rc = BF_ENOMEM;
-  free(win);
-  free(rot);
-  free(region);
-  fftwf_free(buf);
-  fftwf_free(cc);
-  fftwf_free(F);
+  scratch_free(&own);
   return rc;
 }
 
@@ -831,14 +877,19 @@ static int compare_thetas(bf_cmc_result *out, const bf_cmc_prep *a, const bf_cmc
     thd[1][t] = -th0[t];
   }
   int nthreads = o->threads > 0 ? o->threads : omp_get_max_threads();
-#pragma omp parallel for schedule(dynamic) num_threads(nthreads) if (!omp_in_parallel())
-  for (int task = 0; task < 2 * nt; task++) {
-    int dir = task / nt, t = task % nt;
-    const bf_cmc_prep *r = dir ? b : a, *s = dir ? a : b;
-    if (register_one(g[dir] + (size_t)t * ncell, r, s, thd[dir][t], o)) {
+#pragma omp parallel num_threads(nthreads) if (!omp_in_parallel())
+  {
+    scratch w = {0};
+#pragma omp for schedule(dynamic)
+    for (int task = 0; task < 2 * nt; task++) {
+      int dir = task / nt, t = task % nt;
+      const bf_cmc_prep *r = dir ? b : a, *s = dir ? a : b;
+      if (register_one(g[dir] + (size_t)t * ncell, r, s, thd[dir][t], o, &w)) {
 #pragma omp atomic write
-      failed = 1;
+        failed = 1;
+      }
     }
+    scratch_free(&w);
   }
   if (failed) {
     rc = bf_error_set(BF_ENOMEM, "out of memory registering CMC cells");
@@ -927,6 +978,7 @@ static int compare_thetas(bf_cmc_result *out, const bf_cmc_prep *a, const bf_cmc
   out->theta_refined = out->theta;
   if (o->refine_step > 0 && d[0].n_orig > 0 && !isnan(d[0].med_theta_cmc)) {
     reg *gr = malloc((size_t)ncell * sizeof *gr);
+    scratch w = {0};
     double bestm = -2;
     if (!gr) {
       rc = bf_error_set(BF_ENOMEM, "out of memory refining the CMC rotation");
@@ -934,15 +986,21 @@ static int compare_thetas(bf_cmc_result *out, const bf_cmc_prep *a, const bf_cmc
     }
     for (int k = -1; k <= 1; k++) {
       double t = d[0].med_theta_cmc + k * o->refine_step, m = 0;
-      int q = 0;
-      if (register_one(gr, a, b, t, o)) {
+      int q = 0, tk = -1;
+      /* a rotation the scan registered already (the median usually is one) is not redone */
+      for (int u = 0; u < nt && tk < 0; u++)
+        if (thd[0][u] == t)
+          tk = u;
+      const reg *gk = tk >= 0 ? g[0] + (size_t)tk * ncell : gr;
+      if (tk < 0 && register_one(gr, a, b, t, o, &w)) {
         free(gr);
+        scratch_free(&w);
         rc = bf_error_set(BF_ENOMEM, "out of memory refining the CMC rotation");
         goto done;
       }
       for (int i = 0; i < ncell; i++)
-        if (d[0].orig[i] && gr[i].ok) {
-          m += gr[i].corr;
+        if (d[0].orig[i] && gk[i].ok) {
+          m += gk[i].corr;
           q++;
         }
       if (q && m / q > bestm) {
@@ -950,6 +1008,7 @@ static int compare_thetas(bf_cmc_result *out, const bf_cmc_prep *a, const bf_cmc
         out->theta_refined = t;
       }
     }
+    scratch_free(&w);
     free(gr);
   }
 done:
@@ -987,13 +1046,13 @@ static int add_window(double *th, int n, double c, double w, double step)
 
 /* High-CMC candidate count of the reference -> target direction at one rotation. */
 static int count_at(const bf_cmc_prep *a, const bf_cmc_prep *b, double theta, const bf_cmc_opts *o,
-                    int *count)
+                    int *count, scratch *w)
 {
   int ncell = a->ncell, q = 0, rc = 0;
   reg *g = calloc(ncell, sizeof *g);
   double *vx = malloc(ncell * sizeof *vx), *vy = malloc(ncell * sizeof *vy);
   *count = 0;
-  if (!g || !vx || !vy || register_one(g, a, b, theta, o)) {
+  if (!g || !vx || !vy || register_one(g, a, b, theta, o, w)) {
     rc = BF_ENOMEM;
     goto done;
   }
@@ -1025,16 +1084,21 @@ static int fallback_scan(const bf_cmc_prep *a, const bf_cmc_prep *b, double seed
   if (!cnt)
     return bf_error_set(BF_ENOMEM, "out of memory for the CMC fallback scan");
   int nthreads = o->threads > 0 ? o->threads : omp_get_max_threads();
-#pragma omp parallel for schedule(dynamic) num_threads(nthreads) if (!omp_in_parallel())
-  for (int t = 0; t < nt; t++) {
-    double th = seed + t * o->fallback_step, off = fabs(wrap180(th - seed));
-    cnt[t] = -1;
-    if (off <= o->seed_window || 180 - off <= o->seed_window)
-      continue; /* already searched */
-    if (count_at(a, b, th, o, &cnt[t])) {
+#pragma omp parallel num_threads(nthreads) if (!omp_in_parallel())
+  {
+    scratch w = {0};
+#pragma omp for schedule(dynamic)
+    for (int t = 0; t < nt; t++) {
+      double th = seed + t * o->fallback_step, off = fabs(wrap180(th - seed));
+      cnt[t] = -1;
+      if (off <= o->seed_window || 180 - off <= o->seed_window)
+        continue; /* already searched */
+      if (count_at(a, b, th, o, &cnt[t], &w)) {
 #pragma omp atomic write
-      failed = 1;
+        failed = 1;
+      }
     }
+    scratch_free(&w);
   }
   for (int t = 0; t < nt; t++)
     if (cnt[t] > *best_c) {
