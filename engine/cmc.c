@@ -850,11 +850,75 @@ static int cell_high(const dir_result *d, int i, const double *th, int nt, int n
   return 0;
 }
 
+/* The registrations of one compare_prep, by (reference, target, rotation): the stages of a
+ * full-circle compare (seeded windows, fallback scan, the fallback's window) overlap in the
+ * rotations they register, and a registration is a pure function of those three, so each is
+ * computed once. Filled between the parallel stages, read inside them. */
+typedef struct regcache {
+  int n, cap, ncell;
+  const bf_cmc_prep **r, **s;
+  double *theta;
+  reg *g; /* n x ncell */
+} regcache;
+
+static void cache_clear(regcache *c)
+{
+  free(c->r);
+  free(c->s);
+  free(c->theta);
+  free(c->g);
+  memset(c, 0, sizeof *c);
+}
+
+static const reg *cache_find(const regcache *c, const bf_cmc_prep *r, const bf_cmc_prep *s,
+                             double theta)
+{
+  if (!c)
+    return NULL;
+  for (int k = 0; k < c->n; k++)
+    if (c->theta[k] == theta && c->r[k] == r && c->s[k] == s)
+      return c->g + (size_t)k * c->ncell;
+  return NULL;
+}
+
+/* Adds a registration (no-op when there, or when c is NULL). 0 or -1. */
+static int cache_add(regcache *c, const bf_cmc_prep *r, const bf_cmc_prep *s, double theta,
+                     const reg *g)
+{
+  if (!c || cache_find(c, r, s, theta))
+    return 0;
+  if (c->n == c->cap) {
+    int cap = c->cap ? 2 * c->cap : 64;
+    const bf_cmc_prep **nr = realloc(c->r, cap * sizeof *nr);
+    if (nr)
+      c->r = nr;
+    const bf_cmc_prep **ns = realloc(c->s, cap * sizeof *ns);
+    if (ns)
+      c->s = ns;
+    double *nt = realloc(c->theta, cap * sizeof *nt);
+    if (nt)
+      c->theta = nt;
+    reg *ng = realloc(c->g, (size_t)cap * c->ncell * sizeof *ng);
+    if (ng)
+      c->g = ng;
+    if (!nr || !ns || !nt || !ng)
+      return -1;
+    c->cap = cap;
+  }
+  c->r[c->n] = r;
+  c->s[c->n] = s;
+  c->theta[c->n] = theta;
+  memcpy(c->g + (size_t)c->n * c->ncell, g, (size_t)c->ncell * sizeof *g);
+  c->n++;
+  return 0;
+}
+
 /* Both directions over the rotations th[0..nt) (reference -> target; the other direction
  * registers at -th), decided and combined into out. *maxc0 (may be NULL) gets the reference ->
  * target direction's largest High-CMC candidate count at one rotation. */
 static int compare_thetas(bf_cmc_result *out, const bf_cmc_prep *a, const bf_cmc_prep *b,
-                          const double *th0, int nt, const bf_cmc_opts *o, int *maxc0)
+                          const double *th0, int nt, const bf_cmc_opts *o, int *maxc0,
+                          regcache *cache)
 {
   reg *g[2] = {NULL, NULL};
   double *th = NULL, *thd[2];
@@ -884,12 +948,20 @@ static int compare_thetas(bf_cmc_result *out, const bf_cmc_prep *a, const bf_cmc
     for (int task = 0; task < 2 * nt; task++) {
       int dir = task / nt, t = task % nt;
       const bf_cmc_prep *r = dir ? b : a, *s = dir ? a : b;
-      if (register_one(g[dir] + (size_t)t * ncell, r, s, thd[dir][t], o, &w)) {
+      const reg *known = cache_find(cache, r, s, thd[dir][t]);
+      if (known)
+        memcpy(g[dir] + (size_t)t * ncell, known, (size_t)ncell * sizeof *known);
+      else if (register_one(g[dir] + (size_t)t * ncell, r, s, thd[dir][t], o, &w)) {
 #pragma omp atomic write
         failed = 1;
       }
     }
     scratch_free(&w);
+  }
+  for (int task = 0; task < 2 * nt && !failed; task++) {
+    int dir = task / nt, t = task % nt;
+    if (cache_add(cache, dir ? b : a, dir ? a : b, thd[dir][t], g[dir] + (size_t)t * ncell))
+      failed = 1;
   }
   if (failed) {
     rc = bf_error_set(BF_ENOMEM, "out of memory registering CMC cells");
@@ -1045,14 +1117,16 @@ static int add_window(double *th, int n, double c, double w, double step)
 }
 
 /* High-CMC candidate count of the reference -> target direction at one rotation. */
-static int count_at(const bf_cmc_prep *a, const bf_cmc_prep *b, double theta, const bf_cmc_opts *o,
-                    int *count, scratch *w)
+static int count_at(reg *g, const bf_cmc_prep *a, const bf_cmc_prep *b, double theta,
+                    const bf_cmc_opts *o, int *count, scratch *w, const regcache *cache)
 {
   int ncell = a->ncell, q = 0, rc = 0;
-  reg *g = calloc(ncell, sizeof *g);
   double *vx = malloc(ncell * sizeof *vx), *vy = malloc(ncell * sizeof *vy);
+  const reg *known = cache_find(cache, a, b, theta);
   *count = 0;
-  if (!g || !vx || !vy || register_one(g, a, b, theta, o, w)) {
+  if (known)
+    memcpy(g, known, (size_t)ncell * sizeof *g);
+  if (!vx || !vy || (!known && register_one(g, a, b, theta, o, w))) {
     rc = BF_ENOMEM;
     goto done;
   }
@@ -1067,7 +1141,6 @@ static int count_at(const bf_cmc_prep *a, const bf_cmc_prep *b, double theta, co
     *count += g[i].ok && fabs(g[i].sx - mx) <= xt && fabs(g[i].sy - my) <= yt &&
               g[i].corr >= o->corr_thresh;
 done:
-  free(g);
   free(vx);
   free(vy);
   return rc;
@@ -1076,13 +1149,17 @@ done:
 /* The full circle's fallback: the rotations by fallback_step outside the seeded windows,
  * reference -> target only; *best_t gets the one of most High-CMC candidates (*best_c). */
 static int fallback_scan(const bf_cmc_prep *a, const bf_cmc_prep *b, double seed,
-                         const bf_cmc_opts *o, double *best_t, int *best_c)
+                         const bf_cmc_opts *o, double *best_t, int *best_c, regcache *cache)
 {
-  int nt = (int)floor(360.0 / o->fallback_step + 1e-9), failed = 0;
+  int nt = (int)floor(360.0 / o->fallback_step + 1e-9), failed = 0, ncell = a->ncell;
   int *cnt = calloc(nt, sizeof *cnt);
+  reg *g = calloc((size_t)nt * ncell, sizeof *g);
   *best_c = -1;
-  if (!cnt)
+  if (!cnt || !g) {
+    free(cnt);
+    free(g);
     return bf_error_set(BF_ENOMEM, "out of memory for the CMC fallback scan");
+  }
   int nthreads = o->threads > 0 ? o->threads : omp_get_max_threads();
 #pragma omp parallel num_threads(nthreads) if (!omp_in_parallel())
   {
@@ -1093,19 +1170,24 @@ static int fallback_scan(const bf_cmc_prep *a, const bf_cmc_prep *b, double seed
       cnt[t] = -1;
       if (off <= o->seed_window || 180 - off <= o->seed_window)
         continue; /* already searched */
-      if (count_at(a, b, th, o, &cnt[t], &w)) {
+      if (count_at(g + (size_t)t * ncell, a, b, th, o, &cnt[t], &w, cache)) {
 #pragma omp atomic write
         failed = 1;
       }
     }
     scratch_free(&w);
   }
-  for (int t = 0; t < nt; t++)
+  for (int t = 0; t < nt; t++) {
     if (cnt[t] > *best_c) {
       *best_c = cnt[t];
       *best_t = seed + t * o->fallback_step;
     }
+    if (!failed && cnt[t] >= 0 &&
+        cache_add(cache, a, b, seed + t * o->fallback_step, g + (size_t)t * ncell))
+      failed = 1;
+  }
   free(cnt);
+  free(g);
   return failed ? bf_error_set(BF_ENOMEM, "out of memory in the CMC fallback scan") : 0;
 }
 
@@ -1139,6 +1221,7 @@ int bf_cmc_compare_prep(bf_cmc_result *out, const bf_cmc_prep *a, const bf_cmc_p
   bf_cmc_opts def = BF_CMC_OPTS_INIT;
   double *th = NULL;
   int rc = 0, nt = 0;
+  regcache cache = {0};
   memset(out, 0, sizeof *out);
   if (!o)
     o = &def;
@@ -1163,19 +1246,20 @@ int bf_cmc_compare_prep(bf_cmc_result *out, const bf_cmc_prep *a, const bf_cmc_p
     nt = (int)floor((o->theta_max - o->theta_min) / o->theta_step + 1e-9) + 1;
     for (int t = 0; t < nt; t++)
       th[t] = o->theta_min + t * o->theta_step;
-    rc = compare_thetas(out, a, b, th, nt, o, NULL);
+    rc = compare_thetas(out, a, b, th, nt, o, NULL, NULL);
     goto done;
   }
   if (!a->desc || !b->desc) { /* no estimate: the whole circle */
     nt = (int)floor(360.0 / o->theta_step - 1e-9) + 1;
     for (int t = 0; t < nt; t++)
       th[t] = -180 + o->theta_step + t * o->theta_step;
-    rc = compare_thetas(out, a, b, th, nt, o, NULL);
+    rc = compare_thetas(out, a, b, th, nt, o, NULL, NULL);
     goto done;
   }
   /* The seed and the fallback scan are taken in one canonical order of the pair (b -> a at t is
    * a -> b at -t), so compare(a, b) and compare(b, a) search the same rotations and a pair's
    * score does not depend on which item is the query (the batch compares each pair once). */
+  cache.ncell = a->ncell;
   int swap = prep_key(a) > prep_key(b);
   const bf_cmc_prep *ca = swap ? b : a, *cb_ = swap ? a : b;
   double shift = 0;
@@ -1191,10 +1275,10 @@ int bf_cmc_compare_prep(bf_cmc_result *out, const bf_cmc_prep *a, const bf_cmc_p
   int maxc = 0, m2 = 0;
   bf_cmc_result alt;
   nt = add_window(th, 0, centre, o->seed_window, o->theta_step);
-  if ((rc = compare_thetas(out, a, b, th, nt, o, &maxc)))
+  if ((rc = compare_thetas(out, a, b, th, nt, o, &maxc, &cache)))
     goto done;
   nt = add_window(th, 0, centre + 180, o->seed_window, o->theta_step);
-  if ((rc = compare_thetas(&alt, a, b, th, nt, o, &m2)))
+  if ((rc = compare_thetas(&alt, a, b, th, nt, o, &m2, &cache)))
     goto done;
   alt.nthetas = out->nthetas = out->nthetas + alt.nthetas;
   if (alt.score > out->score || (alt.score == out->score && alt.cmc_combined > out->cmc_combined)) {
@@ -1209,7 +1293,7 @@ int bf_cmc_compare_prep(bf_cmc_result *out, const bf_cmc_prep *a, const bf_cmc_p
     goto done;
   double tb = 0;
   int cb = -1;
-  if ((rc = fallback_scan(ca, cb_, swap ? -centre : centre, o, &tb, &cb)))
+  if ((rc = fallback_scan(ca, cb_, swap ? -centre : centre, o, &tb, &cb, &cache)))
     goto done;
   if (swap)
     tb = -tb;
@@ -1219,7 +1303,7 @@ int bf_cmc_compare_prep(bf_cmc_result *out, const bf_cmc_prep *a, const bf_cmc_p
   if (cb >= 3 && cb > maxc) {
     bf_cmc_result r2;
     nt = add_window(th, 0, tb, o->seed_window, o->theta_step);
-    if ((rc = compare_thetas(&r2, a, b, th, nt, o, NULL)))
+    if ((rc = compare_thetas(&r2, a, b, th, nt, o, NULL, &cache)))
       goto done;
     r2.nthetas = out->nthetas + nt;
     r2.fallback = 1;
@@ -1234,6 +1318,7 @@ int bf_cmc_compare_prep(bf_cmc_result *out, const bf_cmc_prep *a, const bf_cmc_p
   }
 done:
   free(th);
+  cache_clear(&cache);
   if (rc)
     bf_cmc_result_clear(out);
   else {
