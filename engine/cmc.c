@@ -6,6 +6,9 @@
 
 #include <math.h>
 #include <omp.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -291,22 +294,74 @@ static inline float nan_to_zero(float v)
   return v;
 }
 
+/* One row of a nearest-neighbour sampling of z (nx x ny, NaN outside): w points from the source
+ * point (fx, fy) (+0.5 already added: floor = round) stepping by (c, -s). */
+static inline void sample_row(float *row, int w, double fx, double fy, double c, double s,
+                              const float *z, int nx, int ny)
+{
+  for (int x = 0; x < w; x++, fx += c, fy -= s) {
+    int xs = ifloor(fx), ys = ifloor(fy);
+    row[x] = ((unsigned)xs < (unsigned)nx && (unsigned)ys < (unsigned)ny)
+               ? z[(size_t)ys * nx + xs] : NAN;
+  }
+}
+
+/* Two such rows at once, each in one lane of an SSE2 register: the same double additions and
+ * truncations per row as sample_row (so the same points), without the one long dependency
+ * chain of a row (the rotations were a quarter of the CMC's time). */
+static inline void sample_row2(float *r0, float *r1, int w, double fx0, double fy0, double fx1,
+                               double fy1, double c, double s, const float *z, int nx, int ny)
+{
+#ifdef __SSE2__
+  const __m128d vc = _mm_set1_pd(c), vs = _mm_set1_pd(s), big = _mm_set1_pd(1048576.0);
+  const __m128i ibig = _mm_set1_epi32(1048576);
+  __m128d fx = _mm_set_pd(fx1, fx0), fy = _mm_set_pd(fy1, fy0);
+  for (int x = 0; x < w; x++) {
+    /* ifloor in both lanes */
+    __m128i xi = _mm_sub_epi32(_mm_cvttpd_epi32(_mm_add_pd(fx, big)), ibig);
+    __m128i yi = _mm_sub_epi32(_mm_cvttpd_epi32(_mm_add_pd(fy, big)), ibig);
+    fx = _mm_add_pd(fx, vc);
+    fy = _mm_sub_pd(fy, vs);
+    int xs = _mm_cvtsi128_si32(xi), ys = _mm_cvtsi128_si32(yi);
+    int xs1 = _mm_cvtsi128_si32(_mm_shuffle_epi32(xi, 1));
+    int ys1 = _mm_cvtsi128_si32(_mm_shuffle_epi32(yi, 1));
+    r0[x] = ((unsigned)xs < (unsigned)nx && (unsigned)ys < (unsigned)ny)
+              ? z[(size_t)ys * nx + xs] : NAN;
+    r1[x] = ((unsigned)xs1 < (unsigned)nx && (unsigned)ys1 < (unsigned)ny)
+              ? z[(size_t)ys1 * nx + xs1] : NAN;
+  }
+#else
+  sample_row(r0, w, fx0, fy0, c, s, z, nx, ny);
+  sample_row(r1, w, fx1, fy1, c, s, z, nx, ny);
+#endif
+}
+
+/* Nearest-neighbour rotation of a plain nx x ny array about its centre by theta degrees into
+ * rot (same size): rot(p) = z(R(-theta) (p - c) + c). */
+static void rotate_arr(float *rot, const float *z, int nx, int ny, double theta)
+{
+  double a = theta * M_PI / 180.0, c = cos(a), s = sin(a);
+  double cx = 0.5 * (nx - 1), cy = 0.5 * (ny - 1);
+  int y = 0;
+  /* source = R(-theta) (p - c) + c, stepped along the row; +0.5 and floor = round */
+  for (; y + 1 < ny; y += 2) {
+    double v = y - cy, v1 = (y + 1) - cy;
+    sample_row2(rot + (size_t)y * nx, rot + (size_t)(y + 1) * nx, nx,
+                c * (0 - cx) + s * v + cx + 0.5, -s * (0 - cx) + c * v + cy + 0.5,
+                c * (0 - cx) + s * v1 + cx + 0.5, -s * (0 - cx) + c * v1 + cy + 0.5, c, s, z, nx,
+                ny);
+  }
+  for (; y < ny; y++) {
+    double v = y - cy;
+    sample_row(rot + (size_t)y * nx, nx, c * (0 - cx) + s * v + cx + 0.5,
+               -s * (0 - cx) + c * v + cy + 0.5, c, s, z, nx, ny);
+  }
+}
+
 /* Nearest-neighbour rotation of b about its centre by theta degrees into rot (same size). */
 static void rotate_nn(float *rot, const bf_cmc_prep *b, double theta)
 {
-  double a = theta * M_PI / 180.0, c = cos(a), s = sin(a);
-  double cx = 0.5 * (b->nx - 1), cy = 0.5 * (b->ny - 1);
-  for (int y = 0; y < b->ny; y++) {
-    double v = y - cy;
-    /* source = R(-theta) (p - c) + c, stepped along the row; +0.5 and floor = round */
-    double fx = c * (0 - cx) + s * v + cx + 0.5, fy = -s * (0 - cx) + c * v + cy + 0.5;
-    float *row = rot + (size_t)y * b->nx;
-    for (int x = 0; x < b->nx; x++, fx += c, fy -= s) {
-      int xs = ifloor(fx), ys = ifloor(fy);
-      row[x] = ((unsigned)xs < (unsigned)b->nx && (unsigned)ys < (unsigned)b->ny)
-                 ? b->z[(size_t)ys * b->nx + xs] : NAN;
-    }
-  }
+  rotate_arr(rot, b->z, b->nx, b->ny, theta);
 }
 
 /* Registers every kept cell of a against b rotated by theta. Scratch is per caller. */
@@ -422,23 +477,6 @@ static void register_theta(reg *out, const bf_cmc_prep *a, const bf_cmc_prep *b,
   }
 }
 
-/* Nearest-neighbour rotation of a plain nx x ny array about its centre (as rotate_nn). */
-static void rotate_arr(float *rot, const float *z, int nx, int ny, double theta)
-{
-  double a = theta * M_PI / 180.0, c = cos(a), s = sin(a);
-  double cx = 0.5 * (nx - 1), cy = 0.5 * (ny - 1);
-  for (int y = 0; y < ny; y++) {
-    double v = y - cy;
-    double fx = c * (0 - cx) + s * v + cx + 0.5, fy = -s * (0 - cx) + c * v + cy + 0.5;
-    float *row = rot + (size_t)y * nx;
-    for (int x = 0; x < nx; x++, fx += c, fy -= s) {
-      int xs = ifloor(fx), ys = ifloor(fy);
-      row[x] = ((unsigned)xs < (unsigned)nx && (unsigned)ys < (unsigned)ny)
-                 ? z[(size_t)ys * nx + xs] : NAN;
-    }
-  }
-}
-
 /* Two-level registration of every kept cell of a against b rotated by theta: FFT correlation
  * at half resolution, then hill-climbing on the full-resolution zero-filled correlation. */
 #define HC_W 3 /* full-resolution search half-width around the coarse peak, points */
@@ -539,15 +577,19 @@ static void register_theta_coarse(reg *out, const bf_cmc_prep *a, const bf_cmc_p
     px0 = px0 < 0 ? 0 : px0 > rx - cw ? rx - cw : px0;
     py0 = py0 < 0 ? 0 : py0 > ry - ch ? ry - ch : py0;
     int wx0 = gx0 + px0 - HC_W, wy0 = gy0 + py0 - HC_W;
-    for (int y = 0; y < wh; y++) {
-      double v = wy0 + y - bcy, u0 = wx0 - bcx;
-      double fx = cth * u0 + sth * v + bcx + 0.5, fy = -sth * u0 + cth * v + bcy + 0.5;
-      for (int x = 0; x < ww; x++, fx += cth, fy -= sth) {
-        int xs = ifloor(fx), ys = ifloor(fy);
-        float z = ((unsigned)xs < (unsigned)b->nx && (unsigned)ys < (unsigned)b->ny)
-                    ? b->z[(size_t)ys * b->nx + xs] : NAN;
-        win[(size_t)y * ww + x] = z;
-      }
+    double u0 = wx0 - bcx;
+    int y = 0;
+    for (; y + 1 < wh; y += 2) {
+      double v = wy0 + y - bcy, v1 = wy0 + (y + 1) - bcy;
+      sample_row2(win + (size_t)y * ww, win + (size_t)(y + 1) * ww, ww,
+                  cth * u0 + sth * v + bcx + 0.5, -sth * u0 + cth * v + bcy + 0.5,
+                  cth * u0 + sth * v1 + bcx + 0.5, -sth * u0 + cth * v1 + bcy + 0.5, cth, sth,
+                  b->z, b->nx, b->ny);
+    }
+    for (; y < wh; y++) {
+      double v = wy0 + y - bcy;
+      sample_row(win + (size_t)y * ww, ww, cth * u0 + sth * v + bcx + 0.5,
+                 -sth * u0 + cth * v + bcy + 0.5, cth, sth, b->z, b->nx, b->ny);
     }
 #pragma omp simd
     for (int k = 0; k < ww * wh; k++)
