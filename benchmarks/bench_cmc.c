@@ -2,12 +2,16 @@
  * 780 Fadul pairs (AUC, score histograms and ROC as PNG), speed (pairs/s on 1 and 2 threads,
  * peak RSS), and --blind: every pair of ../shared/blind/cartridge must run without error.
  * Usage: bench_cmc [--pair A.x3p B.x3p] [--blind] [--quick] [--out DIR] [--exact] [--speed N]
+ *                  [--turned] [--dump FILE]
  * --speed N: only the speed runs over the first N Fadul pairs.
  * --exact: full-resolution FFT search instead of the default two-level search.
  * --turned: every Fadul and DFSC scan turned by a random angle (bilinear, bf_synth_turn; made
  * here, never stored): accuracy over the full circle, and CPU time per pair against the unturned
  * set compared as before the full circle (full_circle = 0, +-30°); BF_TURNED_FAST=1 skips the
  * unturned scores of all pairs (only the first 60 are compared, for the cost).
+ * --dump FILE: the accuracy run also writes every Fadul pair's counts to FILE (one line a pair:
+ * names, score, original counts of both directions, High counts, combined count, theta), so two
+ * builds can be compared pair by pair (diff, or the awk in benchmarks/RESULTS.md).
  * Timings on a shared machine are noisy: re-run quietly for figures that matter. */
 #include "bf_breechface.h"
 #include "bf_cmc.h"
@@ -201,6 +205,8 @@ static void free_items(item *v, int n)
 
 /* Compares pairs [0, np) of (ia, ib) with nthreads threads; scores out. Returns errors. */
 static double *g_orig_min; /* when set: min of the two original-method counts per pair */
+static FILE *g_dump;        /* --dump: every pair's counts (accuracy run) */
+static char (*g_dump_line)[160]; /* per pair, written in pair order after the parallel run */
 
 static int run_pairs(const item *v, const int *ia, const int *ib, int np, double *score,
                      int *flags, int nthreads)
@@ -226,6 +232,10 @@ static int run_pairs(const item *v, const int *ia, const int *ib, int np, double
     score[k] = r.score;
     if (g_orig_min)
       g_orig_min[k] = r.cmc_combined;
+    if (g_dump_line)
+      snprintf(g_dump_line[k], sizeof g_dump_line[k], "%g\t%d\t%d\t%d\t%d\t%d\t%.1f", r.score,
+               r.cmc_original[0], r.cmc_original[1], r.cmc_high[0], r.cmc_high[1],
+               r.cmc_combined, r.theta);
     if (flags)
       flags[k] = r.quality_flags;
     bf_cmc_result_clear(&r);
@@ -407,8 +417,18 @@ static int accuracy(const char *data, const char *outdir, int quick)
     }
   double *om = malloc(np * sizeof *om);
   g_orig_min = om;
+  if (g_dump)
+    g_dump_line = calloc(np, sizeof *g_dump_line);
   bad += run_pairs(v, ia, ib, np, sc, NULL, omp_get_max_threads());
   g_orig_min = NULL;
+  if (g_dump && g_dump_line) {
+    fprintf(g_dump, "a\tb\tkm\tscore\torig0\torig1\thigh0\thigh1\tcombined\ttheta\n");
+    for (k = 0; k < np; k++)
+      fprintf(g_dump, "%s\t%s\t%d\t%s\n", v[ia[k]].name, v[ib[k]].name, km[k],
+              g_dump_line[k][0] ? g_dump_line[k] : "error");
+  }
+  free(g_dump_line);
+  g_dump_line = NULL;
   double t2 = now();
   {
     double lo = 1e30, hi = -1e30;
@@ -710,6 +730,12 @@ int main(int argc, char **argv)
       speed_n = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--quick"))
       quick = 1;
+    else if (!strcmp(argv[i], "--dump") && i + 1 < argc) {
+      if (!(g_dump = fopen(argv[++i], "w"))) {
+        fprintf(stderr, "bench_cmc: cannot write %s\n", argv[i]);
+        return 1;
+      }
+    }
     else if (!strcmp(argv[i], "--out") && i + 1 < argc) {
       outdir = argv[++i];
       mkdir(outdir, 0777); /* the plots go there; an existing folder is fine */
@@ -730,6 +756,10 @@ int main(int argc, char **argv)
     faithful(data);
     raw_decisions(data);
     ret = accuracy(data, outdir, quick);
+  }
+  if (g_dump && fclose(g_dump)) {
+    fprintf(stderr, "bench_cmc: writing the dump failed\n");
+    ret = 1;
   }
   bf_fft_cleanup();
   return ret;

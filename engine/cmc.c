@@ -6,6 +6,9 @@
 
 #include <math.h>
 #include <omp.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -311,22 +314,74 @@ static inline float nan_to_zero(float v)
   return v;
 }
 
+/* One row of a nearest-neighbour sampling of z (nx x ny, NaN outside): w points from the source
+ * point (fx, fy) (+0.5 already added: floor = round) stepping by (c, -s). */
+static inline void sample_row(float *row, int w, double fx, double fy, double c, double s,
+                              const float *z, int nx, int ny)
+{
+  for (int x = 0; x < w; x++, fx += c, fy -= s) {
+    int xs = ifloor(fx), ys = ifloor(fy);
+    row[x] = ((unsigned)xs < (unsigned)nx && (unsigned)ys < (unsigned)ny)
+               ? z[(size_t)ys * nx + xs] : NAN;
+  }
+}
+
+/* Two such rows at once, each in one lane of an SSE2 register: the same double additions and
+ * truncations per row as sample_row (so the same points), without the one long dependency
+ * chain of a row (the rotations were a quarter of the CMC's time). */
+static inline void sample_row2(float *r0, float *r1, int w, double fx0, double fy0, double fx1,
+                               double fy1, double c, double s, const float *z, int nx, int ny)
+{
+#ifdef __SSE2__
+  const __m128d vc = _mm_set1_pd(c), vs = _mm_set1_pd(s), big = _mm_set1_pd(1048576.0);
+  const __m128i ibig = _mm_set1_epi32(1048576);
+  __m128d fx = _mm_set_pd(fx1, fx0), fy = _mm_set_pd(fy1, fy0);
+  for (int x = 0; x < w; x++) {
+    /* ifloor in both lanes */
+    __m128i xi = _mm_sub_epi32(_mm_cvttpd_epi32(_mm_add_pd(fx, big)), ibig);
+    __m128i yi = _mm_sub_epi32(_mm_cvttpd_epi32(_mm_add_pd(fy, big)), ibig);
+    fx = _mm_add_pd(fx, vc);
+    fy = _mm_sub_pd(fy, vs);
+    int xs = _mm_cvtsi128_si32(xi), ys = _mm_cvtsi128_si32(yi);
+    int xs1 = _mm_cvtsi128_si32(_mm_shuffle_epi32(xi, 1));
+    int ys1 = _mm_cvtsi128_si32(_mm_shuffle_epi32(yi, 1));
+    r0[x] = ((unsigned)xs < (unsigned)nx && (unsigned)ys < (unsigned)ny)
+              ? z[(size_t)ys * nx + xs] : NAN;
+    r1[x] = ((unsigned)xs1 < (unsigned)nx && (unsigned)ys1 < (unsigned)ny)
+              ? z[(size_t)ys1 * nx + xs1] : NAN;
+  }
+#else
+  sample_row(r0, w, fx0, fy0, c, s, z, nx, ny);
+  sample_row(r1, w, fx1, fy1, c, s, z, nx, ny);
+#endif
+}
+
+/* Nearest-neighbour rotation of a plain nx x ny array about its centre by theta degrees into
+ * rot (same size): rot(p) = z(R(-theta) (p - c) + c). */
+static void rotate_arr(float *rot, const float *z, int nx, int ny, double theta)
+{
+  double a = theta * M_PI / 180.0, c = cos(a), s = sin(a);
+  double cx = 0.5 * (nx - 1), cy = 0.5 * (ny - 1);
+  int y = 0;
+  /* source = R(-theta) (p - c) + c, stepped along the row; +0.5 and floor = round */
+  for (; y + 1 < ny; y += 2) {
+    double v = y - cy, v1 = (y + 1) - cy;
+    sample_row2(rot + (size_t)y * nx, rot + (size_t)(y + 1) * nx, nx,
+                c * (0 - cx) + s * v + cx + 0.5, -s * (0 - cx) + c * v + cy + 0.5,
+                c * (0 - cx) + s * v1 + cx + 0.5, -s * (0 - cx) + c * v1 + cy + 0.5, c, s, z, nx,
+                ny);
+  }
+  for (; y < ny; y++) {
+    double v = y - cy;
+    sample_row(rot + (size_t)y * nx, nx, c * (0 - cx) + s * v + cx + 0.5,
+               -s * (0 - cx) + c * v + cy + 0.5, c, s, z, nx, ny);
+  }
+}
+
 /* Nearest-neighbour rotation of b about its centre by theta degrees into rot (same size). */
 static void rotate_nn(float *rot, const bf_cmc_prep *b, double theta)
 {
-  double a = theta * M_PI / 180.0, c = cos(a), s = sin(a);
-  double cx = 0.5 * (b->nx - 1), cy = 0.5 * (b->ny - 1);
-  for (int y = 0; y < b->ny; y++) {
-    double v = y - cy;
-    /* source = R(-theta) (p - c) + c, stepped along the row; +0.5 and floor = round */
-    double fx = c * (0 - cx) + s * v + cx + 0.5, fy = -s * (0 - cx) + c * v + cy + 0.5;
-    float *row = rot + (size_t)y * b->nx;
-    for (int x = 0; x < b->nx; x++, fx += c, fy -= s) {
-      int xs = ifloor(fx), ys = ifloor(fy);
-      row[x] = ((unsigned)xs < (unsigned)b->nx && (unsigned)ys < (unsigned)b->ny)
-                 ? b->z[(size_t)ys * b->nx + xs] : NAN;
-    }
-  }
+  rotate_arr(rot, b->z, b->nx, b->ny, theta);
 }
 
 /* Registers every kept cell of a against b rotated by theta. Scratch is per caller. */
@@ -442,23 +497,6 @@ static void register_theta(reg *out, const bf_cmc_prep *a, const bf_cmc_prep *b,
   }
 }
 
-/* Nearest-neighbour rotation of a plain nx x ny array about its centre (as rotate_nn). */
-static void rotate_arr(float *rot, const float *z, int nx, int ny, double theta)
-{
-  double a = theta * M_PI / 180.0, c = cos(a), s = sin(a);
-  double cx = 0.5 * (nx - 1), cy = 0.5 * (ny - 1);
-  for (int y = 0; y < ny; y++) {
-    double v = y - cy;
-    double fx = c * (0 - cx) + s * v + cx + 0.5, fy = -s * (0 - cx) + c * v + cy + 0.5;
-    float *row = rot + (size_t)y * nx;
-    for (int x = 0; x < nx; x++, fx += c, fy -= s) {
-      int xs = ifloor(fx), ys = ifloor(fy);
-      row[x] = ((unsigned)xs < (unsigned)nx && (unsigned)ys < (unsigned)ny)
-                 ? z[(size_t)ys * nx + xs] : NAN;
-    }
-  }
-}
-
 /* Two-level registration of every kept cell of a against b rotated by theta: FFT correlation
  * at half resolution, then hill-climbing on the full-resolution zero-filled correlation. */
 #define HC_W 3 /* full-resolution search half-width around the coarse peak, points */
@@ -559,15 +597,19 @@ static void register_theta_coarse(reg *out, const bf_cmc_prep *a, const bf_cmc_p
     px0 = px0 < 0 ? 0 : px0 > rx - cw ? rx - cw : px0;
     py0 = py0 < 0 ? 0 : py0 > ry - ch ? ry - ch : py0;
     int wx0 = gx0 + px0 - HC_W, wy0 = gy0 + py0 - HC_W;
-    for (int y = 0; y < wh; y++) {
-      double v = wy0 + y - bcy, u0 = wx0 - bcx;
-      double fx = cth * u0 + sth * v + bcx + 0.5, fy = -sth * u0 + cth * v + bcy + 0.5;
-      for (int x = 0; x < ww; x++, fx += cth, fy -= sth) {
-        int xs = ifloor(fx), ys = ifloor(fy);
-        float z = ((unsigned)xs < (unsigned)b->nx && (unsigned)ys < (unsigned)b->ny)
-                    ? b->z[(size_t)ys * b->nx + xs] : NAN;
-        win[(size_t)y * ww + x] = z;
-      }
+    double u0 = wx0 - bcx;
+    int y = 0;
+    for (; y + 1 < wh; y += 2) {
+      double v = wy0 + y - bcy, v1 = wy0 + (y + 1) - bcy;
+      sample_row2(win + (size_t)y * ww, win + (size_t)(y + 1) * ww, ww,
+                  cth * u0 + sth * v + bcx + 0.5, -sth * u0 + cth * v + bcy + 0.5,
+                  cth * u0 + sth * v1 + bcx + 0.5, -sth * u0 + cth * v1 + bcy + 0.5, cth, sth,
+                  b->z, b->nx, b->ny);
+    }
+    for (; y < wh; y++) {
+      double v = wy0 + y - bcy;
+      sample_row(win + (size_t)y * ww, ww, cth * u0 + sth * v + bcx + 0.5,
+                 -sth * u0 + cth * v + bcy + 0.5, cth, sth, b->z, b->nx, b->ny);
     }
 #pragma omp simd
     for (int k = 0; k < ww * wh; k++)
@@ -630,33 +672,79 @@ static void register_theta_coarse(reg *out, const bf_cmc_prep *a, const bf_cmc_p
   }
 }
 
-/* Registers every cell of r against s rotated by theta, with its own scratch. 0 or BF_ENOMEM. */
-static int register_one(reg *out, const bf_cmc_prep *r, const bf_cmc_prep *s, double theta,
-                        const bf_cmc_opts *o)
+/* Scratch of registrations, kept by a thread across the rotations it registers (a fresh
+ * allocation per rotation cost page faults and zeroing as much as the rotation itself). */
+typedef struct scratch {
+  size_t nrot, nreg, nbuf, nF, nwin;
+  float *rot, *region, *buf, *cc, *win;
+  fftwf_complex *F;
+} scratch;
+
+static void scratch_free(scratch *w)
 {
-  int co = r->coarse, rc = 0;
+  free(w->rot);
+  free(w->region);
+  fftwf_free(w->buf);
+  fftwf_free(w->cc);
+  fftwf_free(w->F);
+  free(w->win);
+  memset(w, 0, sizeof *w);
+}
+
+/* Grows *p (plain or FFTW-aligned) to n elements of size sz. 0 or -1. */
+static int grow(void **p, size_t *cap, size_t n, size_t sz, int fftw)
+{
+  if (n <= *cap)
+    return 0;
+  if (fftw)
+    fftwf_free(*p);
+  else
+    free(*p);
+  *p = fftw ? fftwf_malloc(n * sz) : malloc(n * sz);
+  *cap = *p ? n : 0;
+  return *p ? 0 : -1;
+}
+
+/* w large enough to register the cells of r against s. 0 or -1. */
+static int scratch_fit(scratch *w, const bf_cmc_prep *r, const bf_cmc_prep *s)
+{
+  int co = r->coarse;
   int n0 = co ? r->cn0 : r->n0, n1 = co ? r->cn1 : r->n1, nhh = n1 / 2 + 1;
+  size_t wsz = (size_t)(r->cw + 2 * HC_W) * (r->ch + 2 * HC_W), nbuf = (size_t)n0 * n1;
+  size_t nrot = co ? (size_t)s->cnx * s->cny : (size_t)s->nx * s->ny;
+  size_t ncc = w->nbuf; /* buf and cc share one capacity */
+  if (grow((void **)&w->rot, &w->nrot, nrot, sizeof(float), 0) ||
+      grow((void **)&w->region, &w->nreg, (size_t)r->rx * r->ry, sizeof(float), 0) ||
+      grow((void **)&w->cc, &ncc, nbuf, sizeof(float), 1) ||
+      grow((void **)&w->buf, &w->nbuf, nbuf, sizeof(float), 1) ||
+      grow((void **)&w->F, &w->nF, (size_t)n0 * nhh, sizeof(fftwf_complex), 1) ||
+      (co && grow((void **)&w->win, &w->nwin, 2 * wsz, sizeof(float), 0)))
+    return -1;
+  return 0;
+}
+
+/* Registers every cell of r against s rotated by theta, in the scratch w (NULL: its own).
+ * 0 or BF_ENOMEM. */
+static int register_one(reg *out, const bf_cmc_prep *r, const bf_cmc_prep *s, double theta,
+                        const bf_cmc_opts *o, scratch *w)
+{
+  scratch own = {0};
+  if (!w)
+    w = &own;
+  int co = r->coarse, rc = 0;
+  int n0 = co ? r->cn0 : r->n0, n1 = co ? r->cn1 : r->n1;
   size_t wsz = (size_t)(r->cw + 2 * HC_W) * (r->ch + 2 * HC_W);
-  float *rot = malloc((co ? (size_t)s->cnx * s->cny : (size_t)s->nx * s->ny) * sizeof *rot);
-  float *region = malloc((size_t)r->rx * r->ry * sizeof *region);
-  float *buf = fftwf_alloc_real((size_t)n0 * n1);
-  float *cc = fftwf_alloc_real((size_t)n0 * n1);
-  fftwf_complex *F = fftwf_alloc_complex((size_t)n0 * nhh);
-  float *win = co ? malloc(2 * wsz * sizeof *win) : NULL;
-  if (rot && region && buf && cc && F && (win || !co)) {
-    memset(buf, 0, (size_t)n0 * n1 * sizeof *buf);
+  if (!scratch_fit(w, r, s)) {
+    /* the padding beyond the region must be zero (the rows beyond it are never written) */
+    memset(w->buf, 0, (size_t)n0 * n1 * sizeof *w->buf);
     if (co)
-      register_theta_coarse(out, r, s, theta, o, rot, buf, F, cc, win, win + wsz);
+      register_theta_coarse(out, r, s, theta, o, w->rot, w->buf, w->F, w->cc, w->win,
+                            w->win + wsz);
     else
-      register_theta(out, r, s, theta, o, rot, region, buf, F, cc);
+      register_theta(out, r, s, theta, o, w->rot, w->region, w->buf, w->F, w->cc);
   } else
     rc = BF_ENOMEM;
-  free(win);
-  free(rot);
-  free(region);
-  fftwf_free(buf);
-  fftwf_free(cc);
-  fftwf_free(F);
+  scratch_free(&own);
   return rc;
 }
 
@@ -824,11 +912,75 @@ static int cell_high(const dir_result *d, int i, const double *th, int nt, int n
   return 0;
 }
 
+/* The registrations of one compare_prep, by (reference, target, rotation): the stages of a
+ * full-circle compare (seeded windows, fallback scan, the fallback's window) overlap in the
+ * rotations they register, and a registration is a pure function of those three, so each is
+ * computed once. Filled between the parallel stages, read inside them. */
+typedef struct regcache {
+  int n, cap, ncell;
+  const bf_cmc_prep **r, **s;
+  double *theta;
+  reg *g; /* n x ncell */
+} regcache;
+
+static void cache_clear(regcache *c)
+{
+  free(c->r);
+  free(c->s);
+  free(c->theta);
+  free(c->g);
+  memset(c, 0, sizeof *c);
+}
+
+static const reg *cache_find(const regcache *c, const bf_cmc_prep *r, const bf_cmc_prep *s,
+                             double theta)
+{
+  if (!c)
+    return NULL;
+  for (int k = 0; k < c->n; k++)
+    if (c->theta[k] == theta && c->r[k] == r && c->s[k] == s)
+      return c->g + (size_t)k * c->ncell;
+  return NULL;
+}
+
+/* Adds a registration (no-op when there, or when c is NULL). 0 or -1. */
+static int cache_add(regcache *c, const bf_cmc_prep *r, const bf_cmc_prep *s, double theta,
+                     const reg *g)
+{
+  if (!c || cache_find(c, r, s, theta))
+    return 0;
+  if (c->n == c->cap) {
+    int cap = c->cap ? 2 * c->cap : 64;
+    const bf_cmc_prep **nr = realloc(c->r, cap * sizeof *nr);
+    if (nr)
+      c->r = nr;
+    const bf_cmc_prep **ns = realloc(c->s, cap * sizeof *ns);
+    if (ns)
+      c->s = ns;
+    double *nt = realloc(c->theta, cap * sizeof *nt);
+    if (nt)
+      c->theta = nt;
+    reg *ng = realloc(c->g, (size_t)cap * c->ncell * sizeof *ng);
+    if (ng)
+      c->g = ng;
+    if (!nr || !ns || !nt || !ng)
+      return -1;
+    c->cap = cap;
+  }
+  c->r[c->n] = r;
+  c->s[c->n] = s;
+  c->theta[c->n] = theta;
+  memcpy(c->g + (size_t)c->n * c->ncell, g, (size_t)c->ncell * sizeof *g);
+  c->n++;
+  return 0;
+}
+
 /* Both directions over the rotations th[0..nt) (reference -> target; the other direction
  * registers at -th), decided and combined into out. *maxc0 (may be NULL) gets the reference ->
  * target direction's largest High-CMC candidate count at one rotation. */
 static int compare_thetas(bf_cmc_result *out, const bf_cmc_prep *a, const bf_cmc_prep *b,
-                          const double *th0, int nt, const bf_cmc_opts *o, int *maxc0)
+                          const double *th0, int nt, const bf_cmc_opts *o, int *maxc0,
+                          regcache *cache)
 {
   reg *g[2] = {NULL, NULL};
   double *th = NULL, *thd[2];
@@ -851,14 +1003,27 @@ static int compare_thetas(bf_cmc_result *out, const bf_cmc_prep *a, const bf_cmc
     thd[1][t] = -th0[t];
   }
   int nthreads = o->threads > 0 ? o->threads : omp_get_max_threads();
-#pragma omp parallel for schedule(dynamic) num_threads(nthreads) if (!omp_in_parallel())
-  for (int task = 0; task < 2 * nt; task++) {
-    int dir = task / nt, t = task % nt;
-    const bf_cmc_prep *r = dir ? b : a, *s = dir ? a : b;
-    if (register_one(g[dir] + (size_t)t * ncell, r, s, thd[dir][t], o)) {
+#pragma omp parallel num_threads(nthreads) if (!omp_in_parallel())
+  {
+    scratch w = {0};
+#pragma omp for schedule(dynamic)
+    for (int task = 0; task < 2 * nt; task++) {
+      int dir = task / nt, t = task % nt;
+      const bf_cmc_prep *r = dir ? b : a, *s = dir ? a : b;
+      const reg *known = cache_find(cache, r, s, thd[dir][t]);
+      if (known)
+        memcpy(g[dir] + (size_t)t * ncell, known, (size_t)ncell * sizeof *known);
+      else if (register_one(g[dir] + (size_t)t * ncell, r, s, thd[dir][t], o, &w)) {
 #pragma omp atomic write
-      failed = 1;
+        failed = 1;
+      }
     }
+    scratch_free(&w);
+  }
+  for (int task = 0; task < 2 * nt && !failed; task++) {
+    int dir = task / nt, t = task % nt;
+    if (cache_add(cache, dir ? b : a, dir ? a : b, thd[dir][t], g[dir] + (size_t)t * ncell))
+      failed = 1;
   }
   if (failed) {
     rc = bf_error_set(BF_ENOMEM, "out of memory registering CMC cells");
@@ -947,6 +1112,7 @@ static int compare_thetas(bf_cmc_result *out, const bf_cmc_prep *a, const bf_cmc
   out->theta_refined = out->theta;
   if (o->refine_step > 0 && d[0].n_orig > 0 && !isnan(d[0].med_theta_cmc)) {
     reg *gr = malloc((size_t)ncell * sizeof *gr);
+    scratch w = {0};
     double bestm = -2;
     if (!gr) {
       rc = bf_error_set(BF_ENOMEM, "out of memory refining the CMC rotation");
@@ -954,15 +1120,21 @@ static int compare_thetas(bf_cmc_result *out, const bf_cmc_prep *a, const bf_cmc
     }
     for (int k = -1; k <= 1; k++) {
       double t = d[0].med_theta_cmc + k * o->refine_step, m = 0;
-      int q = 0;
-      if (register_one(gr, a, b, t, o)) {
+      int q = 0, tk = -1;
+      /* a rotation the scan registered already (the median usually is one) is not redone */
+      for (int u = 0; u < nt && tk < 0; u++)
+        if (thd[0][u] == t)
+          tk = u;
+      const reg *gk = tk >= 0 ? g[0] + (size_t)tk * ncell : gr;
+      if (tk < 0 && register_one(gr, a, b, t, o, &w)) {
         free(gr);
+        scratch_free(&w);
         rc = bf_error_set(BF_ENOMEM, "out of memory refining the CMC rotation");
         goto done;
       }
       for (int i = 0; i < ncell; i++)
-        if (d[0].orig[i] && gr[i].ok) {
-          m += gr[i].corr;
+        if (d[0].orig[i] && gk[i].ok) {
+          m += gk[i].corr;
           q++;
         }
       if (q && m / q > bestm) {
@@ -970,6 +1142,7 @@ static int compare_thetas(bf_cmc_result *out, const bf_cmc_prep *a, const bf_cmc
         out->theta_refined = t;
       }
     }
+    scratch_free(&w);
     free(gr);
   }
 done:
@@ -1006,14 +1179,16 @@ static int add_window(double *th, int n, double c, double w, double step)
 }
 
 /* High-CMC candidate count of the reference -> target direction at one rotation. */
-static int count_at(const bf_cmc_prep *a, const bf_cmc_prep *b, double theta, const bf_cmc_opts *o,
-                    int *count)
+static int count_at(reg *g, const bf_cmc_prep *a, const bf_cmc_prep *b, double theta,
+                    const bf_cmc_opts *o, int *count, scratch *w, const regcache *cache)
 {
   int ncell = a->ncell, q = 0, rc = 0;
-  reg *g = calloc(ncell, sizeof *g);
   double *vx = malloc(ncell * sizeof *vx), *vy = malloc(ncell * sizeof *vy);
+  const reg *known = cache_find(cache, a, b, theta);
   *count = 0;
-  if (!g || !vx || !vy || register_one(g, a, b, theta, o)) {
+  if (known)
+    memcpy(g, known, (size_t)ncell * sizeof *g);
+  if (!vx || !vy || (!known && register_one(g, a, b, theta, o, w))) {
     rc = BF_ENOMEM;
     goto done;
   }
@@ -1028,7 +1203,6 @@ static int count_at(const bf_cmc_prep *a, const bf_cmc_prep *b, double theta, co
     *count += g[i].ok && fabs(g[i].sx - mx) <= xt && fabs(g[i].sy - my) <= yt &&
               g[i].corr >= o->corr_thresh;
 done:
-  free(g);
   free(vx);
   free(vy);
   return rc;
@@ -1037,31 +1211,45 @@ done:
 /* The full circle's fallback: the rotations by fallback_step outside the seeded windows,
  * reference -> target only; *best_t gets the one of most High-CMC candidates (*best_c). */
 static int fallback_scan(const bf_cmc_prep *a, const bf_cmc_prep *b, double seed,
-                         const bf_cmc_opts *o, double *best_t, int *best_c)
+                         const bf_cmc_opts *o, double *best_t, int *best_c, regcache *cache)
 {
-  int nt = (int)floor(360.0 / o->fallback_step + 1e-9), failed = 0;
+  int nt = (int)floor(360.0 / o->fallback_step + 1e-9), failed = 0, ncell = a->ncell;
   int *cnt = calloc(nt, sizeof *cnt);
+  reg *g = calloc((size_t)nt * ncell, sizeof *g);
   *best_c = -1;
-  if (!cnt)
+  if (!cnt || !g) {
+    free(cnt);
+    free(g);
     return bf_error_set(BF_ENOMEM, "out of memory for the CMC fallback scan");
-  int nthreads = o->threads > 0 ? o->threads : omp_get_max_threads();
-#pragma omp parallel for schedule(dynamic) num_threads(nthreads) if (!omp_in_parallel())
-  for (int t = 0; t < nt; t++) {
-    double th = seed + t * o->fallback_step, off = fabs(wrap180(th - seed));
-    cnt[t] = -1;
-    if (off <= o->seed_window || 180 - off <= o->seed_window)
-      continue; /* already searched */
-    if (count_at(a, b, th, o, &cnt[t])) {
-#pragma omp atomic write
-      failed = 1;
-    }
   }
-  for (int t = 0; t < nt; t++)
+  int nthreads = o->threads > 0 ? o->threads : omp_get_max_threads();
+#pragma omp parallel num_threads(nthreads) if (!omp_in_parallel())
+  {
+    scratch w = {0};
+#pragma omp for schedule(dynamic)
+    for (int t = 0; t < nt; t++) {
+      double th = seed + t * o->fallback_step, off = fabs(wrap180(th - seed));
+      cnt[t] = -1;
+      if (off <= o->seed_window || 180 - off <= o->seed_window)
+        continue; /* already searched */
+      if (count_at(g + (size_t)t * ncell, a, b, th, o, &cnt[t], &w, cache)) {
+#pragma omp atomic write
+        failed = 1;
+      }
+    }
+    scratch_free(&w);
+  }
+  for (int t = 0; t < nt; t++) {
     if (cnt[t] > *best_c) {
       *best_c = cnt[t];
       *best_t = seed + t * o->fallback_step;
     }
+    if (!failed && cnt[t] >= 0 &&
+        cache_add(cache, a, b, seed + t * o->fallback_step, g + (size_t)t * ncell))
+      failed = 1;
+  }
   free(cnt);
+  free(g);
   return failed ? bf_error_set(BF_ENOMEM, "out of memory in the CMC fallback scan") : 0;
 }
 
@@ -1095,6 +1283,7 @@ int bf_cmc_compare_prep(bf_cmc_result *out, const bf_cmc_prep *a, const bf_cmc_p
   bf_cmc_opts def = BF_CMC_OPTS_INIT;
   double *th = NULL;
   int rc = 0, nt = 0;
+  regcache cache = {0};
   memset(out, 0, sizeof *out);
   if (!o)
     o = &def;
@@ -1119,19 +1308,20 @@ int bf_cmc_compare_prep(bf_cmc_result *out, const bf_cmc_prep *a, const bf_cmc_p
     nt = (int)floor((o->theta_max - o->theta_min) / o->theta_step + 1e-9) + 1;
     for (int t = 0; t < nt; t++)
       th[t] = o->theta_min + t * o->theta_step;
-    rc = compare_thetas(out, a, b, th, nt, o, NULL);
+    rc = compare_thetas(out, a, b, th, nt, o, NULL, NULL);
     goto done;
   }
   if (!a->desc || !b->desc) { /* no estimate: the whole circle */
     nt = (int)floor(360.0 / o->theta_step - 1e-9) + 1;
     for (int t = 0; t < nt; t++)
       th[t] = -180 + o->theta_step + t * o->theta_step;
-    rc = compare_thetas(out, a, b, th, nt, o, NULL);
+    rc = compare_thetas(out, a, b, th, nt, o, NULL, NULL);
     goto done;
   }
   /* The seed and the fallback scan are taken in one canonical order of the pair (b -> a at t is
    * a -> b at -t), so compare(a, b) and compare(b, a) search the same rotations and a pair's
    * score does not depend on which item is the query (the batch compares each pair once). */
+  cache.ncell = a->ncell;
   int swap = prep_key(a) > prep_key(b);
   const bf_cmc_prep *ca = swap ? b : a, *cb_ = swap ? a : b;
   double shift = 0;
@@ -1147,10 +1337,10 @@ int bf_cmc_compare_prep(bf_cmc_result *out, const bf_cmc_prep *a, const bf_cmc_p
   int maxc = 0, m2 = 0;
   bf_cmc_result alt;
   nt = add_window(th, 0, centre, o->seed_window, o->theta_step);
-  if ((rc = compare_thetas(out, a, b, th, nt, o, &maxc)))
+  if ((rc = compare_thetas(out, a, b, th, nt, o, &maxc, &cache)))
     goto done;
   nt = add_window(th, 0, centre + 180, o->seed_window, o->theta_step);
-  if ((rc = compare_thetas(&alt, a, b, th, nt, o, &m2)))
+  if ((rc = compare_thetas(&alt, a, b, th, nt, o, &m2, &cache)))
     goto done;
   alt.nthetas = out->nthetas = out->nthetas + alt.nthetas;
   if (alt.score > out->score || (alt.score == out->score && alt.cmc_combined > out->cmc_combined)) {
@@ -1165,7 +1355,7 @@ int bf_cmc_compare_prep(bf_cmc_result *out, const bf_cmc_prep *a, const bf_cmc_p
     goto done;
   double tb = 0;
   int cb = -1;
-  if ((rc = fallback_scan(ca, cb_, swap ? -centre : centre, o, &tb, &cb)))
+  if ((rc = fallback_scan(ca, cb_, swap ? -centre : centre, o, &tb, &cb, &cache)))
     goto done;
   if (swap)
     tb = -tb;
@@ -1175,7 +1365,7 @@ int bf_cmc_compare_prep(bf_cmc_result *out, const bf_cmc_prep *a, const bf_cmc_p
   if (cb >= 3 && cb > maxc) {
     bf_cmc_result r2;
     nt = add_window(th, 0, tb, o->seed_window, o->theta_step);
-    if ((rc = compare_thetas(&r2, a, b, th, nt, o, NULL)))
+    if ((rc = compare_thetas(&r2, a, b, th, nt, o, NULL, &cache)))
       goto done;
     r2.nthetas = out->nthetas + nt;
     r2.fallback = 1;
@@ -1190,6 +1380,7 @@ int bf_cmc_compare_prep(bf_cmc_result *out, const bf_cmc_prep *a, const bf_cmc_p
   }
 done:
   free(th);
+  cache_clear(&cache);
   if (rc)
     bf_cmc_result_clear(out);
   else {

@@ -155,6 +155,77 @@ static void test_full_circle(void)
   bf_surface_free(t2);
 }
 
+static int same_result(const bf_cmc_result *r1, const bf_cmc_result *r2)
+{
+  int same = r1->score == r2->score && r1->cmc_combined == r2->cmc_combined &&
+             r1->theta == r2->theta && r1->dx == r2->dx && r1->dy == r2->dy &&
+             r1->theta_refined == r2->theta_refined && r1->ncell == r2->ncell;
+  for (int i = 0; same && i < r1->ncell; i++)
+    same = r1->cells[i].corr == r2->cells[i].corr && r1->cells[i].theta == r2->cells[i].theta &&
+           r1->cells[i].dx == r2->cells[i].dx && r1->cells[i].dy == r2->cells[i].dy &&
+           r1->cells[i].direction == r2->cells[i].direction &&
+           r1->cells[i].cmc_original == r2->cells[i].cmc_original;
+  return same;
+}
+
+/* A compare registers each (reference, target, rotation) once and reuses it across its stages,
+ * each thread in its own scratch: the fallback's window gives exactly the registrations of a
+ * fresh compare at its rotation, and one or two threads give the same cells. Odd sizes (301
+ * points) take the tail rows of the two-row sampling. */
+static void test_reuse(void)
+{
+  bf_surface *t1 = texture(420, 31), *t2 = texture(420, 32);
+  bf_feature *a = view(t1, 301, 0, 0, 0), *b = view(t1, 301, 105, 1, 0), *c = view(t2, 301, 0, 0, 0);
+  CHECK(a && b && c);
+  bf_cmc_opts o = BF_CMC_OPTS_INIT;
+  bf_cmc_result r1, r2;
+  /* a non-match: the fallback scan runs */
+  for (int k = 0; k < 2; k++) {
+    o.threads = 1;
+    CHECK(bf_cmc_compare(&r1, a, k ? b : c, &o) == 0);
+    o.threads = 2;
+    CHECK(bf_cmc_compare(&r2, a, k ? b : c, &o) == 0);
+    CHECKF(same_result(&r1, &r2) && r1.nthetas == r2.nthetas && r1.fallback == r2.fallback,
+           "pair %d: 1 and 2 threads differ (%g / %g)", k, r1.score, r2.score);
+    CHECKF(k || r1.fallback >= 1, "non-match: fallback %d", r1.fallback);
+    bf_cmc_result_clear(&r1);
+    bf_cmc_result_clear(&r2);
+  }
+  /* seeds on a 30° grid and windows of 0°: the 105° turn is missed by the seeds (90° or 120°)
+   * and found by the fallback, whose window (one rotation) reuses the scan's registration in one
+   * direction; a plain compare at that rotation agrees exactly */
+  o = (bf_cmc_opts)BF_CMC_OPTS_INIT;
+  o.theta_step = 30;
+  o.seed_window = 0;
+  o.fallback_step = 3;
+  CHECK(bf_cmc_compare(&r1, a, b, &o) == 0);
+  CHECKF(r1.fallback == 2 && r1.match, "fallback window: score %g, fallback %d", r1.score,
+         r1.fallback);
+  int found = 0;
+  for (int w = -1; w <= 1 && r1.fallback == 2; w++) { /* the unwrapped rotation */
+    bf_cmc_opts p = BF_CMC_OPTS_INIT;
+    p.full_circle = 0;
+    p.theta_min = p.theta_max = r1.theta + 360 * w;
+    CHECK(bf_cmc_compare(&r2, a, b, &p) == 0);
+    r2.theta = r2.theta > 180 ? r2.theta - 360 : r2.theta <= -180 ? r2.theta + 360 : r2.theta;
+    r2.theta_refined = r2.theta_refined > 180 ? r2.theta_refined - 360
+                     : r2.theta_refined <= -180 ? r2.theta_refined + 360 : r2.theta_refined;
+    for (int i = 0; i < r2.ncell; i++) {
+      double *t = &r2.cells[i].theta;
+      *t = *t > 180 ? *t - 360 : *t <= -180 ? *t + 360 : *t;
+    }
+    found += same_result(&r1, &r2);
+    bf_cmc_result_clear(&r2);
+  }
+  CHECKF(found >= 1, "fallback window differs from a plain compare at %g", r1.theta);
+  bf_cmc_result_clear(&r1);
+  bf_feature_free(a);
+  bf_feature_free(b);
+  bf_feature_free(c);
+  bf_surface_free(t1);
+  bf_surface_free(t2);
+}
+
 /* One query prep reused across candidates gives exactly the plain compare's results. */
 static void test_prepared(void)
 {
@@ -338,6 +409,7 @@ int main(void)
   test_synthetic();
   test_full_circle();
   test_prepared();
+  test_reuse();
   test_bad();
   test_real();
   test_real_turned();
