@@ -549,7 +549,7 @@ int main(int argc, char **argv)
     double *v;
     bf_lr_model cm, bm;
     split_arrays(cp, ncp, -1, &c, &n, &s, &v, &m);
-    bf_lr_fit_cmc(&cm, c, n, s, m, "fadul+dfsc-pair CMC, fitted 2026-11-28");
+    bf_lr_fit_cmc(&cm, c, n, s, m, "fadul+dfsc-pair CMC (full circle), fitted 2026-11-29");
     free(c), free(n), free(s), free(v);
     fit_bullet(&bm, lp, nlp, -1, "hamby252+hamby44 land pairs (SAM simulated), fitted 2026-11-28");
     print_model("BF_LR_CARTRIDGE", &cm);

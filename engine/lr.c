@@ -7,24 +7,26 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The built-in models. Made by `bench_lr` (its last section) on 2026-11-28 from ../shared/data
- * with the engine of that date (CMC: original method, smaller direction, +-30 deg; land score:
- * bf_land_score with the trained weights of that date):
- *  cartridge: every Fadul pair (780: 63 same-source, 717 different-source) and every DFSC pair
- *    of distinct scans (K013sA1_raw, K013sA2_raw, K013sA1 processed, K227iG3; the raw and
- *    processed copies of K013sA1 are one case, not a pair: 5 pairs, 2 same, 3 different);
- *  bullet: every Hamby 252 and Hamby 44 land pair (10 same-land, the rest different-land),
- *    6 phases, 20000 simulated bullet pairs per hypothesis and per k, seed 1.
- * Fitted values: same-source cells are CMCs at 59 % (over-dispersion 0.06), different-source
- * at 1.7 % (binomial); typical 27 cells compared. Bounds: cartridge n_ss = 65, n_ds = 720
- * pairs -> log10 LR in [-1.82, 2.86]; bullet k = 6: [-0.43, 1.09], k = 1: [-1.04, 1.86].
- * Re-fit when the CMC or the land score changes (bench_lr prints this table and says whether
- * it still matches). */
+/* The built-in models. Made by `bench_lr` (its last section) from ../shared/data:
+ *  cartridge, re-fitted 2026-11-29 on the full-circle CMC (the +-15 deg windows round the
+ *    prefilter's estimate and 180 deg from it, the 9 deg fallback scan): every Fadul pair (780:
+ *    63 same-source, 717 different-source) and every DFSC pair of distinct scans (K013sA1_raw,
+ *    K013sA2_raw, K013sA1 processed, K227iG3; the raw and processed copies of K013sA1 are one
+ *    case, not a pair: 5 pairs, 2 same, 3 different). Same-source cells are CMCs at 63 %
+ *    (over-dispersion 0.061), different-source at 4.3 % (binomial; 1.7 % with the +-30 deg CMC
+ *    of 2026-11-28: the full circle finds more chance agreement); median 25 cells compared.
+ *    Bounds: n_ss = 65, n_ds = 720 pairs -> log10 LR in [-1.82, 2.86].
+ *  bullet, fitted 2026-11-28 (unchanged: bench_lr finds the same fit): every Hamby 252 and
+ *    Hamby 44 land pair (10 same-land, the rest different-land) with bf_land_score's trained
+ *    weights, 6 phases, 20000 simulated bullet pairs per hypothesis and per k, seed 1. Bounds
+ *    k = 6: [-0.43, 1.09], k = 1: [-1.04, 1.86].
+ * Re-fit when the CMC, the breech-face region or the land score changes (bench_lr prints this
+ * table and says whether it still matches). */
 static const bf_lr_model BF_LR_CARTRIDGE = {
   .kind = BF_KIND_CARTRIDGE, .method = BF_LR_BETABINOM,
-  .p_ss = 0.593818, .rho_ss = 0.0591873, .p_ds = 0.0173287, .rho_ds = 0,
-  .ncells = 27, .n_ss = 65, .n_ds = 720,
-  .reference = "fadul+dfsc-pair CMC, fitted 2026-11-28"};
+  .p_ss = 0.630459, .rho_ss = 0.0608233, .p_ds = 0.0428164, .rho_ds = 0,
+  .ncells = 25, .n_ss = 65, .n_ds = 720,
+  .reference = "fadul+dfsc-pair CMC (full circle), fitted 2026-11-29"};
 static const bf_lr_model BF_LR_BULLET = {
   .kind = BF_KIND_BULLET, .method = BF_LR_LOGIT,
   .a = {-1.4204, -0.815314, -0.64855, -0.536562, -0.481673, -0.448792},
