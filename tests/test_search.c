@@ -1,7 +1,8 @@
 /* Search engine plumbing through the callback interface (no store): the prefilter keeps the
  * best K, the full comparison re-ranks them, the query itself and non-candidates are skipped,
- * results do not depend on block size, thread count or how many queries share a pass, and a
- * candidate whose features fail to load is kept last with a NaN score. */
+ * results do not depend on block size, thread count or how many queries share a pass, a pair of
+ * stored items is compared in one orientation whichever is the query, and a candidate whose
+ * features fail to load is kept last with a NaN score. */
 #include "bf_error.h"
 #include "bf_search.h"
 #include "bf_test.h"
@@ -63,6 +64,27 @@ static int fake_cmp(void *ctx, void *qs, bf_feature *const *q, int nq, bf_featur
   *score = q[0]->z[0] == c[0]->z[0] ? 10.0 : fmod(c[0]->params[0] * 0.37, 1.0);
   sub[0] = c[0]->params[0];
   return 0;
+}
+
+/* Not symmetric at all: 1000 x the reference's id + the target's; sub = (reference, target). */
+static int asym_cmp(void *ctx, void *qs, bf_feature *const *q, int nq, bf_feature *const *c, int nc,
+                    double *score, double sub[4])
+{
+  (void)ctx;
+  (void)qs;
+  (void)nq;
+  (void)nc;
+  *score = 1000 * q[0]->params[0] + c[0]->params[0];
+  sub[0] = q[0]->params[0];
+  sub[1] = c[0]->params[0];
+  return 0;
+}
+
+static void asym_reverse(double sub[4])
+{
+  double t = sub[0];
+  sub[0] = sub[1];
+  sub[1] = t;
 }
 
 static uint32_t rng = 99;
@@ -483,6 +505,45 @@ int main(void)
     for (size_t i = 0; i < n4[k]; i++)
       mates += res4[k][i].score == 10.0;
     CHECKF(mates == 2, "query %d: mates %d", k, mates);
+  }
+
+  /* a comparison that declares itself symmetric (reverse) but is not exactly: two stored items
+   * are compared smaller id first whichever is the query, so a pair scores alike from both
+   * sides (the batch's same answer on any number of ranks rests on this) */
+  {
+    bf_search_cmp ac = cmp;
+    ac.compare = asym_cmp;
+    ac.reverse = asym_reverse;
+    /* queries 1 and its mate 1 + 2 * ngroups: each keeps the other (and 1 + ngroups) */
+    int64_t qi[2] = {1, 1 + 2 * (int64_t)ngroups};
+    bf_search_query aq[2];
+    bf_feature *af[2] = {0};
+    for (int k = 0; k < 2; k++) {
+      bf_feature **ff = NULL;
+      int nff = 0;
+      mem_load(&m, qi[k], &ff, &nff);
+      af[k] = ff[0];
+      free(ff);
+      aq[k] = (bf_search_query){qi[k], BF_KIND_CARTRIDGE, m.desc + (size_t)(qi[k] - 1) * len,
+                                &af[k], 1};
+    }
+    bf_cand *ra[2] = {0};
+    size_t na[2] = {0};
+    CHECK(bf_search_run(ra, na, aq, 2, &src, &ac, pf, &o, &stats) == 0);
+    int bad = 0, flipped = 0;
+    for (int k = 0; k < 2; k++)
+      for (size_t i = 0; i < na[k]; i++) {
+        double a = (double)aq[k].item, c = (double)ra[k][i].item;
+        bad += ra[k][i].score != 1000 * (a < c ? a : c) + (a < c ? c : a) ||
+               ra[k][i].sub[0] != a || ra[k][i].sub[1] != c;
+        flipped += c < a;
+      }
+    CHECKF(bad == 0 && flipped >= 2, "%d candidates scored in the query's orientation, %d flipped",
+           bad, flipped);
+    for (int k = 0; k < 2; k++) {
+      free(ra[k]);
+      bf_feature_free(af[k]);
+    }
   }
 
   /* a candidate that fails to load: kept, NaN score, ranked last */
