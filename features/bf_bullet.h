@@ -9,7 +9,7 @@
  *     - 0.05, - 0.10, ... that some band reaches); bands lie at fixed µm whatever the spacing.
  *     The search runs from both ends of the scan (from the end only as far as the start's band
  *     plus two), and the end whose band agrees better (by more than 0.01; a stable band beats
- *     an unstable one) is the heel: which end was scanned first is detected, not assumed (on
+ *     an unstable one; with none stable the start is kept) is the heel: which end was scanned first is detected, not assumed (on
  *     all 24 Hamby lands the scan's start wins or ties);
  *  3. grooves: a robust quadratic is fitted to the central half of the crosscut; going outwards,
  *     the first sustained departure of the smoothed residual beyond max(k*sigma, shoulder_um) is

@@ -737,8 +737,10 @@ int bf_bullet_land_extract_trace(bf_feature **out, bf_bullet_trace *trace, const
   free(agree);
   free(bp);
   /* the heel: the end with a stable band over one without, else the better agreeing one by
-   * more than 0.01 (a scan's marks are fullest near the heel; near-ties keep the scan's start) */
-  int from_end = stable_e > stable_s || (stable_e == stable_s && agree_e > agree_s + 0.01);
+   * more than 0.01 (a scan's marks are fullest near the heel; near-ties keep the scan's start).
+   * With no stable band at either end nothing tells the heel: the scan's start is kept (the
+   * fallback bands' agreements move with the spacing, see stable_band) */
+  int from_end = stable_e && (!stable_s || agree_e > agree_s + 0.01);
   int chosen = from_end ? k_e : k_s;
   double agreement = from_end ? agree_e : agree_s;
   /* average the chosen band and the next two: the rows that agreed */
