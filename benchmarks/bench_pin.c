@@ -61,6 +61,7 @@ int main(int argc, char **argv)
       return 2;
     }
   }
+  setvbuf(stdout, NULL, _IOLBF, 0); /* progress visible on a slow, shared machine */
   const char *fn[NSCAN] = {"fadul-raw/fadul1-1_raw.x3p", "fadul-raw/fadul1-2_raw.x3p",
                            "fadul-raw/fadul2-1_raw.x3p", "dfsc-pair/K013sA1_raw.x3p",
                            "dfsc-pair/K013sA2_raw.x3p"};
