@@ -204,7 +204,7 @@ static void free_items(item *v, int n)
 }
 
 /* Compares pairs [0, np) of (ia, ib) with nthreads threads; scores out. Returns errors. */
-static double *g_orig_min; /* when set: min of the two original-method counts per pair */
+static double *g_orig_min; /* when set: the combined (High CMC) count per pair */
 static FILE *g_dump;        /* --dump: every pair's counts (accuracy run) */
 static char (*g_dump_line)[160]; /* per pair, written in pair order after the parallel run */
 
@@ -739,6 +739,12 @@ int main(int argc, char **argv)
     else if (!strcmp(argv[i], "--out") && i + 1 < argc) {
       outdir = argv[++i];
       mkdir(outdir, 0777); /* the plots go there; an existing folder is fine */
+    } else {
+      fprintf(stderr, "usage: bench_cmc [--pair A B] [--blind | --turned | --speed N] [--quick] "
+                      "[--exact] [--dump FILE] [--out DIR]\n%s%s\n",
+              strcmp(argv[i], "--help") ? "bench_cmc: unknown argument " : "",
+              strcmp(argv[i], "--help") ? argv[i] : "");
+      return strcmp(argv[i], "--help") ? 2 : 0;
     }
   }
   if (!root)
