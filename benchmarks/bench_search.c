@@ -10,6 +10,10 @@
  *  recall (bullet): the Hamby bullets (Hamby 252 barrel 1 bullets 1-2, barrel 2/4 single lands,
  *      Hamby 44 barrel 1 bullets 1-2) and the 24 Hamby lands as one-land bullets among B
  *      synthetic 6-land bullets; prefilter recall vs K; with --full K2 the SAM comparison re-ranks.
+ *  registry (--registry N STORE, --registry-queries STORE [--jobs J] [--match-args 'ARGS']): a real
+ *      store of N synthetic cartridge cases of one calibre submitted as `bfm firearm add` would
+ *      (resumable), then the 40 Fadul cases added and each searched by `bfm match` end to end;
+ *      --screen-cost STORE: CPU of the screen stage with stored screen surfaces vs without.
  *  scale: query time of the prefilter stage against N stored cartridge descriptors (in memory,
  *      and through a real store file for N <= --store-max), peak memory of a store-backed query
  *      (measured in a child process), the default stages 2+3 (screen + CMC) of one query on
@@ -1095,40 +1099,81 @@ done:
   return rc ? 1 : 0;
 }
 
-/* One `bfm match` as a new process: its stdout into buf; wall, CPU (user+sys) and max RSS. */
-static int run_match(char **argv, char **buf, double *wall, double *cpu, long *rss_kb)
+/* `bfm match` runs as new processes, up to `jobs` at once (the machine is shared: running a few
+ * side by side keeps the wall clock of the whole set bounded; CPU and max RSS are per process).
+ * argv[i] of job i; its stdout is kept in out[i] and in the file TMP.qI.json, which a later run
+ * reuses when complete (so a stopped set of queries resumes; jobs 0: only those are read). */
+static void run_matches(char *(*argv)[16], int n, int jobs, const char *tmp, char **out, int *exit_code,
+                        double *wall, double *cpu, long *rss_kb)
 {
-  int fd[2];
-  if (pipe(fd))
-    return -1;
-  double t0 = now();
-  pid_t pid = fork();
-  if (pid == 0) {
-    dup2(fd[1], 1);
-    close(fd[0]);
-    close(fd[1]);
-    execv(argv[0], argv);
-    _exit(127);
+  pid_t *pid = calloc((size_t)n, sizeof *pid);
+  double *t0 = calloc((size_t)n, sizeof *t0);
+  int next = 0, running = 0;
+  for (int i = 0; i < n; i++) { /* a finished answer of an earlier (stopped) run is kept */
+    char f[4400];
+    snprintf(f, sizeof f, "%s.q%d.json", tmp, i);
+    FILE *fp = fopen(f, "rb");
+    char *b = fp ? calloc(1, 1 << 20) : NULL;
+    size_t len = b ? fread(b, 1, (1 << 20) - 1, fp) : 0;
+    if (fp)
+      fclose(fp);
+    if (b && len > 3 && !strcmp(b + len - 3, "]}\n")) {
+      out[i] = b;
+      exit_code[i] = 0;
+      pid[i] = -1;
+    } else
+      free(b);
   }
-  close(fd[1]);
-  size_t n = 0, cap = 1 << 16;
-  char *b = malloc(cap);
-  ssize_t r;
-  while ((r = read(fd[0], b + n, cap - n - 1)) > 0) {
-    n += (size_t)r;
-    if (cap - n < 4096)
-      b = realloc(b, cap *= 2);
+  while (next < n || running) {
+    while (next < n && pid[next] == -1)
+      next++;
+    while (next < n && running < jobs) {
+      char f[4400];
+      snprintf(f, sizeof f, "%s.q%d.json", tmp, next);
+      t0[next] = now();
+      pid_t c = fork();
+      if (c == 0) {
+        FILE *o = freopen(f, "w", stdout);
+        (void)o;
+        execv(argv[next][0], argv[next]);
+        _exit(127);
+      }
+      pid[next++] = c;
+      running++;
+      while (next < n && pid[next] == -1)
+        next++;
+    }
+    if (!running)
+      break;
+    int status = 0;
+    struct rusage ru;
+    pid_t w = wait4(-1, &status, 0, &ru);
+    if (w < 0)
+      break;
+    for (int i = 0; i < n; i++)
+      if (pid[i] == w) {
+        running--;
+        wall[i] = now() - t0[i];
+        cpu[i] = ru.ru_utime.tv_sec + ru.ru_stime.tv_sec + 1e-6 * (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
+        rss_kb[i] = ru.ru_maxrss;
+        exit_code[i] = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+        char f[4400];
+        snprintf(f, sizeof f, "%s.q%d.json", tmp, i);
+        FILE *fp = fopen(f, "rb");
+        size_t len = 0, cap = 1 << 16;
+        char *b = malloc(cap);
+        size_t r;
+        while (fp && (r = fread(b + len, 1, cap - len - 1, fp)) > 0)
+          if ((len += r) + 4096 > cap)
+            b = realloc(b, cap *= 2);
+        b[len] = 0;
+        if (fp)
+          fclose(fp);
+        out[i] = b; /* the file stays for a second look */
+      }
   }
-  b[n] = 0;
-  close(fd[0]);
-  int status = 0;
-  struct rusage ru;
-  wait4(pid, &status, 0, &ru);
-  *wall = now() - t0;
-  *cpu = ru.ru_utime.tv_sec + ru.ru_stime.tv_sec + 1e-6 * (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
-  *rss_kb = ru.ru_maxrss;
-  *buf = b;
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  free(pid);
+  free(t0);
 }
 
 static int dcmp_asc(const void *a, const void *b)
@@ -1138,7 +1183,7 @@ static int dcmp_asc(const void *a, const void *b)
 }
 
 static int registry_queries(const char *path, const char *data, const keyrow *key, int nkey,
-                            const char *extra)
+                            const char *extra, int jobs)
 {
   bf_store *st = NULL;
   int64_t ids[64];
@@ -1202,30 +1247,52 @@ static int registry_queries(const char *path, const char *data, const keyrow *ke
       src[i] += j != i && !strcmp(sources[i], sources[j]);
   }
   printf("registry queries: %d Fadul cases (%d added now) among %zu synthetic cases, `bfm match "
-         "STORE ITEM --json --top 200%s%s` each as a new process\n", nq, added, nregistry,
-         extra ? " " : "", extra ? extra : "");
+         "STORE ITEM --json%s%s` (top 10, the default stages) each as a new process, %d at a time\n", nq, added, nregistry,
+         extra ? " " : "", extra ? extra : "", jobs);
   int mates = 0, top10 = 0, nrank = 0, allq = 0;
   double ranks[64 * 64], walls[64], cpus[64], hits_nm[64];
-  long rss_max = 0;
+  long rss_max = 0, rssv[64];
+  char *outs[64], idbuf[64][32], extra_copy[64][256], *argvs[64][16];
+  int exits[64];
   for (int i = 0; i < nq; i++) {
-    char idbuf[32], *out = NULL;
-    snprintf(idbuf, sizeof idbuf, "%lld", (long long)ids[i]);
-    char *argv[16] = {(char *)BF_BFM_EXE, "match", (char *)path, idbuf, "--json", "--top", "200"};
+    outs[i] = NULL;
+    exits[i] = -1;
+    walls[i] = cpus[i] = NAN;
+    rssv[i] = 0;
+    snprintf(idbuf[i], sizeof idbuf[i], "%lld", (long long)ids[i]);
+    char *a0[] = {(char *)BF_BFM_EXE, "match", (char *)path, idbuf[i], "--json", "--top", "10"};
     int a = 7;
-    char extra_copy[256];
+    memcpy(argvs[i], a0, sizeof a0);
     if (extra) {
-      snprintf(extra_copy, sizeof extra_copy, "%s", extra);
-      for (char *s = strtok(extra_copy, " "); s && a < 15; s = strtok(NULL, " "))
-        argv[a++] = s;
+      snprintf(extra_copy[i], sizeof extra_copy[i], "%s", extra);
+      for (char *s = strtok(extra_copy[i], " "); s && a < 15; s = strtok(NULL, " "))
+        argvs[i][a++] = s;
     }
-    argv[a] = NULL;
-    long rss = 0;
-    int e = run_match(argv, &out, &walls[i], &cpus[i], &rss);
+    argvs[i][a] = NULL;
+  }
+  run_matches(argvs, nq, jobs, path, outs, exits, walls, cpus, rssv);
+  int nrun = 0, nmeas = 0;
+  for (int i = 0; i < nq; i++) {
+    char *out = outs[i];
+    int e = exits[i];
+    long rss = rssv[i];
+    if (e) { /* not run (stopped) or failed: left out of the figures */
+      printf("  query %2d item %6lld (%s): %s\n", i + 1, (long long)ids[i], sources[i],
+             e < 0 ? "not run" : "bfm match failed");
+      free(out);
+      hits_nm[i] = NAN;
+      continue;
+    }
+    nrun++;
+    if (!isnan(walls[i])) {
+      walls[nmeas] = walls[i];
+      cpus[nmeas++] = cpus[i];
+    }
     if (rss > rss_max)
       rss_max = rss;
     int qm = 0, q10 = 0, nm_hits = 0;
     /* parse the candidates: "rank": R, "item": I, "score": S|null */
-    for (const char *s = out; e == 0 && (s = strstr(s, "\"rank\": ")); s++) {
+    for (const char *s = out; e == 0 && s && (s = strstr(s, "\"rank\": ")); s++) {
       int r = 0;
       long long item = 0;
       double sc = NAN;
@@ -1258,20 +1325,24 @@ static int registry_queries(const char *path, const char *data, const keyrow *ke
   }
   qsort(ranks, nrank, sizeof *ranks, dcmp_asc);
   double hn[64];
-  memcpy(hn, hits_nm, sizeof(double) * nq);
-  qsort(hn, nq, sizeof *hn, dcmp_asc);
-  qsort(walls, nq, sizeof *walls, dcmp_asc);
-  qsort(cpus, nq, sizeof *cpus, dcmp_asc);
+  int nh = 0;
   double sum_nm = 0;
   for (int i = 0; i < nq; i++)
-    sum_nm += hits_nm[i];
-  printf("registry: %zu synthetic + %d Fadul; mates in top 10: %d/%d pairs, %d/%d queries with every "
-         "mate; median mate rank %.0f (worst %.0f); non-mates at LR>=10 per query: mean %.2f, max %.0f; "
-         "bfm match median %.2f s wall (max %.2f), median %.2f s CPU (max %.2f), max RSS %.0f MB\n",
-         nregistry, nq, top10, mates, allq, nq, nrank ? ranks[nrank / 2] : NAN,
-         nrank ? ranks[nrank - 1] : NAN, nq ? sum_nm / nq : 0, nq ? hn[nq - 1] : 0,
-         nq ? walls[nq / 2] : 0, nq ? walls[nq - 1] : 0, nq ? cpus[nq / 2] : 0, nq ? cpus[nq - 1] : 0,
-         rss_max / 1024.0);
+    if (!isnan(hits_nm[i])) {
+      hn[nh++] = hits_nm[i];
+      sum_nm += hits_nm[i];
+    }
+  qsort(hn, nh, sizeof *hn, dcmp_asc);
+  qsort(walls, nmeas, sizeof *walls, dcmp_asc);
+  qsort(cpus, nmeas, sizeof *cpus, dcmp_asc);
+  printf("registry: %zu synthetic + %d Fadul, %d queries answered; mates in top 10: %d/%d pairs, %d/%d "
+         "queries with every mate; median mate rank %.0f (worst %.0f); non-mates at LR>=10 per query: "
+         "mean %.2f, max %.0f; bfm match (%d timed) median %.2f s wall (max %.2f), median %.2f s CPU "
+         "(max %.2f), max RSS %.0f MB\n",
+         nregistry, nq, nrun, top10, mates, allq, nrun, nrank ? ranks[nrank / 2] : NAN,
+         nrank ? ranks[nrank - 1] : NAN, nh ? sum_nm / nh : 0, nh ? hn[nh - 1] : 0, nmeas,
+         nmeas ? walls[nmeas / 2] : NAN, nmeas ? walls[nmeas - 1] : NAN, nmeas ? cpus[nmeas / 2] : NAN,
+         nmeas ? cpus[nmeas - 1] : NAN, rss_max / 1024.0);
   return 0;
 fail:
   fprintf(stderr, "registry queries: %s\n", bf_error_last());
@@ -1279,13 +1350,94 @@ fail:
   return 1;
 }
 
+/* --screen-cost STORE: CPU of the screen stage (keep 200 -> screen) for a few stored queries,
+ * in-process, reading candidates' stored screen surfaces vs reducing their full features
+ * (load_screen NULL), in alternation; the full stage is a no-op so only loading + screening
+ * remain above the prefilter (measured alone and subtracted). */
+static int noop_cmp(void *ctx, void *qs, bf_feature *const *q, int nq, bf_feature *const *c, int nc,
+                    double *score, double sub[4])
+{
+  (void)ctx, (void)qs, (void)q, (void)nq, (void)c, (void)nc, (void)sub;
+  *score = 0;
+  return 0;
+}
+
+static int screen_cost(const char *path)
+{
+  bf_store *st = NULL;
+  bf_search_store_ctx *sc = NULL;
+  bf_search_source src;
+  if (bf_store_open(&st, path, BF_STORE_READ, NULL) ||
+      bf_search_store_source(&src, &sc, st, BF_KIND_CARTRIDGE, NULL)) {
+    fprintf(stderr, "screen-cost: %s\n", bf_error_last());
+    bf_store_close(st);
+    return 1;
+  }
+  bf_search_cmp cmp;
+  bf_search_default_cmp(&cmp, BF_KIND_CARTRIDGE);
+  cmp.compare = noop_cmp;
+  cmp.prepare = NULL;
+  cmp.release = NULL;
+  printf("screen cost: %s, %zu descriptor rows; keep 200, screen 20, full comparison a no-op\n", path,
+         src.nrows);
+  double sum[3] = {0, 0, 0}, wsum[3] = {0, 0, 0};
+  int runs = 0;
+  for (int64_t qi = 1; qi <= 5; qi++) {
+    bf_feature **qf = NULL, *qd = NULL;
+    int nq = 0;
+    if (bf_search_store_item(st, pf, qi, &qf, &nq, &qd))
+      continue;
+    bf_search_query q = {qi, BF_KIND_CARTRIDGE, qd->z, qf, nq};
+    double c[3], w[3];
+    size_t stored = 0, pairs = 0;
+    for (int mode = 0; mode < 3; mode++) { /* 0 prefilter only, 1 stored screens, 2 reduced */
+      bf_search_source s2 = src;
+      bf_search_opts o = BF_SEARCH_OPTS_INIT;
+      bf_search_stats ss;
+      o.prefilter_only = mode == 0;
+      if (mode == 2)
+        s2.load_screen = NULL;
+      bf_cand *r = NULL;
+      size_t n = 0;
+      double c0 = cpu_s(), t0 = now();
+      int e = bf_search_run(&r, &n, &q, 1, &s2, &cmp, pf, &o, &ss);
+      c[mode] = cpu_s() - c0;
+      w[mode] = now() - t0;
+      if (e)
+        fprintf(stderr, "screen-cost: %s\n", bf_error_last());
+      if (mode == 1) {
+        stored = ss.screen_stored;
+        pairs = ss.screen_pairs;
+      }
+      free(r);
+    }
+    printf("  query item %lld: prefilter %.3f s CPU; + screen of %zu (%zu stored): %.3f s CPU (%.3f s wall) "
+           "with stored screens, %.3f s CPU (%.3f s wall) reducing full features\n",
+           (long long)qi, c[0], pairs, stored, c[1] - c[0], w[1] - w[0], c[2] - c[0], w[2] - w[0]);
+    for (int m = 0; m < 3; m++) {
+      sum[m] += c[m];
+      wsum[m] += w[m];
+    }
+    runs++;
+    bf_search_free_features(qf, nq);
+    bf_feature_free(qd);
+  }
+  if (runs)
+    printf("screen stage (200 candidates), mean of %d queries: %.3f s CPU with stored screens, %.3f s CPU "
+           "reducing full features (%.1fx)\n", runs, (sum[1] - sum[0]) / runs, (sum[2] - sum[0]) / runs,
+           (sum[2] - sum[0]) / (sum[1] - sum[0]));
+  bf_search_store_source_free(sc);
+  bf_store_close(st);
+  return 0;
+}
+
 int main(int argc, char **argv)
 {
   int D = 10000, B = 2000, full = 0, screen = 0, skip_recall = 0, skip_bullet = 0, skip_scale = 0;
   size_t sizes[8] = {1000, 10000, 100000}, store_max = 10000;
   int nsizes = 3;
-  const char *qstore = NULL, *registry = NULL, *rq = NULL, *rq_extra = NULL;
-  int reg_n = 0;
+  const char *qstore = NULL, *registry = NULL, *rq = NULL, *rq_extra = NULL, *scost = NULL;
+  int reg_n = 0, rq_jobs = 1; /* --jobs 0: report the answers a stopped run left, run none */
   setvbuf(stdout, NULL, _IOLBF, 0);
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--distractors") && i + 1 < argc)
@@ -1303,6 +1455,10 @@ int main(int argc, char **argv)
       registry = argv[++i];
     } else if (!strcmp(argv[i], "--registry-queries") && i + 1 < argc)
       rq = argv[++i];
+    else if (!strcmp(argv[i], "--screen-cost") && i + 1 < argc)
+      scost = argv[++i];
+    else if (!strcmp(argv[i], "--jobs") && i + 1 < argc)
+      rq_jobs = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--match-args") && i + 1 < argc)
       rq_extra = argv[++i];
     else if (!strcmp(argv[i], "--query-store") && i + 1 < argc)
@@ -1322,7 +1478,8 @@ int main(int argc, char **argv)
       fprintf(stderr, "usage: bench_search [--distractors D] [--bullets B] [--scale N1,N2] [--full K]\n"
                       "  [--screen K1]\n"
                       "  [--store-max N] [--cache DIR] [--skip recall|bullet|scale]\n"
-                      "  | --registry N STORE | --registry-queries STORE [--match-args 'ARGS']\n");
+                      "  | --registry N STORE | --registry-queries STORE [--match-args 'ARGS'] [--jobs J]\n"
+                      "  | --screen-cost STORE\n");
       return 2;
     }
   }
@@ -1343,10 +1500,12 @@ int main(int argc, char **argv)
     return query_store(qstore);
   if (registry)
     return registry_build(registry, reg_n);
+  if (scost)
+    return screen_cost(scost);
   keyrow *key = NULL;
   int nkey = read_key(data, &key);
   if (rq)
-    return nkey ? registry_queries(rq, data, key, nkey, rq_extra) : 1;
+    return nkey ? registry_queries(rq, data, key, nkey, rq_extra, rq_jobs) : 1;
   if (!nkey)
     printf("no %s/KEY.csv: recall sections skipped\n", data);
   if (nkey && !skip_recall)
