@@ -783,20 +783,15 @@ int bf_breechface_extract_trace(bf_feature **out, bf_breechface_trace *trace,
   }
   if ((rc = bf_resample(&res, work, o->spacing)))
     goto done;
-  size_t n = (size_t)res->nx * res->ny, nv = 0;
-  double sum = 0, sum2 = 0;
-  for (size_t i = 0; i < n; i++)
-    if (!isnan(res->z[i])) {
-      nv++;
-      sum += res->z[i];
-      sum2 += (double)res->z[i] * res->z[i];
-    }
+  bf_surface_stats st;
+  bf_surface_stats_get(&st, res);
+  size_t n = st.n, nv = st.nvalid;
   if (nv < 100) {
     rc = bf_error_set(BF_EQUALITY, "breech face: only %zu valid points left: nothing to compare",
                       nv);
     goto done;
   }
-  double sd = sqrt(fmax(0, sum2 / nv - (sum / nv) * (sum / nv)));
+  double sd = st.zsd;
   if ((double)nv / n < o->min_valid)
     qflags |= BF_Q_MOSTLY_MISSING;
   if (sd < 1e-3)

@@ -187,15 +187,10 @@ int bf_firingpin_extract(bf_feature **out, const bf_surface *scan, const bf_firi
     goto done;
   if ((rc = bf_resample(&res, box, o->spacing)))
     goto done;
-  n = (size_t)res->nx * res->ny;
-  double sum = 0, sum2 = 0;
-  nv = 0;
-  for (size_t i = 0; i < n; i++)
-    if (!isnan(res->z[i])) {
-      nv++;
-      sum += res->z[i];
-      sum2 += (double)res->z[i] * res->z[i];
-    }
+  bf_surface_stats st;
+  bf_surface_stats_get(&st, res);
+  n = st.n;
+  nv = st.nvalid;
   if (nv < 100) {
     rc = bf_error_set(BF_ENOTFOUND, "firing pin: only %zu valid points left", nv);
     goto done;
@@ -210,7 +205,7 @@ int bf_firingpin_extract(bf_feature **out, const bf_surface *scan, const bf_firi
   f->params[2] = rfp_um;
   f->params[3] = tr.r_out > 0 ? (tr.fcx - tr.cx) * scan->dx : 0;
   f->params[4] = tr.r_out > 0 ? (tr.fcy - tr.cy) * scan->dy : 0;
-  f->params[5] = sqrt(fmax(0, sum2 / nv - (sum / nv) * (sum / nv)));
+  f->params[5] = st.zsd;
   f->params[6] = (double)nv / (M_PI * rd * rd / (o->spacing * o->spacing));
   *out = f;
   f = NULL;
