@@ -165,6 +165,8 @@ struct bf_store {
   size_t scap_set;
   kindcache kinds[MAXKINDS];
   int nkinds;
+  char absent[MAXKINDS][48]; /* kinds looked up and found in no segment of this snapshot */
+  int nabsent;
   int load_err; /* first table that failed to load since open (sticky) */
   char load_msg[600];
 };
@@ -799,6 +801,7 @@ static int open_snapshot(bf_store *st)
     mrow *m = NULL;
     size_t n = 0;
     close_segs(st);
+    st->nabsent = 0; /* another snapshot: a kind absent from the old one may be in it */
     if ((rc = manifest_read(st, &m, &n)))
       return rc;
     if (!(st->segs = calloc(n + 1, sizeof *st->segs))) {
@@ -992,6 +995,7 @@ static void drop_caches(bf_store *st)
   }
   memset(st->kinds, 0, sizeof st->kinds);
   st->nkinds = 0;
+  st->nabsent = 0;
   free(st->hset);
   st->hset = NULL;
   st->hcap = 0;
@@ -1118,6 +1122,16 @@ static kindcache *kind_get(bf_store *st, const char *kind, int create, int *rc)
         return NULL;
       return kc;
     }
+  /* a kind no segment of this snapshot has stays absent until this writer creates it: asking
+   * again (a search asks for an optional kind per candidate) must not search every segment */
+  for (int i = 0; i < st->nabsent; i++)
+    if (!strcmp(st->absent[i], kind)) {
+      if (!create)
+        return NULL;
+      memmove(st->absent[i], st->absent[i + 1], (size_t)(st->nabsent - i - 1) * sizeof st->absent[0]);
+      st->nabsent--;
+      break;
+    }
   if (st->nkinds == MAXKINDS) {
     *rc = bf_error_set(BF_ELIMIT, "more than %d feature kinds", MAXKINDS);
     return NULL;
@@ -1139,6 +1153,8 @@ static kindcache *kind_get(bf_store *st, const char *kind, int create, int *rc)
     free(kc->rows);
     free(kc->pc);
     memset(kc, 0, sizeof *kc);
+    if (st->nabsent < MAXKINDS)
+      scopy(st->absent[st->nabsent++], sizeof st->absent[0], kind);
     return NULL;
   }
   if (!found)
