@@ -369,6 +369,26 @@ int main(void)
   CHECK(bf_store_verify(st, NULL, NULL, &np) == 0 && np == 0);
   bf_store_close(st);
 
+  /* a kind looked up while absent (remembered as such) can still be created and read back */
+  CHECK(bf_store_open(&st, path, BF_STORE_WRITE, "tester") == 0);
+  if (st) {
+    for (int k = 0; k < 2; k++)
+      CHECK(bf_store_get_features(st, "late", it1, &fv, &nf) == BF_ENOTFOUND);
+    bf_feature *lf = mkfeat(BF_KIND_CARTRIDGE, 12, 7, 0, 2.5f);
+    CHECK(bf_store_begin(st) == 0);
+    CHECK(bf_store_add_kind(st, "late", 1) == 0);
+    CHECK(bf_store_put_feature(st, "late", it1, s1, lf) == 0);
+    CHECK(bf_store_commit(st) == 0);
+    CHECKF(bf_store_get_features(st, "late", it1, &fv, &nf) == 0 && nf == 1 && fv[0]->nx == 12 &&
+               fv[0]->z[5] == lf->z[5],
+           "kind created after an absent lookup: %s", bf_error_last());
+    for (int i = 0; i < nf; i++)
+      bf_feature_free(fv[i]);
+    free(fv);
+    bf_feature_free(lf);
+    bf_store_close(st);
+  }
+
   /* a reader may open while a writer holds the lock */
   bf_store *w = NULL, *r = NULL;
   CHECK(bf_store_open(&w, path, BF_STORE_WRITE, NULL) == 0);
