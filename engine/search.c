@@ -1227,7 +1227,6 @@ struct bf_search_store_ctx {
   size_t len;
   bf_feature **tmp;
   size_t ntmp;
-  int pin; /* the store holds firing-pin features (an absent kind is looked up in every segment) */
 };
 
 static int calibre_ok(const bf_item *it, int kind, const char *calibre)
@@ -1269,11 +1268,11 @@ static int store_read_desc(void *vctx, size_t first, size_t n, int64_t *ids, flo
   return 0;
 }
 
-static int load_features(bf_store *st, int kind, int64_t item, bf_feature ***feat, int *n, int pin)
+int bf_search_load_features(bf_store *st, int kind, int64_t item, bf_feature ***feat, int *n)
 {
   bf_feature **p = NULL, **all;
   int np = 0, ret = bf_store_get_features(st, bf_kind_name(kind), item, feat, n);
-  if (ret || kind != BF_KIND_CARTRIDGE || *n != 1 || !pin)
+  if (ret || kind != BF_KIND_CARTRIDGE || *n != 1)
     return ret;
   ret = bf_store_get_features(st, bf_kind_name(BF_KIND_FIRINGPIN), item, &p, &np);
   if (ret == BF_ENOTFOUND || (!ret && np < 1)) { /* no pin stored: the breech face alone */
@@ -1297,15 +1296,10 @@ static int load_features(bf_store *st, int kind, int64_t item, bf_feature ***fea
   return ret;
 }
 
-int bf_search_load_features(bf_store *st, int kind, int64_t item, bf_feature ***feat, int *n)
-{
-  return load_features(st, kind, item, feat, n, 1);
-}
-
 static int store_load(void *vctx, int64_t item, bf_feature ***feat, int *n)
 {
   bf_search_store_ctx *c = vctx;
-  return load_features(c->st, c->kind, item, feat, n, c->pin);
+  return bf_search_load_features(c->st, c->kind, item, feat, n);
 }
 
 static int store_load_screen(void *vctx, int64_t item, bf_feature ***feat, int *n)
@@ -1337,9 +1331,6 @@ int bf_search_store_source(bf_search_source *src, bf_search_store_ctx **ctx, bf_
   bf_prefilter_free(pf);
   c->st = st;
   c->kind = kind;
-  c->pin = kind == BF_KIND_CARTRIDGE &&
-           !bf_store_kind_info(st, bf_kind_name(BF_KIND_FIRINGPIN), NULL, NULL, NULL);
-  bf_error_clear();
   snprintf(c->calibre, sizeof c->calibre, "%s", calibre ? calibre : "");
   c->pfkind = pfk;
   const bf_feat_row *rows;
