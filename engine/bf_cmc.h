@@ -106,6 +106,10 @@ void bf_cmc_prep_free(bf_cmc_prep *p);
 /* The memory a prep holds (bytes, approximate: its arrays and cell transforms), for caches. */
 size_t bf_cmc_prep_bytes(const bf_cmc_prep *p);
 
+/* An angle in degrees brought into (-180, 180], the range every reported rotation uses (the CMC's
+ * consensus and cells, the firing pin's); a non-finite angle is returned as it is. */
+double bf_cmc_wrap180(double deg);
+
 /* Both directions, combined. Thread-safe; parallel inside when called outside a parallel region. */
 int bf_cmc_compare(bf_cmc_result *out, const bf_feature *ref, const bf_feature *tgt,
                    const bf_cmc_opts *o);

@@ -1157,7 +1157,7 @@ done:
 }
 
 /* angle in (-180, 180] */
-static double wrap180(double t)
+double bf_cmc_wrap180(double t)
 {
   if (!isfinite(t))
     return t;
@@ -1228,7 +1228,7 @@ static int fallback_scan(const bf_cmc_prep *a, const bf_cmc_prep *b, double seed
     scratch w = {0};
 #pragma omp for schedule(dynamic)
     for (int t = 0; t < nt; t++) {
-      double th = seed + t * o->fallback_step, off = fabs(wrap180(th - seed));
+      double th = seed + t * o->fallback_step, off = fabs(bf_cmc_wrap180(th - seed));
       cnt[t] = -1;
       if (off <= o->seed_window || 180 - off <= o->seed_window)
         continue; /* already searched */
@@ -1269,12 +1269,12 @@ static uint64_t prep_key(const bf_cmc_prep *p)
 /* Reported angles in (-180, 180]. */
 static void wrap_result(bf_cmc_result *r)
 {
-  r->theta = wrap180(r->theta);
-  r->theta_refined = wrap180(r->theta_refined);
-  r->theta_high[0] = wrap180(r->theta_high[0]);
-  r->theta_high[1] = wrap180(r->theta_high[1]);
+  r->theta = bf_cmc_wrap180(r->theta);
+  r->theta_refined = bf_cmc_wrap180(r->theta_refined);
+  r->theta_high[0] = bf_cmc_wrap180(r->theta_high[0]);
+  r->theta_high[1] = bf_cmc_wrap180(r->theta_high[1]);
   for (int i = 0; i < r->ncell; i++)
-    r->cells[i].theta = wrap180(r->cells[i].theta);
+    r->cells[i].theta = bf_cmc_wrap180(r->cells[i].theta);
 }
 
 int bf_cmc_compare_prep(bf_cmc_result *out, const bf_cmc_prep *a, const bf_cmc_prep *b,
@@ -1385,7 +1385,7 @@ done:
     bf_cmc_result_clear(out);
   else {
     wrap_result(out);
-    out->theta_seed = wrap180(seed);
+    out->theta_seed = bf_cmc_wrap180(seed);
   }
   return rc;
 }

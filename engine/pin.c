@@ -247,16 +247,6 @@ static int sweep(double *acc, double *ang, int *ux, int *uy, const img *a, const
   return 0;
 }
 
-static double wrap180(double t)
-{
-  t = fmod(t, 360.0);
-  if (t <= -180)
-    t += 360;
-  if (t > 180)
-    t -= 360;
-  return t;
-}
-
 int bf_pin_compare(bf_pin_result *out, const bf_feature *ref, const bf_feature *tgt, double theta,
                    const bf_pin_opts *o)
 {
@@ -291,7 +281,7 @@ int bf_pin_compare(bf_pin_result *out, const bf_feature *ref, const bf_feature *
     if ((rc = img_half(&ha, &a)) || (rc = img_half(&hb, &b)))
       goto done;
     for (int k = 0; k < ncoarse; k++)
-      th[k] = wrap180(k * o->coarse_step);
+      th[k] = bf_cmc_wrap180(k * o->coarse_step);
     double acc, ang;
     int ux, uy;
     if ((rc = sweep(&acc, &ang, &ux, &uy, &ha, &hb, th, ncoarse, o, per)))
@@ -318,7 +308,7 @@ int bf_pin_compare(bf_pin_result *out, const bf_feature *ref, const bf_feature *
   int m = 0;
   for (int c = 0; c < ncentre; c++)
     for (int j = -nw; j <= nw; j++)
-      th[m++] = wrap180(centre[c] + j * o->refine_step);
+      th[m++] = bf_cmc_wrap180(centre[c] + j * o->refine_step);
   double acc = -2, ang = 0;
   int ux = 0, uy = 0;
   if (m && (rc = sweep(&acc, &ang, &ux, &uy, &a, &b, th, m, o, NULL)))
