@@ -7,6 +7,7 @@
  *     valid point of each of 360 rays from the valid centroid, the firing-pin impression on the
  *     last gap (3+ missing points: its steep wall) within 0.85 R along each ray, each an algebraic (Kasa) fit with iterative trimming of outliers. The
  *     outside minus edge_margin and the firing pin plus fp_margin are removed, then cropped.
+ *     An annotated region (mask) is kept as drawn: the margins are for fitted circles only.
  *  2. level: plane fitted by least absolute deviations (IRLS, the median regression cmcR uses),
  *     so the firing-pin bulge and outliers do not tilt it; then the rotationally symmetric form
  *     about the primer centre (dome, firing-pin rim: ring medians) is removed (radial_smooth).
