@@ -395,15 +395,27 @@ static int find_region(unsigned char *keep, const bf_surface *s, const bf_breech
   if (s->mask) {
     /* Annotated masks mark the breech face either as the foreground or (white on black, as
      * in CSAFE's DFSC scans) as the "background" colour: take the class that stays off the
-     * frame border, the breech face being an inner ring. */
+     * border of the scanned area, the breech face being an inner ring. The border is the first
+     * and last measured point of every row and column, not the frame: a scan turned or padded
+     * into a larger frame has unmeasured corners in the mask's background colour, which would
+     * outvote the real border and select everything but the ring. */
     size_t nbord = 0, fgbord = 0;
-    for (size_t i = 0; i < n; i++) {
-      int fg = s->mask[i] != s->mask_background;
-      int x = (int)(i % nx), y = (int)(i / nx);
-      nfg += fg;
-      if (x == 0 || y == 0 || x == nx - 1 || y == ny - 1) {
-        nbord++;
-        fgbord += fg;
+    for (size_t i = 0; i < n; i++)
+      nfg += s->mask[i] != s->mask_background;
+    for (int pass = 0; pass < 2; pass++) { /* 0: rows, 1: columns */
+      int nl = pass ? nx : ny, len = pass ? ny : nx;
+      for (int l = 0; l < nl; l++) {
+        size_t step = pass ? (size_t)nx : 1, base = pass ? (size_t)l : (size_t)l * nx;
+        int a = 0, b = len - 1;
+        while (a < len && isnan(s->z[base + a * step]))
+          a++;
+        while (b > a && isnan(s->z[base + b * step]))
+          b--;
+        for (int e = 0; e < 2 && a < len; e++) {
+          size_t i = base + (e ? b : a) * step;
+          nbord++;
+          fgbord += s->mask[i] != s->mask_background;
+        }
       }
     }
     int want_fg = fgbord <= nbord - fgbord;
