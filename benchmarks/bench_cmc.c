@@ -10,8 +10,10 @@
  * set compared as before the full circle (full_circle = 0, +-30°); BF_TURNED_FAST=1 skips the
  * unturned scores of all pairs (only the first 60 are compared, for the cost).
  * --dump FILE: the accuracy run also writes every Fadul pair's counts to FILE (one line a pair:
- * names, score, original counts of both directions, High counts, combined count, theta), so two
- * builds can be compared pair by pair (diff, or the awk in benchmarks/RESULTS.md).
+ * names, score, original counts of both directions, High counts, combined count, theta, then the
+ * cost: fallback stage reached and cell registrations), so two builds can be compared pair by
+ * pair (diff of the first 10 columns, or the awk in benchmarks/RESULTS.md); with --turned, the
+ * turned pairs of both sets the same way.
  * Timings on a shared machine are noisy: re-run quietly for figures that matter. */
 #include "bf_breechface.h"
 #include "bf_cmc.h"
@@ -82,10 +84,10 @@ static void print_result(const char *a, const char *b, const bf_cmc_result *r)
 {
   printf("%s vs %s: score %g match %d | original %d / %d | high %d / %d (pass %d %d, theta %g %g)"
          " | consensus theta %g dx %.1f dy %.1f um | cells %d / %d | seed %g, %d rotations, "
-         "fallback %d\n", a, b, r->score, r->match,
+         "%d cell registrations, fallback %d\n", a, b, r->score, r->match,
          r->cmc_original[0], r->cmc_original[1], r->cmc_high[0], r->cmc_high[1], r->high_pass[0],
          r->high_pass[1], r->theta_high[0], r->theta_high[1], r->theta, r->dx, r->dy,
-         r->ncells[0], r->ncells[1], r->theta_seed, r->nthetas, r->fallback);
+         r->ncells[0], r->ncells[1], r->theta_seed, r->nthetas, r->cellregs, r->fallback);
 }
 
 static int pair(const char *pa, const char *pb, bf_cmc_result *out)
@@ -233,9 +235,9 @@ static int run_pairs(const item *v, const int *ia, const int *ib, int np, double
     if (g_orig_min)
       g_orig_min[k] = r.cmc_combined;
     if (g_dump_line)
-      snprintf(g_dump_line[k], sizeof g_dump_line[k], "%g\t%d\t%d\t%d\t%d\t%d\t%.1f", r.score,
-               r.cmc_original[0], r.cmc_original[1], r.cmc_high[0], r.cmc_high[1],
-               r.cmc_combined, r.theta);
+      snprintf(g_dump_line[k], sizeof g_dump_line[k], "%g\t%d\t%d\t%d\t%d\t%d\t%.1f\t%d\t%d",
+               r.score, r.cmc_original[0], r.cmc_original[1], r.cmc_high[0], r.cmc_high[1],
+               r.cmc_combined, r.theta, r.fallback, r.cellregs);
     if (flags)
       flags[k] = r.quality_flags;
     bf_cmc_result_clear(&r);
@@ -422,7 +424,7 @@ static int accuracy(const char *data, const char *outdir, int quick)
   bad += run_pairs(v, ia, ib, np, sc, NULL, omp_get_max_threads());
   g_orig_min = NULL;
   if (g_dump && g_dump_line) {
-    fprintf(g_dump, "a\tb\tkm\tscore\torig0\torig1\thigh0\thigh1\tcombined\ttheta\n");
+    fprintf(g_dump, "a\tb\tkm\tscore\torig0\torig1\thigh0\thigh1\tcombined\ttheta\tfallback\tcellregs\n");
     for (k = 0; k < np; k++)
       fprintf(g_dump, "%s\t%s\t%d\t%s\n", v[ia[k]].name, v[ib[k]].name, km[k],
               g_dump_line[k][0] ? g_dump_line[k] : "error");
@@ -547,8 +549,16 @@ static int turned_set(const char *data, const char *const *dirs, int ndir, int q
     }
   int nt = omp_get_max_threads(), ns = np < 60 ? np : 60;
   double a = now(), c = cpu_now();
+  if (g_dump)
+    g_dump_line = calloc(np, sizeof *g_dump_line);
   bad += run_pairs(v, ia, ib, np, sc, NULL, nt);
   double et = now() - a;
+  if (g_dump && g_dump_line) /* the turned pairs' counts, as the accuracy run's dump */
+    for (k = 0; k < np; k++)
+      fprintf(g_dump, "%s\t%s\t%d\t%s\n", v[ia[k]].name, v[ib[k]].name, km[k],
+              g_dump_line[k][0] ? g_dump_line[k] : "error");
+  free(g_dump_line);
+  g_dump_line = NULL;
   /* cost: the first ns pairs on one thread, unturned at +-30° (as before) and turned */
   g_opts.full_circle = 0;
   c = cpu_now();

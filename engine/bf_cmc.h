@@ -93,7 +93,9 @@ typedef struct bf_cmc_result {
   int ncell;
   double theta_seed;        /* full circle: the prefilter's estimate -s in (-180, 180] (the
                                other seed is 180° away); NaN when none or full_circle = 0 */
-  int nthetas;              /* rotations registered per direction (cost measure) */
+  int nthetas;              /* rotations searched per direction */
+  int cellregs;             /* (cell, rotation) registrations computed, both directions: the
+                               cost measure */
   int fallback;             /* 0: seeded windows; 1: fallback scan ran; 2: its window won */
 } bf_cmc_result;
 

@@ -427,8 +427,8 @@ static int overlap_corr(float *corr, const float *p, int ps, const float *q, int
 }
 
 static void register_theta(reg *out, const bf_cmc_prep *a, const bf_cmc_prep *b, double theta,
-                           const bf_cmc_opts *o, float *rot, float *region, float *buf,
-                           fftwf_complex *F, float *cc)
+                           const bf_cmc_opts *o, const unsigned char *sel, float *rot,
+                           float *region, float *buf, fftwf_complex *F, float *cc)
 {
   rotate_nn(rot, b, theta);
   int rx = a->rx, ry = a->ry, n0 = a->n0, n1 = a->n1, nh = a->nh;
@@ -436,6 +436,8 @@ static void register_theta(reg *out, const bf_cmc_prep *a, const bf_cmc_prep *b,
   double bcx = 0.5 * (b->nx - 1), bcy = 0.5 * (b->ny - 1);
   for (int i = 0; i < a->ncell; i++) {
     reg *g = &out[i];
+    if (sel && !sel[i])
+      continue;
     g->ok = 0;
     if (!a->use[i])
       continue;
@@ -501,8 +503,9 @@ static void register_theta(reg *out, const bf_cmc_prep *a, const bf_cmc_prep *b,
  * at half resolution, then hill-climbing on the full-resolution zero-filled correlation. */
 #define HC_W 3 /* full-resolution search half-width around the coarse peak, points */
 static void register_theta_coarse(reg *out, const bf_cmc_prep *a, const bf_cmc_prep *b,
-                                  double theta, const bf_cmc_opts *o, float *crot,
-                                  float *buf, fftwf_complex *F, float *cc, float *win, float *wz)
+                                  double theta, const bf_cmc_opts *o, const unsigned char *sel,
+                                  float *crot, float *buf, fftwf_complex *F, float *cc,
+                                  float *win, float *wz)
 {
   rotate_arr(crot, b->cz, b->cnx, b->cny, theta);
   double ang = theta * M_PI / 180.0, cth = cos(ang), sth = sin(ang);
@@ -514,6 +517,8 @@ static void register_theta_coarse(reg *out, const bf_cmc_prep *a, const bf_cmc_p
   double cbcx = 0.5 * (b->cnx - 1), cbcy = 0.5 * (b->cny - 1);
   for (int i = 0; i < a->ncell; i++) {
     reg *g = &out[i];
+    if (sel && !sel[i])
+      continue;
     g->ok = 0;
     if (!a->use[i])
       continue;
@@ -723,10 +728,11 @@ static int scratch_fit(scratch *w, const bf_cmc_prep *r, const bf_cmc_prep *s)
   return 0;
 }
 
-/* Registers every cell of r against s rotated by theta, in the scratch w (NULL: its own).
- * 0 or BF_ENOMEM. */
+/* Registers every cell of r (sel: only the cells it marks; the others' entries are left as
+ * they are) against s rotated by theta, in the scratch w (NULL: its own); *ncellreg (may be
+ * NULL) counts the cells registered. 0 or BF_ENOMEM. */
 static int register_one(reg *out, const bf_cmc_prep *r, const bf_cmc_prep *s, double theta,
-                        const bf_cmc_opts *o, scratch *w)
+                        const bf_cmc_opts *o, scratch *w, const unsigned char *sel, int *ncellreg)
 {
   scratch own = {0};
   if (!w)
@@ -738,10 +744,12 @@ static int register_one(reg *out, const bf_cmc_prep *r, const bf_cmc_prep *s, do
     /* the padding beyond the region must be zero (the rows beyond it are never written) */
     memset(w->buf, 0, (size_t)n0 * n1 * sizeof *w->buf);
     if (co)
-      register_theta_coarse(out, r, s, theta, o, w->rot, w->buf, w->F, w->cc, w->win,
+      register_theta_coarse(out, r, s, theta, o, sel, w->rot, w->buf, w->F, w->cc, w->win,
                             w->win + wsz);
     else
-      register_theta(out, r, s, theta, o, w->rot, w->region, w->buf, w->F, w->cc);
+      register_theta(out, r, s, theta, o, sel, w->rot, w->region, w->buf, w->F, w->cc);
+    for (int i = 0; ncellreg && i < r->ncell; i++)
+      *ncellreg += r->use[i] && (!sel || sel[i]);
   } else
     rc = BF_ENOMEM;
   scratch_free(&own);
@@ -975,63 +983,139 @@ static int cache_add(regcache *c, const bf_cmc_prep *r, const bf_cmc_prep *s, do
   return 0;
 }
 
-/* Both directions over the rotations th[0..nt) (reference -> target; the other direction
- * registers at -th), decided and combined into out. *maxc0 (may be NULL) gets the reference ->
- * target direction's largest High-CMC candidate count at one rotation. */
-static int compare_thetas(bf_cmc_result *out, const bf_cmc_prep *a, const bf_cmc_prep *b,
-                          const double *th0, int nt, const bf_cmc_opts *o, int *maxc0,
-                          regcache *cache)
-{
-  reg *g[2] = {NULL, NULL};
-  double *th = NULL, *thd[2];
+/* One window of rotations th[0..nt) (reference -> target; the other direction registers at
+ * -th), each direction registered and decided on its own: a full-circle compare registers a
+ * direction only when its counts can still change the outcome. */
+typedef struct win {
+  int nt, ncell, have[2];
+  double *th[2];
+  reg *g[2];
   dir_result d[2];
-  int rc = 0, failed = 0;
-  memset(out, 0, sizeof *out);
-  memset(d, 0, sizeof d);
-  int ncell = a->ncell;
-  th = malloc(2 * (size_t)nt * sizeof *th);
-  g[0] = calloc((size_t)nt * ncell, sizeof(reg));
-  g[1] = calloc((size_t)nt * ncell, sizeof(reg));
-  if (!th || !g[0] || !g[1]) {
-    rc = bf_error_set(BF_ENOMEM, "out of memory for CMC registrations");
-    goto done;
+} win;
+
+static void win_free(win *w)
+{
+  free(w->th[0]);
+  free(w->g[0]);
+  free(w->g[1]);
+  dir_clear(&w->d[0]);
+  dir_clear(&w->d[1]);
+  memset(w, 0, sizeof *w);
+}
+
+static int win_init(win *w, const double *th0, int nt, int ncell)
+{
+  memset(w, 0, sizeof *w);
+  w->nt = nt;
+  w->ncell = ncell;
+  w->th[0] = malloc(2 * (size_t)nt * sizeof *w->th[0]);
+  w->g[0] = calloc((size_t)nt * ncell, sizeof(reg));
+  w->g[1] = calloc((size_t)nt * ncell, sizeof(reg));
+  if (!w->th[0] || !w->g[0] || !w->g[1]) {
+    win_free(w);
+    return bf_error_set(BF_ENOMEM, "out of memory for CMC registrations");
   }
-  thd[0] = th;
-  thd[1] = th + nt;
+  w->th[1] = w->th[0] + nt;
   for (int t = 0; t < nt; t++) {
-    thd[0][t] = th0[t];
-    thd[1][t] = -th0[t];
+    w->th[0][t] = th0[t];
+    w->th[1][t] = -th0[t];
   }
+  return 0;
+}
+
+/* One direction of one window, to be registered. */
+typedef struct wjob {
+  win *w;
+  int dir;
+} wjob;
+
+/* Registers (or takes from the cache) every rotation of the jobs' directions, in one parallel
+ * loop, then decides each direction. *ncellreg counts the cell registrations computed. */
+static int win_register(const wjob *job, int nj, const bf_cmc_prep *a, const bf_cmc_prep *b,
+                        const bf_cmc_opts *o, regcache *cache, int *ncellreg)
+{
+  int ntask = 0, failed = 0, nr = 0, rc = 0;
+  for (int j = 0; j < nj; j++)
+    ntask += job[j].w->nt;
   int nthreads = o->threads > 0 ? o->threads : omp_get_max_threads();
-#pragma omp parallel num_threads(nthreads) if (!omp_in_parallel())
+#pragma omp parallel num_threads(nthreads) if (!omp_in_parallel()) reduction(+ : nr)
   {
     scratch w = {0};
 #pragma omp for schedule(dynamic)
-    for (int task = 0; task < 2 * nt; task++) {
-      int dir = task / nt, t = task % nt;
+    for (int task = 0; task < ntask; task++) {
+      int j = 0, t = task;
+      while (t >= job[j].w->nt)
+        t -= job[j++].w->nt;
+      win *wn = job[j].w;
+      int dir = job[j].dir, ncell = wn->ncell;
       const bf_cmc_prep *r = dir ? b : a, *s = dir ? a : b;
-      const reg *known = cache_find(cache, r, s, thd[dir][t]);
+      const reg *known = cache_find(cache, r, s, wn->th[dir][t]);
       if (known)
-        memcpy(g[dir] + (size_t)t * ncell, known, (size_t)ncell * sizeof *known);
-      else if (register_one(g[dir] + (size_t)t * ncell, r, s, thd[dir][t], o, &w)) {
+        memcpy(wn->g[dir] + (size_t)t * ncell, known, (size_t)ncell * sizeof *known);
+      else if (register_one(wn->g[dir] + (size_t)t * ncell, r, s, wn->th[dir][t], o, &w, NULL,
+                            &nr)) {
 #pragma omp atomic write
         failed = 1;
       }
     }
     scratch_free(&w);
   }
-  for (int task = 0; task < 2 * nt && !failed; task++) {
-    int dir = task / nt, t = task % nt;
-    if (cache_add(cache, dir ? b : a, dir ? a : b, thd[dir][t], g[dir] + (size_t)t * ncell))
-      failed = 1;
+  if (ncellreg)
+    *ncellreg += nr;
+  for (int j = 0; j < nj && !failed; j++) {
+    win *wn = job[j].w;
+    int dir = job[j].dir;
+    for (int t = 0; t < wn->nt && !failed; t++)
+      if (cache_add(cache, dir ? b : a, dir ? a : b, wn->th[dir][t],
+                    wn->g[dir] + (size_t)t * wn->ncell))
+        failed = 1;
   }
-  if (failed) {
-    rc = bf_error_set(BF_ENOMEM, "out of memory registering CMC cells");
-    goto done;
+  if (failed)
+    return bf_error_set(BF_ENOMEM, "out of memory registering CMC cells");
+  for (int j = 0; j < nj; j++) {
+    win *wn = job[j].w;
+    int dir = job[j].dir;
+    if ((rc = decide(&wn->d[dir], wn->g[dir], wn->th[dir], wn->nt, wn->ncell, o, a->sp)))
+      return rc;
+    wn->have[dir] = 1;
   }
-  for (int k = 0; k < 2; k++)
-    if ((rc = decide(&d[k], g[k], thd[k], nt, ncell, o, a->sp)))
-      goto done;
+  return 0;
+}
+
+/* The largest High-CMC candidate count of one decided direction at one rotation. */
+static int dir_maxc(const dir_result *d, int nt)
+{
+  int m = 0;
+  for (int t = 0; t < nt; t++)
+    if (d->count[t] > m)
+      m = d->count[t];
+  return m;
+}
+
+/* Whether the seeded window `other` (0: the estimate's, 1: 180° from it), of which only the
+ * first direction d0 is decided, cannot change the choice against the complete result f of the
+ * other window: its score (the smaller direction's count) is at most d0's count, and its
+ * combined count (the tie-break, window 0 kept on equal counts) is its score unless d0 can pass
+ * cmcR's combination. */
+static int window_settled(const dir_result *d0, int other, const bf_cmc_result *f,
+                          const bf_cmc_opts *o)
+{
+  int u = d0->n_orig, sf = (int)f->score, cf = f->cmc_combined;
+  if (u < sf)
+    return 1;
+  if (u > sf || (d0->high_pass && fabs(d0->theta_mode - d0->med_theta_cmc) <= o->theta_thresh))
+    return 0;
+  /* at best a tie of scores with combined = score */
+  return other ? cf >= sf : cf > sf;
+}
+
+/* A window with both directions decided, combined into out (without the refined rotation). */
+static int win_result(bf_cmc_result *out, const win *w, const bf_cmc_prep *a,
+                      const bf_cmc_prep *b, const bf_cmc_opts *o)
+{
+  const dir_result *d = w->d;
+  int ncell = w->ncell, nt = w->nt, rc = 0;
+  memset(out, 0, sizeof *out);
   /* combine the directions as cmcR's decision_combineDirections (fail, compareThetas) */
   int combined_high = 0;
   if (d[0].high_pass && d[1].high_pass) {
@@ -1046,14 +1130,10 @@ static int compare_thetas(bf_cmc_result *out, const bf_cmc_prep *a, const bf_cmc
       combined_high = 0;
   }
   int smaller = d[1].n_orig < d[0].n_orig ? 1 : 0;
+  unsigned char *hit = calloc(ncell, 1);
   out->ncell = 0;
   out->cells = calloc((size_t)2 * ncell, sizeof *out->cells);
-  if (!out->cells) {
-    rc = bf_error_set(BF_ENOMEM, "out of memory for CMC cells");
-    goto done;
-  }
-  unsigned char *hit = calloc(ncell, 1);
-  if (!hit) {
+  if (!out->cells || !hit) {
     rc = bf_error_set(BF_ENOMEM, "out of memory for CMC cells");
     goto done;
   }
@@ -1069,7 +1149,7 @@ static int compare_thetas(bf_cmc_result *out, const bf_cmc_prep *a, const bf_cmc
       if (bt < 0)
         continue;
       bf_cmc_cell *c = &out->cells[out->ncell++];
-      const reg *rg = &g[k][(size_t)bt * ncell + i];
+      const reg *rg = &w->g[k][(size_t)bt * ncell + i];
       c->direction = k;
       c->row = i / r->cells_x;
       c->col = i % r->cells_x;
@@ -1077,12 +1157,12 @@ static int compare_thetas(bf_cmc_result *out, const bf_cmc_prep *a, const bf_cmc
       c->y0 = (r->oy + c->row * r->ch) * r->sp;
       c->w = r->cw * r->sp;
       c->h = r->ch * r->sp;
-      c->theta = thd[k][bt];
+      c->theta = w->th[k][bt];
       c->dx = rg->sx * r->sp;
       c->dy = rg->sy * r->sp;
       c->corr = rg->corr;
       c->cmc_original = d[k].orig[i];
-      c->cmc_high = combined_high ? cell_high(&d[k], i, thd[k], nt, ncell, o)
+      c->cmc_high = combined_high ? cell_high(&d[k], i, w->th[k], nt, ncell, o)
                                   : (k == smaller && d[k].orig[i]);
       if (c->cmc_high)
         hit[i] = 1;
@@ -1091,7 +1171,6 @@ static int compare_thetas(bf_cmc_result *out, const bf_cmc_prep *a, const bf_cmc
   int nh = 0;
   for (int i = 0; i < ncell; i++)
     nh += hit[i];
-  free(hit);
   /* cmcR counts a cell position once even when both directions call it */
   out->cmc_combined = combined_high ? nh : d[smaller].n_orig;
   out->score = d[smaller].n_orig;
@@ -1099,58 +1178,77 @@ static int compare_thetas(bf_cmc_result *out, const bf_cmc_prep *a, const bf_cmc
   out->theta = d[0].med_theta;
   out->dx = d[0].med_x * a->sp;
   out->dy = d[0].med_y * a->sp;
+  out->theta_refined = out->theta;
   out->quality_flags = a->qflags | b->qflags;
   out->nthetas = nt;
-  if (maxc0) {
-    *maxc0 = 0;
-    for (int t = 0; t < nt; t++)
-      if (d[0].count[t] > *maxc0)
-        *maxc0 = d[0].count[t];
-  }
-  /* refine the consensus rotation: the mean correlation of the original-method CMCs at the
-   * median CMC theta and refine_step either side; reported, the counts stay cmcR's */
-  out->theta_refined = out->theta;
-  if (o->refine_step > 0 && d[0].n_orig > 0 && !isnan(d[0].med_theta_cmc)) {
-    reg *gr = malloc((size_t)ncell * sizeof *gr);
-    scratch w = {0};
-    double bestm = -2;
-    if (!gr) {
-      rc = bf_error_set(BF_ENOMEM, "out of memory refining the CMC rotation");
-      goto done;
-    }
-    for (int k = -1; k <= 1; k++) {
-      double t = d[0].med_theta_cmc + k * o->refine_step, m = 0;
-      int q = 0, tk = -1;
-      /* a rotation the scan registered already (the median usually is one) is not redone */
-      for (int u = 0; u < nt && tk < 0; u++)
-        if (thd[0][u] == t)
-          tk = u;
-      const reg *gk = tk >= 0 ? g[0] + (size_t)tk * ncell : gr;
-      if (tk < 0 && register_one(gr, a, b, t, o, &w)) {
-        free(gr);
-        scratch_free(&w);
-        rc = bf_error_set(BF_ENOMEM, "out of memory refining the CMC rotation");
-        goto done;
-      }
-      for (int i = 0; i < ncell; i++)
-        if (d[0].orig[i] && gk[i].ok) {
-          m += gk[i].corr;
-          q++;
-        }
-      if (q && m / q > bestm) {
-        bestm = m / q;
-        out->theta_refined = t;
-      }
-    }
-    scratch_free(&w);
-    free(gr);
-  }
 done:
-  dir_clear(&d[0]);
-  dir_clear(&d[1]);
-  free(g[0]);
-  free(g[1]);
-  free(th);
+  free(hit);
+  if (rc)
+    bf_cmc_result_clear(out);
+  return rc;
+}
+
+/* Refines the consensus rotation of out (the result of window w): the mean correlation of the
+ * original-method CMCs at the median CMC theta and refine_step either side; reported, the counts
+ * stay cmcR's. Done once, for the window a compare reports. */
+static int win_refine(bf_cmc_result *out, const win *w, const bf_cmc_prep *a,
+                      const bf_cmc_prep *b, const bf_cmc_opts *o, int *ncellreg)
+{
+  const dir_result *d = w->d;
+  int ncell = w->ncell, nt = w->nt;
+  out->theta_refined = out->theta;
+  if (!(o->refine_step > 0 && d[0].n_orig > 0 && !isnan(d[0].med_theta_cmc)))
+    return 0;
+  reg *gr = calloc((size_t)ncell, sizeof *gr);
+  scratch sw = {0};
+  double bestm = -2;
+  int rc = 0;
+  if (!gr)
+    return bf_error_set(BF_ENOMEM, "out of memory refining the CMC rotation");
+  for (int k = -1; k <= 1; k++) {
+    double t = d[0].med_theta_cmc + k * o->refine_step, m = 0;
+    int q = 0, tk = -1;
+    /* a rotation the scan registered already (the median usually is one) is not redone */
+    for (int u = 0; u < nt && tk < 0; u++)
+      if (w->th[0][u] == t)
+        tk = u;
+    const reg *gk = tk >= 0 ? w->g[0] + (size_t)tk * ncell : gr;
+    if (tk < 0) {
+      /* only the CMCs' cells are averaged: only they are registered */
+      if (register_one(gr, a, b, t, o, &sw, d[0].orig, ncellreg)) {
+        rc = bf_error_set(BF_ENOMEM, "out of memory refining the CMC rotation");
+        break;
+      }
+    }
+    for (int i = 0; i < ncell; i++)
+      if (d[0].orig[i] && gk[i].ok) {
+        m += gk[i].corr;
+        q++;
+      }
+    if (q && m / q > bestm) {
+      bestm = m / q;
+      out->theta_refined = t;
+    }
+  }
+  scratch_free(&sw);
+  free(gr);
+  return rc;
+}
+
+/* Both directions over the rotations th0[0..nt), decided, combined and refined into out. */
+static int compare_thetas(bf_cmc_result *out, const bf_cmc_prep *a, const bf_cmc_prep *b,
+                          const double *th0, int nt, const bf_cmc_opts *o)
+{
+  win w;
+  int rc, ncellreg = 0;
+  memset(out, 0, sizeof *out);
+  if ((rc = win_init(&w, th0, nt, a->ncell)))
+    return rc;
+  wjob job[2] = {{&w, 0}, {&w, 1}};
+  if (!(rc = win_register(job, 2, a, b, o, NULL, &ncellreg)) && !(rc = win_result(out, &w, a, b, o)))
+    rc = win_refine(out, &w, a, b, o, &ncellreg);
+  out->cellregs = ncellreg;
+  win_free(&w);
   if (rc)
     bf_cmc_result_clear(out);
   return rc;
@@ -1178,76 +1276,75 @@ static int add_window(double *th, int n, double c, double w, double step)
   return n;
 }
 
-/* High-CMC candidate count of the reference -> target direction at one rotation. */
-static int count_at(reg *g, const bf_cmc_prep *a, const bf_cmc_prep *b, double theta,
-                    const bf_cmc_opts *o, int *count, scratch *w, const regcache *cache)
+/* High-CMC candidate count of the reference -> target registrations g (ncell) at one
+ * rotation: cells within the x/y thresholds of the medians of its registered cells, corr >=
+ * corr_thresh. */
+static int cand_count(const reg *g, int ncell, const bf_cmc_opts *o, double sp, double *vx,
+                      double *vy)
 {
-  int ncell = a->ncell, q = 0, rc = 0;
-  double *vx = malloc(ncell * sizeof *vx), *vy = malloc(ncell * sizeof *vy);
-  const reg *known = cache_find(cache, a, b, theta);
-  *count = 0;
-  if (known)
-    memcpy(g, known, (size_t)ncell * sizeof *g);
-  if (!vx || !vy || (!known && register_one(g, a, b, theta, o, w))) {
-    rc = BF_ENOMEM;
-    goto done;
-  }
+  int q = 0, count = 0;
   for (int i = 0; i < ncell; i++)
     if (g[i].ok) {
       vx[q] = g[i].sx;
       vy[q] = g[i].sy;
       q++;
     }
-  double mx = median(vx, q), my = median(vy, q), xt = o->x_thresh / a->sp, yt = o->y_thresh / a->sp;
+  double mx = median(vx, q), my = median(vy, q), xt = o->x_thresh / sp, yt = o->y_thresh / sp;
   for (int i = 0; i < ncell; i++)
-    *count += g[i].ok && fabs(g[i].sx - mx) <= xt && fabs(g[i].sy - my) <= yt &&
-              g[i].corr >= o->corr_thresh;
-done:
-  free(vx);
-  free(vy);
-  return rc;
+    count += g[i].ok && fabs(g[i].sx - mx) <= xt && fabs(g[i].sy - my) <= yt &&
+             g[i].corr >= o->corr_thresh;
+  return count;
 }
 
 /* The full circle's fallback: the rotations by fallback_step outside the seeded windows,
  * reference -> target only; *best_t gets the one of most High-CMC candidates (*best_c). */
 static int fallback_scan(const bf_cmc_prep *a, const bf_cmc_prep *b, double seed,
-                         const bf_cmc_opts *o, double *best_t, int *best_c, regcache *cache)
+                         const bf_cmc_opts *o, double *best_t, int *best_c, regcache *cache,
+                         int *ncellreg)
 {
-  int nt = (int)floor(360.0 / o->fallback_step + 1e-9), failed = 0, ncell = a->ncell;
+  int nt = (int)floor(360.0 / o->fallback_step + 1e-9), failed = 0, ncell = a->ncell, nr = 0;
   int *cnt = calloc(nt, sizeof *cnt);
   reg *g = calloc((size_t)nt * ncell, sizeof *g);
   *best_c = -1;
   if (!cnt || !g) {
-    free(cnt);
-    free(g);
-    return bf_error_set(BF_ENOMEM, "out of memory for the CMC fallback scan");
+    failed = 1;
+    goto done;
   }
   int nthreads = o->threads > 0 ? o->threads : omp_get_max_threads();
-#pragma omp parallel num_threads(nthreads) if (!omp_in_parallel())
+#pragma omp parallel num_threads(nthreads) if (!omp_in_parallel()) reduction(+ : nr)
   {
     scratch w = {0};
+    double *v = malloc(2 * (size_t)ncell * sizeof *v);
 #pragma omp for schedule(dynamic)
     for (int t = 0; t < nt; t++) {
       double th = seed + t * o->fallback_step, off = fabs(bf_cmc_wrap180(th - seed));
+      reg *gt = g + (size_t)t * ncell;
+      const reg *known = cache_find(cache, a, b, th);
       cnt[t] = -1;
       if (off <= o->seed_window || 180 - off <= o->seed_window)
         continue; /* already searched */
-      if (count_at(g + (size_t)t * ncell, a, b, th, o, &cnt[t], &w, cache)) {
+      if (known)
+        memcpy(gt, known, (size_t)ncell * sizeof *gt);
+      if (!v || (!known && register_one(gt, a, b, th, o, &w, NULL, &nr))) {
 #pragma omp atomic write
         failed = 1;
+        continue;
       }
+      cnt[t] = cand_count(gt, ncell, o, a->sp, v, v + ncell);
     }
+    free(v);
     scratch_free(&w);
   }
-  for (int t = 0; t < nt; t++) {
+  for (int t = 0; t < nt && !failed; t++) {
     if (cnt[t] > *best_c) {
       *best_c = cnt[t];
       *best_t = seed + t * o->fallback_step;
     }
-    if (!failed && cnt[t] >= 0 &&
-        cache_add(cache, a, b, seed + t * o->fallback_step, g + (size_t)t * ncell))
+    if (cnt[t] >= 0 && cache_add(cache, a, b, seed + t * o->fallback_step, g + (size_t)t * ncell))
       failed = 1;
   }
+done:
+  *ncellreg += nr;
   free(cnt);
   free(g);
   return failed ? bf_error_set(BF_ENOMEM, "out of memory in the CMC fallback scan") : 0;
@@ -1282,9 +1379,13 @@ int bf_cmc_compare_prep(bf_cmc_result *out, const bf_cmc_prep *a, const bf_cmc_p
 {
   bf_cmc_opts def = BF_CMC_OPTS_INIT;
   double *th = NULL;
-  int rc = 0, nt = 0;
+  int rc = 0, nt = 0, ncellreg = 0;
   regcache cache = {0};
+  win w[3];
+  bf_cmc_result res[2];
   memset(out, 0, sizeof *out);
+  memset(w, 0, sizeof w);
+  memset(res, 0, sizeof res);
   if (!o)
     o = &def;
   if ((rc = check_opts(o)))
@@ -1308,14 +1409,14 @@ int bf_cmc_compare_prep(bf_cmc_result *out, const bf_cmc_prep *a, const bf_cmc_p
     nt = (int)floor((o->theta_max - o->theta_min) / o->theta_step + 1e-9) + 1;
     for (int t = 0; t < nt; t++)
       th[t] = o->theta_min + t * o->theta_step;
-    rc = compare_thetas(out, a, b, th, nt, o, NULL, NULL);
+    rc = compare_thetas(out, a, b, th, nt, o);
     goto done;
   }
   if (!a->desc || !b->desc) { /* no estimate: the whole circle */
     nt = (int)floor(360.0 / o->theta_step - 1e-9) + 1;
     for (int t = 0; t < nt; t++)
       th[t] = -180 + o->theta_step + t * o->theta_step;
-    rc = compare_thetas(out, a, b, th, nt, o, NULL, NULL);
+    rc = compare_thetas(out, a, b, th, nt, o);
     goto done;
   }
   /* The seed and the fallback scan are taken in one canonical order of the pair (b -> a at t is
@@ -1333,29 +1434,44 @@ int bf_cmc_compare_prep(bf_cmc_result *out, const bf_cmc_prep *a, const bf_cmc_p
   if (swap)
     centre = -centre;
   /* each window decided on its own (a median over both would mix two rotations 180° apart);
-   * the one of more CMCs is kept */
-  int maxc = 0, m2 = 0;
-  bf_cmc_result alt;
+   * the one of more CMCs is kept (the first on a tie of CMCs and combined counts). A window's
+   * score is the smaller direction's count, so the reference -> target direction of both is
+   * registered first (it also gives maxc), the window of the larger count is completed, and
+   * the other only when its first count can still reach that score. */
   nt = add_window(th, 0, centre, o->seed_window, o->theta_step);
-  if ((rc = compare_thetas(out, a, b, th, nt, o, &maxc, &cache)))
+  if ((rc = win_init(&w[0], th, nt, a->ncell)))
     goto done;
   nt = add_window(th, 0, centre + 180, o->seed_window, o->theta_step);
-  if ((rc = compare_thetas(&alt, a, b, th, nt, o, &m2, &cache)))
+  if ((rc = win_init(&w[1], th, nt, a->ncell)))
     goto done;
-  alt.nthetas = out->nthetas = out->nthetas + alt.nthetas;
-  if (alt.score > out->score || (alt.score == out->score && alt.cmc_combined > out->cmc_combined)) {
-    bf_cmc_result_clear(out);
-    *out = alt;
-  } else
-    bf_cmc_result_clear(&alt);
+  wjob job[2] = {{&w[0], 0}, {&w[1], 0}};
+  if ((rc = win_register(job, 2, a, b, o, &cache, &ncellreg)))
+    goto done;
+  int maxc = dir_maxc(&w[0].d[0], w[0].nt), m2 = dir_maxc(&w[1].d[0], w[1].nt);
   if (m2 > maxc)
     maxc = m2;
+  int first = w[1].d[0].n_orig > w[0].d[0].n_orig, other = !first, kept = first;
+  job[0] = (wjob){&w[first], 1};
+  if ((rc = win_register(job, 1, a, b, o, &cache, &ncellreg)) ||
+      (rc = win_result(&res[first], &w[first], a, b, o)))
+    goto done;
+  if (!window_settled(&w[other].d[0], other, &res[first], o)) {
+    job[0] = (wjob){&w[other], 1};
+    if ((rc = win_register(job, 1, a, b, o, &cache, &ncellreg)) ||
+        (rc = win_result(&res[other], &w[other], a, b, o)))
+      goto done;
+    kept = res[1].score > res[0].score ||
+           (res[1].score == res[0].score && res[1].cmc_combined > res[0].cmc_combined);
+  }
+  *out = res[kept];
+  memset(&res[kept], 0, sizeof res[kept]);
+  out->nthetas = w[0].nt + w[1].nt;
   nt = out->nthetas;
   if (out->score >= o->match_min_cmc || !(o->fallback_step > 0))
-    goto done;
+    goto refine;
   double tb = 0;
   int cb = -1;
-  if ((rc = fallback_scan(ca, cb_, swap ? -centre : centre, o, &tb, &cb, &cache)))
+  if ((rc = fallback_scan(ca, cb_, swap ? -centre : centre, o, &tb, &cb, &cache, &ncellreg)))
     goto done;
   if (swap)
     tb = -tb;
@@ -1363,24 +1479,42 @@ int bf_cmc_compare_prep(bf_cmc_result *out, const bf_cmc_prep *a, const bf_cmc_p
   out->fallback = 1;
   out->nthetas = nseeded + (int)floor(360.0 / o->fallback_step + 1e-9);
   if (cb >= 3 && cb > maxc) {
-    bf_cmc_result r2;
+    /* the fallback's window replaces the seeded one only with more CMCs: its second
+     * direction is registered only when its first count exceeds the score */
     nt = add_window(th, 0, tb, o->seed_window, o->theta_step);
-    if ((rc = compare_thetas(&r2, a, b, th, nt, o, NULL, &cache)))
+    if ((rc = win_init(&w[2], th, nt, a->ncell)))
       goto done;
-    r2.nthetas = out->nthetas + nt;
-    r2.fallback = 1;
-    if (r2.score > out->score) {
-      bf_cmc_result_clear(out);
-      *out = r2;
-      out->fallback = 2;
-    } else {
-      out->nthetas = r2.nthetas;
-      bf_cmc_result_clear(&r2);
+    job[0] = (wjob){&w[2], 0};
+    if ((rc = win_register(job, 1, a, b, o, &cache, &ncellreg)))
+      goto done;
+    if (w[2].d[0].n_orig > out->score) {
+      job[0] = (wjob){&w[2], 1};
+      bf_cmc_result r2;
+      if ((rc = win_register(job, 1, a, b, o, &cache, &ncellreg)) ||
+          (rc = win_result(&r2, &w[2], a, b, o)))
+        goto done;
+      if (r2.score > out->score) {
+        r2.nthetas = out->nthetas + nt;
+        bf_cmc_result_clear(out);
+        *out = r2;
+        out->fallback = 2;
+        kept = 2;
+      } else
+        bf_cmc_result_clear(&r2);
     }
+    if (kept != 2)
+      out->nthetas += nt;
   }
+refine:
+  rc = win_refine(out, &w[kept], a, b, o, &ncellreg);
+  out->cellregs = ncellreg;
 done:
   free(th);
   cache_clear(&cache);
+  for (int k = 0; k < 3; k++)
+    win_free(&w[k]);
+  bf_cmc_result_clear(&res[0]);
+  bf_cmc_result_clear(&res[1]);
   if (rc)
     bf_cmc_result_clear(out);
   else {
