@@ -13,7 +13,8 @@
  * names, score, original counts of both directions, High counts, combined count, theta, then the
  * cost: fallback stage reached and cell registrations), so two builds can be compared pair by
  * pair (diff of the first 10 columns, or the awk in benchmarks/RESULTS.md); with --turned, the
- * turned pairs of both sets the same way.
+ * turned pairs of both sets the same way. BF_FALLBACK_KEEP=N sets bf_cmc_opts.fallback_keep (0: the
+ * one-stage fallback scan).
  * Timings on a shared machine are noisy: re-run quietly for figures that matter. */
 #include "bf_breechface.h"
 #include "bf_cmc.h"
@@ -727,6 +728,8 @@ int main(int argc, char **argv)
     bf_fft_cleanup();
     return 0;
   }
+  if (getenv("BF_FALLBACK_KEEP")) /* A/B of the fallback scan's two stages (0: one stage) */
+    g_opts.fallback_keep = atoi(getenv("BF_FALLBACK_KEEP"));
   const char *outdir = ".", *root = getenv("BF_SHARED");
   int quick = getenv("BF_QUICK") != NULL, do_blind = 0, speed_n = 0, do_turned = 0;
   for (int i = 1; i < argc; i++) {

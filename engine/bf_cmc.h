@@ -46,22 +46,28 @@ typedef struct bf_cmc_opts {
   /* Full circle (full_circle = 1, the default): theta_min..theta_max are ignored; the
    * prefilter's rotation estimate s of the pair (bf_prefilter_score, ambiguous modulo 180°)
    * seeds two windows of +-seed_window around -s and 180 - s (rounded to multiples of
-   * theta_step), by theta_step, each decided on its own (the one of more CMCs kept). When that finds
-   * no match (score < match_min_cmc) and fallback_step > 0, the rest of the circle is scanned
-   * by fallback_step in the reference -> target direction only; a rotation whose High-CMC
-   * candidate count beats the seeded windows' best (and is >= 3) gets its own two-direction
-   * window, kept when it scores higher. Without a seed (a surface the prefilter cannot
+   * theta_step), by theta_step, each decided on its own (the one of more CMCs kept; a window's
+   * target -> reference direction is registered only when it can still change that choice). When
+   * that finds no match (score < match_min_cmc) and fallback_step > 0, the rest of the circle is
+   * scanned by fallback_step in the reference -> target direction only (in two stages when
+   * fallback_keep > 0); a rotation whose High-CMC candidate count beats the seeded windows' best
+   * (and is >= 3) gets its own two-direction window, kept when it scores higher. Without a seed (a surface the prefilter cannot
    * describe) the whole circle is searched by theta_step. 0: theta_min..theta_max (cmcR). */
   int full_circle;
   double seed_window;        /* degrees either side of each seed */
   double fallback_step;      /* degrees; 0: no fallback scan */
+  int fallback_keep;         /* > 0: the fallback scan registers half the cells (a checkerboard)
+                                at every rotation, then the other half at the fallback_keep
+                                rotations of most candidates there, and ranks only these;
+                                0: every cell at every rotation */
 } bf_cmc_opts;
 
 #define BF_CMC_OPTS_INIT \
   {.cells_x = 8, .cells_y = 8, .max_missing = 0.85, .region_mult = 3.0, .theta_min = -30.0, \
    .theta_max = 30.0, .theta_step = 3.0, .x_thresh = 125.0, .y_thresh = 125.0, \
    .theta_thresh = 6.0, .corr_thresh = 0.5, .tau = 1, .match_min_cmc = 6, .threads = 0, \
-   .refine_step = 1.0, .coarse = 1, .full_circle = 1, .seed_window = 15.0, .fallback_step = 9.0}
+   .refine_step = 1.0, .coarse = 1, .full_circle = 1, .seed_window = 15.0, .fallback_step = 9.0, \
+   .fallback_keep = 3}
 
 /* One reference cell's best (over rotations) registration, in one direction. */
 typedef struct bf_cmc_cell {

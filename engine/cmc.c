@@ -89,7 +89,8 @@ static int check_opts(const bf_cmc_opts *o)
       !(o->region_mult >= 1) || !(o->theta_step > 0) || !(o->theta_max >= o->theta_min) ||
       (o->theta_max - o->theta_min) / o->theta_step > 720 || 360.0 / o->theta_step > 720 ||
       !(o->seed_window >= 0 && o->seed_window <= 90) || !(o->fallback_step >= 0) ||
-      (o->fallback_step > 0 && 360.0 / o->fallback_step > 720))
+      (o->fallback_step > 0 && 360.0 / o->fallback_step > 720) || o->fallback_keep < 0 ||
+      o->fallback_keep > 720)
     return bf_error_set(BF_EINVAL, "CMC options out of range (cells %d x %d, region x%g, "
                         "theta %g..%g by %g, seed window %g, fallback step %g)", o->cells_x,
                         o->cells_y, o->region_mult, o->theta_min, o->theta_max, o->theta_step,
@@ -1297,24 +1298,33 @@ static int cand_count(const reg *g, int ncell, const bf_cmc_opts *o, double sp, 
 }
 
 /* The full circle's fallback: the rotations by fallback_step outside the seeded windows,
- * reference -> target only; *best_t gets the one of most High-CMC candidates (*best_c). */
+ * reference -> target only; *best_t gets the one of most High-CMC candidates (*best_c) among
+ * those registered with every cell. With fallback_keep > 0 in two stages: every rotation with
+ * half the cells (a checkerboard of the grid), then the other half at the fallback_keep
+ * rotations of most candidates there (the first on ties); only these are ranked. */
 static int fallback_scan(const bf_cmc_prep *a, const bf_cmc_prep *b, double seed,
                          const bf_cmc_opts *o, double *best_t, int *best_c, regcache *cache,
                          int *ncellreg)
 {
   int nt = (int)floor(360.0 / o->fallback_step + 1e-9), failed = 0, ncell = a->ncell, nr = 0;
-  int *cnt = calloc(nt, sizeof *cnt);
+  int two = o->fallback_keep > 0, *cnt = calloc(nt, sizeof *cnt);
+  unsigned char *full = calloc(nt, 1), *half = malloc(2 * (size_t)ncell);
   reg *g = calloc((size_t)nt * ncell, sizeof *g);
+  double *v = malloc(2 * (size_t)ncell * sizeof *v);
   *best_c = -1;
-  if (!cnt || !g) {
+  if (!cnt || !full || !half || !g || !v) {
     failed = 1;
     goto done;
+  }
+  for (int i = 0; i < ncell; i++) {
+    half[i] = (i / a->cells_x + i % a->cells_x) % 2 == 0;
+    half[ncell + i] = !half[i];
   }
   int nthreads = o->threads > 0 ? o->threads : omp_get_max_threads();
 #pragma omp parallel num_threads(nthreads) if (!omp_in_parallel()) reduction(+ : nr)
   {
     scratch w = {0};
-    double *v = malloc(2 * (size_t)ncell * sizeof *v);
+    double *tv = malloc(2 * (size_t)ncell * sizeof *tv);
 #pragma omp for schedule(dynamic)
     for (int t = 0; t < nt; t++) {
       double th = seed + t * o->fallback_step, off = fabs(bf_cmc_wrap180(th - seed));
@@ -1325,28 +1335,61 @@ static int fallback_scan(const bf_cmc_prep *a, const bf_cmc_prep *b, double seed
         continue; /* already searched */
       if (known)
         memcpy(gt, known, (size_t)ncell * sizeof *gt);
-      if (!v || (!known && register_one(gt, a, b, th, o, &w, NULL, &nr))) {
+      if (!tv || (!known && register_one(gt, a, b, th, o, &w, two ? half : NULL, &nr))) {
 #pragma omp atomic write
         failed = 1;
         continue;
       }
-      cnt[t] = cand_count(gt, ncell, o, a->sp, v, v + ncell);
+      full[t] = known || !two;
+      cnt[t] = cand_count(gt, ncell, o, a->sp, tv, tv + ncell);
     }
-    free(v);
+    free(tv);
     scratch_free(&w);
   }
+  if (two && !failed) {
+    /* the second stage: the rotations of most first-stage candidates (the first on ties) */
+    int nkeep = 0; /* full[t] = 2: chosen */
+    for (int k = 0; k < o->fallback_keep; k++) {
+      int bt = -1;
+      for (int t = 0; t < nt; t++)
+        if (cnt[t] >= 0 && !full[t] && (bt < 0 || cnt[t] > cnt[bt]))
+          bt = t;
+      if (bt < 0)
+        break;
+      full[bt] = 2;
+      nkeep++;
+    }
+#pragma omp parallel num_threads(nthreads) if (!omp_in_parallel() && nkeep > 1) reduction(+ : nr)
+    {
+      scratch w = {0};
+#pragma omp for schedule(dynamic)
+      for (int t = 0; t < nt; t++)
+        if (full[t] == 2 && register_one(g + (size_t)t * ncell, a, b, seed + t * o->fallback_step,
+                                         o, &w, half + ncell, &nr)) {
+#pragma omp atomic write
+          failed = 1;
+        }
+      scratch_free(&w);
+    }
+  }
   for (int t = 0; t < nt && !failed; t++) {
-    if (cnt[t] > *best_c) {
-      *best_c = cnt[t];
+    if (!full[t])
+      continue;
+    int c = two ? cand_count(g + (size_t)t * ncell, ncell, o, a->sp, v, v + ncell) : cnt[t];
+    if (c > *best_c) {
+      *best_c = c;
       *best_t = seed + t * o->fallback_step;
     }
-    if (cnt[t] >= 0 && cache_add(cache, a, b, seed + t * o->fallback_step, g + (size_t)t * ncell))
+    if (cache_add(cache, a, b, seed + t * o->fallback_step, g + (size_t)t * ncell))
       failed = 1;
   }
 done:
   *ncellreg += nr;
   free(cnt);
+  free(full);
+  free(half);
   free(g);
+  free(v);
   return failed ? bf_error_set(BF_ENOMEM, "out of memory in the CMC fallback scan") : 0;
 }
 

@@ -218,6 +218,14 @@ static void test_reuse(void)
     bf_cmc_result_clear(&r2);
   }
   CHECKF(found >= 1, "fallback window differs from a plain compare at %g", r1.theta);
+  /* the two-stage fallback scan (half the cells first) finds the rotation the one-stage scan
+   * finds, for fewer cell registrations */
+  o.fallback_keep = 0;
+  CHECK(bf_cmc_compare(&r2, a, b, &o) == 0);
+  CHECKF(same_result(&r1, &r2) && r2.fallback == 2 && r1.cellregs < r2.cellregs,
+         "one-stage fallback: score %g / %g, %d / %d cell registrations", r1.score, r2.score,
+         r1.cellregs, r2.cellregs);
+  bf_cmc_result_clear(&r2);
   bf_cmc_result_clear(&r1);
   bf_feature_free(a);
   bf_feature_free(b);
