@@ -1487,21 +1487,65 @@ int bf_cmc_compare_prep(bf_cmc_result *out, const bf_cmc_prep *a, const bf_cmc_p
   nt = add_window(th, 0, centre + 180, o->seed_window, o->theta_step);
   if ((rc = win_init(&w[1], th, nt, a->ncell)))
     goto done;
+  /* The window whose centre has more High-CMC candidates first: when it scores at least twice
+   * the match threshold it is kept without the window 180° from it (a pair does not match
+   * twice; the decision and any score >= that are the same either way). */
+  int sure = 2 * o->match_min_cmc, kept = 0, first = 0, other = 1, cc[2] = {0, 0};
   wjob job[2] = {{&w[0], 0}, {&w[1], 0}};
-  if ((rc = win_register(job, 2, a, b, o, &cache, &ncellreg)))
+  if (sure > 0) {
+    reg *gc = calloc(2 * (size_t)a->ncell, sizeof *gc);
+    double *v = malloc(2 * (size_t)a->ncell * sizeof *v);
+    scratch sw = {0};
+    for (int k = 0; k < 2 && !rc; k++) {
+      double tc = w[k].th[0][w[k].nt / 2];
+      reg *gk = gc + (size_t)k * a->ncell;
+      if (!gc || !v || register_one(gk, a, b, tc, o, &sw, NULL, &ncellreg) ||
+          cache_add(&cache, a, b, tc, gk))
+        rc = bf_error_set(BF_ENOMEM, "out of memory registering CMC cells");
+      else
+        cc[k] = cand_count(gk, a->ncell, o, a->sp, v, v + a->ncell);
+    }
+    scratch_free(&sw);
+    free(gc);
+    free(v);
+    if (rc)
+      goto done;
+    first = cc[1] > cc[0];
+    job[0] = (wjob){&w[first], 0};
+    if ((rc = win_register(job, 1, a, b, o, &cache, &ncellreg)))
+      goto done;
+    if (w[first].d[0].n_orig >= sure) {
+      job[0] = (wjob){&w[first], 1};
+      if ((rc = win_register(job, 1, a, b, o, &cache, &ncellreg)) ||
+          (rc = win_result(&res[first], &w[first], a, b, o)))
+        goto done;
+      if (res[first].score >= sure) {
+        *out = res[first];
+        memset(&res[first], 0, sizeof res[first]);
+        out->nthetas = w[0].nt + w[1].nt;
+        kept = first;
+        goto refine;
+      }
+    }
+  }
+  job[0] = (wjob){&w[!first], 0};
+  job[1] = (wjob){&w[first], 0};
+  if ((rc = win_register(job, w[first].have[0] ? 1 : 2, a, b, o, &cache, &ncellreg)))
     goto done;
   int maxc = dir_maxc(&w[0].d[0], w[0].nt), m2 = dir_maxc(&w[1].d[0], w[1].nt);
   if (m2 > maxc)
     maxc = m2;
-  int first = w[1].d[0].n_orig > w[0].d[0].n_orig, other = !first, kept = first;
+  first = w[1].d[0].n_orig > w[0].d[0].n_orig;
+  other = !first;
+  kept = first;
   job[0] = (wjob){&w[first], 1};
-  if ((rc = win_register(job, 1, a, b, o, &cache, &ncellreg)) ||
-      (rc = win_result(&res[first], &w[first], a, b, o)))
+  if ((!w[first].have[1] && (rc = win_register(job, 1, a, b, o, &cache, &ncellreg))) ||
+      (!res[first].cells && (rc = win_result(&res[first], &w[first], a, b, o))))
     goto done;
   if (!window_settled(&w[other].d[0], other, &res[first], o)) {
     job[0] = (wjob){&w[other], 1};
-    if ((rc = win_register(job, 1, a, b, o, &cache, &ncellreg)) ||
-        (rc = win_result(&res[other], &w[other], a, b, o)))
+    if ((!w[other].have[1] && (rc = win_register(job, 1, a, b, o, &cache, &ncellreg))) ||
+        (!res[other].cells && (rc = win_result(&res[other], &w[other], a, b, o))))
       goto done;
     kept = res[1].score > res[0].score ||
            (res[1].score == res[0].score && res[1].cmc_combined > res[0].cmc_combined);
