@@ -47,7 +47,8 @@ typedef struct bf_cmc_opts {
    * prefilter's rotation estimate s of the pair (bf_prefilter_score, ambiguous modulo 180°)
    * seeds two windows of +-seed_window around -s and 180 - s (rounded to multiples of
    * theta_step), by theta_step, each decided on its own (the one of more CMCs kept; a window's
-   * target -> reference direction is registered only when it can still change that choice). When
+   * target -> reference direction is registered only when it can still change that choice, and
+   * a window scoring >= 2 x match_min_cmc is kept without the other one). When
    * that finds no match (score < match_min_cmc) and fallback_step > 0, the rest of the circle is
    * scanned by fallback_step in the reference -> target direction only (in two stages when
    * fallback_keep > 0); a rotation whose High-CMC candidate count beats the seeded windows' best
