@@ -2,6 +2,7 @@
 #include "bf_lr.h"
 #include "bf_alloc.h"
 #include "bf_error.h"
+#include "bf_linalg.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -24,7 +25,7 @@
  * table and says whether it still matches). */
 static const bf_lr_model BF_LR_CARTRIDGE = {
   .kind = BF_KIND_CARTRIDGE, .method = BF_LR_BETABINOM,
-  .p_ss = 0.630459, .rho_ss = 0.0608233, .p_ds = 0.0428164, .rho_ds = 0,
+  .p_ss = 0.629515, .rho_ss = 0.0617051, .p_ds = 0.0427765, .rho_ds = 0,
   .ncells = 25, .n_ss = 65, .n_ds = 720,
   .reference = "fadul+dfsc-pair CMC (full circle), fitted 2026-11-29"};
 static const bf_lr_model BF_LR_BULLET = {
@@ -265,32 +266,15 @@ int bf_lr_fit_logistic(double *w, const double *x, int nf, const int *same, int 
           H[j][k] += v * xi[j] * xi[k];
       }
     }
-    for (int j = 0; j < d; j++) /* solve H step = g (Gauss-Jordan, partial pivoting) */
+    for (int j = 0; j < d; j++) /* solve H step = g */
       H[j][d] = g[j];
-    for (int col = 0; col < d; col++) {
-      int piv = col;
-      for (int r = col + 1; r < d; r++)
-        if (fabs(H[r][col]) > fabs(H[piv][col]))
-          piv = r;
-      if (fabs(H[piv][col]) < 1e-300)
-        return bf_error_set(BF_EINVAL, "logistic fit: singular (a feature is constant?)");
-      for (int k = 0; k <= d; k++) {
-        double t = H[col][k];
-        H[col][k] = H[piv][k];
-        H[piv][k] = t;
-      }
-      for (int r = 0; r < d; r++)
-        if (r != col) {
-          double f = H[r][col] / H[col][col];
-          for (int k = col; k <= d; k++)
-            H[r][k] -= f * H[col][k];
-        }
-    }
+    double dw[M];
+    if (bf_solve(&H[0][0], d, M + 1, dw, 1e-300))
+      return bf_error_set(BF_EINVAL, "logistic fit: singular (a feature is constant?)");
     double step = 0;
     for (int j = 0; j < d; j++) {
-      double s = H[j][d] / H[j][j];
-      w[j] += s;
-      step += fabs(s);
+      w[j] += dw[j];
+      step += fabs(dw[j]);
     }
     if (step < 1e-10)
       break;

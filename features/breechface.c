@@ -1,5 +1,6 @@
 /* Breech-face pipeline: region, robust plane, Gaussian regression band-pass, resampling. */
 #include "bf_breechface.h"
+#include "bf_linalg.h"
 #include "bf_error.h"
 #include "bf_fft.h"
 #include "bf_select.h"
@@ -58,38 +59,6 @@ int bf_breechface_is_processed(const bf_surface *s, const bf_breechface_opts *o)
 
 /* ---- robust plane ---- */
 
-static int solve3(double A[3][3], double b[3], double x[3])
-{
-  double M[3][4];
-  for (int i = 0; i < 3; i++) {
-    for (int j = 0; j < 3; j++)
-      M[i][j] = A[i][j];
-    M[i][3] = b[i];
-  }
-  for (int c = 0; c < 3; c++) {
-    int p = c;
-    for (int r = c + 1; r < 3; r++)
-      if (fabs(M[r][c]) > fabs(M[p][c]))
-        p = r;
-    if (fabs(M[p][c]) < 1e-300)
-      return -1;
-    for (int j = 0; j < 4; j++) {
-      double t = M[c][j];
-      M[c][j] = M[p][j];
-      M[p][j] = t;
-    }
-    for (int r = 0; r < 3; r++)
-      if (r != c) {
-        double f = M[r][c] / M[c][c];
-        for (int j = c; j < 4; j++)
-          M[r][j] -= f * M[c][j];
-      }
-  }
-  for (int i = 0; i < 3; i++)
-    x[i] = M[i][3] / M[i][i];
-  return 0;
-}
-
 int bf_level_plane_robust(bf_surface *s)
 {
   size_t n = (size_t)s->nx * s->ny, step = n / 150000 + 1, m = 0;
@@ -117,7 +86,7 @@ int bf_level_plane_robust(bf_surface *s)
   /* IRLS for least absolute deviations: weights 1/|r|, floored so exact fits stay finite. */
   double c[3] = {0, 0, 0};
   for (int it = 0; it < 40; it++) {
-    double A[3][3] = {{0}}, b[3] = {0}, nc[3];
+    double A[3][4] = {{0}}, nc[3]; /* normal equations, the right-hand side in column 3 */
     for (size_t k = 0; k < m; k++) {
       double w = 1.0;
       if (it > 0) {
@@ -128,10 +97,10 @@ int bf_level_plane_robust(bf_surface *s)
       for (int i = 0; i < 3; i++) {
         for (int j = 0; j < 3; j++)
           A[i][j] += w * v[i] * v[j];
-        b[i] += w * v[i] * pz[k];
+        A[i][3] += w * v[i] * pz[k];
       }
     }
-    if (solve3(A, b, nc)) {
+    if (bf_solve(&A[0][0], 3, 4, nc, 1e-300)) {
       rc = bf_error_set(BF_EQUALITY, "valid points are degenerate: no plane fits");
       goto done;
     }
@@ -314,7 +283,7 @@ static int fit_circle(const double *px, const double *py, int n, double *cx, dou
     goto done;
   memset(use, 1, n);
   for (int it = 0; it < 5; it++) {
-    double A[3][3] = {{0}}, b[3] = {0}, c[3];
+    double A[3][4] = {{0}}, c[3];
     int m = 0;
     for (int k = 0; k < n; k++) {
       if (!use[k])
@@ -323,11 +292,11 @@ static int fit_circle(const double *px, const double *py, int n, double *cx, dou
       for (int i = 0; i < 3; i++) {
         for (int j = 0; j < 3; j++)
           A[i][j] += v[i] * v[j];
-        b[i] += v[i] * t;
+        A[i][3] += v[i] * t;
       }
       m++;
     }
-    if (m < 8 || solve3(A, b, c))
+    if (m < 8 || bf_solve(&A[0][0], 3, 4, c, 1e-300))
       goto done;
     *cx = c[0] / 2;
     *cy = c[1] / 2;

@@ -1,6 +1,8 @@
 /* Bullet land scans -> striation signatures (see bf_bullet.h for the pipeline). */
 #include "bf_bullet.h"
 #include "bf_error.h"
+#include "bf_linalg.h"
+#include "bf_select.h"
 
 #include <float.h>
 #include <math.h>
@@ -294,28 +296,8 @@ static int robust_quad(double c[3], const float *z, int a, int b, int iters)
       s23 += w2 * zv[k];
     }
     double m[3][4] = {{s00, s01, s02, s03}, {s01, s11, s12, s13}, {s02, s21, s22, s23}};
-    /* Gaussian elimination with partial pivoting on the 3x3 normal equations */
-    for (int p = 0; p < 3; p++) {
-      int piv = p;
-      for (int q = p + 1; q < 3; q++)
-        if (fabs(m[q][p]) > fabs(m[piv][p]))
-          piv = q;
-      if (fabs(m[piv][p]) < 1e-12)
-        goto done;
-      for (int k = 0; k < 4; k++) {
-        double tmp = m[p][k];
-        m[p][k] = m[piv][k];
-        m[piv][k] = tmp;
-      }
-      for (int q = 0; q < 3; q++)
-        if (q != p) {
-          double f = m[q][p] / m[p][p];
-          for (int k = 0; k < 4; k++)
-            m[q][k] -= f * m[p][k];
-        }
-    }
-    for (int p = 0; p < 3; p++)
-      c[p] = m[p][3] / m[p][p];
+    if (bf_solve(&m[0][0], 3, 4, c, 1e-12))
+      goto done;
     if (it == iters) /* the scale only weights a next iteration */
       break;
     /* robust scale: MAD of the residuals, from a histogram-free selection */
@@ -323,32 +305,7 @@ static int robust_quad(double c[3], const float *z, int a, int b, int iters)
       double t = tv[k];
       res[k] = (float)fabs(zv[k] - (c[0] + c[1] * t + c[2] * t * t));
     }
-    /* nth_element by partial quickselect */
-    int k = nv / 2, lo = 0, hi = nv - 1;
-    while (lo < hi) {
-      float pv = res[(lo + hi) / 2];
-      int i = lo, j = hi;
-      while (i <= j) {
-        while (res[i] < pv)
-          i++;
-        while (res[j] > pv)
-          j--;
-        if (i <= j) {
-          float tmp = res[i];
-          res[i] = res[j];
-          res[j] = tmp;
-          i++;
-          j--;
-        }
-      }
-      if (k <= j)
-        hi = j;
-      else if (k >= i)
-        lo = i;
-      else
-        break;
-    }
-    scale = 1.4826 * res[k];
+    scale = 1.4826 * bf_select_float(res, (size_t)nv, (size_t)(nv / 2));
     if (scale <= 1e-9)
       break;
   }
@@ -403,34 +360,6 @@ static void crosscut_bandpass(float *prof, float *tmp, int np, double dx, const 
   for (int i = 0; i < np; i++)
     tmp[i] = prof[i] - tmp[i];
   bf_bullet_gauss_lowpass(prof, tmp, np, dx, o->lambda_s_um);
-}
-
-/* Solves the k x k normal equations m (augmented with the right-hand side in column k) in place;
- * the solution in x. Returns -1 when singular. */
-static int solve_normal(double m[5][6], int k, double *x)
-{
-  for (int p = 0; p < k; p++) {
-    int piv = p;
-    for (int q = p + 1; q < k; q++)
-      if (fabs(m[q][p]) > fabs(m[piv][p]))
-        piv = q;
-    if (fabs(m[piv][p]) < 1e-12)
-      return -1;
-    for (int c = 0; c <= k; c++) {
-      double t = m[p][c];
-      m[p][c] = m[piv][c];
-      m[piv][c] = t;
-    }
-    for (int q = 0; q < k; q++)
-      if (q != p) {
-        double f = m[q][p] / m[p][p];
-        for (int c = 0; c <= k; c++)
-          m[q][c] -= f * m[p][c];
-      }
-  }
-  for (int p = 0; p < k; p++)
-    x[p] = m[p][k] / m[p][p];
-  return 0;
 }
 
 /* Shallow groove shoulders: the crosscut over [a, b] modelled as the land's quadratic plus a
@@ -515,7 +444,7 @@ static int shoulder_steps(const float *z, int a, int b, int qa, int qb, int min_
           rhs[3] = rhs[4];
           k--;
         }
-        if (k < 4 || solve_normal(M, k, x))
+        if (k < 4 || bf_solve(&M[0][0], k, 6, x, 1e-12))
           continue;
         double rss = zz;
         for (int p = 0; p < k; p++)

@@ -3,46 +3,12 @@
 #include "bf_firingpin.h"
 #include "bf_breechface.h"
 #include "bf_error.h"
+#include "bf_linalg.h"
 #include "bf_select.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* Solves the n x n system A x = b (Gaussian elimination, partial pivoting). 0 or -1 when
- * singular. A and b are overwritten. */
-static int solve(int n, double A[6][6], double b[6], double x[6])
-{
-  for (int c = 0; c < n; c++) {
-    int p = c;
-    for (int r = c + 1; r < n; r++)
-      if (fabs(A[r][c]) > fabs(A[p][c]))
-        p = r;
-    if (!(fabs(A[p][c]) > 1e-12))
-      return -1;
-    for (int k = 0; k < n; k++) {
-      double t = A[c][k];
-      A[c][k] = A[p][k];
-      A[p][k] = t;
-    }
-    double t = b[c];
-    b[c] = b[p];
-    b[p] = t;
-    for (int r = c + 1; r < n; r++) {
-      double f = A[r][c] / A[c][c];
-      for (int k = c; k < n; k++)
-        A[r][k] -= f * A[c][k];
-      b[r] -= f * b[c];
-    }
-  }
-  for (int r = n - 1; r >= 0; r--) {
-    double s = b[r];
-    for (int k = r + 1; k < n; k++)
-      s -= A[r][k] * x[k];
-    x[r] = s / A[r][r];
-  }
-  return 0;
-}
 
 /* Median absolute value of the valid points of z (n points); NaN when none. */
 static double median_abs(const float *z, size_t n, float *tmp)
@@ -68,7 +34,7 @@ static int level_poly2(bf_surface *s)
   double cx = 0.5 * (nx - 1), cy = 0.5 * (ny - 1), sc = 2.0 / (nx > ny ? nx : ny), c[6] = {0};
   double lim = INFINITY;
   for (int it = 0; it < 3; it++) {
-    double A[6][6] = {{0}}, b[6] = {0};
+    double A[6][7] = {{0}}; /* normal equations, the right-hand side in column 6 */
     size_t m = 0;
     for (int y = 0; y < ny; y++)
       for (int x = 0; x < nx; x++) {
@@ -79,11 +45,11 @@ static int level_poly2(bf_surface *s)
         for (int p = 0; p < 6; p++) {
           for (int q = 0; q < 6; q++)
             A[p][q] += t[p] * t[q];
-          b[p] += t[p] * s->z[i];
+          A[p][6] += t[p] * s->z[i];
         }
         m++;
       }
-    if (m < 12 || solve(6, A, b, c)) {
+    if (m < 12 || bf_solve(&A[0][0], 6, 7, c, 1e-12)) {
       rc = bf_error_set(BF_ENOTFOUND, "firing pin: too few points to level");
       goto done;
     }
