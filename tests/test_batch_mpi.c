@@ -1,7 +1,9 @@
 /* The batch over MPI ranks (needs an MPI build and mpirun; skipped otherwise), on a small
  * synthetic store: `mpirun -np 2 bfm batch` stores the same hits (pairs, scores, ranks) as the
  * single-process batch, on 9 cases and on 15 cases with every pair compared (a pair's score must
- * not depend on which rank, or which of its items' searches, compared it); kill -9 of a worker rank, then of rank 0 (the writer),
+ * not depend on which rank, or which of its items' searches, compared it); the 2 ranks compute
+ * each pair once in the job (the full comparisons they report computed and reused are the single
+ * process's), also on 18 cases whose mates are searched on different ranks; kill -9 of a worker rank, then of rank 0 (the writer),
  * each ends the job, and reruns finish with no hit lost or duplicated. */
 #include "bf_error.h"
 #include "bf_store.h"
@@ -28,6 +30,28 @@ static int sh(const char *fmt, const char *a, const char *b)
 }
 
 #ifdef BF_MPIEXEC
+/* runs a batch command; *full and *reused: the full comparisons it reports computed and reused
+ * (summed over ranks by rank 0). Returns the exit status. */
+static int run_counts(const char *cmd, long *full, long *reused)
+{
+  char line[2048];
+  *full = *reused = -1;
+  FILE *p = popen(cmd, "r");
+  if (!p)
+    return -1;
+  while (fgets(line, sizeof line, p)) {
+    const char *f = strstr(line, " full comparisons (");
+    const char *b = f;
+    while (f && b > line && b[-1] >= '0' && b[-1] <= '9')
+      b--;
+    if (f && b < f) {
+      *full = atol(b);
+      *reused = atol(f + strlen(" full comparisons ("));
+    }
+  }
+  return pclose(p);
+}
+
 static const char *mpirun_cmd(void)
 {
   return BF_MPIEXEC " -np 2 --oversubscribe --allow-run-as-root";
@@ -149,9 +173,15 @@ int main(void)
   snprintf(bigm, sizeof bigm, "%s/bigmpi.bfm", dir);
   CHECK(make_store_n(big, dir, 5, 3, 0) == 0 && bf_t_copy_store(big, bigm) == 0);
 #define ALL "--threads 1 --keep 14 --screen 14 --min-score 0 --quiet --group 1"
-  CHECK(sh("'%s' batch '%s' " ALL, BF_BFM_EXE, big) == 0);
+  long f1, r1, f2, r2;
+  snprintf(cmd, sizeof cmd, "'%s' batch '%s' " ALL, BF_BFM_EXE, big);
+  CHECKF(run_counts(cmd, &f1, &r1) == 0, "%s", cmd);
   snprintf(cmd, sizeof cmd, "%s %s batch '%s' " ALL, mpirun_cmd(), BF_BFM_EXE, bigm);
-  CHECKF(system(cmd) == 0, "%s", cmd);
+  CHECKF(run_counts(cmd, &f2, &r2) == 0, "%s", cmd);
+  /* each pair computed once in the job: 105 pairs of 15 items, whichever rank asked */
+  printf("15 cases, all pairs: full comparisons %ld + %ld reused (one process), %ld + %ld (2 ranks)\n",
+         f1, r1, f2, r2);
+  CHECK(f1 == 105 && r1 == 105 && f2 == f1 && r2 == r1);
   {
     hitrow c[256], d[256];
     int dc, dd, sc, sd;
@@ -159,6 +189,28 @@ int main(void)
     printf("15 cases, all pairs: single process: %d hits; 2 ranks: %d hits\n", nc, nd);
     CHECK(nc > 150 && dc == 0 && dd == 0 && sc == 15 && sd == 15);
     CHECKF(same_rows(c, nc, d, nd), "15 cases: the 2-rank hits differ from the single process's");
+  }
+  /* no pair computed twice in the job when mates are searched on different ranks: firing-major
+   * order puts each item's mates in the other half of the queue, the screen keeps 3 of 5 (a
+   * pair is often asked for from one side only, or from both in the same wave) */
+  {
+    char mix[4300], mixm[4300];
+    snprintf(mix, sizeof mix, "%s/mix.bfm", dir);
+    snprintf(mixm, sizeof mixm, "%s/mixmpi.bfm", dir);
+    CHECK(make_store_n(mix, dir, 6, 3, 1) == 0 && bf_t_copy_store(mix, mixm) == 0);
+#define MIX "--threads 1 --keep 5 --screen 3 --min-score 0 --quiet --group 1"
+    snprintf(cmd, sizeof cmd, "'%s' batch '%s' " MIX, BF_BFM_EXE, mix);
+    CHECKF(run_counts(cmd, &f1, &r1) == 0, "%s", cmd);
+    snprintf(cmd, sizeof cmd, "%s %s batch '%s' " MIX, mpirun_cmd(), BF_BFM_EXE, mixm);
+    CHECKF(run_counts(cmd, &f2, &r2) == 0, "%s", cmd);
+    hitrow c[256], d[256];
+    int dc, dd, sc, sd;
+    int nc = hit_rows(mix, c, 256, &dc, &sc), nd = hit_rows(mixm, d, 256, &dd, &sd);
+    printf("18 cases, mates apart: full comparisons %ld + %ld reused (one process), %ld + %ld (2 "
+           "ranks); %d and %d hits\n", f1, r1, f2, r2, nc, nd);
+    CHECK(f1 > 0 && r1 > 0 && f2 == f1 && r2 == r1);
+    CHECK(nc > 0 && dc == 0 && dd == 0 && sc == 18 && sd == 18);
+    CHECKF(same_rows(c, nc, d, nd), "18 cases: the 2-rank hits differ from the single process's");
   }
   /* kill -9 of the worker rank, then of rank 0 (the writer); reruns finish the run */
   int k1 = run_and_kill(kil, 1, 2);
