@@ -6,6 +6,7 @@
  * process's), also on 18 cases whose mates are searched on different ranks; kill -9 of a worker rank, then of rank 0 (the writer),
  * each ends the job, and reruns finish with no hit lost or duplicated. */
 #include "bf_error.h"
+#include "bf_prefilter.h"
 #include "bf_store.h"
 #include "bf_synth.h"
 #include "bf_test.h"
@@ -30,6 +31,44 @@ static int sh(const char *fmt, const char *a, const char *b)
 }
 
 #ifdef BF_MPIEXEC
+/* adds an item whose stored feature has no valid surface (but a descriptor, item 1's): it
+ * cannot be screened as a query. Returns its id (0: failed). */
+static int64_t add_bad_item(const char *path)
+{
+  bf_store *st = NULL;
+  int64_t item = 0, sid = 0;
+  bf_feature **d = NULL, *f = NULL;
+  int nd = 0;
+  const char *pk = bf_prefilter_kind_name(BF_KIND_CARTRIDGE);
+  int rc = bf_store_open(&st, path, BF_STORE_WRITE, "tester");
+  if (!rc)
+    rc = bf_store_begin(st);
+  if (!rc)
+    rc = bf_store_add_item(st, &item, BF_KIND_CARTRIDGE, "9mm", BF_OWNER_EVIDENCE, 1);
+  if (!rc)
+    rc = bf_store_add_scan(st, &sid, item, 0, "x", 1, "empty.x3p", NULL);
+  if (!rc)
+    rc = bf_store_get_features(st, pk, 1, &d, &nd);
+  if (!rc)
+    rc = bf_feature_new(&f, BF_KIND_CARTRIDGE, 64, 64, 25, 25);
+  if (!rc) {
+    for (int i = 0; i < 64 * 64; i++)
+      f->z[i] = NAN;
+    f->version = 1;
+    rc = bf_store_put_feature(st, "cartridge", item, sid, f);
+  }
+  if (!rc && nd)
+    rc = bf_store_put_feature(st, pk, item, sid, d[0]);
+  if (!rc)
+    rc = bf_store_commit(st);
+  if (rc)
+    fprintf(stderr, "add_bad_item: %s\n", bf_error_last());
+  bf_store_features_free(d, nd);
+  bf_feature_free(f);
+  bf_store_close(st);
+  return rc ? 0 : item;
+}
+
 /* runs a batch command; *full and *reused: the full comparisons it reports computed and reused
  * (summed over ranks by rank 0). Returns the exit status. */
 static int run_counts(const char *cmd, long *full, long *reused)
@@ -153,6 +192,9 @@ int main(void)
   snprintf(kil, sizeof kil, "%s/kill.bfm", dir);
   CHECK(make_store(ref, dir) == 0);
   CHECK(bf_t_copy_store(ref, mpi) == 0 && bf_t_copy_store(ref, kil) == 0);
+  char bad[4300];
+  snprintf(bad, sizeof bad, "%s/bad.bfm", dir);
+  CHECK(bf_t_copy_store(ref, bad) == 0);
   /* the same answer: 2 ranks vs one process */
   CHECK(sh("'%s' batch '%s' " OPTS " --group 2", BF_BFM_EXE, ref) == 0);
   char cmd[9000];
@@ -224,6 +266,24 @@ int main(void)
   int dk, sk, nk = hit_rows(kil, b, 256, &dk, &sk);
   CHECKF(dk == 0 && sk == 3 * NF, "%d duplicated, %d searched", dk, sk);
   CHECKF(same_rows(a, na, b, nk), "after the kills: %d hits vs %d", nk, na);
+  /* an item whose feature is bad, searched on rank 1: reported and left unsearched, the job
+   * goes on and stores every other item's hits (as a candidate it is merely unscored) */
+  CHECK(sh("'%s' batch '%s' --limit 0 --quiet >/dev/null", BF_BFM_EXE, bad) == 0); /* describe */
+  int64_t bi = add_bad_item(bad);
+  char bad1[4300];
+  snprintf(bad1, sizeof bad1, "%s/bad1.bfm", dir);
+  CHECK(bi > 0 && bf_t_copy_store(bad, bad1) == 0);
+  CHECK(sh("'%s' batch '%s' " OPTS " --group 2 2>/dev/null", BF_BFM_EXE, bad1) == 0);
+  char berr[4400];
+  snprintf(berr, sizeof berr, "%s/bad.err", dir);
+  snprintf(cmd, sizeof cmd, "%s %s batch '%s' " OPTS " --group 2 2>'%s'", mpirun_cmd(),
+           BF_BFM_EXE, bad, berr);
+  CHECKF(system(cmd) == 0, "%s", cmd);
+  int dbd, sbd, nbd = hit_rows(bad, b, 256, &dbd, &sbd);
+  printf("with a bad item: %d hits, %d searched; %s", nbd, sbd, bf_t_read(berr));
+  CHECK(dbd == 0 && sbd == 3 * NF && strstr(bf_t_read(berr), "left unsearched"));
+  int d1, s1, n1 = hit_rows(bad1, a, 256, &d1, &s1);
+  CHECKF(s1 == 3 * NF && same_rows(a, n1, b, nbd), "with a bad item: %d hits vs %d", nbd, n1);
   return bf_t_done();
 #endif
 }
