@@ -457,8 +457,8 @@ static void runner_free(runner *r)
 
 static int check_opts(const bf_batch_options *o)
 {
-  if (o->group < 1 || o->threads < 0 || o->keep < 0)
-    return bf_error_set(BF_EINVAL, "batch: group must be >= 1, threads and keep >= 0");
+  if (o->group < 1 || o->threads < 0 || o->keep < 0 || o->wave < 1)
+    return bf_error_set(BF_EINVAL, "batch: group and wave must be >= 1, threads and keep >= 0");
   return 0;
 }
 

@@ -88,6 +88,8 @@ typedef struct bf_batch_options {
                        for the run; 0: as before (both directions computed, every CMC prepares
                        both items; for benchmarks and tests) */
   size_t cache_mb;  /* screen surfaces and CMC preps kept per process (MB; LRU for preps) */
+  int wave;         /* MPI with reuse: items each rank plans (whole groups, at least one) before
+                       the ranks share out the wave's pairs (see batch_mpi.inc) */
   const char *user; /* for the store's audit (bf_batch_run_mpi opens the store itself) */
   /* after planning (searched = 0) and after every committed group; called on rank 0 only */
   void (*progress)(void *ctx, const bf_batch_stats *s);
@@ -99,8 +101,8 @@ typedef struct bf_batch_options {
 
 #define BF_BATCH_OPTIONS_INIT                                                                  \
   { .threads = 0, .keep = 0, .screen = -1, .group = 32, .limit = -1, .min_score = NAN,        \
-    .reuse = 1, .cache_mb = 512, .user = NULL, .progress = NULL, .progress_ctx = NULL,         \
-    .note = NULL, .note_ctx = NULL }
+    .reuse = 1, .cache_mb = 512, .wave = 8, .user = NULL, .progress = NULL,                    \
+    .progress_ctx = NULL, .note = NULL, .note_ctx = NULL }
 
 /* Runs the batch on a store opened for writing. stats may be NULL. On failure the groups
  * committed so far stay committed; the rest is unchanged. */

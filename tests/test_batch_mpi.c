@@ -146,7 +146,7 @@ static int run_and_kill(const char *store, int victim, int after)
   pid_t pid = fork();
   if (pid == 0) {
     char cmd[9000];
-    snprintf(cmd, sizeof cmd, "exec %s %s batch '%s' " OPTS " --group 1 >/dev/null 2>&1",
+    snprintf(cmd, sizeof cmd, "exec %s %s batch '%s' " OPTS " --group 1 --wave 1 >/dev/null 2>&1",
              mpirun_cmd(), BF_BFM_EXE, store);
     execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
     _exit(127);
@@ -207,14 +207,15 @@ int main(void)
   CHECK(na > 0 && da == 0 && db == 0 && sa == 3 * NF && sb == 3 * NF);
   CHECKF(same_rows(a, na, b, nb), "the 2-rank hits differ from the single process's");
   /* the same answer when a pair's two searches run on different ranks: 15 cases (5 firearms x 3
-   * firings), every pair compared from both sides (keep = screen = 14), one item per group, so
+   * firings), every pair compared from both sides (keep = screen = 14), one item per group and
+   * wave (8 waves: a pair scored in one is taken from the memo in the next), so
    * items 1-8 are searched on rank 0 and 9-15 on rank 1. The CMC is not exactly symmetric (seen
    * on these synthetic cases: pair (1, 10) scored 3 in one process and 4 over 2 ranks) */
   char big[4300], bigm[4300];
   snprintf(big, sizeof big, "%s/big.bfm", dir);
   snprintf(bigm, sizeof bigm, "%s/bigmpi.bfm", dir);
   CHECK(make_store_n(big, dir, 5, 3, 0) == 0 && bf_t_copy_store(big, bigm) == 0);
-#define ALL "--threads 1 --keep 14 --screen 14 --min-score 0 --quiet --group 1"
+#define ALL "--threads 1 --keep 14 --screen 14 --min-score 0 --quiet --group 1 --wave 1"
   long f1, r1, f2, r2;
   snprintf(cmd, sizeof cmd, "'%s' batch '%s' " ALL, BF_BFM_EXE, big);
   CHECKF(run_counts(cmd, &f1, &r1) == 0, "%s", cmd);
@@ -234,7 +235,8 @@ int main(void)
   }
   /* no pair computed twice in the job when mates are searched on different ranks: firing-major
    * order puts each item's mates in the other half of the queue, the screen keeps 3 of 5 (a
-   * pair is often asked for from one side only, or from both in the same wave) */
+   * pair is often asked for from one side only, or from both in the same wave); waves of 8
+   * groups of one (2 waves) */
   {
     char mix[4300], mixm[4300];
     snprintf(mix, sizeof mix, "%s/mix.bfm", dir);
