@@ -194,26 +194,54 @@ static size_t group_len(const pend *pq, size_t n, size_t g0, int group)
   return gn;
 }
 
-typedef struct query_buf {
+/* One group's queries through the search steps (bf_search.h): open (load the queries), plan
+ * (prefilter, screen), the pairs it needs, finish (full comparisons, ranks), its hits. The
+ * single process runs them back to back; the MPI run shares the pairs' computation between
+ * ranks in between (batch_mpi.inc). q[0..nq) are the queries still in the search: one whose own
+ * data fail is reported and dropped. */
+typedef struct group_run {
+  int kind;
+  size_t nq, cap;
   bf_search_query *q;
   bf_feature ***f, **d;
-  int *nf;
+  int *nf, *nfull;
   bf_cand **res;
   size_t *nres;
-} query_buf;
+  bf_search_source src;
+  bf_search_store_ctx *sctx;
+  bf_search_cmp cmp;
+  bf_search_opts so;
+} group_run;
 
-static void query_buf_free(query_buf *b, size_t n)
+static void group_close(group_run *w)
 {
-  for (size_t k = 0; k < n; k++) {
-    if (b->f && b->nf)
-      bf_search_free_features(b->f[k], b->nf[k]);
-    if (b->d)
-      bf_feature_free(b->d[k]);
-    if (b->res)
-      free(b->res[k]);
+  for (size_t k = 0; k < w->cap; k++) {
+    if (w->f && w->nf)
+      bf_search_free_features(w->f[k], w->nf[k]);
+    if (w->d)
+      bf_feature_free(w->d[k]);
+    if (w->res)
+      free(w->res[k]);
   }
-  bf_free(b->q), bf_free(b->f), bf_free(b->d), bf_free(b->nf), bf_free(b->res), bf_free(b->nres);
-  memset(b, 0, sizeof *b);
+  bf_free(w->q), bf_free(w->f), bf_free(w->d), bf_free(w->nf), bf_free(w->nfull);
+  bf_free(w->res), bf_free(w->nres);
+  bf_search_store_source_free(w->sctx);
+  memset(w, 0, sizeof *w);
+}
+
+/* drops query k (its data are at fault), keeping the others in order */
+static void group_drop(group_run *w, size_t k)
+{
+  bf_search_free_features(w->f[k], w->nf[k]);
+  bf_feature_free(w->d[k]);
+  free(w->res[k]);
+  for (size_t j = k; j + 1 < w->nq; j++) {
+    w->q[j] = w->q[j + 1], w->f[j] = w->f[j + 1], w->d[j] = w->d[j + 1];
+    w->nf[j] = w->nf[j + 1], w->nfull[j] = w->nfull[j + 1];
+    w->res[j] = w->res[j + 1], w->nres[j] = w->nres[j + 1];
+  }
+  w->nq--;
+  w->f[w->nq] = NULL, w->nf[w->nq] = 0, w->d[w->nq] = NULL, w->res[w->nq] = NULL;
 }
 
 /* The features and descriptor of one query item (the descriptor's first row). */
@@ -243,90 +271,96 @@ static int load_query(bf_store *st, int kind, int64_t item, bf_feature ***f, int
   return ret;
 }
 
-/* Searches one group: ok[] gets the items searched (their hits in *hits), *nok how many; items
- * whose own data fail are reported and left out. Errors returned are the run's (memory, store). */
-static int search_group(runner *r, const pend *g, size_t gn, int64_t *ok, size_t *nok,
-                        bf_hit **hits, size_t *nhits, bf_batch_stats *s)
+/* Loads the group's queries and binds the store. Errors returned are the run's (memory,
+ * store); an item whose own data fail is reported and left out. */
+static int group_open(runner *r, const pend *g, size_t gn, group_run *w, bf_batch_stats *s)
 {
   const bf_batch_options *o = r->o;
-  int kind = g[0].kind, ret = 0;
-  query_buf b;
-  size_t nq = 0, cap = 0;
-  *nok = 0;
-  *hits = NULL;
-  *nhits = 0;
-  memset(&b, 0, sizeof b);
-  b.q = bf_calloc(gn, sizeof *b.q);
-  b.f = bf_calloc(gn, sizeof *b.f);
-  b.d = bf_calloc(gn, sizeof *b.d);
-  b.nf = bf_calloc(gn, sizeof *b.nf);
-  b.res = bf_calloc(gn, sizeof *b.res);
-  b.nres = bf_calloc(gn, sizeof *b.nres);
-  if (!b.q || !b.f || !b.d || !b.nf || !b.res || !b.nres) {
-    ret = bf_error_set(BF_ENOMEM, "batch: out of memory");
-    goto done;
-  }
+  int ret = 0;
+  memset(w, 0, sizeof *w);
+  w->kind = g[0].kind;
+  w->cap = gn;
+  w->q = bf_calloc(gn, sizeof *w->q);
+  w->f = bf_calloc(gn, sizeof *w->f);
+  w->d = bf_calloc(gn, sizeof *w->d);
+  w->nf = bf_calloc(gn, sizeof *w->nf);
+  w->nfull = bf_calloc(gn, sizeof *w->nfull);
+  w->res = bf_calloc(gn, sizeof *w->res);
+  w->nres = bf_calloc(gn, sizeof *w->nres);
+  if (!w->q || !w->f || !w->d || !w->nf || !w->nfull || !w->res || !w->nres)
+    return bf_error_set(BF_ENOMEM, "batch: out of memory");
   for (size_t k = 0; k < gn; k++) {
-    int e = load_query(r->st, kind, g[k].item, &b.f[nq], &b.nf[nq], &b.d[nq]);
-    if (e == BF_ENOMEM) {
-      ret = e;
-      goto done;
-    }
+    size_t n = w->nq;
+    int e = load_query(r->st, w->kind, g[k].item, &w->f[n], &w->nf[n], &w->d[n]);
+    if (e == BF_ENOMEM)
+      return e;
     if (e) {
       note(o, g[k].item, "%s", bf_error_last());
       s->failed_items++;
       continue;
     }
-    b.q[nq] = (bf_search_query){g[k].item, kind, b.d[nq]->z, b.f[nq], b.nf[nq]};
-    nq++;
+    w->q[n] = (bf_search_query){g[k].item, w->kind, w->d[n]->z, w->f[n], w->nf[n]};
+    w->nq++;
   }
-  if (!nq)
-    goto done;
-  bf_search_source src;
-  bf_search_store_ctx *sctx = NULL;
-  bf_search_cmp cmp;
-  bf_search_default_cmp(&cmp, kind);
+  bf_search_default_cmp(&w->cmp, w->kind);
   bf_search_opts so = BF_SEARCH_OPTS_INIT;
-  so.keep = o->keep > 0 ? o->keep : kind == BF_KIND_BULLET ? BF_SEARCH_KEEP_BULLET : so.keep;
+  so.keep = o->keep > 0 ? o->keep : w->kind == BF_KIND_BULLET ? BF_SEARCH_KEEP_BULLET : so.keep;
   so.screen = o->screen >= 0 ? o->screen : BF_BATCH_SCREEN;
   so.threads = o->threads;
-  so.cache = o->reuse ? r->cache[kind] : NULL;
+  so.cache = o->reuse ? r->cache[w->kind] : NULL;
+  w->so = so;
+  if (w->nq)
+    ret = bf_search_store_source(&w->src, &w->sctx, r->st, w->kind, g[0].calibre);
+  return ret;
+}
+
+/* A step over the group's queries, all at once and, when that fails for a reason other than
+ * memory (one query's data may be at fault), each alone to find it; a failing query is reported
+ * and dropped. */
+static int group_step(runner *r, group_run *w, bf_batch_stats *s, int finish,
+                      const bf_search_pair *done, size_t ndone)
+{
   bf_search_stats ss;
-  int *good = bf_calloc(nq, sizeof *good);
-  if (!good) {
-    ret = bf_error_set(BF_ENOMEM, "batch: out of memory");
-    goto done;
-  }
-  if ((ret = bf_search_store_source(&src, &sctx, r->st, kind, g[0].calibre))) {
-    bf_free(good);
-    goto done;
-  }
-  int e = bf_search_run(b.res, b.nres, b.q, (int)nq, &src, &cmp, r->pf, &so, &ss);
-  if (!e) {
-    for (size_t k = 0; k < nq; k++)
-      good[k] = 1;
-    add_search_stats(s, &ss, o);
-  } else if (e != BF_ENOMEM) /* one query's data may be at fault: each alone, to find it */
-    for (size_t k = 0; k < nq && e != BF_ENOMEM; k++) {
-      e = bf_search_run(&b.res[k], &b.nres[k], &b.q[k], 1, &src, &cmp, r->pf, &so, &ss);
-      if (e && e != BF_ENOMEM) {
-        note(o, b.q[k].item, "%s", bf_error_last());
-        s->failed_items++;
-        continue;
-      }
-      good[k] = !e;
-      add_search_stats(s, &ss, o);
-    }
-  bf_search_store_source_free(sctx);
-  if (e == BF_ENOMEM)
-    ret = e;
-  for (size_t k = 0; k < nq && !ret; k++) {
-    if (!good[k])
+  size_t nq = w->nq;
+  int e = 0;
+  for (size_t k0 = 0, all = 1; k0 < w->nq && e != BF_ENOMEM;) {
+    size_t m = all ? nq : 1;
+    e = finish ? bf_search_finish(w->res + k0, w->nres + k0, w->nfull + k0, w->q + k0, (int)m,
+                                  &w->src, &w->cmp, &w->so, done, ndone, &ss)
+               : bf_search_plan(w->res + k0, w->nres + k0, w->nfull + k0, w->q + k0, (int)m,
+                                &w->src, &w->cmp, r->pf, &w->so, &ss);
+    if (e && e != BF_ENOMEM && all) { /* again, one by one */
+      all = 0;
       continue;
-    ok[(*nok)++] = b.q[k].item;
-    for (size_t j = 0; j < b.nres[k]; j++) {
-      const bf_cand *c = &b.res[k][j];
-      if (!bf_batch_is_hit(r->st, o, b.q[k].item, c->item, c->score))
+    }
+    if (e && e != BF_ENOMEM) {
+      note(r->o, w->q[k0].item, "%s", bf_error_last());
+      s->failed_items++;
+      group_drop(w, k0);
+      e = 0;
+      continue;
+    }
+    if (!e)
+      add_search_stats(s, &ss, r->o);
+    k0 += m;
+  }
+  return e == BF_ENOMEM ? e : 0;
+}
+
+/* The group's hits: ok[] gets the items searched, *nok how many. */
+static int group_hits(runner *r, const group_run *w, int64_t *ok, size_t *nok, bf_hit **hits,
+                      size_t *nhits)
+{
+  size_t cap = 0;
+  int ret = 0;
+  *nok = 0;
+  *hits = NULL;
+  *nhits = 0;
+  for (size_t k = 0; k < w->nq && !ret; k++) {
+    ok[(*nok)++] = w->q[k].item;
+    for (size_t j = 0; j < w->nres[k]; j++) {
+      const bf_cand *c = &w->res[k][j];
+      if (!bf_batch_is_hit(r->st, r->o, w->q[k].item, c->item, c->score))
         continue;
       if (*nhits == cap) {
         size_t ncap = cap ? 2 * cap : 64;
@@ -340,25 +374,43 @@ static int search_group(runner *r, const pend *g, size_t gn, int64_t *ok, size_t
       }
       bf_hit *h = &(*hits)[(*nhits)++];
       memset(h, 0, sizeof *h);
-      h->query = b.q[k].item;
+      h->query = w->q[k].item;
       h->candidate = c->item;
       h->run = r->run;
       h->score = c->score;
       memcpy(h->scores, c->sub, sizeof h->scores);
       h->rank = c->rank;
       h->status = BF_HIT_CANDIDATE;
-      h->log10_lr = score_log10_lr(b.q[k].kind, c->score);
+      h->log10_lr = score_log10_lr(w->q[k].kind, c->score);
     }
   }
-  bf_free(good);
-done:
-  query_buf_free(&b, gn);
   if (ret) {
     bf_free(*hits);
     *hits = NULL;
     *nhits = 0;
     *nok = 0;
   }
+  return ret;
+}
+
+/* Searches one group in this process: ok[] gets the items searched (their hits in *hits), *nok
+ * how many; items whose own data fail are reported and left out. Errors returned are the run's
+ * (memory, store). */
+static int search_group(runner *r, const pend *g, size_t gn, int64_t *ok, size_t *nok,
+                        bf_hit **hits, size_t *nhits, bf_batch_stats *s)
+{
+  group_run w;
+  *nok = 0;
+  *hits = NULL;
+  *nhits = 0;
+  int ret = group_open(r, g, gn, &w, s);
+  if (!ret)
+    ret = group_step(r, &w, s, 0, NULL, 0);
+  if (!ret)
+    ret = group_step(r, &w, s, 1, NULL, 0);
+  if (!ret)
+    ret = group_hits(r, &w, ok, nok, hits, nhits);
+  group_close(&w);
   return ret;
 }
 
@@ -405,8 +457,8 @@ static void runner_free(runner *r)
 
 static int check_opts(const bf_batch_options *o)
 {
-  if (o->group < 1 || o->threads < 0 || o->keep < 0)
-    return bf_error_set(BF_EINVAL, "batch: group must be >= 1, threads and keep >= 0");
+  if (o->group < 1 || o->threads < 0 || o->keep < 0 || o->wave < 1)
+    return bf_error_set(BF_EINVAL, "batch: group and wave must be >= 1, threads and keep >= 0");
   return 0;
 }
 

@@ -35,17 +35,22 @@
  *
  * MPI (bf_batch_run_mpi, built when CMake finds MPI): the QUEUE is split, not the store. The G
  * groups go to ranks in contiguous blocks (group g to rank floor(g N / G)), so items stored
- * together, often each other's candidates, share one rank's pair memo; every rank streams the whole descriptor table for its groups and reads
- * its candidates' features straight from the store file (shared filesystem, read-only); ranks
- * send each group's hits to rank 0, the single writer, which commits them as above. Why queries
- * and not store segments: a query's candidates come from one top-K over the whole store, so
- * segments would need a merge round per group and ship features between ranks, while query
- * groups need no communication but the hits; descriptor reading (~1 KB per stored item per
- * group) is the cost, and it is small beside the screen and CMC (see benchmarks/RESULTS.md). The
- * answer equals the single-process run's: each query's search is the same computation whatever
- * rank runs it, and a pair's score does not depend on the direction it was computed in (above);
- * a pair whose two searches run on different ranks is computed on both (memo and preps are per
- * process). MPI_Init/Finalize are called inside when the caller has not initialised MPI. */
+ * together, often each other's candidates, are planned on one rank; every rank streams the whole
+ * descriptor table for its groups and reads its candidates' features straight from the store file
+ * (shared filesystem, read-only); ranks send each group's hits to rank 0, the single writer,
+ * which commits them as above. Why queries and not store segments: a query's candidates come
+ * from one top-K over the whole store, so segments would need a merge round per group and ship
+ * features between ranks, while query groups need little communication; descriptor reading
+ * (~1 KB per stored item per group) is the cost, and it is small beside the screen and CMC (see
+ * benchmarks/RESULTS.md). With reuse, the ranks go in waves of one group each: each plans its
+ * group (prefilter, screen), the full comparisons they need are gathered, each unique pair not
+ * yet memoised is computed by one rank, and every rank gets every score before it finishes its
+ * group: each unordered pair is computed once in the whole job, as in one process (batch_mpi.inc
+ * says how pairs are dealt). Without reuse each rank searches its groups alone. The answer
+ * equals the single-process run's: each query's candidates and ranking are the same computation
+ * whatever rank runs it, and a pair's score does not depend on where or in which direction it
+ * was computed (above). MPI_Init/Finalize are called inside when the caller has not initialised
+ * MPI. */
 #ifndef BF_BATCH_H
 #define BF_BATCH_H
 
@@ -83,6 +88,8 @@ typedef struct bf_batch_options {
                        for the run; 0: as before (both directions computed, every CMC prepares
                        both items; for benchmarks and tests) */
   size_t cache_mb;  /* screen surfaces and CMC preps kept per process (MB; LRU for preps) */
+  int wave;         /* MPI with reuse: items each rank plans (whole groups, at least one) before
+                       the ranks share out the wave's pairs (see batch_mpi.inc) */
   const char *user; /* for the store's audit (bf_batch_run_mpi opens the store itself) */
   /* after planning (searched = 0) and after every committed group; called on rank 0 only */
   void (*progress)(void *ctx, const bf_batch_stats *s);
@@ -94,8 +101,8 @@ typedef struct bf_batch_options {
 
 #define BF_BATCH_OPTIONS_INIT                                                                  \
   { .threads = 0, .keep = 0, .screen = -1, .group = 32, .limit = -1, .min_score = NAN,        \
-    .reuse = 1, .cache_mb = 512, .user = NULL, .progress = NULL, .progress_ctx = NULL,         \
-    .note = NULL, .note_ctx = NULL }
+    .reuse = 1, .cache_mb = 512, .wave = 8, .user = NULL, .progress = NULL,                    \
+    .progress_ctx = NULL, .note = NULL, .note_ctx = NULL }
 
 /* Runs the batch on a store opened for writing. stats may be NULL. On failure the groups
  * committed so far stay committed; the rest is unchanged. */

@@ -170,10 +170,59 @@ int bf_search_cache_new(bf_search_cache **out, size_t max_bytes);
 void bf_search_cache_free(bf_search_cache *c);
 
 /* Searches nq queries of one kind in one streaming pass. out[q] (malloc'ed, caller frees) gets
- * n[q] <= keep candidates, ranked. stats may be NULL. */
+ * n[q] <= keep candidates, ranked. stats may be NULL. The same as bf_search_plan followed by
+ * bf_search_finish. */
 int bf_search_run(bf_cand **out, size_t *n, const bf_search_query *q, int nq,
                   const bf_search_source *src, const bf_search_cmp *cmp, const bf_prefilter *pf,
                   const bf_search_opts *o, bf_search_stats *stats);
+
+/* bf_search_run in steps, so that several processes can share the full comparisons of their
+ * queries (the MPI batch): plan each process's queries, list the pairs the full stage needs
+ * (bf_search_pairs_needed), compute each unique pair once somewhere (bf_search_pairs_compute),
+ * hand the scores to every process (bf_search_cache_add_pairs), and finish.
+ *
+ * A pair for the full comparison of a symmetric comparison (bf_search_cmp.reverse): two stored
+ * items a < b, compared as compare(a, b); score NaN when not comparable or failed (err != 0:
+ * failed, a BF_E* code). */
+typedef struct bf_search_pair {
+  int64_t a, b;
+  double score, sub[4];
+  int err;
+} bf_search_pair;
+
+/* Stages 1 and 2 (prefilter, screen): out[q] and n[q] as bf_search_run's, in screen order, and
+ * nfull[q] = how many of them (the first) go to the full comparison. On error out is freed. */
+int bf_search_plan(bf_cand **out, size_t *n, int *nfull, const bf_search_query *q, int nq,
+                   const bf_search_source *src, const bf_search_cmp *cmp, const bf_prefilter *pf,
+                   const bf_search_opts *o, bf_search_stats *stats);
+
+/* The full-stage pairs of planned queries whose score o->cache does not hold yet, each once,
+ * sorted by (a, b) (*out malloc'ed, caller frees; none without a cache or for a comparison that
+ * is not symmetric: bf_search_finish then compares them itself). */
+int bf_search_pairs_needed(bf_search_pair **out, size_t *np, const bf_search_query *q, int nq,
+                           bf_cand *const *cand, const int *nfull, const bf_search_cmp *cmp,
+                           const bf_search_opts *o);
+
+/* Computes p[i] (score, sub, err) as compare(a, b), OpenMP across pairs, from the items' preps
+ * kept in o->cache when the comparison has them (made here when missing, kept for the run), and
+ * records the scores in o->cache's pair memo. The comparison must be symmetric. stats: the
+ * pairs (full_pairs, full_failed, preps_made, preps_cached, t_full, failure). */
+int bf_search_pairs_compute(bf_search_pair *p, size_t n, const bf_search_source *src,
+                            const bf_search_cmp *cmp, const bf_search_opts *o,
+                            bf_search_stats *stats);
+
+/* Records pair scores computed elsewhere (another process) in the cache's pair memo; failed or
+ * unscored pairs are not recorded (as for pairs compared here). */
+void bf_search_cache_add_pairs(bf_search_cache *c, const bf_search_cmp *cmp,
+                               const bf_search_pair *p, size_t n);
+
+/* Stage 3 of planned queries: out[q] gets full scores and final ranks. A pair is taken from
+ * done[] (sorted by (a, b); may be NULL) or o->cache's memo when there, else compared here.
+ * stats: this step's (full_reused counts the pairs taken from done[] or the memo). */
+int bf_search_finish(bf_cand *const *out, const size_t *n, const int *nfull,
+                     const bf_search_query *q, int nq, const bf_search_source *src,
+                     const bf_search_cmp *cmp, const bf_search_opts *o,
+                     const bf_search_pair *done, size_t ndone, bf_search_stats *stats);
 
 /* The default full comparison of a kind: bf_cmc_compare (score = CMC count, sub = original-
  * method counts of both directions, theta, the firing pin's ACCF or NaN when either item has no

@@ -410,7 +410,36 @@ typedef struct stage_ctx {
   size_t stored; /* screen candidates read in their stored screen form */
   const void *qprep; /* the query's prep (full stage with a prep cache), else NULL */
   size_t preps_cached;
+  const bf_search_pair *done; /* pairs computed for this step (bf_search_finish), by (a, b) */
+  size_t ndone;
 } stage_ctx;
+
+static int cmp_pair(const void *x, const void *y)
+{
+  const bf_search_pair *p = x, *q = y;
+  if (p->a != q->a)
+    return p->a < q->a ? -1 : 1;
+  return (p->b > q->b) - (p->b < q->b);
+}
+
+/* A full score known without comparing: computed for this step (done[]) or in the pair memo;
+ * score and sub as compare(query, cand). Only for a symmetric comparison of stored items. */
+static int pair_known(const stage_ctx *x, int64_t cand, double *score, double sub[4])
+{
+  if (x->scr || !x->cmp->reverse || x->qitem <= 0 || cand <= 0)
+    return 0;
+  bf_search_pair key = {.a = x->qitem < cand ? x->qitem : cand,
+                        .b = x->qitem < cand ? cand : x->qitem};
+  const bf_search_pair *p = x->ndone ? bsearch(&key, x->done, x->ndone, sizeof key, cmp_pair) : NULL;
+  const memo_ent *m = p ? NULL : memo_find(x->cache, key.a, key.b);
+  if (!p && !m)
+    return 0;
+  *score = p ? p->score : m->score;
+  memcpy(sub, p ? p->sub : m->sub, 4 * sizeof *sub);
+  if (x->qitem != key.a) /* both hold compare(a, b) */
+    x->cmp->reverse(sub);
+  return 1;
+}
 
 /* A candidate's stored screen form (bf_search_source.load_screen); BF_ENOTFOUND when the source
  * has none for it (the caller reduces the full features). */
@@ -458,14 +487,8 @@ static int load_chunk(stage_ctx *x, bf_cand *c, int n, loaded *l)
 {
   for (int i = 0; i < n; i++) {
     memset(&l[i], 0, sizeof l[i]);
-    const memo_ent *m = NULL;
-    if (!x->scr && x->cmp->reverse && x->qitem > 0 && c[i].item > 0 &&
-        (m = memo_find(x->cache, x->qitem, c[i].item))) {
+    if (pair_known(x, c[i].item, &l[i].score, l[i].sub)) {
       l[i].memo = 1;
-      l[i].score = m->score;
-      memcpy(l[i].sub, m->sub, sizeof l[i].sub);
-      if (x->qitem != m->a)
-        x->cmp->reverse(l[i].sub);
       continue;
     }
     l[i].item = c[i].item;
@@ -529,7 +552,8 @@ static int full_pair(const stage_ctx *x, void *state, const bf_search_query *q, 
 /* scr = 1: the screen comparison into c[].screen; 0: the full comparison into c[].score */
 static int stage_full(bf_cand *c, int n, const bf_search_query *q, const bf_search_source *src,
                       const bf_search_cmp *cmp, const bf_search_opts *o, int nthreads,
-                      bf_search_stats *stats, int scr)
+                      bf_search_stats *stats, int scr, const bf_search_pair *done,
+                      size_t ndone)
 {
   int ret = 0, C = o->chunk > 0 ? o->chunk : 16;
   void *state = NULL;
@@ -537,7 +561,8 @@ static int stage_full(bf_cand *c, int n, const bf_search_query *q, const bf_sear
   void (*release)(void *, void *) = scr ? cmp->screen_release : cmp->release;
   int (*compare)(void *, void *, bf_feature *const *, int, bf_feature *const *, int, double *,
                  double *) = scr ? cmp->screen : cmp->compare;
-  stage_ctx x = {.src = src, .cmp = cmp, .cache = o->cache, .qitem = q->item, .scr = scr};
+  stage_ctx x = {.src = src, .cmp = cmp, .cache = o->cache, .qitem = q->item, .scr = scr,
+                 .done = done, .ndone = ndone};
   loaded *buf[2] = {bf_calloc(C, sizeof(loaded)), bf_calloc(C, sizeof(loaded))};
   size_t failed = 0, reused = 0, made = 0;
   void *qprep = NULL;
@@ -547,9 +572,15 @@ static int stage_full(bf_cand *c, int n, const bf_search_query *q, const bf_sear
     goto done;
   }
   double t = now_s();
-  if (prepare && (ret = prepare(cmp->ctx, &state, q->feat, q->nfeat)))
+  /* the query's state and prep only when a candidate is compared here (all may be known) */
+  int need = scr;
+  for (int i = 0; i < n && !need; i++) {
+    double ks, ksub[4];
+    need = !pair_known(&x, c[i].item, &ks, ksub);
+  }
+  if (need && prepare && (ret = prepare(cmp->ctx, &state, q->feat, q->nfeat)))
     goto done;
-  if (!scr && x.cache && cmp->prep && cmp->compare_prep && cmp->prep_free && q->item > 0) {
+  if (need && !scr && x.cache && cmp->prep && cmp->compare_prep && cmp->prep_free && q->item > 0) {
     size_t qb = 0;
     if ((qprep = prep_take(x.cache, q->item)))
       x.preps_cached++;
@@ -653,21 +684,9 @@ done:
   return ret;
 }
 
-int bf_search_run(bf_cand **out, size_t *n, const bf_search_query *q, int nq,
-                  const bf_search_source *src, const bf_search_cmp *cmp, const bf_prefilter *pf,
-                  const bf_search_opts *o, bf_search_stats *stats)
+static int search_args(const bf_search_query *q, int nq, const bf_search_source *src,
+                       const bf_search_cmp *cmp, const bf_prefilter *pf, const bf_search_opts *o)
 {
-  bf_search_opts def = BF_SEARCH_OPTS_INIT;
-  int ret = 0;
-  heap *hp = NULL;
-  if (!o)
-    o = &def;
-  if (stats)
-    memset(stats, 0, sizeof *stats);
-  for (int k = 0; k < nq; k++) {
-    out[k] = NULL;
-    n[k] = 0;
-  }
   if (nq < 1 || !q || !src || !pf || o->keep < 1)
     return bf_error_set(BF_EINVAL, "search: no query or no candidates to keep");
   for (int k = 0; k < nq; k++)
@@ -675,7 +694,29 @@ int bf_search_run(bf_cand **out, size_t *n, const bf_search_query *q, int nq,
       return bf_error_set(BF_EINVAL, "search: query %d has no descriptor or another kind", k);
   if (!o->prefilter_only && (!cmp || !cmp->compare || !src->load))
     return bf_error_set(BF_EINVAL, "search: no full comparison given");
-  int nthreads = o->threads > 0 ? o->threads : omp_get_max_threads();
+  return 0;
+}
+
+static int search_threads(const bf_search_opts *o)
+{
+  return o->threads > 0 ? o->threads : omp_get_max_threads();
+}
+
+/* Stages 1 and 2 (stats added to); out freed on error. */
+static int plan_impl(bf_cand **out, size_t *n, int *nfull, const bf_search_query *q, int nq,
+                     const bf_search_source *src, const bf_search_cmp *cmp,
+                     const bf_prefilter *pf, const bf_search_opts *o, bf_search_stats *stats)
+{
+  int ret = 0;
+  heap *hp = NULL;
+  for (int k = 0; k < nq; k++) {
+    out[k] = NULL;
+    n[k] = 0;
+    nfull[k] = 0;
+  }
+  if ((ret = search_args(q, nq, src, cmp, pf, o)))
+    return ret;
+  int nthreads = search_threads(o);
   size_t keep = (size_t)o->keep;
   if (keep > src->nrows)
     keep = src->nrows;
@@ -706,25 +747,21 @@ int bf_search_run(bf_cand **out, size_t *n, const bf_search_query *q, int nq,
     }
     qsort(c, hp[k].n, sizeof *c, cmp_pre);
     for (int i = 0; i < hp[k].n; i++)
-      c[i].pre_rank = i + 1;
+      c[i].pre_rank = c[i].rank = i + 1;
     out[k] = c;
     n[k] = hp[k].n;
-    if (!o->prefilter_only) {
-      int nf = hp[k].n;
-      if (cmp->screen && o->screen > 0 && o->screen < nf) {
-        if ((ret = stage_full(c, nf, &q[k], src, cmp, o, nthreads, stats, 1)))
-          break;
-        qsort(c, nf, sizeof *c, cmp_screen); /* the rest stay after, score NaN */
-        nf = o->screen;
-      }
-      if ((ret = stage_full(c, nf, &q[k], src, cmp, o, nthreads, stats, 0)))
+    if (o->prefilter_only)
+      continue;
+    int nf = hp[k].n;
+    if (cmp->screen && o->screen > 0 && o->screen < nf) {
+      if ((ret = stage_full(c, nf, &q[k], src, cmp, o, nthreads, stats, 1, NULL, 0)))
         break;
-      for (int i = 0; i < nf; i++)
-        c[i].order = cmp->rank && !isnan(c[i].score) ? cmp->rank(c[i].score, c[i].sub) : c[i].score;
-      qsort(c, nf, sizeof *c, cmp_full);
+      qsort(c, nf, sizeof *c, cmp_screen); /* the rest stay after, score NaN */
+      for (int i = 0; i < hp[k].n; i++)
+        c[i].rank = i + 1;
+      nf = o->screen;
     }
-    for (int i = 0; i < hp[k].n; i++)
-      c[i].rank = i + 1;
+    nfull[k] = nf;
   }
 done:
   if (hp)
@@ -738,7 +775,279 @@ done:
       free(out[k]);
       out[k] = NULL;
       n[k] = 0;
+      nfull[k] = 0;
     }
+  return ret;
+}
+
+/* Stage 3 and the final ranks (stats added to). */
+static int finish_impl(bf_cand *const *out, const size_t *n, const int *nfull,
+                       const bf_search_query *q, int nq, const bf_search_source *src,
+                       const bf_search_cmp *cmp, const bf_search_opts *o,
+                       const bf_search_pair *done, size_t ndone, bf_search_stats *stats)
+{
+  int ret = 0, nthreads = search_threads(o);
+  for (int k = 0; k < nq && !ret; k++) {
+    bf_cand *c = out[k];
+    int nf = nfull[k];
+    if (nf > 0) {
+      if (!cmp || !cmp->compare || !src || !src->load)
+        return bf_error_set(BF_EINVAL, "search: no full comparison given");
+      if ((ret = stage_full(c, nf, &q[k], src, cmp, o, nthreads, stats, 0, done, ndone)))
+        break;
+      for (int i = 0; i < nf; i++)
+        c[i].order = cmp->rank && !isnan(c[i].score) ? cmp->rank(c[i].score, c[i].sub) : c[i].score;
+      qsort(c, nf, sizeof *c, cmp_full);
+    }
+    for (size_t i = 0; i < n[k]; i++)
+      c[i].rank = (int)i + 1;
+  }
+  return ret;
+}
+
+int bf_search_plan(bf_cand **out, size_t *n, int *nfull, const bf_search_query *q, int nq,
+                   const bf_search_source *src, const bf_search_cmp *cmp, const bf_prefilter *pf,
+                   const bf_search_opts *o, bf_search_stats *stats)
+{
+  bf_search_opts def = BF_SEARCH_OPTS_INIT;
+  if (stats)
+    memset(stats, 0, sizeof *stats);
+  return plan_impl(out, n, nfull, q, nq, src, cmp, pf, o ? o : &def, stats);
+}
+
+int bf_search_finish(bf_cand *const *out, const size_t *n, const int *nfull,
+                     const bf_search_query *q, int nq, const bf_search_source *src,
+                     const bf_search_cmp *cmp, const bf_search_opts *o,
+                     const bf_search_pair *done, size_t ndone, bf_search_stats *stats)
+{
+  bf_search_opts def = BF_SEARCH_OPTS_INIT;
+  if (stats)
+    memset(stats, 0, sizeof *stats);
+  return finish_impl(out, n, nfull, q, nq, src, cmp, o ? o : &def, done, ndone, stats);
+}
+
+int bf_search_run(bf_cand **out, size_t *n, const bf_search_query *q, int nq,
+                  const bf_search_source *src, const bf_search_cmp *cmp, const bf_prefilter *pf,
+                  const bf_search_opts *o, bf_search_stats *stats)
+{
+  bf_search_opts def = BF_SEARCH_OPTS_INIT;
+  if (!o)
+    o = &def;
+  if (stats)
+    memset(stats, 0, sizeof *stats);
+  for (int k = 0; k < nq; k++) {
+    out[k] = NULL;
+    n[k] = 0;
+  }
+  int *nfull = bf_malloc((nq > 0 ? (size_t)nq : 1) * sizeof *nfull);
+  if (!nfull)
+    return bf_error_set(BF_ENOMEM, "search: out of memory");
+  int ret = plan_impl(out, n, nfull, q, nq, src, cmp, pf, o, stats);
+  if (!ret && (ret = finish_impl(out, n, nfull, q, nq, src, cmp, o, NULL, 0, stats)))
+    for (int k = 0; k < nq; k++) {
+      free(out[k]);
+      out[k] = NULL;
+      n[k] = 0;
+    }
+  bf_free(nfull);
+  return ret;
+}
+
+int bf_search_pairs_needed(bf_search_pair **out, size_t *np, const bf_search_query *q, int nq,
+                           bf_cand *const *cand, const int *nfull, const bf_search_cmp *cmp,
+                           const bf_search_opts *o)
+{
+  size_t m = 0, cap = 0;
+  *out = NULL;
+  *np = 0;
+  if (!cmp || !cmp->reverse || !o || !o->cache)
+    return 0;
+  for (int k = 0; k < nq; k++)
+    cap += nfull[k] > 0 ? (size_t)nfull[k] : 0;
+  if (!cap)
+    return 0;
+  bf_search_pair *p = bf_malloc(cap * sizeof *p);
+  if (!p)
+    return bf_error_set(BF_ENOMEM, "search: out of memory for %zu pairs", cap);
+  for (int k = 0; k < nq; k++)
+    for (int i = 0; i < nfull[k]; i++) {
+      int64_t a = q[k].item, b = cand[k][i].item;
+      if (a <= 0 || b <= 0 || memo_find(o->cache, a, b))
+        continue;
+      memset(&p[m], 0, sizeof p[m]);
+      p[m].a = a < b ? a : b;
+      p[m].b = a < b ? b : a;
+      p[m].score = NAN;
+      m++;
+    }
+  qsort(p, m, sizeof *p, cmp_pair);
+  size_t u = 0;
+  for (size_t i = 0; i < m; i++)
+    if (!u || cmp_pair(&p[u - 1], &p[i]))
+      p[u++] = p[i];
+  if (!u) {
+    bf_free(p);
+    p = NULL;
+  }
+  *out = p;
+  *np = u;
+  return 0;
+}
+
+void bf_search_cache_add_pairs(bf_search_cache *c, const bf_search_cmp *cmp,
+                               const bf_search_pair *p, size_t n)
+{
+  if (!c || !cmp || !cmp->reverse)
+    return;
+  for (size_t i = 0; i < n; i++)
+    if (!p[i].err && !isnan(p[i].score) && p[i].a > 0 && p[i].b > 0 && p[i].a != p[i].b)
+      memo_put(c, p[i].a, p[i].b, p[i].score, p[i].sub, cmp->reverse);
+}
+
+/* One item of a pairs chunk: its prep (taken from the cache or made here) or its features. */
+typedef struct pair_item {
+  int64_t item;
+  bf_feature **f;
+  int n;
+  void *prep;
+  size_t bytes;
+  int taken, made, err;
+  char msg[256];
+} pair_item;
+
+static int pair_item_index(pair_item *it, int *nit, int64_t item)
+{
+  for (int j = 0; j < *nit; j++)
+    if (it[j].item == item)
+      return j;
+  memset(&it[*nit], 0, sizeof it[*nit]);
+  it[*nit].item = item;
+  return (*nit)++;
+}
+
+int bf_search_pairs_compute(bf_search_pair *p, size_t n, const bf_search_source *src,
+                            const bf_search_cmp *cmp, const bf_search_opts *o,
+                            bf_search_stats *stats)
+{
+  bf_search_opts def = BF_SEARCH_OPTS_INIT;
+  if (!o)
+    o = &def;
+  if (stats)
+    memset(stats, 0, sizeof *stats);
+  if (!n)
+    return 0;
+  if (!src || !src->load || !cmp || !cmp->reverse || !cmp->compare)
+    return bf_error_set(BF_EINVAL, "search: pairs need a symmetric comparison and a source");
+  bf_search_cache *cache = o->cache;
+  int use_prep = cache && cmp->prep && cmp->compare_prep && cmp->prep_free;
+  int nthreads = search_threads(o), ret = 0;
+  /* chunks of pairs holding at most M distinct items: their preps or features in memory */
+  int M = 2 * (o->chunk > 0 ? o->chunk : 16);
+  if (M < 2)
+    M = 2;
+  size_t failed = 0, made = 0, cached = 0;
+  pair_item *it = bf_calloc((size_t)M, sizeof *it);
+  int *ia = bf_malloc(2 * n * sizeof *ia);
+  double t = now_s();
+  if (!it || !ia) {
+    ret = bf_error_set(BF_ENOMEM, "search: out of memory for %zu pairs", n);
+    goto done;
+  }
+  for (size_t p0 = 0; p0 < n && !ret;) {
+    size_t p1 = p0;
+    int nit = 0;
+    while (p1 < n) {
+      int fa = 1, fb = p[p1].b != p[p1].a;
+      for (int j = 0; j < nit; j++) {
+        fa &= it[j].item != p[p1].a;
+        fb &= it[j].item != p[p1].b;
+      }
+      if (nit + fa + fb > M)
+        break;
+      ia[2 * p1] = pair_item_index(it, &nit, p[p1].a);
+      ia[2 * p1 + 1] = pair_item_index(it, &nit, p[p1].b);
+      p1++;
+    }
+    /* one thread reads (HDF5); preps made in parallel */
+    for (int j = 0; j < nit && !ret; j++) {
+      if (use_prep && (it[j].prep = prep_take(cache, it[j].item))) {
+        it[j].taken = 1;
+        cached++;
+        continue;
+      }
+      if ((it[j].err = src->load(src->ctx, it[j].item, &it[j].f, &it[j].n))) {
+        snprintf(it[j].msg, sizeof it[j].msg, "item %lld: %s", (long long)it[j].item,
+                 bf_error_last());
+        if (it[j].err == BF_ENOMEM)
+          ret = it[j].err;
+      }
+    }
+    if (use_prep && !ret) {
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nthreads)
+      for (int j = 0; j < nit; j++) {
+        if (it[j].taken || it[j].err)
+          continue;
+        if ((it[j].err = cmp->prep(cmp->ctx, it[j].f, it[j].n, &it[j].prep, &it[j].bytes)))
+          snprintf(it[j].msg, sizeof it[j].msg, "item %lld: %s", (long long)it[j].item,
+                   bf_error_last());
+        else
+          it[j].made = 1;
+      }
+      for (int j = 0; j < nit; j++)
+        if (it[j].err == BF_ENOMEM)
+          ret = it[j].err;
+    }
+    if (!ret) {
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nthreads) reduction(+ : failed)
+      for (size_t i = p0; i < p1; i++) {
+        const pair_item *A = &it[ia[2 * i]], *B = &it[ia[2 * i + 1]];
+        double s = NAN, sub[4] = {0, 0, 0, 0};
+        int e = A->err ? A->err : B->err;
+        const char *why = A->err ? A->msg : B->err ? B->msg : NULL;
+        if (!e)
+          e = use_prep ? cmp->compare_prep(cmp->ctx, A->prep, B->prep, &s, sub)
+                       : cmp->compare(cmp->ctx, NULL, A->f, A->n, B->f, B->n, &s, sub);
+        if (e == BF_EQUALITY) /* a poor item is not comparable: unscored, not a failure */
+          e = 0, s = NAN;
+        else if (e) {
+          failed++;
+          s = NAN;
+#pragma omp critical(bf_search_pair_failure)
+          if (stats && !stats->failure[0])
+            snprintf(stats->failure, sizeof stats->failure, "pair (%lld, %lld): %s",
+                     (long long)p[i].a, (long long)p[i].b, why ? why : bf_error_last());
+        }
+        p[i].score = s;
+        memcpy(p[i].sub, sub, sizeof sub);
+        p[i].err = e;
+      }
+      bf_search_cache_add_pairs(cache, cmp, p + p0, p1 - p0);
+    }
+    for (int j = 0; j < nit; j++) { /* new preps kept for the run when they fit */
+      if (it[j].made) {
+        made++;
+        if (!prep_put(cache, cmp, it[j].item, it[j].prep, it[j].bytes, 0))
+          it[j].prep = NULL;
+      }
+      if (it[j].taken)
+        prep_unpin(cache, it[j].item);
+      else if (it[j].prep)
+        cmp->prep_free(cmp->ctx, it[j].prep);
+      bf_search_free_features(it[j].f, it[j].n);
+      memset(&it[j], 0, sizeof it[j]);
+    }
+    p0 = p1;
+  }
+  if (stats) {
+    stats->full_pairs += n;
+    stats->full_failed += failed;
+    stats->preps_made += made;
+    stats->preps_cached += cached;
+    stats->t_full += now_s() - t;
+  }
+done:
+  bf_free(it);
+  bf_free(ia);
   return ret;
 }
 

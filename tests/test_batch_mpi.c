@@ -1,9 +1,12 @@
 /* The batch over MPI ranks (needs an MPI build and mpirun; skipped otherwise), on a small
  * synthetic store: `mpirun -np 2 bfm batch` stores the same hits (pairs, scores, ranks) as the
  * single-process batch, on 9 cases and on 15 cases with every pair compared (a pair's score must
- * not depend on which rank, or which of its items' searches, compared it); kill -9 of a worker rank, then of rank 0 (the writer),
+ * not depend on which rank, or which of its items' searches, compared it); the 2 ranks compute
+ * each pair once in the job (the full comparisons they report computed and reused are the single
+ * process's), also on 18 cases whose mates are searched on different ranks; kill -9 of a worker rank, then of rank 0 (the writer),
  * each ends the job, and reruns finish with no hit lost or duplicated. */
 #include "bf_error.h"
+#include "bf_prefilter.h"
 #include "bf_store.h"
 #include "bf_synth.h"
 #include "bf_test.h"
@@ -28,6 +31,66 @@ static int sh(const char *fmt, const char *a, const char *b)
 }
 
 #ifdef BF_MPIEXEC
+/* adds an item whose stored feature has no valid surface (but a descriptor, item 1's): it
+ * cannot be screened as a query. Returns its id (0: failed). */
+static int64_t add_bad_item(const char *path)
+{
+  bf_store *st = NULL;
+  int64_t item = 0, sid = 0;
+  bf_feature **d = NULL, *f = NULL;
+  int nd = 0;
+  const char *pk = bf_prefilter_kind_name(BF_KIND_CARTRIDGE);
+  int rc = bf_store_open(&st, path, BF_STORE_WRITE, "tester");
+  if (!rc)
+    rc = bf_store_begin(st);
+  if (!rc)
+    rc = bf_store_add_item(st, &item, BF_KIND_CARTRIDGE, "9mm", BF_OWNER_EVIDENCE, 1);
+  if (!rc)
+    rc = bf_store_add_scan(st, &sid, item, 0, "x", 1, "empty.x3p", NULL);
+  if (!rc)
+    rc = bf_store_get_features(st, pk, 1, &d, &nd);
+  if (!rc)
+    rc = bf_feature_new(&f, BF_KIND_CARTRIDGE, 64, 64, 25, 25);
+  if (!rc) {
+    for (int i = 0; i < 64 * 64; i++)
+      f->z[i] = NAN;
+    f->version = 1;
+    rc = bf_store_put_feature(st, "cartridge", item, sid, f);
+  }
+  if (!rc && nd)
+    rc = bf_store_put_feature(st, pk, item, sid, d[0]);
+  if (!rc)
+    rc = bf_store_commit(st);
+  if (rc)
+    fprintf(stderr, "add_bad_item: %s\n", bf_error_last());
+  bf_store_features_free(d, nd);
+  bf_feature_free(f);
+  bf_store_close(st);
+  return rc ? 0 : item;
+}
+
+/* runs a batch command; *full and *reused: the full comparisons it reports computed and reused
+ * (summed over ranks by rank 0). Returns the exit status. */
+static int run_counts(const char *cmd, long *full, long *reused)
+{
+  char line[2048];
+  *full = *reused = -1;
+  FILE *p = popen(cmd, "r");
+  if (!p)
+    return -1;
+  while (fgets(line, sizeof line, p)) {
+    const char *f = strstr(line, " full comparisons (");
+    const char *b = f;
+    while (f && b > line && b[-1] >= '0' && b[-1] <= '9')
+      b--;
+    if (f && b < f) {
+      *full = atol(b);
+      *reused = atol(f + strlen(" full comparisons ("));
+    }
+  }
+  return pclose(p);
+}
+
 static const char *mpirun_cmd(void)
 {
   return BF_MPIEXEC " -np 2 --oversubscribe --allow-run-as-root";
@@ -83,7 +146,7 @@ static int run_and_kill(const char *store, int victim, int after)
   pid_t pid = fork();
   if (pid == 0) {
     char cmd[9000];
-    snprintf(cmd, sizeof cmd, "exec %s %s batch '%s' " OPTS " --group 1 >/dev/null 2>&1",
+    snprintf(cmd, sizeof cmd, "exec %s %s batch '%s' " OPTS " --group 1 --wave 1 >/dev/null 2>&1",
              mpirun_cmd(), BF_BFM_EXE, store);
     execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
     _exit(127);
@@ -129,6 +192,9 @@ int main(void)
   snprintf(kil, sizeof kil, "%s/kill.bfm", dir);
   CHECK(make_store(ref, dir) == 0);
   CHECK(bf_t_copy_store(ref, mpi) == 0 && bf_t_copy_store(ref, kil) == 0);
+  char bad[4300];
+  snprintf(bad, sizeof bad, "%s/bad.bfm", dir);
+  CHECK(bf_t_copy_store(ref, bad) == 0);
   /* the same answer: 2 ranks vs one process */
   CHECK(sh("'%s' batch '%s' " OPTS " --group 2", BF_BFM_EXE, ref) == 0);
   char cmd[9000];
@@ -141,17 +207,24 @@ int main(void)
   CHECK(na > 0 && da == 0 && db == 0 && sa == 3 * NF && sb == 3 * NF);
   CHECKF(same_rows(a, na, b, nb), "the 2-rank hits differ from the single process's");
   /* the same answer when a pair's two searches run on different ranks: 15 cases (5 firearms x 3
-   * firings), every pair compared from both sides (keep = screen = 14), one item per group, so
+   * firings), every pair compared from both sides (keep = screen = 14), one item per group and
+   * wave (8 waves: a pair scored in one is taken from the memo in the next), so
    * items 1-8 are searched on rank 0 and 9-15 on rank 1. The CMC is not exactly symmetric (seen
    * on these synthetic cases: pair (1, 10) scored 3 in one process and 4 over 2 ranks) */
   char big[4300], bigm[4300];
   snprintf(big, sizeof big, "%s/big.bfm", dir);
   snprintf(bigm, sizeof bigm, "%s/bigmpi.bfm", dir);
   CHECK(make_store_n(big, dir, 5, 3, 0) == 0 && bf_t_copy_store(big, bigm) == 0);
-#define ALL "--threads 1 --keep 14 --screen 14 --min-score 0 --quiet --group 1"
-  CHECK(sh("'%s' batch '%s' " ALL, BF_BFM_EXE, big) == 0);
+#define ALL "--threads 1 --keep 14 --screen 14 --min-score 0 --quiet --group 1 --wave 1"
+  long f1, r1, f2, r2;
+  snprintf(cmd, sizeof cmd, "'%s' batch '%s' " ALL, BF_BFM_EXE, big);
+  CHECKF(run_counts(cmd, &f1, &r1) == 0, "%s", cmd);
   snprintf(cmd, sizeof cmd, "%s %s batch '%s' " ALL, mpirun_cmd(), BF_BFM_EXE, bigm);
-  CHECKF(system(cmd) == 0, "%s", cmd);
+  CHECKF(run_counts(cmd, &f2, &r2) == 0, "%s", cmd);
+  /* each pair computed once in the job: 105 pairs of 15 items, whichever rank asked */
+  printf("15 cases, all pairs: full comparisons %ld + %ld reused (one process), %ld + %ld (2 ranks)\n",
+         f1, r1, f2, r2);
+  CHECK(f1 == 105 && r1 == 105 && f2 == f1 && r2 == r1);
   {
     hitrow c[256], d[256];
     int dc, dd, sc, sd;
@@ -159,6 +232,29 @@ int main(void)
     printf("15 cases, all pairs: single process: %d hits; 2 ranks: %d hits\n", nc, nd);
     CHECK(nc > 150 && dc == 0 && dd == 0 && sc == 15 && sd == 15);
     CHECKF(same_rows(c, nc, d, nd), "15 cases: the 2-rank hits differ from the single process's");
+  }
+  /* no pair computed twice in the job when mates are searched on different ranks: firing-major
+   * order puts each item's mates in the other half of the queue, the screen keeps 3 of 5 (a
+   * pair is often asked for from one side only, or from both in the same wave); waves of 8
+   * groups of one (2 waves) */
+  {
+    char mix[4300], mixm[4300];
+    snprintf(mix, sizeof mix, "%s/mix.bfm", dir);
+    snprintf(mixm, sizeof mixm, "%s/mixmpi.bfm", dir);
+    CHECK(make_store_n(mix, dir, 6, 3, 1) == 0 && bf_t_copy_store(mix, mixm) == 0);
+#define MIX "--threads 1 --keep 5 --screen 3 --min-score 0 --quiet --group 1"
+    snprintf(cmd, sizeof cmd, "'%s' batch '%s' " MIX, BF_BFM_EXE, mix);
+    CHECKF(run_counts(cmd, &f1, &r1) == 0, "%s", cmd);
+    snprintf(cmd, sizeof cmd, "%s %s batch '%s' " MIX, mpirun_cmd(), BF_BFM_EXE, mixm);
+    CHECKF(run_counts(cmd, &f2, &r2) == 0, "%s", cmd);
+    hitrow c[256], d[256];
+    int dc, dd, sc, sd;
+    int nc = hit_rows(mix, c, 256, &dc, &sc), nd = hit_rows(mixm, d, 256, &dd, &sd);
+    printf("18 cases, mates apart: full comparisons %ld + %ld reused (one process), %ld + %ld (2 "
+           "ranks); %d and %d hits\n", f1, r1, f2, r2, nc, nd);
+    CHECK(f1 > 0 && r1 > 0 && f2 == f1 && r2 == r1);
+    CHECK(nc > 0 && dc == 0 && dd == 0 && sc == 18 && sd == 18);
+    CHECKF(same_rows(c, nc, d, nd), "18 cases: the 2-rank hits differ from the single process's");
   }
   /* kill -9 of the worker rank, then of rank 0 (the writer); reruns finish the run */
   int k1 = run_and_kill(kil, 1, 2);
@@ -172,6 +268,24 @@ int main(void)
   int dk, sk, nk = hit_rows(kil, b, 256, &dk, &sk);
   CHECKF(dk == 0 && sk == 3 * NF, "%d duplicated, %d searched", dk, sk);
   CHECKF(same_rows(a, na, b, nk), "after the kills: %d hits vs %d", nk, na);
+  /* an item whose feature is bad, searched on rank 1: reported and left unsearched, the job
+   * goes on and stores every other item's hits (as a candidate it is merely unscored) */
+  CHECK(sh("'%s' batch '%s' --limit 0 --quiet >/dev/null", BF_BFM_EXE, bad) == 0); /* describe */
+  int64_t bi = add_bad_item(bad);
+  char bad1[4300];
+  snprintf(bad1, sizeof bad1, "%s/bad1.bfm", dir);
+  CHECK(bi > 0 && bf_t_copy_store(bad, bad1) == 0);
+  CHECK(sh("'%s' batch '%s' " OPTS " --group 2 2>/dev/null", BF_BFM_EXE, bad1) == 0);
+  char berr[4400];
+  snprintf(berr, sizeof berr, "%s/bad.err", dir);
+  snprintf(cmd, sizeof cmd, "%s %s batch '%s' " OPTS " --group 2 2>'%s'", mpirun_cmd(),
+           BF_BFM_EXE, bad, berr);
+  CHECKF(system(cmd) == 0, "%s", cmd);
+  int dbd, sbd, nbd = hit_rows(bad, b, 256, &dbd, &sbd);
+  printf("with a bad item: %d hits, %d searched; %s", nbd, sbd, bf_t_read(berr));
+  CHECK(dbd == 0 && sbd == 3 * NF && strstr(bf_t_read(berr), "left unsearched"));
+  int d1, s1, n1 = hit_rows(bad1, a, 256, &d1, &s1);
+  CHECKF(s1 == 3 * NF && same_rows(a, n1, b, nbd), "with a bad item: %d hits vs %d", nbd, n1);
   return bf_t_done();
 #endif
 }

@@ -1,7 +1,9 @@
 /* Search engine plumbing through the callback interface (no store): the prefilter keeps the
  * best K, the full comparison re-ranks them, the query itself and non-candidates are skipped,
  * results do not depend on block size, thread count or how many queries share a pass, a pair of
- * stored items is compared in one orientation whichever is the query, and a candidate whose
+ * stored items is compared in one orientation whichever is the query, the search in steps (plan,
+ * pairs needed, computed in two halves, finish) gives bf_search_run's answer with each pair
+ * computed once, and a candidate whose
  * features fail to load is kept last with a NaN score. */
 #include "bf_error.h"
 #include "bf_search.h"
@@ -544,6 +546,90 @@ int main(void)
       free(ra[k]);
       bf_feature_free(af[k]);
     }
+  }
+
+  /* bf_search_run in steps, as two processes of the MPI batch run it: each plans its query, the
+   * pairs they need are merged, each computes half, both record every score and finish: the
+   * one-process answer, and each pair computed once between them */
+  {
+    bf_search_cmp ac = cmp;
+    ac.compare = asym_cmp;
+    ac.reverse = asym_reverse;
+    int64_t qi[2] = {1, 1 + 2 * (int64_t)ngroups};
+    bf_search_query aq[2];
+    bf_feature *af[2] = {0};
+    for (int k = 0; k < 2; k++) {
+      bf_feature **ff = NULL;
+      int nff = 0;
+      mem_load(&m, qi[k], &ff, &nff);
+      af[k] = ff[0];
+      free(ff);
+      aq[k] = (bf_search_query){qi[k], BF_KIND_CARTRIDGE, m.desc + (size_t)(qi[k] - 1) * len,
+                                &af[k], 1};
+    }
+    bf_search_cache *one = NULL, *pc[2] = {NULL, NULL};
+    CHECK(bf_search_cache_new(&one, 1 << 20) == 0 && bf_search_cache_new(&pc[0], 1 << 20) == 0 &&
+          bf_search_cache_new(&pc[1], 1 << 20) == 0);
+    bf_search_opts so = o, po[2] = {o, o};
+    so.cache = one, po[0].cache = pc[0], po[1].cache = pc[1];
+    bf_cand *ref[2] = {0}, *res[2] = {0};
+    size_t nref[2] = {0}, nres[2] = {0}, np[2] = {0}, nall = 0;
+    int nfull[2] = {0, 0};
+    bf_search_stats s1, sp[2], sc[2], sf[2];
+    CHECK(bf_search_run(ref, nref, aq, 2, &src, &ac, pf, &so, &s1) == 0);
+    bf_search_pair *need[2] = {NULL, NULL}, *all = NULL;
+    for (int k = 0; k < 2; k++) {
+      CHECK(bf_search_plan(&res[k], &nres[k], &nfull[k], &aq[k], 1, &src, &ac, pf, &po[k], &sp[k]) == 0);
+      CHECK(bf_search_pairs_needed(&need[k], &np[k], &aq[k], 1, &res[k], &nfull[k], &ac, &po[k]) == 0);
+    }
+    all = malloc((np[0] + np[1] + 1) * sizeof *all);
+    for (int k = 0; k < 2; k++) /* merged, each pair once, by (a, b) */
+      for (size_t i = 0; i < np[k]; i++) {
+        size_t j = 0;
+        while (j < nall && (all[j].a < need[k][i].a || (all[j].a == need[k][i].a && all[j].b < need[k][i].b)))
+          j++;
+        if (j < nall && all[j].a == need[k][i].a && all[j].b == need[k][i].b)
+          continue;
+        memmove(all + j + 1, all + j, (nall - j) * sizeof *all);
+        all[j] = need[k][i];
+        nall++;
+      }
+    size_t half = nall / 2;
+    CHECK(bf_search_pairs_compute(all, half, &src, &ac, &po[0], &sc[0]) == 0);
+    CHECK(bf_search_pairs_compute(all + half, nall - half, &src, &ac, &po[1], &sc[1]) == 0);
+    bf_search_cache_add_pairs(pc[0], &ac, all + half, nall - half);
+    bf_search_cache_add_pairs(pc[1], &ac, all, half);
+    for (int k = 0; k < 2; k++)
+      CHECK(bf_search_finish(&res[k], &nres[k], &nfull[k], &aq[k], 1, &src, &ac, &po[k], all, nall,
+                             &sf[k]) == 0);
+    printf("two processes: %zu + %zu pairs needed, %zu unique, computed %zu + %zu; one process "
+           "%zu (+ %zu reused)\n", np[0], np[1], nall, sc[0].full_pairs, sc[1].full_pairs,
+           s1.full_pairs, s1.full_reused);
+    CHECK(np[0] == 20 && np[1] == 20 && nall < 40); /* they keep each other */
+    CHECK(sc[0].full_pairs + sc[1].full_pairs == s1.full_pairs && nall == s1.full_pairs);
+    CHECK(sf[0].full_pairs == 0 && sf[1].full_pairs == 0 && sf[0].full_reused == 20);
+    int diff = 0;
+    for (int k = 0; k < 2; k++) {
+      diff += nres[k] != nref[k];
+      for (size_t i = 0; i < nres[k] && i < nref[k]; i++)
+        diff += res[k][i].item != ref[k][i].item || res[k][i].score != ref[k][i].score ||
+                res[k][i].rank != ref[k][i].rank || memcmp(res[k][i].sub, ref[k][i].sub, sizeof res[k][i].sub);
+    }
+    CHECKF(diff == 0, "%d candidates differ from the one-process search", diff);
+    /* the next plan finds every pair in the memo: nothing needed */
+    bf_search_pair *again = NULL;
+    size_t nagain = 1;
+    CHECK(bf_search_pairs_needed(&again, &nagain, &aq[0], 1, &res[0], &nfull[0], &ac, &po[1]) == 0 &&
+          nagain == 0 && again == NULL);
+    for (int k = 0; k < 2; k++) {
+      free(ref[k]);
+      free(res[k]);
+      free(need[k]);
+      bf_feature_free(af[k]);
+      bf_search_cache_free(pc[k]);
+    }
+    free(all);
+    bf_search_cache_free(one);
   }
 
   /* a candidate that fails to load: kept, NaN score, ranked last */

@@ -87,12 +87,14 @@ static const bfm_cmd commands[] = {
    "  indexed for the prefilter when stored; older ones by the next `bfm batch` (a note says so).\n"},
   {"batch", bfm_cmd_batch, "search every unsearched item (the overnight run)",
    "bfm batch STORE [--threads N] [--keep N] [--screen M] [--min-score S] [--group G] [--limit N]\n"
-   "    [--cache-mb MB] [--no-reuse] [--mpi] [--quiet]\n"
+   "    [--cache-mb MB] [--no-reuse] [--mpi] [--wave Q] [--quiet]\n"
    "  Indexes items without a prefilter descriptor, then searches each item not yet searched\n"
    "  against everything stored of its kind and calibre (cartridge cases: 200 screened, 10 by\n"
    "  CMC, each unordered pair compared once; bullets: 50 by land signatures). Hits whose\n"
    "  calibrated likelihood ratio is at least 10 are stored with it (--min-score S: a plain\n"
-   "  score threshold instead). Under mpirun (or --mpi) the ranks share the work. Groups of G (32)\n"
+   "  score threshold instead). Under mpirun (or --mpi) the ranks share the work, each pair\n"
+   "  compared once in the job: each rank plans Q (8) items, then the ranks share out their\n"
+   "  pairs. Groups of G (32)\n"
    "  items are committed with their searched mark: kill it and rerun, it continues and never\n"
    "  duplicates hits. Progress with rate and ETA on a terminal.\n"},
   {"hits", bfm_cmd_hits, "list candidate hits (for a case, a firearm, ...)",

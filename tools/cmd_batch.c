@@ -74,6 +74,10 @@ static int parse(int argc, char **argv, bf_batch_options *o, const char **store,
       if (bfm_parse_long("batch", a, argv[++i], 1, 1 << 20, &v))
         return BFM_EXIT_USAGE;
       o->group = (int)v;
+    } else if (!strcmp(a, "--wave") && hasv) {
+      if (bfm_parse_long("batch", a, argv[++i], 1, 1 << 20, &v))
+        return BFM_EXIT_USAGE;
+      o->wave = (int)v;
     } else if (!strcmp(a, "--limit") && hasv) {
       if (bfm_parse_long("batch", a, argv[++i], 0, LONG_MAX, &v))
         return BFM_EXIT_USAGE;
