@@ -210,6 +210,12 @@ void bf_store_features_free(bf_feature **f, int n);
  * fails its checksum is BF_ECHECKSUM, the message naming the item(s), segment and dataset: a
  * search must report it (stderr) and exit non-zero, not skip the candidate silently. */
 int bf_store_read_block(bf_store *st, const char *kind, size_t first, size_t n, bf_feature **out);
+/* The values of index rows [first, first+n) of a kind whose rows hold len values each (search
+ * descriptors), row i at dst + i * len: one read per segment, straight into dst when the rows
+ * lie one after the other (no feature made per row). A row of another count is zeroed and
+ * ok[i] = 0 (ok may be NULL). Errors as bf_store_read_block. */
+int bf_store_read_values(bf_store *st, const char *kind, size_t first, size_t n, size_t len, float *dst,
+                         unsigned char *ok);
 /* A kind's storage: compressed (0 = plain hot data), rows, values. BF_ENOTFOUND if absent. */
 int bf_store_kind_info(bf_store *st, const char *kind, int *compressed, size_t *nrows, int64_t *nvalues);
 
