@@ -134,6 +134,8 @@ typedef struct bf_cand {
   double screen;  /* screen score (NaN when not screened) */
   double order;   /* what the full stage ranks by: bf_search_cmp.rank of score and sub (the
                      score when it has none); NaN when not compared */
+  int screen_rank; /* 1-based rank after the screen (the order the full stage took them in);
+                      0 when there was no screen stage */
 } bf_cand;
 
 typedef struct bf_search_stats {
