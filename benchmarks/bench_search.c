@@ -15,7 +15,9 @@
  *      (resumable), then the 40 Fadul cases added and each searched by `bfm match` end to end;
  *      --screen-cost STORE: CPU of the screen stage with stored screen surfaces vs without.
  *  scale store (--scale-store N STORE): distractor entries appended until STORE holds N cartridge
- *      items: real-size descriptors and table rows, no originals or full features (see there).
+ *      items: real-size descriptors and table rows, no originals or full features (see there);
+ *      --open-cost STORE: what a match pays around its search (open, indexes, descriptors,
+ *      records), step by step.
  *  scale: query time of the prefilter stage against N stored cartridge descriptors (in memory,
  *      and through a real store file for N <= --store-max), peak memory of a store-backed query
  *      (measured in a child process), the default stages 2+3 (screen + CMC) of one query on
@@ -1476,6 +1478,63 @@ done:
   return rc ? 1 : 0;
 }
 
+/* --open-cost STORE: what a `bfm match` pays before and around its search, step by step, in
+ * one process (wall and CPU of each): opening the store (manifest, segments, the items table),
+ * loading the feature indexes a match reads (descriptors, breech faces for the unindexed count,
+ * screen surfaces), streaming every descriptor as the search does (bf_store_read_values, blocks
+ * of 1024), the firearm records of 10 items one by one (what a match prints) and, for
+ * comparison, the whole firearms table (what the lookups loaded before). */
+static int open_cost(const char *path)
+{
+  bf_store *st = NULL;
+  double w = now(), c = cpu_s(), w0 = w, c0 = c;
+#define STEP(what)                                                                                 \
+  do {                                                                                             \
+    double w1 = now(), c1 = cpu_s();                                                               \
+    printf("  %-44s %7.3f s wall %7.3f s CPU\n", what, w1 - w, c1 - c);                           \
+    w = w1, c = c1;                                                                                \
+  } while (0)
+  if (bf_store_open(&st, path, BF_STORE_READ, NULL)) {
+    fprintf(stderr, "open-cost: %s\n", bf_error_last());
+    return 1;
+  }
+  printf("open-cost %s: %zu items\n", path, bf_store_nitems(st));
+  STEP("open (manifest, segments, items table)");
+  const char *kinds[] = {bf_prefilter_kind_name(BF_KIND_CARTRIDGE), "cartridge", BF_SEARCH_SCREEN_KIND};
+  size_t nrows[3] = {0, 0, 0};
+  for (int k = 0; k < 3; k++) {
+    const bf_feat_row *r;
+    char what[96];
+    bf_store_feature_index(st, kinds[k], &r, &nrows[k]);
+    snprintf(what, sizeof what, "index of %s (%zu rows)", kinds[k], nrows[k]);
+    STEP(what);
+  }
+  float *blk = malloc(1024 * clen * sizeof *blk);
+  unsigned char ok[1024];
+  for (size_t f = 0; blk && f < nrows[0]; f += 1024)
+    if (bf_store_read_values(st, kinds[0], f, nrows[0] - f < 1024 ? nrows[0] - f : 1024, clen, blk, ok)) {
+      fprintf(stderr, "open-cost: %s\n", bf_error_last());
+      break;
+    }
+  free(blk);
+  STEP("every descriptor read (one thread)");
+  const bf_item *it = bf_store_items(st);
+  size_t n = bf_store_nitems(st), got = 0;
+  for (size_t i = 0; i < n && got < 10; i += n / 10 + 1)
+    got += it[i].owner_type == BF_OWNER_FIREARM && bf_store_firearm(st, it[i].owner) != NULL;
+  char what[96];
+  snprintf(what, sizeof what, "%zu firearm records, one by one", got);
+  STEP(what);
+  size_t nf = bf_store_nfirearms(st);
+  snprintf(what, sizeof what, "the whole firearms table (%zu rows)", nf);
+  STEP(what);
+  bf_store_close(st);
+  STEP("close");
+  printf("  %-44s %7.3f s wall %7.3f s CPU\n", "total", now() - w0, cpu_s() - c0);
+#undef STEP
+  return 0;
+}
+
 /* --screen-cost STORE: CPU of the screen stage (keep 200 -> screen) for a few stored queries,
  * in-process, reading candidates' stored screen surfaces vs reducing their full features
  * (load_screen NULL), in alternation; the full stage is a no-op so only loading + screening
@@ -1563,7 +1622,7 @@ int main(int argc, char **argv)
   size_t sizes[8] = {1000, 10000, 100000}, store_max = 10000;
   int nsizes = 3;
   const char *qstore = NULL, *registry = NULL, *rq = NULL, *rq_extra = NULL, *scost = NULL;
-  const char *sstore = NULL;
+  const char *sstore = NULL, *ocost = NULL;
   long scale_n = 0;
   int reg_n = 0, rq_jobs = 1; /* --jobs 0: report the answers a stopped run left, run none */
   setvbuf(stdout, NULL, _IOLBF, 0);
@@ -1584,7 +1643,9 @@ int main(int argc, char **argv)
     } else if (!strcmp(argv[i], "--scale-store") && i + 2 < argc) {
       scale_n = atol(argv[++i]);
       sstore = argv[++i];
-    } else if (!strcmp(argv[i], "--registry-queries") && i + 1 < argc)
+    } else if (!strcmp(argv[i], "--open-cost") && i + 1 < argc)
+      ocost = argv[++i];
+    else if (!strcmp(argv[i], "--registry-queries") && i + 1 < argc)
       rq = argv[++i];
     else if (!strcmp(argv[i], "--screen-cost") && i + 1 < argc)
       scost = argv[++i];
@@ -1610,7 +1671,7 @@ int main(int argc, char **argv)
                       "  [--screen K1]\n"
                       "  [--store-max N] [--cache DIR] [--skip recall|bullet|scale]\n"
                       "  | --registry N STORE | --registry-queries STORE [--match-args 'ARGS'] [--jobs J]\n"
-                      "  | --screen-cost STORE | --scale-store N STORE\n");
+                      "  | --screen-cost STORE | --scale-store N STORE | --open-cost STORE\n");
       return 2;
     }
   }
@@ -1635,6 +1696,8 @@ int main(int argc, char **argv)
     return screen_cost(scost);
   if (sstore)
     return scale_store(sstore, scale_n);
+  if (ocost)
+    return open_cost(ocost);
   keyrow *key = NULL;
   int nkey = read_key(data, &key);
   if (rq)
