@@ -14,6 +14,10 @@
  *      store of N synthetic cartridge cases of one calibre submitted as `bfm firearm add` would
  *      (resumable), then the 40 Fadul cases added and each searched by `bfm match` end to end;
  *      --screen-cost STORE: CPU of the screen stage with stored screen surfaces vs without.
+ *  scale store (--scale-store N STORE): distractor entries appended until STORE holds N cartridge
+ *      items: real-size descriptors and table rows, no originals or full features (see there);
+ *      --open-cost STORE: what a match pays around its search (open, indexes, descriptors,
+ *      records), step by step.
  *  scale: query time of the prefilter stage against N stored cartridge descriptors (in memory,
  *      and through a real store file for N <= --store-max), peak memory of a store-backed query
  *      (measured in a child process), the default stages 2+3 (screen + CMC) of one query on
@@ -1249,7 +1253,8 @@ static int registry_queries(const char *path, const char *data, const keyrow *ke
   printf("registry queries: %d Fadul cases (%d added now) among %zu synthetic cases, `bfm match "
          "STORE ITEM --json%s%s` (top 10, the default stages) each as a new process, %d at a time\n", nq, added, nregistry,
          extra ? " " : "", extra ? extra : "", jobs);
-  int mates = 0, top10 = 0, nrank = 0, allq = 0;
+  int mates = 0, top10 = 0, nrank = 0, allq = 0, npr = 0, nsr = 0;
+  double pranks[64 * 64], sranks[64 * 64];
   double ranks[64 * 64], walls[64], cpus[64], hits_nm[64];
   long rss_max = 0, rssv[64];
   char *outs[64], idbuf[64][32], extra_copy[64][256], *argvs[64][16];
@@ -1306,6 +1311,16 @@ static int registry_queries(const char *path, const char *data, const keyrow *ke
         qm++;
         q10 += r <= 10;
         ranks[nrank++] = r;
+        /* the same candidate's prefilter and screen ranks (the screen's only when screened) */
+        const char *end = strchr(s, '}'), *p;
+        int pr = 0, sr = 0;
+        if ((p = strstr(s, "\"prefilter_rank\": ")) && (!end || p < end))
+          pr = atoi(p + 18);
+        if ((p = strstr(s, "\"screen_rank\": ")) && (!end || p < end))
+          sr = atoi(p + 15);
+        pranks[npr++] = pr;
+        if (sr)
+          sranks[nsr++] = sr;
       } else if (!isnan(sc)) {
         bf_lr lr;
         if (!bf_lr_score(&lr, BF_KIND_CARTRIDGE, sc, 0, NULL) && lr.match)
@@ -1314,6 +1329,8 @@ static int registry_queries(const char *path, const char *data, const keyrow *ke
     }
     for (int m = qm; m < src[i]; m++) /* a mate outside the kept candidates */
       ranks[nrank++] = 1e9;
+    for (int m = qm; m < src[i]; m++) /* ... or not shown: its screen rank is past those shown */
+      sranks[nsr++] = 1e9;
     mates += src[i];
     top10 += q10;
     allq += q10 == src[i];
@@ -1324,6 +1341,14 @@ static int registry_queries(const char *path, const char *data, const keyrow *ke
     free(out);
   }
   qsort(ranks, nrank, sizeof *ranks, dcmp_asc);
+  qsort(pranks, npr, sizeof *pranks, dcmp_asc);
+  qsort(sranks, nsr, sizeof *sranks, dcmp_asc);
+  /* ranks of the mates shown (a mate not shown has screen rank 1e9: past the shown ones) */
+  printf("registry: mate ranks (shown mates): prefilter median %.0f worst %.0f of %d; after the screen "
+         "median %.0f worst %.0f of %d (1e9 = not among those shown); after the full comparison median "
+         "%.0f worst %.0f\n", npr ? pranks[npr / 2] : NAN, npr ? pranks[npr - 1] : NAN, npr,
+         nsr ? sranks[nsr / 2] : NAN, nsr ? sranks[nsr - 1] : NAN, nsr, nrank ? ranks[nrank / 2] : NAN,
+         nrank ? ranks[nrank - 1] : NAN);
   double hn[64];
   int nh = 0;
   double sum_nm = 0;
@@ -1348,6 +1373,166 @@ fail:
   fprintf(stderr, "registry queries: %s\n", bf_error_last());
   bf_store_close(st);
   return 1;
+}
+
+/* ---- --scale-store N STORE: what only the store size changes ----
+ * Appends distractor entries to STORE (a registry, or a new store) until it holds N cartridge
+ * items, SCALE_BATCH per commit. Each entry is what a stored test-fired cartridge case adds to the
+ * tables and indexes that `bfm match` reads: a firearm record with every text field filled to a
+ * realistic length (serial, make, model, markings, lab, transfer history...), an item of calibre
+ * REG_CALIBRE, a real-size prefilter descriptor (bf_prefilter_len floats, plain, version
+ * BF_PREFILTER_VERSION) and one row each in the breech-face and screen-surface indexes (their
+ * values a 4x4 stand-in). Not stored: the X3P original and the scan record (a match never reads
+ * them) and full-size breech faces (120 GB at 100,000). The descriptors are noise of tiny
+ * amplitude: a pair's score costs the same as a real one, but it stays near 0, below the real
+ * cases' scores, so the prefilter's 200 are real cases and the later stages run on real features
+ * (the cost of N is real; the recall at N is not measured this way). */
+#define SCALE_BATCH 5000
+static int scale_entry(bf_store *st, long i, bf_feature *d, bf_feature *tiny, bf_feature *scr)
+{
+  bf_firearm fa = {0};
+  static const char *mk[] = {"Glock", "SIG Sauer", "Beretta", "Smith & Wesson", "CZ", "Walther"};
+  snprintf(fa.serial, sizeof fa.serial, "BIG-%08ld", i);
+  snprintf(fa.make, sizeof fa.make, "%s", mk[i % 6]);
+  snprintf(fa.manufacturer, sizeof fa.manufacturer, "%s Manufacturing GmbH", mk[(i / 6) % 6]);
+  snprintf(fa.model, sizeof fa.model, "Model %ld Gen %ld", 17 + i % 30, 1 + i % 5);
+  snprintf(fa.calibre, sizeof fa.calibre, "%s", REG_CALIBRE);
+  snprintf(fa.country, sizeof fa.country, "Austria");
+  snprintf(fa.manufactured, sizeof fa.manufactured, "20%02ld-%02ld-%02ld", 10 + i % 15, 1 + i % 12, 1 + i % 28);
+  snprintf(fa.markings, sizeof fa.markings, "slide: %s %ld; frame: %08lX; barrel: %06ld; proof marks N, eagle",
+           mk[i % 6], 17 + i % 30, (unsigned long)(i * 2654435761u), i % 999983);
+  snprintf(fa.testfire_date, sizeof fa.testfire_date, "20%02ld-%02ld-%02ld", 10 + i % 15, 1 + (i + 3) % 12, 1 + i % 28);
+  snprintf(fa.test_lab, sizeof fa.test_lab, "National Test-Fire Laboratory %ld, Vienna", i % 7);
+  snprintf(fa.export_date, sizeof fa.export_date, "20%02ld-%02ld-%02ld", 11 + i % 14, 1 + i % 12, 1 + (i + 5) % 28);
+  snprintf(fa.export_country, sizeof fa.export_country, "Austria");
+  snprintf(fa.import_country, sizeof fa.import_country, "%s", i % 2 ? "Germany" : "Netherlands");
+  snprintf(fa.transit, sizeof fa.transit, "Czech Republic;Poland");
+  snprintf(fa.consignee, sizeof fa.consignee, "Registered Dealer %ld GmbH, Industriestrasse %ld, Berlin",
+           i % 4999, i % 200);
+  for (int k = 0; k < d->nx; k++) { /* xorshift noise, tiny: scores near 0 (see above) */
+    uint32_t x = (uint32_t)(i * 2654435761u + (uint32_t)k * 40503u + 1u);
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    d->z[k] = 1e-4f * ((float)(x & 0xffff) / 32768.0f - 1.0f);
+  }
+  int64_t fid, item;
+  int rc;
+  if ((rc = bf_store_add_firearm(st, &fid, &fa)) ||
+      (rc = bf_store_add_item(st, &item, BF_KIND_CARTRIDGE, fa.calibre, BF_OWNER_FIREARM, fid)) ||
+      (rc = bf_store_put_feature(st, "cartridge", item, 0, tiny)) ||
+      (rc = bf_store_put_feature(st, BF_SEARCH_SCREEN_KIND, item, 0, scr)) ||
+      (rc = bf_store_put_feature(st, bf_prefilter_kind_name(BF_KIND_CARTRIDGE), item, 0, d)))
+    return rc;
+  return 0;
+}
+
+static int scale_store(const char *path, long n)
+{
+  struct stat sb;
+  bf_store *st = NULL;
+  bf_feature *d = NULL, *tiny = NULL, *scr = NULL;
+  int rc = 0;
+  if (stat(path, &sb) && (rc = bf_store_create(path, "bench")))
+    goto done;
+  if ((rc = bf_feature_new(&d, BF_KIND_CARTRIDGE, (int)clen, 1, 1, 1)) ||
+      (rc = bf_feature_new(&tiny, BF_KIND_CARTRIDGE, 4, 4, 3.125, 3.125)) ||
+      (rc = bf_feature_new(&scr, BF_KIND_CARTRIDGE, 4, 4, 25, 25)))
+    goto done;
+  d->version = BF_PREFILTER_VERSION;
+  d->params[0] = 1;
+  d->params[1] = 12.5;
+  if ((rc = bf_store_open(&st, path, BF_STORE_WRITE, "bench")))
+    goto done;
+  long have = 0;
+  const bf_item *it = bf_store_items(st);
+  for (size_t i = 0; i < bf_store_nitems(st); i++)
+    have += it[i].kind == BF_KIND_CARTRIDGE;
+  printf("scale store %s: %ld cartridge items, growing to %ld (%d per commit)\n", path, have, n, SCALE_BATCH);
+  double t0 = now(), c0 = cpu_s();
+  long added = 0;
+  while (have < n && !rc) {
+    long m = n - have < SCALE_BATCH ? n - have : SCALE_BATCH;
+    if ((rc = bf_store_begin(st)))
+      break;
+    /* the hot kinds plain, the breech face deflated, as bf_search_store_index makes them */
+    if ((rc = bf_store_add_kind(st, bf_prefilter_kind_name(BF_KIND_CARTRIDGE), 0)) ||
+        (rc = bf_store_add_kind(st, BF_SEARCH_SCREEN_KIND, 0)) || (rc = bf_store_add_kind(st, "cartridge", 1)))
+      break;
+    for (long i = 0; i < m && !rc; i++)
+      rc = scale_entry(st, have + i, d, tiny, scr);
+    if (rc || (rc = bf_store_commit(st)))
+      break;
+    have += m;
+    added += m;
+    printf("  %ld items (%ld added) %.0f s wall %.0f s CPU, %ld MB\n", have, added, now() - t0, cpu_s() - c0,
+           file_mb(path));
+  }
+done:
+  if (rc)
+    fprintf(stderr, "scale store: %s\n", bf_error_last());
+  bf_store_close(st);
+  bf_feature_free(d);
+  bf_feature_free(tiny);
+  bf_feature_free(scr);
+  return rc ? 1 : 0;
+}
+
+/* --open-cost STORE: what a `bfm match` pays before and around its search, step by step, in
+ * one process (wall and CPU of each): opening the store (manifest, segments, the items table),
+ * loading the feature indexes a match reads (descriptors, breech faces for the unindexed count,
+ * screen surfaces), streaming every descriptor as the search does (bf_store_read_values, blocks
+ * of 1024), the firearm records of 10 items one by one (what a match prints) and, for
+ * comparison, the whole firearms table (what the lookups loaded before). */
+static int open_cost(const char *path)
+{
+  bf_store *st = NULL;
+  double w = now(), c = cpu_s(), w0 = w, c0 = c;
+#define STEP(what)                                                                                 \
+  do {                                                                                             \
+    double w1 = now(), c1 = cpu_s();                                                               \
+    printf("  %-44s %7.3f s wall %7.3f s CPU\n", what, w1 - w, c1 - c);                           \
+    w = w1, c = c1;                                                                                \
+  } while (0)
+  if (bf_store_open(&st, path, BF_STORE_READ, NULL)) {
+    fprintf(stderr, "open-cost: %s\n", bf_error_last());
+    return 1;
+  }
+  printf("open-cost %s: %zu items\n", path, bf_store_nitems(st));
+  STEP("open (manifest, segments, items table)");
+  const char *kinds[] = {bf_prefilter_kind_name(BF_KIND_CARTRIDGE), "cartridge", BF_SEARCH_SCREEN_KIND};
+  size_t nrows[3] = {0, 0, 0};
+  for (int k = 0; k < 3; k++) {
+    const bf_feat_row *r;
+    char what[96];
+    bf_store_feature_index(st, kinds[k], &r, &nrows[k]);
+    snprintf(what, sizeof what, "index of %s (%zu rows)", kinds[k], nrows[k]);
+    STEP(what);
+  }
+  float *blk = malloc(1024 * clen * sizeof *blk);
+  unsigned char ok[1024];
+  for (size_t f = 0; blk && f < nrows[0]; f += 1024)
+    if (bf_store_read_values(st, kinds[0], f, nrows[0] - f < 1024 ? nrows[0] - f : 1024, clen, blk, ok)) {
+      fprintf(stderr, "open-cost: %s\n", bf_error_last());
+      break;
+    }
+  free(blk);
+  STEP("every descriptor read (one thread)");
+  const bf_item *it = bf_store_items(st);
+  size_t n = bf_store_nitems(st), got = 0;
+  for (size_t i = 0; i < n && got < 10; i += n / 10 + 1)
+    got += it[i].owner_type == BF_OWNER_FIREARM && bf_store_firearm(st, it[i].owner) != NULL;
+  char what[96];
+  snprintf(what, sizeof what, "%zu firearm records, one by one", got);
+  STEP(what);
+  size_t nf = bf_store_nfirearms(st);
+  snprintf(what, sizeof what, "the whole firearms table (%zu rows)", nf);
+  STEP(what);
+  bf_store_close(st);
+  STEP("close");
+  printf("  %-44s %7.3f s wall %7.3f s CPU\n", "total", now() - w0, cpu_s() - c0);
+#undef STEP
+  return 0;
 }
 
 /* --screen-cost STORE: CPU of the screen stage (keep 200 -> screen) for a few stored queries,
@@ -1437,6 +1622,8 @@ int main(int argc, char **argv)
   size_t sizes[8] = {1000, 10000, 100000}, store_max = 10000;
   int nsizes = 3;
   const char *qstore = NULL, *registry = NULL, *rq = NULL, *rq_extra = NULL, *scost = NULL;
+  const char *sstore = NULL, *ocost = NULL;
+  long scale_n = 0;
   int reg_n = 0, rq_jobs = 1; /* --jobs 0: report the answers a stopped run left, run none */
   setvbuf(stdout, NULL, _IOLBF, 0);
   for (int i = 1; i < argc; i++) {
@@ -1453,7 +1640,12 @@ int main(int argc, char **argv)
     else if (!strcmp(argv[i], "--registry") && i + 2 < argc) {
       reg_n = atoi(argv[++i]);
       registry = argv[++i];
-    } else if (!strcmp(argv[i], "--registry-queries") && i + 1 < argc)
+    } else if (!strcmp(argv[i], "--scale-store") && i + 2 < argc) {
+      scale_n = atol(argv[++i]);
+      sstore = argv[++i];
+    } else if (!strcmp(argv[i], "--open-cost") && i + 1 < argc)
+      ocost = argv[++i];
+    else if (!strcmp(argv[i], "--registry-queries") && i + 1 < argc)
       rq = argv[++i];
     else if (!strcmp(argv[i], "--screen-cost") && i + 1 < argc)
       scost = argv[++i];
@@ -1479,7 +1671,7 @@ int main(int argc, char **argv)
                       "  [--screen K1]\n"
                       "  [--store-max N] [--cache DIR] [--skip recall|bullet|scale]\n"
                       "  | --registry N STORE | --registry-queries STORE [--match-args 'ARGS'] [--jobs J]\n"
-                      "  | --screen-cost STORE\n");
+                      "  | --screen-cost STORE | --scale-store N STORE | --open-cost STORE\n");
       return 2;
     }
   }
@@ -1502,6 +1694,10 @@ int main(int argc, char **argv)
     return registry_build(registry, reg_n);
   if (scost)
     return screen_cost(scost);
+  if (sstore)
+    return scale_store(sstore, scale_n);
+  if (ocost)
+    return open_cost(ocost);
   keyrow *key = NULL;
   int nkey = read_key(data, &key);
   if (rq)

@@ -29,9 +29,8 @@
  *    unsearched (a later run retries it) and the run goes on.
  *
  * Stage sizes: the prefilter keeps 200 (every Fadul mate among 10,000 cases is in its top 200),
- * the screen passes BF_BATCH_SCREEN = 10 to the CMC: the worst mate rank after the screen was 5
- * in bench_search (126/126 mate pairs), so 10 keeps a margin of two over the worst seen and
- * halves the CMC work of the interactive default (20).
+ * the screen passes BF_BATCH_SCREEN = BF_SEARCH_FULL = 10 to the CMC, the same rule as bfm
+ * match (bf_search.h says what it was measured on).
  *
  * MPI (bf_batch_run_mpi, built when CMake finds MPI): the QUEUE is split, not the store. The G
  * groups go to ranks in contiguous blocks (group g to rank floor(g N / G)), so items stored
@@ -54,13 +53,14 @@
 #ifndef BF_BATCH_H
 #define BF_BATCH_H
 
+#include "bf_search.h"
 #include "bf_store.h"
 
 #include <math.h>
 #include <stddef.h>
 #include <stdint.h>
 
-#define BF_BATCH_SCREEN 10
+#define BF_BATCH_SCREEN BF_SEARCH_FULL /* one rule with bfm match (bf_search.h) */
 
 typedef struct bf_batch_stats {
   int64_t run;            /* this run's id */

@@ -104,13 +104,20 @@ typedef struct bf_search_opts {
                                     the same comparison (see bf_search_cache_new) */
 } bf_search_opts;
 
+/* The full stage's size, one rule for bfm match and bfm batch (BF_BATCH_SCREEN): the screen
+ * passes its best BF_SEARCH_FULL candidates to the CMC. Measured by `bfm match` itself on the
+ * 43 Fadul cartridge rows among 2,000 synthetic registry cases (benchmarks/RESULTS.md, "bfm
+ * match at registry scale"): every mate's rank after the screen was <= 6 (median 2; 148 pairs),
+ * and with the best 10 compared all 148 were in the final top 10; bench_search's 40 Fadul among
+ * 10,000: worst 5 after the screen. 10 keeps a margin over the worst seen and halves the CMC
+ * work of the former default (20). `bfm match --screen K` widens it (and --top K above it). */
+#define BF_SEARCH_FULL 10
 /* Defaults measured with bench_search --screen 200 --full 20 (40 Fadul scans among 10,000
  * synthetic cases): the prefilter's top 200 holds every mate (top 20: 95 %), the screen's top 20
- * keeps every one, and the CMC puts all 126 mate pairs in the top 10. One query at 100,000 stored
- * items: ~1.7 s prefilter (store-backed) + ~0.8 s screen + ~3 s for 20 CMCs on 2 busy cores. */
+ * keeps every one, and the CMC puts all 126 mate pairs in the top 10. */
 #define BF_SEARCH_OPTS_INIT \
-  {.keep = 200, .block = 1024, .chunk = 16, .threads = 0, .prefilter_only = 0, .screen = 20, \
-   .cache = NULL}
+  {.keep = 200, .block = 1024, .chunk = 16, .threads = 0, .prefilter_only = 0, \
+   .screen = BF_SEARCH_FULL, .cache = NULL}
 /* Bullets have no screen: their prefilter passes this many straight to the SAM comparison. */
 #define BF_SEARCH_KEEP_BULLET 50
 
@@ -134,6 +141,8 @@ typedef struct bf_cand {
   double screen;  /* screen score (NaN when not screened) */
   double order;   /* what the full stage ranks by: bf_search_cmp.rank of score and sub (the
                      score when it has none); NaN when not compared */
+  int screen_rank; /* 1-based rank after the screen (the order the full stage took them in);
+                      0 when there was no screen stage */
 } bf_cand;
 
 typedef struct bf_search_stats {

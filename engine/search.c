@@ -12,6 +12,7 @@
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static double now_s(void) { return omp_get_wtime(); }
 
@@ -341,7 +342,7 @@ static int stage_prefilter(heap *hp, const bf_search_query *q, int nq, const bf_
     int cur = b & 1, nxt = cur ^ 1;
     size_t first = b * B, rows = src->nrows - first < B ? src->nrows - first : B;
     size_t nfirst = first + rows, nrows = nb > b + 1 ? (src->nrows - nfirst < B ? src->nrows - nfirst : B) : 0;
-    int rret = 0;
+    int rret = 0, read_done = !nrows;
     double tr = 0;
     const int64_t *cid = ids[cur];
     const float *cd = desc[cur];
@@ -351,6 +352,8 @@ static int stage_prefilter(heap *hp, const bf_search_query *q, int nq, const bf_
         double t0 = now_s();
         rret = src->read_desc(src->ctx, nfirst, nrows, ids[nxt], desc[nxt]);
         tr = now_s() - t0;
+#pragma omp atomic write
+        read_done = 1;
       }
 #pragma omp for schedule(dynamic, 32) nowait
       for (size_t i = 0; i < rows; i++)
@@ -358,6 +361,16 @@ static int stage_prefilter(heap *hp, const bf_search_query *q, int nq, const bf_
           sc[(size_t)k * B + i] = (cid[i] > 0 && cid[i] != q[k].item)
                                     ? (float)bf_prefilter_score(pf, kind, q[k].desc, cd + i * len, NULL)
                                     : -INFINITY;
+      /* One query scores a block in a fraction of its read: the scorers would wait for the reader
+       * at the region's barrier spinning (OpenMP's active wait), burning a core for nothing on a
+       * shared machine. They sleep in 0.2 ms steps instead. */
+      for (int done = 0; omp_get_thread_num() != 0;) {
+#pragma omp atomic read
+        done = read_done;
+        if (done)
+          break;
+        nanosleep(&(struct timespec){0, 200000}, NULL);
+      }
     }
     tread += tr;
     for (int k = 0; k < nq; k++)
@@ -758,7 +771,7 @@ static int plan_impl(bf_cand **out, size_t *n, int *nfull, const bf_search_query
         break;
       qsort(c, nf, sizeof *c, cmp_screen); /* the rest stay after, score NaN */
       for (int i = 0; i < hp[k].n; i++)
-        c[i].rank = i + 1;
+        c[i].rank = c[i].screen_rank = i + 1;
       nf = o->screen;
     }
     nfull[k] = nf;
@@ -1534,8 +1547,8 @@ struct bf_search_store_ctx {
   char calibre[32];
   const char *pfkind;
   size_t len;
-  bf_feature **tmp;
-  size_t ntmp;
+  unsigned char *ok; /* per row of a block: it held len values */
+  size_t nok;
 };
 
 static int calibre_ok(const bf_item *it, int kind, const char *calibre)
@@ -1545,34 +1558,31 @@ static int calibre_ok(const bf_item *it, int kind, const char *calibre)
   return !calibre[0] || !it->calibre[0] || !strcmp(it->calibre, calibre);
 }
 
+/* The descriptors go straight from the store into the engine's block (no feature per row). */
 static int store_read_desc(void *vctx, size_t first, size_t n, int64_t *ids, float *desc)
 {
   bf_search_store_ctx *c = vctx;
-  if (n > c->ntmp) {
-    bf_feature **t = realloc(c->tmp, n * sizeof *t);
+  if (n > c->nok) {
+    unsigned char *t = realloc(c->ok, n);
     if (!t)
       return bf_error_set(BF_ENOMEM, "search: out of memory");
-    c->tmp = t;
-    c->ntmp = n;
+    c->ok = t;
+    c->nok = n;
   }
-  int ret = bf_store_read_block(c->st, c->pfkind, first, n, c->tmp);
+  int ret = bf_store_read_values(c->st, c->pfkind, first, n, c->len, desc, c->ok);
   if (ret)
     return ret;
   const bf_feat_row *rows;
   size_t nr;
   bf_store_feature_index(c->st, c->pfkind, &rows, &nr);
   for (size_t i = 0; i < n; i++) {
-    const bf_feature *f = c->tmp[i];
-    const bf_item *it = bf_store_item(c->st, rows[first + i].item);
-    int ok = f && (size_t)f->nx * f->ny == c->len && f->version == BF_PREFILTER_VERSION &&
+    const bf_feat_row *r = &rows[first + i];
+    const bf_item *it = bf_store_item(c->st, r->item);
+    int ok = c->ok[i] && (size_t)r->nx * r->ny == c->len && r->version == BF_PREFILTER_VERSION &&
              calibre_ok(it, c->kind, c->calibre);
-    ids[i] = ok ? rows[first + i].item : 0;
-    if (ok)
-      memcpy(desc + i * c->len, f->z, c->len * sizeof(float));
-    else
+    ids[i] = ok ? r->item : 0;
+    if (!ok)
       memset(desc + i * c->len, 0, c->len * sizeof(float));
-    bf_feature_free(c->tmp[i]);
-    c->tmp[i] = NULL;
   }
   return 0;
 }
@@ -1661,9 +1671,7 @@ void bf_search_store_source_free(bf_search_store_ctx *ctx)
 {
   if (!ctx)
     return;
-  for (size_t i = 0; i < ctx->ntmp; i++)
-    bf_feature_free(ctx->tmp[i]);
-  free(ctx->tmp);
+  free(ctx->ok);
   free(ctx);
 }
 

@@ -165,7 +165,9 @@ int bf_store_put_feature(bf_store *st, const char *kind, int64_t item, int64_t s
 int bf_store_set_searched(bf_store *st, const int64_t *items, size_t n, int64_t run);
 
 /* Lookups (in-memory tables, valid until the next write call or close). A table is read on
- * first use; the pointer-returning lookups return NULL / 0 both for "absent" and when a table
+ * first use; a firearm or evidence record asked for by id while its table is not loaded is read
+ * alone (one chunk; what a match printing 10 candidates needs), the whole table by the calls
+ * that list or search it; the pointer-returning lookups return NULL / 0 both for "absent" and when a table
  * could not be read: call bf_store_load (all at once) or bf_store_error (after the fact), or
  * use the int-returning bf_store_get_* below, to tell the two apart. */
 size_t bf_store_nitems(const bf_store *st);
@@ -210,6 +212,12 @@ void bf_store_features_free(bf_feature **f, int n);
  * fails its checksum is BF_ECHECKSUM, the message naming the item(s), segment and dataset: a
  * search must report it (stderr) and exit non-zero, not skip the candidate silently. */
 int bf_store_read_block(bf_store *st, const char *kind, size_t first, size_t n, bf_feature **out);
+/* The values of index rows [first, first+n) of a kind whose rows hold len values each (search
+ * descriptors), row i at dst + i * len: one read per segment, straight into dst when the rows
+ * lie one after the other (no feature made per row). A row of another count is zeroed and
+ * ok[i] = 0 (ok may be NULL). Errors as bf_store_read_block. */
+int bf_store_read_values(bf_store *st, const char *kind, size_t first, size_t n, size_t len, float *dst,
+                         unsigned char *ok);
 /* A kind's storage: compressed (0 = plain hot data), rows, values. BF_ENOTFOUND if absent. */
 int bf_store_kind_info(bf_store *st, const char *kind, int *compressed, size_t *nrows, int64_t *nvalues);
 

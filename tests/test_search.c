@@ -279,6 +279,13 @@ static void cartridges(const bf_prefilter *pf)
       for (int i = 1; i < NC; i++)
         CHECKF(isnan(r[i].score) && r[i].screen < r[0].screen && r[i].rank == i + 1,
                "candidate %d: score %g screen %g rank %d", i, r[i].score, r[i].screen, r[i].rank);
+      /* the rank after the screen: by screen score, whatever the full stage did */
+      int sr_ok = 1;
+      for (int i = 0; i < NC; i++)
+        for (int j = 0; j < NC; j++)
+          if (r[i].screen_rank < r[j].screen_rank && r[i].screen < r[j].screen)
+            sr_ok = 0;
+      CHECKF(sr_ok && r[0].screen_rank == 1, "screen ranks do not follow the screen scores");
     }
     free(r);
   }

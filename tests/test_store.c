@@ -202,6 +202,85 @@ static void compact_chunks(void)
     bf_feature_free(f[i]);
 }
 
+/* A reader's firearm and evidence lookups read single rows when the table is not loaded: the
+ * same records as the loaded table, across plain and compacted segments (a segment with no
+ * new firearms, evidence added in between), NULL past the last id, and a damaged table chunk
+ * is an error that bf_store_error names, never a wrong record. */
+static void row_lookups(void)
+{
+  enum { NSEG = 6, PER = 40 };
+  char path[1100], dmg[1100];
+  snprintf(path, sizeof path, "%.1000s/rows.h5", dir);
+  snprintf(dmg, sizeof dmg, "%.1000s/rows-damaged.h5", dir);
+  bf_store *st = NULL;
+  int ok = !bf_store_create(path, "t") && !bf_store_open(&st, path, BF_STORE_WRITE, "t");
+  int nfa = 0, nev = 0;
+  for (int s = 0; ok && s < NSEG; s++) {
+    ok = !bf_store_begin(st);
+    for (int i = 0; ok && i < (s == 2 ? 0 : PER + s); i++) { /* segment 2: evidence only */
+      bf_firearm fa = {0};
+      snprintf(fa.serial, sizeof fa.serial, "ROW-%d", ++nfa);
+      snprintf(fa.markings, sizeof fa.markings, "segment %d row %d", s, i);
+      ok = !bf_store_add_firearm(st, NULL, &fa);
+    }
+    for (int i = 0; ok && i < 3; i++) {
+      bf_evidence ev = {0};
+      snprintf(ev.case_no, sizeof ev.case_no, "EV-%d", ++nev);
+      snprintf(ev.item, sizeof ev.item, "%d", i + 1);
+      ok = !bf_store_add_evidence(st, NULL, &ev);
+    }
+    ok = ok && !bf_store_commit(st);
+    if (ok && s == 3) { /* the first four segments merged: a compacted segment among plain ones */
+      bf_store_close(st);
+      st = NULL;
+      bf_store_compact_opts co = BF_STORE_COMPACT_OPTS_INIT;
+      co.all = 1;
+      bf_store_compact_result cr;
+      ok = !bf_store_compact(path, &co, &cr) && !bf_store_open(&st, path, BF_STORE_WRITE, "t");
+    }
+  }
+  CHECKF(ok, "building: %s", bf_error_last());
+  bf_store_close(st);
+  bf_store *r = NULL;
+  CHECK(bf_store_open(&r, path, BF_STORE_READ, NULL) == 0);
+  int bad = 0;
+  for (int id = 0; r && id <= nfa + 1; id++) {
+    const bf_firearm *f = bf_store_firearm(r, id);
+    char want[64];
+    snprintf(want, sizeof want, "ROW-%d", id);
+    bad += (id >= 1 && id <= nfa) ? !f || f->id != id || strcmp(f->serial, want) : f != NULL;
+  }
+  for (int id = 1; r && id <= nev; id++) {
+    const bf_evidence *e = bf_store_evidence(r, id);
+    char want[64];
+    snprintf(want, sizeof want, "EV-%d", id);
+    bad += !e || strcmp(e->case_no, want);
+  }
+  CHECKF(r && bad == 0 && bf_store_error(r) == 0, "%d single-row lookups wrong", bad);
+  const bf_firearm *one = r ? bf_store_firearm(r, 7) : NULL;
+  CHECK(r && bf_store_nfirearms(r) == (size_t)nfa); /* the whole table loads beside the rows read */
+  const bf_firearm *all = r ? bf_store_firearms(r) : NULL;
+  CHECK(one && all && !memcmp(one, &all[6], sizeof *one));
+  bf_store_close(r);
+  /* damage: the first chunk of a segment's firearms table */
+  CHECK(bf_t_copy_store(path, dmg) == 0);
+  CHECK(flip_in_segments(dmg, "/firearms") == 64);
+  r = NULL;
+  CHECK(bf_store_open(&r, dmg, BF_STORE_READ, NULL) == 0);
+  int nulls = 0, wrong = 0;
+  for (int id = 1; r && id <= nfa; id++) {
+    const bf_firearm *f = bf_store_firearm(r, id);
+    char want[64];
+    snprintf(want, sizeof want, "ROW-%d", id);
+    nulls += !f;
+    wrong += f && strcmp(f->serial, want);
+  }
+  CHECKF(r && nulls > 0 && wrong == 0 && bf_store_error(r) == BF_ECHECKSUM && strstr(bf_error_last(), "segment"),
+         "damaged firearms chunk: %d NULL, %d wrong, error %d: %s", nulls, wrong, r ? bf_store_error(r) : 0,
+         bf_error_last());
+  bf_store_close(r);
+}
+
 int main(void)
 {
   dir = bf_t_tmpdir("store");
@@ -587,5 +666,6 @@ int main(void)
   bf_feature_free(fl1);
   bf_feature_free(fl2);
   compact_chunks();
+  row_lookups();
   return bf_t_done();
 }

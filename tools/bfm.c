@@ -3,6 +3,10 @@
 #include "bf_error.h"
 #include "bf_text.h"
 #include "bf_fft.h"
+#include "bf_search.h"
+
+#define BFM_STR_(x) #x
+#define BFM_STR(x) BFM_STR_(x) /* a default's value in the help, from its one definition */
 
 #include <stdarg.h>
 #include <string.h>
@@ -79,18 +83,19 @@ static const bfm_cmd commands[] = {
    "  ITEM is a stored item id; or give the scans on the spot (one cartridge-case X3P, or a\n"
    "  bullet's land scans in order / a folder of them). Every stored item of the same kind (and\n"
    "  calibre, when known) is scored by the prefilter. Cartridge cases: the best N (default 200)\n"
-   "  are screened by a coarse areal correlation and its best M (default 20; 0: no screen) are\n"
-   "  compared by CMC, ranked by CMC count and, between equal counts, by the firing pin's ACCF\n"
-   "  (column pin; - when either item has none). Bullets: the best N (default 50) are compared\n"
-   "  by land signatures. The top\n"
+   "  are screened by a coarse areal correlation and its best M (default " BFM_STR(BF_SEARCH_FULL)
+   ", as in the batch;\n"
+   "  0: no screen) are compared by CMC, ranked by CMC count and, between equal counts, by the\n"
+   "  firing pin's ACCF (column pin; - when either item has none). Bullets: the best N (default\n"
+   "  50) are compared by land signatures. The top\n"
    "  K (default 10) are printed with, for test-fires, the firearm's trace fields. Items are\n"
    "  indexed for the prefilter when stored; older ones by the next `bfm batch` (a note says so).\n"},
   {"batch", bfm_cmd_batch, "search every unsearched item (the overnight run)",
    "bfm batch STORE [--threads N] [--keep N] [--screen M] [--min-score S] [--group G] [--limit N]\n"
    "    [--cache-mb MB] [--no-reuse] [--mpi] [--wave Q] [--quiet]\n"
    "  Indexes items without a prefilter descriptor, then searches each item not yet searched\n"
-   "  against everything stored of its kind and calibre (cartridge cases: 200 screened, 10 by\n"
-   "  CMC, each unordered pair compared once; bullets: 50 by land signatures). Hits whose\n"
+   "  against everything stored of its kind and calibre (cartridge cases: 200 screened, "
+   BFM_STR(BF_SEARCH_FULL) " by\n  CMC, each unordered pair compared once; bullets: 50 by land signatures). Hits whose\n"
    "  calibrated likelihood ratio is at least 10 are stored with it (--min-score S: a plain\n"
    "  score threshold instead). Under mpirun (or --mpi) the ranks share the work, each pair\n"
    "  compared once in the job: each rank plans Q (8) items, then the ranks share out their\n"

@@ -74,7 +74,10 @@ static void print_json(bf_store *st, const bf_query_result *r, const char *what,
     if (r->kind == BF_KIND_CARTRIDGE) /* the firing pin's ACCF (sub[3]): null when not compared */
       printf(isnan(c->score) || isnan(c->sub[3]) ? ", \"firing_pin_accf\": null" : ", \"firing_pin_accf\": %.4f",
              c->sub[3]);
-    printf(", \"prefilter\": %.4f, \"prefilter_rank\": %d, \"what\": ", c->pre, c->pre_rank);
+    printf(", \"prefilter\": %.4f, \"prefilter_rank\": %d", c->pre, c->pre_rank);
+    if (c->screen_rank && !isnan(c->screen)) /* the screen's CCF and rank, when screened */
+      printf(", \"screen\": %.4f, \"screen_rank\": %d", c->screen, c->screen_rank);
+    printf(", \"what\": ");
     bfm_json_str(stdout, w);
     const bf_firearm *f = bfm_item_firearm(st, c->item);
     if (f) {
