@@ -25,7 +25,7 @@
  * table and says whether it still matches). */
 static const bf_lr_model BF_LR_CARTRIDGE = {
   .kind = BF_KIND_CARTRIDGE, .method = BF_LR_BETABINOM,
-  .p_ss = 0.629515, .rho_ss = 0.0617051, .p_ds = 0.0427765, .rho_ds = 0,
+  .p_ss = 0.629515, .rho_ss = 0.0617051, .p_ds = 0.0410617, .rho_ds = 0,
   .ncells = 25, .n_ss = 65, .n_ds = 720,
   .reference = "fadul+dfsc-pair CMC (full circle), fitted 2026-11-29"};
 static const bf_lr_model BF_LR_BULLET = {
