@@ -4,10 +4,12 @@
 #define BF_BATCH_KIT_H
 
 #include "bf_error.h"
+#include "bf_prefilter.h"
 #include "bf_store.h"
 #include "bf_synth.h"
 #include "bf_x3p.h"
 
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -168,6 +170,44 @@ static inline int same_rows(const hitrow *a, int na, const hitrow *b, int nb)
       return 0;
     }
   return 1;
+}
+
+/* adds an item whose stored feature has no valid surface (but a descriptor, item 1's): it
+ * cannot be screened as a query. Returns its id (0: failed). */
+static inline int64_t add_bad_item(const char *path)
+{
+  bf_store *st = NULL;
+  int64_t item = 0, sid = 0;
+  bf_feature **d = NULL, *f = NULL;
+  int nd = 0;
+  const char *pk = bf_prefilter_kind_name(BF_KIND_CARTRIDGE);
+  int rc = bf_store_open(&st, path, BF_STORE_WRITE, "tester");
+  if (!rc)
+    rc = bf_store_begin(st);
+  if (!rc)
+    rc = bf_store_add_item(st, &item, BF_KIND_CARTRIDGE, "9mm", BF_OWNER_EVIDENCE, 1);
+  if (!rc)
+    rc = bf_store_add_scan(st, &sid, item, 0, "x", 1, "empty.x3p", NULL);
+  if (!rc)
+    rc = bf_store_get_features(st, pk, 1, &d, &nd);
+  if (!rc)
+    rc = bf_feature_new(&f, BF_KIND_CARTRIDGE, 64, 64, 25, 25);
+  if (!rc) {
+    for (int i = 0; i < 64 * 64; i++)
+      f->z[i] = NAN;
+    f->version = 1;
+    rc = bf_store_put_feature(st, "cartridge", item, sid, f);
+  }
+  if (!rc && nd)
+    rc = bf_store_put_feature(st, pk, item, sid, d[0]);
+  if (!rc)
+    rc = bf_store_commit(st);
+  if (rc)
+    fprintf(stderr, "add_bad_item: %s\n", bf_error_last());
+  bf_store_features_free(d, nd);
+  bf_feature_free(f);
+  bf_store_close(st);
+  return rc ? 0 : item;
 }
 
 #endif

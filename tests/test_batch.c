@@ -238,36 +238,8 @@ static void lib_bad_item(void)
   char a[4300];
   snprintf(a, sizeof a, "%s/bad.bfm", dir);
   CHECK(fresh_copy(a) == 0);
-  bf_store *st = NULL;
-  int64_t item = 0, sid = 0;
-  bf_feature **d = NULL, *f = NULL;
-  int nd = 0;
-  const char *pk = bf_prefilter_kind_name(BF_KIND_CARTRIDGE);
-  int rc = bf_store_open(&st, a, BF_STORE_WRITE, "tester");
-  if (!rc)
-    rc = bf_store_begin(st);
-  if (!rc)
-    rc = bf_store_add_item(st, &item, BF_KIND_CARTRIDGE, "9mm", BF_OWNER_EVIDENCE, 1);
-  if (!rc)
-    rc = bf_store_add_scan(st, &sid, item, 0, "x", 1, "empty.x3p", NULL);
-  if (!rc)
-    rc = bf_store_get_features(st, pk, 1, &d, &nd);
-  if (!rc)
-    rc = bf_feature_new(&f, BF_KIND_CARTRIDGE, 64, 64, 25, 25);
-  if (!rc) {
-    for (int i = 0; i < 64 * 64; i++)
-      f->z[i] = NAN;
-    f->version = 1;
-    rc = bf_store_put_feature(st, "cartridge", item, sid, f);
-  }
-  if (!rc && nd)
-    rc = bf_store_put_feature(st, pk, item, sid, d[0]);
-  if (!rc)
-    rc = bf_store_commit(st);
-  CHECKF(rc == 0, "%s", bf_error_last());
-  bf_search_free_features(d, nd);
-  bf_feature_free(f);
-  bf_store_close(st);
+  int64_t item = add_bad_item(a);
+  CHECKF(item > 0, "%s", bf_error_last());
   bf_batch_options o = lib_opts();
   notes nt = {0, 0, 0};
   o.note = on_note;

@@ -31,44 +31,6 @@ static int sh(const char *fmt, const char *a, const char *b)
 }
 
 #ifdef BF_MPIEXEC
-/* adds an item whose stored feature has no valid surface (but a descriptor, item 1's): it
- * cannot be screened as a query. Returns its id (0: failed). */
-static int64_t add_bad_item(const char *path)
-{
-  bf_store *st = NULL;
-  int64_t item = 0, sid = 0;
-  bf_feature **d = NULL, *f = NULL;
-  int nd = 0;
-  const char *pk = bf_prefilter_kind_name(BF_KIND_CARTRIDGE);
-  int rc = bf_store_open(&st, path, BF_STORE_WRITE, "tester");
-  if (!rc)
-    rc = bf_store_begin(st);
-  if (!rc)
-    rc = bf_store_add_item(st, &item, BF_KIND_CARTRIDGE, "9mm", BF_OWNER_EVIDENCE, 1);
-  if (!rc)
-    rc = bf_store_add_scan(st, &sid, item, 0, "x", 1, "empty.x3p", NULL);
-  if (!rc)
-    rc = bf_store_get_features(st, pk, 1, &d, &nd);
-  if (!rc)
-    rc = bf_feature_new(&f, BF_KIND_CARTRIDGE, 64, 64, 25, 25);
-  if (!rc) {
-    for (int i = 0; i < 64 * 64; i++)
-      f->z[i] = NAN;
-    f->version = 1;
-    rc = bf_store_put_feature(st, "cartridge", item, sid, f);
-  }
-  if (!rc && nd)
-    rc = bf_store_put_feature(st, pk, item, sid, d[0]);
-  if (!rc)
-    rc = bf_store_commit(st);
-  if (rc)
-    fprintf(stderr, "add_bad_item: %s\n", bf_error_last());
-  bf_store_features_free(d, nd);
-  bf_feature_free(f);
-  bf_store_close(st);
-  return rc ? 0 : item;
-}
-
 /* runs a batch command; *full and *reused: the full comparisons it reports computed and reused
  * (summed over ranks by rank 0). Returns the exit status. */
 static int run_counts(const char *cmd, long *full, long *reused)
