@@ -391,7 +391,6 @@ static int find_region(unsigned char *keep, const bf_surface *s, const bf_breech
     size_t nsel = want_fg ? nfg : n - nfg;
     if (nsel > 0.02 * n && nsel < 0.95 * n)
       tr->used_mask = 1;
-    (void)want_fg;
     mask_fg = want_fg;
   }
   unsigned char *v = malloc(n);
