@@ -55,6 +55,22 @@ static int mem_load(void *ctx, int64_t item, bf_feature ***feat, int *n)
   return 0;
 }
 
+/* Queries 1 and its mate 1 + 2 * ngroups (each keeps the other, and 1 + ngroups), with their
+ * features (af[], the caller frees them). */
+static void mate_queries(mem_src *m, int ngroups, bf_search_query aq[2], bf_feature *af[2])
+{
+  int64_t qi[2] = {1, 1 + 2 * (int64_t)ngroups};
+  for (int k = 0; k < 2; k++) {
+    bf_feature **ff = NULL;
+    int nff = 0;
+    mem_load(m, qi[k], &ff, &nff);
+    af[k] = ff[0];
+    free(ff);
+    aq[k] = (bf_search_query){qi[k], BF_KIND_CARTRIDGE, m->desc + (size_t)(qi[k] - 1) * m->len, &af[k], 1};
+  }
+}
+
+
 /* The "full comparison": 10 for a mate, else a small deterministic value below any mate. */
 static int fake_cmp(void *ctx, void *qs, bf_feature *const *q, int nq, bf_feature *const *c, int nc,
                     double *score, double sub[4])
@@ -523,19 +539,9 @@ int main(void)
     bf_search_cmp ac = cmp;
     ac.compare = asym_cmp;
     ac.reverse = asym_reverse;
-    /* queries 1 and its mate 1 + 2 * ngroups: each keeps the other (and 1 + ngroups) */
-    int64_t qi[2] = {1, 1 + 2 * (int64_t)ngroups};
     bf_search_query aq[2];
     bf_feature *af[2] = {0};
-    for (int k = 0; k < 2; k++) {
-      bf_feature **ff = NULL;
-      int nff = 0;
-      mem_load(&m, qi[k], &ff, &nff);
-      af[k] = ff[0];
-      free(ff);
-      aq[k] = (bf_search_query){qi[k], BF_KIND_CARTRIDGE, m.desc + (size_t)(qi[k] - 1) * len,
-                                &af[k], 1};
-    }
+    mate_queries(&m, ngroups, aq, af);
     bf_cand *ra[2] = {0};
     size_t na[2] = {0};
     CHECK(bf_search_run(ra, na, aq, 2, &src, &ac, pf, &o, &stats) == 0);
@@ -562,18 +568,9 @@ int main(void)
     bf_search_cmp ac = cmp;
     ac.compare = asym_cmp;
     ac.reverse = asym_reverse;
-    int64_t qi[2] = {1, 1 + 2 * (int64_t)ngroups};
     bf_search_query aq[2];
     bf_feature *af[2] = {0};
-    for (int k = 0; k < 2; k++) {
-      bf_feature **ff = NULL;
-      int nff = 0;
-      mem_load(&m, qi[k], &ff, &nff);
-      af[k] = ff[0];
-      free(ff);
-      aq[k] = (bf_search_query){qi[k], BF_KIND_CARTRIDGE, m.desc + (size_t)(qi[k] - 1) * len,
-                                &af[k], 1};
-    }
+    mate_queries(&m, ngroups, aq, af);
     bf_search_cache *one = NULL, *pc[2] = {NULL, NULL};
     CHECK(bf_search_cache_new(&one, 1 << 20) == 0 && bf_search_cache_new(&pc[0], 1 << 20) == 0 &&
           bf_search_cache_new(&pc[1], 1 << 20) == 0);

@@ -127,6 +127,19 @@ static int make_v1(const char *src, const char *dst)
   return ok ? 0 : -1;
 }
 
+/* Closes *st, merges every segment of the store at path (bf_store_compact, all) and reopens it
+ * for writing. 0 or the error. */
+static int compact_reopen(bf_store **st, const char *path)
+{
+  bf_store_close(*st);
+  *st = NULL;
+  bf_store_compact_opts co = BF_STORE_COMPACT_OPTS_INIT;
+  co.all = 1;
+  bf_store_compact_result cr;
+  int rc = bf_store_compact(path, &co, &cr);
+  return rc ? rc : bf_store_open(st, path, BF_STORE_WRITE, "t");
+}
+
 static void count_problem(void *ctx, const char *p)
 {
   (void)p;
@@ -160,12 +173,7 @@ static void compact_chunks(void)
          !bf_store_add_scan(st, &sid, item, 0, b, sizeof b, "cc.x3p", NULL) &&
          !bf_store_put_feature(st, "cartridge", item, sid, f[i]) && !bf_store_commit(st);
     if (ok && i == NIT - 1) { /* the first NIT items merged before the last is added */
-      bf_store_close(st);
-      st = NULL;
-      bf_store_compact_opts co = BF_STORE_COMPACT_OPTS_INIT;
-      co.all = 1;
-      bf_store_compact_result cr;
-      ok = !bf_store_compact(path, &co, &cr) && !bf_store_open(&st, path, BF_STORE_WRITE, "t");
+      ok = compact_reopen(&st, path) == 0;
     }
   }
   CHECKF(ok, "building: %s", bf_error_last());
@@ -231,12 +239,7 @@ static void row_lookups(void)
     }
     ok = ok && !bf_store_commit(st);
     if (ok && s == 3) { /* the first four segments merged: a compacted segment among plain ones */
-      bf_store_close(st);
-      st = NULL;
-      bf_store_compact_opts co = BF_STORE_COMPACT_OPTS_INIT;
-      co.all = 1;
-      bf_store_compact_result cr;
-      ok = !bf_store_compact(path, &co, &cr) && !bf_store_open(&st, path, BF_STORE_WRITE, "t");
+      ok = compact_reopen(&st, path) == 0;
     }
   }
   CHECKF(ok, "building: %s", bf_error_last());
