@@ -154,6 +154,9 @@ typedef struct tab {
   int64_t *lz_id; /* open addressing: id (0 empty) -> lz_row[slot] */
   char **lz_row;
   size_t lz_cap, lz_cnt;
+  /* committed rows the transaction changed while the table was not loaded (tab_change) */
+  char *tx_chg;
+  size_t n_chg, c_chg;
 } tab;
 
 struct bf_store {
@@ -925,6 +928,7 @@ static void tab_free(tab *tb)
   free(tb->seg);
   free(tb->dirty);
   free(tb->dl);
+  free(tb->tx_chg);
   const tbl *t = tb->t;
   memset(tb, 0, sizeof *tb);
   tb->t = t;
@@ -998,13 +1002,36 @@ static int load_tab(bf_store *st, int k)
 
 /* Tables are read on first use, so a search opening a 100,000-item store reads only what it
  * needs. The lookups take a const store: loading a table is caching, not a visible change. */
+static int mark(bf_store *st, int k, size_t idx);
+
+/* Rows changed while the table was not loaded go into the loaded table as changed rows. */
+static int apply_changes(bf_store *st, int k)
+{
+  tab *tb = &st->tb[k];
+  size_t rs = tb->t->rowsize;
+  int rc = 0;
+  for (size_t i = 0; i < tb->n_chg && !rc; i++) {
+    int64_t id;
+    memcpy(&id, tb->tx_chg + i * rs, sizeof id);
+    if (id < 1 || (size_t)id > tb->n0)
+      rc = bf_error_set(BF_EINVAL, "%s: changed row %lld of %s is not stored", st->path, (long long)id,
+                        tb->t->path);
+    else {
+      memcpy(tb->rows + (size_t)(id - 1) * rs, tb->tx_chg + i * rs, rs);
+      rc = mark(st, k, (size_t)(id - 1));
+    }
+  }
+  tb->n_chg = 0;
+  return rc;
+}
+
 static int ensure(const bf_store *cst, int what)
 {
   bf_store *st = (bf_store *)cst;
   int rc = 0;
   for (int k = 0; k < NTB && !rc; k++)
-    if ((what & (1 << k)) && !st->tb[k].loaded)
-      rc = load_tab(st, k);
+    if ((what & (1 << k)) && !st->tb[k].loaded && !(rc = load_tab(st, k)) && st->tb[k].n_chg)
+      rc = apply_changes(st, k);
   return rc;
 }
 
@@ -1200,6 +1227,71 @@ static int tab_row(const bf_store *cst, int k, int64_t id, const char **out)
     return rc;
   *out = *lazy_slot(tb, id);
   return 0;
+}
+
+/* The committed or changed row id of table k (see tab_row); in a transaction, its own change. */
+static int tab_current(const bf_store *st, int k, int64_t id, const char **out)
+{
+  const tab *tb = &st->tb[k];
+  size_t rs = tb->t->rowsize;
+  for (size_t i = tb->n_chg; i-- > 0;) {
+    int64_t cid;
+    memcpy(&cid, tb->tx_chg + i * rs, sizeof cid);
+    if (cid == id) {
+      *out = tb->tx_chg + i * rs;
+      return 0;
+    }
+  }
+  return tab_row(st, k, id, out);
+}
+
+/* Changes committed row `row` (its id first) of table k in the transaction. A table that is not
+ * loaded stays so: the row is kept aside and written as the segment's changed row (last wins), so
+ * a review of one hit reads and writes one row whatever the store holds. */
+static int tab_change(bf_store *st, int k, const void *row)
+{
+  tab *tb = &st->tb[k];
+  size_t rs = tb->t->rowsize;
+  int64_t id;
+  memcpy(&id, row, sizeof id);
+  if (tb->loaded) {
+    memcpy(tb->rows + (size_t)(id - 1) * rs, row, rs);
+    return mark(st, k, (size_t)(id - 1));
+  }
+  for (size_t i = 0; i < tb->n_chg; i++) {
+    int64_t cid;
+    memcpy(&cid, tb->tx_chg + i * rs, sizeof cid);
+    if (cid == id) {
+      memcpy(tb->tx_chg + i * rs, row, rs);
+      return 0;
+    }
+  }
+  int rc = grow((void **)&tb->tx_chg, &tb->c_chg, tb->n_chg + 1, rs);
+  if (!rc)
+    memcpy(tb->tx_chg + rs * tb->n_chg++, row, rs);
+  return rc;
+}
+
+/* After a commit of rows changed one by one: the cached copies take the new versions, and the
+ * segment layout is read again when next needed (it has one more segment now). */
+static void lazy_committed(tab *tb)
+{
+  size_t rs = tb->t->rowsize;
+  for (size_t i = 0; i < tb->n_chg && tb->lz_cap; i++) {
+    int64_t id;
+    memcpy(&id, tb->tx_chg + i * rs, sizeof id);
+    char **slot = lazy_slot(tb, id);
+    if (*slot)
+      memcpy(*slot, tb->tx_chg + i * rs, rs);
+  }
+  if (tb->lz_state > 0) {
+    free(tb->lz_n);
+    free(tb->lz_lo);
+    free(tb->lz_nnew);
+    tb->lz_n = tb->lz_lo = tb->lz_nnew = NULL;
+    tb->lz_state = 0;
+  }
+  tb->n_chg = 0;
 }
 
 static void drop_caches(bf_store *st)
@@ -1599,6 +1691,7 @@ int bf_store_begin(bf_store *st)
     for (size_t i = 0; i < st->tb[k].ndl; i++)
       st->tb[k].dirty[st->tb[k].dl[i]] = 0;
     st->tb[k].ndl = 0;
+    st->tb[k].n_chg = 0;
   }
   st->naud = 0;
   st->intx = 1;
@@ -1642,8 +1735,15 @@ static int tx_rows(bf_store *st, int k, char **out, size_t *n)
   size_t rs = tb->t->rowsize, nd = 0, m = 0;
   *out = NULL;
   *n = 0;
-  if (!tb->loaded)
+  if (!tb->loaded) { /* only rows changed one by one (tab_change) */
+    if (!tb->n_chg)
+      return 0;
+    if (!(*out = malloc(tb->n_chg * rs)))
+      return bf_error_set(BF_ENOMEM, "out of memory committing %s", tb->t->path);
+    memcpy(*out, tb->tx_chg, tb->n_chg * rs);
+    *n = tb->n_chg;
     return 0;
+  }
   nd = tb->ndl;
   if (!(*out = malloc((nd + tb->n - tb->n0 + 1) * rs)))
     return bf_error_set(BF_ENOMEM, "out of memory committing %s", tb->t->path);
@@ -1698,7 +1798,7 @@ static int tx_dirty(const bf_store *st)
     if (st->tb[k].loaded && st->tb[k].n != st->tb[k].n0)
       return 1;
   for (int k = 0; k < NTB; k++)
-    if (st->tb[k].loaded && st->tb[k].ndl)
+    if ((st->tb[k].loaded && st->tb[k].ndl) || st->tb[k].n_chg)
       return 1;
   for (int i = 0; i < st->nkinds; i++)
     if (st->kinds[i].txds >= 0)
@@ -1780,6 +1880,8 @@ int bf_store_commit(bf_store *st)
       tb->seg[i] = st->nseg - 1;
     tb->ndl = 0;
     tb->n0 = tb->n;
+    if (tb->n_chg)
+      lazy_committed(tb);
   }
   for (int i = 0; i < st->nkinds; i++) {
     kindcache *kc = &st->kinds[i];
@@ -2696,13 +2798,15 @@ int bf_store_set_hit_status(bf_store *st, int64_t hit_id, int status, const char
                             const char *note)
 {
   int rc;
-  if ((rc = need_tx(st)) || (rc = ensure(st, L_HI)))
+  const char *cur = NULL;
+  if ((rc = need_tx(st)) || (rc = tab_current(st, TB_HI, hit_id, &cur))) /* one row, not the table */
     return rc;
-  if (hit_id < 1 || (size_t)hit_id > NHI(st))
+  if (!cur)
     return bf_error_set(BF_ENOTFOUND, "%s: no hit %lld", st->path, (long long)hit_id);
   if (status < BF_HIT_CANDIDATE || status > BF_HIT_REJECTED)
     return bf_error_set(BF_EINVAL, "hit status %d is not candidate/confirmed/rejected", status);
-  bf_hit h = HI(st)[hit_id - 1];
+  bf_hit h;
+  memcpy(&h, cur, sizeof h);
   int old = h.status;
   h.status = status;
   scopy(h.examiner, sizeof h.examiner, examiner && *examiner ? examiner : st->user);
@@ -2713,8 +2817,7 @@ int bf_store_set_hit_status(bf_store *st, int64_t hit_id, int status, const char
                            bf_hit_status_name(old), bf_hit_status_name(status), h.examiner,
                            note ? ": " : "", note ? note : "")))
     return rc;
-  HI(st)[hit_id - 1] = h;
-  return mark(st, TB_HI, (size_t)(hit_id - 1));
+  return tab_change(st, TB_HI, &h);
 }
 
 /* ---- verify ---- */

@@ -284,6 +284,87 @@ static void row_lookups(void)
   bf_store_close(r);
 }
 
+/* A review reads and writes its one hit row (the hit table is not loaded): the same answers as
+ * a loaded table: last change wins within a transaction and across commits, a table loaded in
+ * the middle of a transaction keeps the change, an abort forgets it, a missing hit is refused. */
+static int hit_status(bf_store *st, int64_t id, char *note, size_t nn)
+{
+  bf_hit *h = NULL;
+  size_t n = 0;
+  int s = -1;
+  if (!bf_store_query_hits(st, NULL, &h, &n))
+    for (size_t i = 0; i < n; i++)
+      if (h[i].id == id) {
+        s = h[i].status;
+        snprintf(note, nn, "%s", h[i].note);
+      }
+  free(h);
+  return s;
+}
+
+static void one_row_reviews(void)
+{
+  char path[1100], note[256];
+  snprintf(path, sizeof path, "%.1000s/reviews.h5", dir);
+  bf_store *st = NULL;
+  int ok = !bf_store_create(path, "t") && !bf_store_open(&st, path, BF_STORE_WRITE, "t");
+  for (int s = 0; ok && s < 3; s++) { /* three segments of hits */
+    ok = !bf_store_begin(st);
+    bf_firearm fa = {0};
+    int64_t fid = 0, a = 0, b = 0;
+    snprintf(fa.serial, sizeof fa.serial, "REV-%d", s);
+    ok = ok && !bf_store_add_firearm(st, &fid, &fa) &&
+         !bf_store_add_item(st, &a, BF_KIND_CARTRIDGE, "9mm", BF_OWNER_FIREARM, fid) &&
+         !bf_store_add_item(st, &b, BF_KIND_CARTRIDGE, "9mm", BF_OWNER_FIREARM, fid);
+    bf_hit h[2] = {{0}};
+    h[0].query = a, h[0].candidate = b, h[0].run = 1, h[0].score = 5;
+    h[1].query = b, h[1].candidate = a, h[1].run = 1, h[1].score = 4;
+    ok = ok && !bf_store_add_hits(st, h, 2, NULL) && !bf_store_commit(st);
+  }
+  bf_store_close(st);
+  CHECKF(ok, "building: %s", bf_error_last());
+  st = NULL;
+  CHECK(bf_store_open(&st, path, BF_STORE_WRITE, "t") == 0);
+  if (!st)
+    return;
+  /* two changes of hit 3 in one transaction, one of hit 6: the last of each wins */
+  CHECK(bf_store_begin(st) == 0);
+  CHECK(bf_store_set_hit_status(st, 3, BF_HIT_CONFIRMED, "A", "first") == 0);
+  CHECK(bf_store_set_hit_status(st, 3, BF_HIT_REJECTED, "A", "second") == 0);
+  CHECK(bf_store_set_hit_status(st, 6, BF_HIT_CONFIRMED, "A", "six") == 0);
+  CHECK(bf_store_set_hit_status(st, 7, BF_HIT_CONFIRMED, "A", NULL) == BF_ENOTFOUND);
+  CHECK(bf_store_set_hit_status(st, 0, BF_HIT_CONFIRMED, "A", NULL) == BF_ENOTFOUND);
+  CHECK(bf_store_commit(st) == 0);
+  /* the next review in the same process reads the committed version */
+  CHECK(bf_store_begin(st) == 0);
+  CHECK(bf_store_set_hit_status(st, 6, BF_HIT_REJECTED, "B", NULL) == 0);
+  CHECK(bf_store_commit(st) == 0);
+  /* an aborted review is forgotten */
+  CHECK(bf_store_begin(st) == 0);
+  CHECK(bf_store_set_hit_status(st, 1, BF_HIT_REJECTED, "C", "aborted") == 0);
+  bf_store_abort(st);
+  /* a review, then a write that loads the hit table, in one transaction */
+  CHECK(bf_store_begin(st) == 0);
+  CHECK(bf_store_set_hit_status(st, 2, BF_HIT_CONFIRMED, "D", "kept") == 0);
+  bf_hit nh = {0};
+  nh.query = 1, nh.candidate = 3, nh.run = 2, nh.score = 1;
+  CHECK(bf_store_add_hits(st, &nh, 1, NULL) == 0);
+  CHECK(bf_store_commit(st) == 0);
+  bf_store_close(st);
+  st = NULL;
+  CHECK(bf_store_open(&st, path, BF_STORE_READ, NULL) == 0);
+  if (!st)
+    return;
+  CHECK(hit_status(st, 3, note, sizeof note) == BF_HIT_REJECTED && !strcmp(note, "second"));
+  CHECK(hit_status(st, 6, note, sizeof note) == BF_HIT_REJECTED && !strcmp(note, "six"));
+  CHECK(hit_status(st, 1, note, sizeof note) == BF_HIT_CANDIDATE);
+  CHECK(hit_status(st, 2, note, sizeof note) == BF_HIT_CONFIRMED && !strcmp(note, "kept"));
+  CHECK(hit_status(st, 7, note, sizeof note) == BF_HIT_CANDIDATE);
+  int np = -1;
+  CHECK(bf_store_verify(st, NULL, NULL, &np) == 0 && np == 0);
+  bf_store_close(st);
+}
+
 int main(void)
 {
   dir = bf_t_tmpdir("store");
@@ -670,5 +751,6 @@ int main(void)
   bf_feature_free(fl2);
   compact_chunks();
   row_lookups();
+  one_row_reviews();
   return bf_t_done();
 }
