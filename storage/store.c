@@ -1334,7 +1334,7 @@ static int kind_ok(const char *k)
 static int has_kind(hid_t f, const char *kind)
 {
   char gp[96];
-  snprintf(gp, sizeof gp, "/features/%s", kind);
+  snprintf(gp, sizeof gp, "/features/%.47s", kind); /* kind_ok: at most 47 characters */
   return H5Lexists(f, "/features", H5P_DEFAULT) > 0 && H5Lexists(f, gp, H5P_DEFAULT) > 0;
 }
 
