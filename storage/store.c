@@ -157,6 +157,9 @@ typedef struct tab {
   /* committed rows the transaction changed while the table was not loaded (tab_change) */
   char *tx_chg;
   size_t n_chg, c_chg;
+  /* loaded keyed tables (row_key): open addressing, row index + 1 (0 empty) */
+  int64_t *ks;
+  size_t kscap;
 } tab;
 
 struct bf_store {
@@ -174,8 +177,6 @@ struct bf_store {
   int64_t naudit; /* committed audit rows */
   int64_t *hset; /* open addressing over hits (index+1, 0 empty) */
   size_t hcap;
-  int64_t *sset; /* the same over scans, keyed by SHA-256 */
-  size_t scap_set;
   kindcache kinds[MAXKINDS];
   int nkinds;
   char absent[MAXKINDS][48]; /* kinds looked up and found in no segment of this snapshot */
@@ -511,36 +512,79 @@ static void hset_add(bf_store *st, size_t j)
   st->hset[i] = (int64_t)j + 1;
 }
 
-/* ---- SHA-256 set over the scans ---- */
+/* ---- unique keys of loaded tables ----
+ * Firearms by serial, evidence by case number and item, scans by SHA-256: an ingest looks each
+ * up, so a lookup must not scan the table (at 1,000,000 firearms that was ~2 × 1.9 GB of rows
+ * per item). Keys never change once stored. */
 
-static size_t skey(const char *hex, size_t cap)
+/* The key of a row of table k in buf; 0 when the table has none. */
+static int row_key(int k, const char *row, char *buf, size_t n)
 {
-  uint64_t k = 1469598103934665603ull;
-  for (int i = 0; i < 16 && hex[i]; i++)
-    k = (k ^ (unsigned char)hex[i]) * 1099511628211ull;
-  return (size_t)(k & (cap - 1));
+  if (k == TB_FA)
+    snprintf(buf, n, "%s", ((const bf_firearm *)row)->serial);
+  else if (k == TB_EV)
+    snprintf(buf, n, "%s\x1f%s", ((const bf_evidence *)row)->case_no, ((const bf_evidence *)row)->item);
+  else if (k == TB_SC)
+    snprintf(buf, n, "%s", ((const bf_scan_rec *)row)->sha256);
+  else
+    return 0;
+  return 1;
 }
 
-static int sset_build(bf_store *st, size_t need)
+static size_t key_slot(const char *key, size_t cap)
 {
+  uint64_t h = 1469598103934665603ull;
+  for (; *key; key++)
+    h = (h ^ (unsigned char)*key) * 1099511628211ull;
+  h ^= h >> 29;
+  return (size_t)(h & (cap - 1));
+}
+
+static void ks_put(tab *tb, int k, size_t idx)
+{
+  char key[160];
+  row_key(k, tb->rows + idx * tb->t->rowsize, key, sizeof key);
+  size_t i = key_slot(key, tb->kscap);
+  while (tb->ks[i])
+    i = (i + 1) & (tb->kscap - 1);
+  tb->ks[i] = (int64_t)idx + 1;
+}
+
+/* (Re)builds table k's key index for at least `need` rows (kept at most half full). */
+static int ks_build(bf_store *st, int k, size_t need)
+{
+  tab *tb = &st->tb[k];
+  if (k != TB_FA && k != TB_EV && k != TB_SC) /* the tables row_key knows */
+    return 0;
   size_t cap = 1024;
   while (cap < 2 * need)
     cap *= 2;
-  if (cap <= st->scap_set && st->sset)
+  if (cap <= tb->kscap && tb->ks)
     return 0;
-  int64_t *s = calloc(cap, sizeof *s);
-  if (!s)
-    return bf_error_set(BF_ENOMEM, "out of memory for the SHA-256 index");
-  free(st->sset);
-  st->sset = s;
-  st->scap_set = cap;
-  for (size_t j = 0; j < NSC(st); j++) {
-    size_t i = skey(SC(st)[j].sha256, cap);
-    while (s[i])
-      i = (i + 1) & (cap - 1);
-    s[i] = (int64_t)j + 1;
-  }
+  int64_t *v = calloc(cap, sizeof *v);
+  if (!v)
+    return bf_error_set(BF_ENOMEM, "out of memory for the %s key index", tb->t->path);
+  free(tb->ks);
+  tb->ks = v;
+  tb->kscap = cap;
+  for (size_t j = 0; j < tb->n; j++)
+    ks_put(tb, k, j);
   return 0;
+}
+
+/* The lowest row id of loaded table k with this key, or 0. */
+static int64_t ks_find(const bf_store *st, int k, const char *key)
+{
+  const tab *tb = &st->tb[k];
+  int64_t best = 0;
+  char rk[160];
+  for (size_t i = tb->kscap ? key_slot(key, tb->kscap) : 0; tb->kscap && tb->ks[i]; i = (i + 1) & (tb->kscap - 1)) {
+    int64_t id = tb->ks[i];
+    row_key(k, tb->rows + (size_t)(id - 1) * tb->t->rowsize, rk, sizeof rk);
+    if (!strcmp(rk, key) && (!best || id < best))
+      best = id;
+  }
+  return best;
 }
 
 /* ---- files: paths, sync, lock ---- */
@@ -929,6 +973,7 @@ static void tab_free(tab *tb)
   free(tb->dirty);
   free(tb->dl);
   free(tb->tx_chg);
+  free(tb->ks);
   const tbl *t = tb->t;
   memset(tb, 0, sizeof *tb);
   tb->t = t;
@@ -983,8 +1028,8 @@ static int load_tab(bf_store *st, int k)
       rc = tab_merge(tb, rows, n, i, where);
     free(rows);
   }
-  if (!rc && k == TB_SC)
-    rc = sset_build(st, NSC(st));
+  if (!rc)
+    rc = ks_build(st, k, tb->n);
   if (!rc && k == TB_HI)
     rc = hset_build(st, NHI(st));
   if (rc) {
@@ -1308,9 +1353,6 @@ static void drop_caches(bf_store *st)
   free(st->hset);
   st->hset = NULL;
   st->hcap = 0;
-  free(st->sset);
-  st->sset = NULL;
-  st->scap_set = 0;
   for (int k = 0; k < NTB; k++) {
     tab_free(&st->tb[k]);
     st->tb[k].t = TBL[k];
@@ -2096,7 +2138,12 @@ static int tab_push(bf_store *st, int k, const void *r)
     return rc;
   memcpy(tb->rows + tb->n * tb->t->rowsize, r, tb->t->rowsize);
   tb->seg[tb->n++] = st->nseg;
-  return 0;
+  if (tb->ks) { /* a rebuild (the index grew) includes the new row */
+    size_t cap = tb->kscap;
+    if (!(rc = ks_build(st, k, tb->n)) && tb->kscap == cap)
+      ks_put(tb, k, tb->n - 1);
+  }
+  return rc;
 }
 
 int bf_store_add_firearm(bf_store *st, int64_t *id, const bf_firearm *f)
@@ -2172,18 +2219,10 @@ int bf_store_find_sha256(const bf_store *st, const char *hex, int64_t *scan_id)
 {
   if (ensure(st, L_SC))
     return BF_EIO;
-  if (!st->scap_set)
-    return BF_ENOTFOUND;
-  for (size_t i = skey(hex, st->scap_set);; i = (i + 1) & (st->scap_set - 1)) {
-    int64_t v = st->sset[i];
-    if (!v)
-      return BF_ENOTFOUND;
-    if (!strcmp(SC(st)[v - 1].sha256, hex)) {
-      if (scan_id)
-        *scan_id = SC(st)[v - 1].id;
-      return 0;
-    }
-  }
+  int64_t id = ks_find(st, TB_SC, hex);
+  if (id && scan_id)
+    *scan_id = id;
+  return id ? 0 : BF_ENOTFOUND;
 }
 
 static int x3p_name(char *buf, size_t n, int64_t id)
@@ -2196,7 +2235,7 @@ int bf_store_add_scan(bf_store *st, int64_t *id, int64_t item, int land, const v
 {
   int rc;
   hid_t sp = -1, p = -1, ds = -1;
-  if ((rc = need_tx(st)) || (rc = ensure(st, L_SC | L_IT)) || (rc = sset_build(st, NSC(st) + 1)))
+  if ((rc = need_tx(st)) || (rc = ensure(st, L_SC | L_IT)))
     return rc;
   if (!bf_store_item(st, item))
     return bf_error_set(BF_ENOTFOUND, "%s: item %lld does not exist", name, (long long)item);
@@ -2249,12 +2288,6 @@ int bf_store_add_scan(bf_store *st, int64_t *id, int64_t item, int land, const v
   IT(st)[item - 1].nscans++;
   if ((rc = mark(st, TB_IT, (size_t)(item - 1))))
     goto done;
-  {
-    size_t i = skey(r.sha256, st->scap_set);
-    while (st->sset[i])
-      i = (i + 1) & (st->scap_set - 1);
-    st->sset[i] = (int64_t)NSC(st);
-  }
   if (id)
     *id = r.id;
 done:
@@ -2591,21 +2624,24 @@ const bf_scan_rec *bf_store_scans(const bf_store *st)
 
 const bf_firearm *bf_store_firearm_by_serial(const bf_store *st, const char *serial)
 {
-  ensure(st, L_FA);
-  for (size_t i = 0; i < NFA(st); i++)
-    if (!strcmp(FA(st)[i].serial, serial))
-      return &FA(st)[i];
-  return NULL;
+  if (ensure(st, L_FA))
+    return NULL;
+  int64_t id = ks_find(st, TB_FA, serial);
+  return id ? &FA(st)[id - 1] : NULL;
 }
 
 const bf_evidence *bf_store_evidence_by_case_item(const bf_store *st, const char *case_no,
                                                   const char *item)
 {
-  ensure(st, L_EV);
-  for (size_t i = 0; i < NEV(st); i++)
-    if (!strcmp(EV(st)[i].case_no, case_no) && !strcmp(EV(st)[i].item, item))
-      return &EV(st)[i];
-  return NULL;
+  char key[160];
+  bf_evidence probe;
+  scopy(probe.case_no, sizeof probe.case_no, case_no);
+  scopy(probe.item, sizeof probe.item, item);
+  row_key(TB_EV, (const char *)&probe, key, sizeof key);
+  if (ensure(st, L_EV))
+    return NULL;
+  int64_t id = ks_find(st, TB_EV, key);
+  return id ? &EV(st)[id - 1] : NULL;
 }
 
 int bf_store_error(const bf_store *st)

@@ -260,6 +260,19 @@ static void row_lookups(void)
     bad += !e || strcmp(e->case_no, want);
   }
   CHECKF(r && bad == 0 && bf_store_error(r) == 0, "%d single-row lookups wrong", bad);
+  /* keyed lookups (the ingest's duplicate checks) over segments, plain and compacted */
+  for (int id = 1; r && id <= nfa; id += 13) {
+    char want[64];
+    snprintf(want, sizeof want, "ROW-%d", id);
+    const bf_firearm *f = bf_store_firearm_by_serial(r, want);
+    bad += !f || f->id != id;
+  }
+  bad += r && bf_store_firearm_by_serial(r, "ROW-0") != NULL;
+  bad += r && bf_store_firearm_by_serial(r, "") != NULL;
+  const bf_evidence *e5 = r ? bf_store_evidence_by_case_item(r, "EV-5", "2") : NULL;
+  bad += !e5 || strcmp(e5->case_no, "EV-5") || strcmp(e5->item, "2");
+  bad += r && bf_store_evidence_by_case_item(r, "EV-5", "1") != NULL; /* item 2 of segment 1 */
+  CHECKF(bad == 0, "%d keyed lookups wrong", bad);
   const bf_firearm *one = r ? bf_store_firearm(r, 7) : NULL;
   CHECK(r && bf_store_nfirearms(r) == (size_t)nfa); /* the whole table loads beside the rows read */
   const bf_firearm *all = r ? bf_store_firearms(r) : NULL;
