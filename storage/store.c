@@ -151,6 +151,7 @@ typedef struct tab {
    * (rows; new ids lo .. lo + nnew - 1 after its nrows - nnew changed ones) and the rows by id */
   int lz_state; /* 0: layout not read, 1: read, -1: unusable (load the table instead) */
   int64_t *lz_n, *lz_lo, *lz_nnew, lz_max, lz_changed;
+  int lz_ns; /* segments the layout covers: a commit since then adds one, so it is read again */
   int64_t *lz_id; /* open addressing: id (0 empty) -> lz_row[slot] */
   char **lz_row;
   size_t lz_cap, lz_cnt;
@@ -1149,6 +1150,7 @@ static int lazy_layout(bf_store *st, tab *tb)
   free(row);
   tb->lz_max = max;
   tb->lz_changed = changed;
+  tb->lz_ns = ns;
   return rc ? rc : changed > TAB_LAZY_CHANGED;
 }
 
@@ -1205,6 +1207,13 @@ static int tab_row(const bf_store *cst, int k, int64_t id, const char **out)
   size_t rs = tb->t->rowsize;
   int rc = 0;
   *out = NULL;
+  if (!tb->loaded && tb->lz_state > 0 && tb->lz_ns != st->nseg) { /* segments added since */
+    free(tb->lz_n);
+    free(tb->lz_lo);
+    free(tb->lz_nnew);
+    tb->lz_n = tb->lz_lo = tb->lz_nnew = NULL;
+    tb->lz_state = 0;
+  }
   if (!tb->loaded && tb->lz_state == 0) {
     rc = lazy_layout(st, tb);
     tb->lz_state = rc ? -1 : 1;
@@ -1317,8 +1326,8 @@ static int tab_change(bf_store *st, int k, const void *row)
   return rc;
 }
 
-/* After a commit of rows changed one by one: the cached copies take the new versions, and the
- * segment layout is read again when next needed (it has one more segment now). */
+/* After a commit of rows changed one by one: the cached copies take the new versions (the
+ * segment layout is read again when next needed: it has one more segment now). */
 static void lazy_committed(tab *tb)
 {
   size_t rs = tb->t->rowsize;
@@ -1328,13 +1337,6 @@ static void lazy_committed(tab *tb)
     char **slot = lazy_slot(tb, id);
     if (*slot)
       memcpy(*slot, tb->tx_chg + i * rs, rs);
-  }
-  if (tb->lz_state > 0) {
-    free(tb->lz_n);
-    free(tb->lz_lo);
-    free(tb->lz_nnew);
-    tb->lz_n = tb->lz_lo = tb->lz_nnew = NULL;
-    tb->lz_state = 0;
   }
   tb->n_chg = 0;
 }
@@ -1740,11 +1742,10 @@ int bf_store_begin(bf_store *st)
   return 0;
 }
 
+/* After a failed transaction: what was loaded is read again when next needed. */
 static void reload(bf_store *st)
 {
   drop_caches(st);
-  if (load_tab(st, TB_IT))
-    return;
 }
 
 void bf_store_abort(bf_store *st)
@@ -2027,8 +2028,7 @@ int bf_store_open(bf_store **out, const char *path, int mode, const char *user)
     goto done;
   if (mode == BF_STORE_WRITE)
     clean_stale(st); /* a transaction or compaction a crash interrupted: never committed */
-  if ((rc = load_tab(st, TB_IT)))
-    goto done;
+  /* no table is read here: each on first use, or one row at a time (tab_row) */
 done:
   if (rc)
     bf_store_close(st);
@@ -2578,8 +2578,8 @@ const bf_item *bf_store_items(const bf_store *st)
 }
 const bf_item *bf_store_item(const bf_store *st, int64_t id)
 {
-  ensure(st, L_IT);
-  return id >= 1 && (size_t)id <= NIT(st) ? &IT(st)[id - 1] : NULL;
+  const char *r; /* on failure NULL, and bf_store_error says why */
+  return tab_row(st, TB_IT, id, &r) ? NULL : (const bf_item *)r;
 }
 const bf_firearm *bf_store_firearm(const bf_store *st, int64_t id)
 {
@@ -3536,8 +3536,6 @@ int bf_store_compact(const char *path, const bf_store_compact_opts *opts, bf_sto
     close_segs(st);
     drop_caches(st);
     int r2 = open_snapshot(st);
-    if (!r2)
-      r2 = load_tab(st, TB_IT);
     if (!r2 && !(r2 = bf_store_begin(st)) &&
         !(r2 = bf_store_audit(st, "compact", "merged %d segment(s) into %d, dropped %lld superseded row(s)",
                               res->segments_before, nn, (long long)res->rows_dropped)))
@@ -3700,7 +3698,7 @@ int bf_store_upgrade(const char *path, const char *user)
     goto done;
   /* now a schema 2 store: reopen our snapshot and audit the upgrade in its own segment */
   close_segs(st);
-  if ((rc = open_snapshot(st)) || (rc = load_tab(st, TB_IT)) || (rc = bf_store_begin(st)) ||
+  if ((rc = open_snapshot(st)) || (rc = ensure(st, L_IT)) || (rc = bf_store_begin(st)) ||
       (rc = bf_store_audit(st, "upgrade", "schema 1 -> %d: %zu item(s) kept in segment 1",
                            BF_STORE_SCHEMA, NIT(st))) ||
       (rc = bf_store_commit(st)))

@@ -348,10 +348,19 @@ static void one_row_reviews(void)
   CHECK(bf_store_set_hit_status(st, 7, BF_HIT_CONFIRMED, "A", NULL) == BF_ENOTFOUND);
   CHECK(bf_store_set_hit_status(st, 0, BF_HIT_CONFIRMED, "A", NULL) == BF_ENOTFOUND);
   CHECK(bf_store_commit(st) == 0);
-  /* the next review in the same process reads the committed version */
-  CHECK(bf_store_begin(st) == 0);
-  CHECK(bf_store_set_hit_status(st, 6, BF_HIT_REJECTED, "B", NULL) == 0);
-  CHECK(bf_store_commit(st) == 0);
+  /* the next reviews in the same process read the committed version; rows read one at a time
+   * stay right while this writer's commits add segments */
+  const bf_firearm *f1 = bf_store_firearm(st, 1);
+  CHECK(f1 && !strcmp(f1->serial, "REV-0"));
+  for (int k = 0; k < 3; k++) {
+    CHECK(bf_store_begin(st) == 0);
+    CHECK(bf_store_set_hit_status(st, 6, k == 2 ? BF_HIT_REJECTED : BF_HIT_CONFIRMED, "B", NULL) == 0);
+    CHECK(bf_store_commit(st) == 0);
+    const bf_firearm *f3 = bf_store_firearm(st, 3);
+    const bf_item *i6 = bf_store_item(st, 6);
+    CHECK(f3 && !strcmp(f3->serial, "REV-2") && i6 && i6->owner == 3);
+    CHECK(bf_store_item(st, 7) == NULL && bf_store_error(st) == 0);
+  }
   /* an aborted review is forgotten */
   CHECK(bf_store_begin(st) == 0);
   CHECK(bf_store_set_hit_status(st, 1, BF_HIT_REJECTED, "C", "aborted") == 0);
