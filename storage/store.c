@@ -109,6 +109,14 @@ static const tbl T_HITS = {"/hits", sizeof(bf_hit), hit_f, NF(hit_f),
 static const tbl T_HITS_V1 = {"/hits", sizeof(bf_hit), hit_f, NF(hit_f) - 1, "", ""};
 static const tbl T_AUDIT = {"/audit", sizeof(bf_audit_rec), audit_f, NF(audit_f),
   "time: ISO 8601 UTC", "append-only log of every write"};
+typedef struct keyrow {
+  int64_t hash, id;
+} keyrow;
+static const fld key_f[] = {FI64(keyrow, hash), FI64(keyrow, id)};
+static const tbl T_KEYS = {"", sizeof(keyrow), key_f, NF(key_f),
+  "hash: 64-bit FNV-1a of the key (firearms: serial; evidence: case_no, 0x1f, item; scans: sha256)",
+  "the key of every row of this segment's table, sorted by hash: duplicate checks without reading "
+  "the table"};
 
 #define MAXKINDS 16
 
@@ -155,12 +163,14 @@ typedef struct tab {
   int64_t *lz_id; /* open addressing: id (0 empty) -> lz_row[slot] */
   char **lz_row;
   size_t lz_cap, lz_cnt;
-  /* committed rows the transaction changed while the table was not loaded (tab_change) */
-  char *tx_chg;
-  size_t n_chg, c_chg;
-  /* loaded keyed tables (row_key): open addressing, row index + 1 (0 empty) */
+  /* while the table is not loaded: committed rows the transaction changed (tab_change), and
+   * the rows it added (tab_add; ids lz_max + 1 ...) */
+  char *tx_chg, *tx_new;
+  size_t n_chg, c_chg, n_new, c_new;
+  /* keyed tables (row_key): open addressing, id (0 empty) and the key's hash */
   int64_t *ks;
-  size_t kscap;
+  uint64_t *kh;
+  size_t kscap, ksn;
 } tab;
 
 struct bf_store {
@@ -513,10 +523,13 @@ static void hset_add(bf_store *st, size_t j)
   st->hset[i] = (int64_t)j + 1;
 }
 
-/* ---- unique keys of loaded tables ----
+/* ---- unique keys ----
  * Firearms by serial, evidence by case number and item, scans by SHA-256: an ingest looks each
- * up, so a lookup must not scan the table (at 1,000,000 firearms that was ~2 × 1.9 GB of rows
- * per item). Keys never change once stored. */
+ * up, so a lookup must neither scan nor load the table (at 1,000,000 firearms that was 1.9 GB of
+ * rows read, and scanned twice per item). Every segment holds /keys/<table>: (hash, id) of each
+ * row of its table, sorted by hash; a writer reads them into one hash index (16 bytes a row),
+ * then checks a hash's rows one by one. Keys never change once stored. A segment written before
+ * the keys existed has none: the table is loaded and the index made from its rows. */
 
 /* The key of a row of table k in buf; 0 when the table has none. */
 static int row_key(int k, const char *row, char *buf, size_t n)
@@ -532,60 +545,58 @@ static int row_key(int k, const char *row, char *buf, size_t n)
   return 1;
 }
 
-static size_t key_slot(const char *key, size_t cap)
+static int keyed(int k) { return k == TB_FA || k == TB_EV || k == TB_SC; }
+
+static uint64_t key_hash(const char *key)
 {
   uint64_t h = 1469598103934665603ull;
   for (; *key; key++)
     h = (h ^ (unsigned char)*key) * 1099511628211ull;
   h ^= h >> 29;
-  return (size_t)(h & (cap - 1));
+  return h | 1; /* never 0 */
 }
 
-static void ks_put(tab *tb, int k, size_t idx)
+static uint64_t row_hash(int k, const char *row)
 {
   char key[160];
-  row_key(k, tb->rows + idx * tb->t->rowsize, key, sizeof key);
-  size_t i = key_slot(key, tb->kscap);
+  row_key(k, row, key, sizeof key);
+  return key_hash(key);
+}
+
+static void ks_slot(tab *tb, uint64_t h, int64_t id)
+{
+  size_t i = (size_t)(h & (tb->kscap - 1));
   while (tb->ks[i])
     i = (i + 1) & (tb->kscap - 1);
-  tb->ks[i] = (int64_t)idx + 1;
+  tb->ks[i] = id;
+  tb->kh[i] = h;
+  tb->ksn++;
 }
 
-/* (Re)builds table k's key index for at least `need` rows (kept at most half full). */
-static int ks_build(bf_store *st, int k, size_t need)
+/* Adds (hash, id) to table k's index, growing it to stay at most half full. */
+static int ks_add(tab *tb, uint64_t h, int64_t id)
 {
-  tab *tb = &st->tb[k];
-  if (k != TB_FA && k != TB_EV && k != TB_SC) /* the tables row_key knows */
-    return 0;
-  size_t cap = 1024;
-  while (cap < 2 * need)
-    cap *= 2;
-  if (cap <= tb->kscap && tb->ks)
-    return 0;
-  int64_t *v = calloc(cap, sizeof *v);
-  if (!v)
-    return bf_error_set(BF_ENOMEM, "out of memory for the %s key index", tb->t->path);
-  free(tb->ks);
-  tb->ks = v;
-  tb->kscap = cap;
-  for (size_t j = 0; j < tb->n; j++)
-    ks_put(tb, k, j);
-  return 0;
-}
-
-/* The lowest row id of loaded table k with this key, or 0. */
-static int64_t ks_find(const bf_store *st, int k, const char *key)
-{
-  const tab *tb = &st->tb[k];
-  int64_t best = 0;
-  char rk[160];
-  for (size_t i = tb->kscap ? key_slot(key, tb->kscap) : 0; tb->kscap && tb->ks[i]; i = (i + 1) & (tb->kscap - 1)) {
-    int64_t id = tb->ks[i];
-    row_key(k, tb->rows + (size_t)(id - 1) * tb->t->rowsize, rk, sizeof rk);
-    if (!strcmp(rk, key) && (!best || id < best))
-      best = id;
+  if (2 * (tb->ksn + 1) > tb->kscap) {
+    size_t cap = tb->kscap ? 2 * tb->kscap : 1024, old = tb->kscap;
+    int64_t *v = calloc(cap, sizeof *v), *ov = tb->ks;
+    uint64_t *hv = calloc(cap, sizeof *hv), *oh = tb->kh;
+    if (!v || !hv) {
+      free(v);
+      free(hv);
+      return bf_error_set(BF_ENOMEM, "out of memory for the %s key index", tb->t->path);
+    }
+    tb->ks = v;
+    tb->kh = hv;
+    tb->kscap = cap;
+    tb->ksn = 0;
+    for (size_t i = 0; i < old; i++)
+      if (ov[i])
+        ks_slot(tb, oh[i], ov[i]);
+    free(ov);
+    free(oh);
   }
-  return best;
+  ks_slot(tb, h, id);
+  return 0;
 }
 
 /* ---- files: paths, sync, lock ---- */
@@ -974,7 +985,9 @@ static void tab_free(tab *tb)
   free(tb->dirty);
   free(tb->dl);
   free(tb->tx_chg);
+  free(tb->tx_new);
   free(tb->ks);
+  free(tb->kh);
   const tbl *t = tb->t;
   memset(tb, 0, sizeof *tb);
   tb->t = t;
@@ -1029,8 +1042,6 @@ static int load_tab(bf_store *st, int k)
       rc = tab_merge(tb, rows, n, i, where);
     free(rows);
   }
-  if (!rc)
-    rc = ks_build(st, k, tb->n);
   if (!rc && k == TB_HI)
     rc = hset_build(st, NHI(st));
   if (rc) {
@@ -1049,8 +1060,9 @@ static int load_tab(bf_store *st, int k)
 /* Tables are read on first use, so a search opening a 100,000-item store reads only what it
  * needs. The lookups take a const store: loading a table is caching, not a visible change. */
 static int mark(bf_store *st, int k, size_t idx);
+static int tab_push(bf_store *st, int k, const void *r);
 
-/* Rows changed while the table was not loaded go into the loaded table as changed rows. */
+/* Rows changed and added while the table was not loaded go into the loaded table. */
 static int apply_changes(bf_store *st, int k)
 {
   tab *tb = &st->tb[k];
@@ -1067,7 +1079,14 @@ static int apply_changes(bf_store *st, int k)
       rc = mark(st, k, (size_t)(id - 1));
     }
   }
-  tb->n_chg = 0;
+  for (size_t i = 0; i < tb->n_new && !rc; i++) {
+    int64_t id;
+    memcpy(&id, tb->tx_new + i * rs, sizeof id);
+    rc = (size_t)id == tb->n + 1 ? tab_push(st, k, tb->tx_new + i * rs)
+                                 : bf_error_set(BF_EINVAL, "%s: added row %lld of %s does not follow row %zu",
+                                                st->path, (long long)id, tb->t->path, tb->n);
+  }
+  tb->n_chg = tb->n_new = 0;
   return rc;
 }
 
@@ -1076,7 +1095,7 @@ static int ensure(const bf_store *cst, int what)
   bf_store *st = (bf_store *)cst;
   int rc = 0;
   for (int k = 0; k < NTB && !rc; k++)
-    if ((what & (1 << k)) && !st->tb[k].loaded && !(rc = load_tab(st, k)) && st->tb[k].n_chg)
+    if ((what & (1 << k)) && !st->tb[k].loaded && !(rc = load_tab(st, k)) && (st->tb[k].n_chg || st->tb[k].n_new))
       rc = apply_changes(st, k);
   return rc;
 }
@@ -1200,13 +1219,11 @@ static int lazy_put(tab *tb, int64_t id, char *row)
 
 /* Row id of table k: from the loaded table, else fetched alone (see above). *out NULL when
  * there is no such row; returns 0 or the read error (noted like a table load error). */
-static int tab_row(const bf_store *cst, int k, int64_t id, const char **out)
+/* Table k either loaded or laid out for one-row reads (lz_state 1); 0 or a read error. */
+static int lazy_ready(bf_store *st, int k)
 {
-  bf_store *st = (bf_store *)cst;
   tab *tb = &st->tb[k];
-  size_t rs = tb->t->rowsize;
   int rc = 0;
-  *out = NULL;
   if (!tb->loaded && tb->lz_state > 0 && tb->lz_ns != st->nseg) { /* segments added since */
     free(tb->lz_n);
     free(tb->lz_lo);
@@ -1222,11 +1239,33 @@ static int tab_row(const bf_store *cst, int k, int64_t id, const char **out)
       return rc;
     }
   }
-  if (tb->loaded || tb->lz_state < 0) {
-    if ((rc = ensure(st, 1 << k)))
-      return rc;
+  return tb->loaded || tb->lz_state > 0 ? 0 : ensure(st, 1 << k);
+}
+
+static int tab_row(const bf_store *cst, int k, int64_t id, const char **out)
+{
+  bf_store *st = (bf_store *)cst;
+  tab *tb = &st->tb[k];
+  size_t rs = tb->t->rowsize;
+  int rc;
+  *out = NULL;
+  if ((rc = lazy_ready(st, k)))
+    return rc;
+  if (tb->loaded) {
     if (id >= 1 && (size_t)id <= tb->n)
       *out = tb->rows + (size_t)(id - 1) * rs;
+    return 0;
+  }
+  for (size_t i = tb->n_chg; i-- > 0;) { /* the transaction's own versions first */
+    int64_t cid;
+    memcpy(&cid, tb->tx_chg + i * rs, sizeof cid);
+    if (cid == id) {
+      *out = tb->tx_chg + i * rs;
+      return 0;
+    }
+  }
+  if (id > tb->lz_max && (size_t)(id - tb->lz_max) <= tb->n_new) {
+    *out = tb->tx_new + (size_t)(id - tb->lz_max - 1) * rs;
     return 0;
   }
   if (id < 1 || id > tb->lz_max)
@@ -1283,25 +1322,126 @@ static int tab_row(const bf_store *cst, int k, int64_t id, const char **out)
   return 0;
 }
 
-/* The committed or changed row id of table k (see tab_row); in a transaction, its own change. */
-static int tab_current(const bf_store *st, int k, int64_t id, const char **out)
+static void keys_path(int k, char *buf, size_t n) { snprintf(buf, n, "/keys%s", TBL[k]->path); }
+
+static int keyrow_cmp(const void *a, const void *b)
 {
-  const tab *tb = &st->tb[k];
-  size_t rs = tb->t->rowsize;
-  for (size_t i = tb->n_chg; i-- > 0;) {
-    int64_t cid;
-    memcpy(&cid, tb->tx_chg + i * rs, sizeof cid);
-    if (cid == id) {
-      *out = tb->tx_chg + i * rs;
-      return 0;
-    }
-  }
-  return tab_row(st, k, id, out);
+  const keyrow *x = a, *y = b;
+  if (x->hash != y->hash)
+    return (uint64_t)x->hash < (uint64_t)y->hash ? -1 : 1;
+  return (x->id > y->id) - (x->id < y->id);
 }
 
-/* Changes committed row `row` (its id first) of table k in the transaction. A table that is not
- * loaded stays so: the row is kept aside and written as the segment's changed row (last wins), so
- * a review of one hit reads and writes one row whatever the store holds. */
+/* Writes /keys/<table> of a new segment: the keys of its n rows of table k. */
+static int keys_write(hid_t f, int k, const char *rows, size_t n)
+{
+  keyrow *kr = malloc((n + 1) * sizeof *kr);
+  char kp[64];
+  int rc = 0;
+  if (!kr)
+    return bf_error_set(BF_ENOMEM, "out of memory writing keys");
+  for (size_t i = 0; i < n; i++) {
+    const char *r = rows + i * TBL[k]->rowsize;
+    kr[i].hash = (int64_t)row_hash(k, r);
+    memcpy(&kr[i].id, r, sizeof kr[i].id);
+  }
+  qsort(kr, n, sizeof *kr, keyrow_cmp);
+  if (H5Lexists(f, "/keys", H5P_DEFAULT) <= 0) {
+    hid_t g = H5Gcreate2(f, "/keys", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    if (g < 0)
+      rc = bf_error_set(BF_EIO, "cannot create /keys (disk full?)");
+    else
+      H5Gclose(g);
+  }
+  keys_path(k, kp, sizeof kp);
+  if (!rc)
+    rc = tbl_write_new(f, &T_KEYS, kp, kr, n);
+  free(kr);
+  return rc;
+}
+
+/* Table k's key index, made once: from the segments' keys, or from the loaded table. */
+static int ks_ensure(bf_store *st, int k)
+{
+  tab *tb = &st->tb[k];
+  int rc = 0, all = 1;
+  if (tb->ks)
+    return 0;
+  char kp[64];
+  keys_path(k, kp, sizeof kp);
+  for (int i = 0; i < st->nseg && !tb->loaded && all && !rc; i++) {
+    keyrow *kr = NULL;
+    size_t n = 0;
+    if (H5Lexists(st->segs[i].f, "/keys", H5P_DEFAULT) <= 0 || H5Lexists(st->segs[i].f, kp, H5P_DEFAULT) <= 0)
+      all = 0; /* written before keys existed */
+    else if ((rc = tbl_read_at(st->segs[i].f, &T_KEYS, kp, 0, (void **)&kr, &n)))
+      bf_error_prefix(rc, "%s: segment %s: ", st->path, st->segs[i].name);
+    for (size_t j = 0; j < n && !rc; j++)
+      rc = ks_add(tb, (uint64_t)kr[j].hash | 1, kr[j].id);
+    free(kr);
+  }
+  if (!rc && !tb->loaded && all)
+    for (size_t j = 0; j < tb->n_new && !rc; j++)
+      rc = ks_add(tb, row_hash(k, tb->tx_new + j * tb->t->rowsize), tb->lz_max + (int64_t)j + 1);
+  if (!rc && (tb->loaded || !all)) {
+    free(tb->ks);
+    free(tb->kh);
+    tb->ks = NULL;
+    tb->kh = NULL;
+    tb->kscap = tb->ksn = 0;
+    rc = ensure(st, 1 << k);
+    for (size_t j = 0; j < tb->n && !rc; j++)
+      rc = ks_add(tb, row_hash(k, tb->rows + j * tb->t->rowsize), (int64_t)j + 1);
+  }
+  if (!rc && !tb->ks) { /* no keys yet: an empty index */
+    tb->ks = calloc(1024, sizeof *tb->ks);
+    tb->kh = calloc(1024, sizeof *tb->kh);
+    tb->kscap = 1024;
+    if (!tb->ks || !tb->kh)
+      rc = bf_error_set(BF_ENOMEM, "out of memory for the %s key index", tb->t->path);
+  }
+  if (rc) {
+    free(tb->ks);
+    free(tb->kh);
+    tb->ks = NULL;
+    tb->kh = NULL;
+    tb->kscap = tb->ksn = 0;
+    note_load_error(st, rc);
+  }
+  return rc;
+}
+
+/* The lowest id of table k whose row has this key (0: none); 0 or a read error. */
+static int ks_find(const bf_store *cst, int k, const char *key, int64_t *out)
+{
+  bf_store *st = (bf_store *)cst;
+  tab *tb = &st->tb[k];
+  int64_t cand[16];
+  int nc = 0, rc;
+  *out = 0;
+  if ((rc = ks_ensure(st, k)))
+    return rc;
+  uint64_t h = key_hash(key);
+  for (size_t i = h & (tb->kscap - 1); tb->ks[i]; i = (i + 1) & (tb->kscap - 1)) {
+    int seen = 0; /* a changed row is listed again by the segment that changed it */
+    for (int c = 0; c < nc; c++)
+      seen |= cand[c] == tb->ks[i];
+    if (tb->kh[i] == h && !seen && nc < 16)
+      cand[nc++] = tb->ks[i];
+  }
+  char rk[160];
+  for (int c = 0; c < nc && !rc; c++) { /* reading a row may load the table: ids first */
+    const char *row = NULL;
+    if (!(rc = tab_row(st, k, cand[c], &row)) && row && row_key(k, row, rk, sizeof rk) && !strcmp(rk, key) &&
+        (!*out || cand[c] < *out))
+      *out = cand[c];
+  }
+  return rc;
+}
+
+/* Changes row `row` (its id first; read with tab_row) of table k in the transaction. A table
+ * that is not loaded stays so: the row is kept aside and written as the segment's changed row
+ * (last wins), so a review of one hit reads and writes one row whatever the store holds. */
 static int tab_change(bf_store *st, int k, const void *row)
 {
   tab *tb = &st->tb[k];
@@ -1311,6 +1451,10 @@ static int tab_change(bf_store *st, int k, const void *row)
   if (tb->loaded) {
     memcpy(tb->rows + (size_t)(id - 1) * rs, row, rs);
     return mark(st, k, (size_t)(id - 1));
+  }
+  if (id > tb->lz_max && (size_t)(id - tb->lz_max) <= tb->n_new) { /* added in this transaction */
+    memcpy(tb->tx_new + (size_t)(id - tb->lz_max - 1) * rs, row, rs);
+    return 0;
   }
   for (size_t i = 0; i < tb->n_chg; i++) {
     int64_t cid;
@@ -1339,6 +1483,7 @@ static void lazy_committed(tab *tb)
       memcpy(*slot, tb->tx_chg + i * rs, rs);
   }
   tb->n_chg = 0;
+  tb->n_new = 0;
 }
 
 static void drop_caches(bf_store *st)
@@ -1736,6 +1881,7 @@ int bf_store_begin(bf_store *st)
       st->tb[k].dirty[st->tb[k].dl[i]] = 0;
     st->tb[k].ndl = 0;
     st->tb[k].n_chg = 0;
+    st->tb[k].n_new = 0;
   }
   st->naud = 0;
   st->intx = 1;
@@ -1778,13 +1924,14 @@ static int tx_rows(bf_store *st, int k, char **out, size_t *n)
   size_t rs = tb->t->rowsize, nd = 0, m = 0;
   *out = NULL;
   *n = 0;
-  if (!tb->loaded) { /* only rows changed one by one (tab_change) */
-    if (!tb->n_chg)
+  if (!tb->loaded) { /* rows changed and added one by one (tab_change, tab_add) */
+    if (!tb->n_chg && !tb->n_new)
       return 0;
-    if (!(*out = malloc(tb->n_chg * rs)))
+    if (!(*out = malloc((tb->n_chg + tb->n_new) * rs)))
       return bf_error_set(BF_ENOMEM, "out of memory committing %s", tb->t->path);
     memcpy(*out, tb->tx_chg, tb->n_chg * rs);
-    *n = tb->n_chg;
+    memcpy(*out + tb->n_chg * rs, tb->tx_new, tb->n_new * rs);
+    *n = tb->n_chg + tb->n_new;
     return 0;
   }
   nd = tb->ndl;
@@ -1806,6 +1953,8 @@ static int tx_write_tables(bf_store *st)
     size_t n = 0;
     if (!(rc = tx_rows(st, k, &rows, &n)))
       rc = tbl_write_new(st->txf, TBL[k], TBL[k]->path, rows, n);
+    if (!rc && keyed(k))
+      rc = keys_write(st->txf, k, rows, n);
     free(rows);
   }
   if (!rc)
@@ -1841,7 +1990,7 @@ static int tx_dirty(const bf_store *st)
     if (st->tb[k].loaded && st->tb[k].n != st->tb[k].n0)
       return 1;
   for (int k = 0; k < NTB; k++)
-    if ((st->tb[k].loaded && st->tb[k].ndl) || st->tb[k].n_chg)
+    if ((st->tb[k].loaded && st->tb[k].ndl) || st->tb[k].n_chg || st->tb[k].n_new)
       return 1;
   for (int i = 0; i < st->nkinds; i++)
     if (st->kinds[i].txds >= 0)
@@ -1923,7 +2072,7 @@ int bf_store_commit(bf_store *st)
       tb->seg[i] = st->nseg - 1;
     tb->ndl = 0;
     tb->n0 = tb->n;
-    if (tb->n_chg)
+    if (tb->n_chg || tb->n_new)
       lazy_committed(tb);
   }
   for (int i = 0; i < st->nkinds; i++) {
@@ -2138,26 +2287,48 @@ static int tab_push(bf_store *st, int k, const void *r)
     return rc;
   memcpy(tb->rows + tb->n * tb->t->rowsize, r, tb->t->rowsize);
   tb->seg[tb->n++] = st->nseg;
-  if (tb->ks) { /* a rebuild (the index grew) includes the new row */
-    size_t cap = tb->kscap;
-    if (!(rc = ks_build(st, k, tb->n)) && tb->kscap == cap)
-      ks_put(tb, k, tb->n - 1);
-  }
+  if (tb->ks)
+    rc = ks_add(tb, row_hash(k, r), (int64_t)tb->n);
+  return rc;
+}
+
+/* The id the next row added to table k gets, without loading the table. */
+static int tab_next_id(bf_store *st, int k, int64_t *id)
+{
+  tab *tb = &st->tb[k];
+  int rc = lazy_ready(st, k);
+  if (!rc)
+    *id = tb->loaded ? (int64_t)tb->n + 1 : tb->lz_max + (int64_t)tb->n_new + 1;
+  return rc;
+}
+
+/* Adds row r (its id from tab_next_id) to table k: appended to a loaded table, else kept with
+ * the transaction's rows (an ingest reads no table whole). Keys go into the key index. */
+static int tab_add(bf_store *st, int k, const void *r)
+{
+  tab *tb = &st->tb[k];
+  if (tb->loaded)
+    return tab_push(st, k, r);
+  size_t rs = tb->t->rowsize;
+  int rc = grow((void **)&tb->tx_new, &tb->c_new, tb->n_new + 1, rs);
+  if (!rc)
+    memcpy(tb->tx_new + rs * tb->n_new++, r, rs);
+  if (!rc && tb->ks)
+    rc = ks_add(tb, row_hash(k, r), tb->lz_max + (int64_t)tb->n_new);
   return rc;
 }
 
 int bf_store_add_firearm(bf_store *st, int64_t *id, const bf_firearm *f)
 {
   int rc;
-  if ((rc = need_tx(st)) || (rc = ensure(st, L_FA)))
+  bf_firearm r = *f;
+  if ((rc = need_tx(st)) || (rc = tab_next_id(st, TB_FA, &r.id)))
     return rc;
   if (!f->serial[0])
     return bf_error_set(BF_EINVAL, "a firearm needs a serial number");
-  bf_firearm r = *f;
-  r.id = (int64_t)NFA(st) + 1;
   bf_store_now(r.created);
   scopy(r.user, sizeof r.user, st->user);
-  if ((rc = tab_push(st, TB_FA, &r)) ||
+  if ((rc = tab_add(st, TB_FA, &r)) ||
       (rc = bf_store_audit(st, "firearm add", "firearm %lld serial %s make %s model %s calibre %s",
                            (long long)r.id, r.serial, r.make, r.model, r.calibre)))
     return rc;
@@ -2169,15 +2340,14 @@ int bf_store_add_firearm(bf_store *st, int64_t *id, const bf_firearm *f)
 int bf_store_add_evidence(bf_store *st, int64_t *id, const bf_evidence *e)
 {
   int rc;
-  if ((rc = need_tx(st)) || (rc = ensure(st, L_EV)))
+  bf_evidence r = *e;
+  if ((rc = need_tx(st)) || (rc = tab_next_id(st, TB_EV, &r.id)))
     return rc;
   if (!e->case_no[0] || !e->item[0])
     return bf_error_set(BF_EINVAL, "evidence needs a case number and an item id");
-  bf_evidence r = *e;
-  r.id = (int64_t)NEV(st) + 1;
   bf_store_now(r.created);
   scopy(r.user, sizeof r.user, st->user);
-  if ((rc = tab_push(st, TB_EV, &r)) ||
+  if ((rc = tab_add(st, TB_EV, &r)) ||
       (rc = bf_store_audit(st, "evidence add", "evidence %lld case %s item %s kind %s",
                            (long long)r.id, r.case_no, r.item, bf_kind_name(r.kind))))
     return rc;
@@ -2190,22 +2360,23 @@ int bf_store_add_item(bf_store *st, int64_t *id, int kind, const char *calibre, 
                       int64_t owner)
 {
   int rc;
-  if ((rc = need_tx(st)) || (rc = ensure(st, L_FA | L_EV | L_IT)))
+  bf_item r = {0};
+  if ((rc = need_tx(st)) || (rc = tab_next_id(st, TB_IT, &r.id)))
     return rc;
   if (kind != BF_KIND_CARTRIDGE && kind != BF_KIND_BULLET)
     return bf_error_set(BF_EINVAL, "item kind %d is neither cartridge nor bullet", kind);
   if ((owner_type == BF_OWNER_FIREARM && !bf_store_firearm(st, owner)) ||
       (owner_type == BF_OWNER_EVIDENCE && !bf_store_evidence(st, owner)) ||
       (owner_type != BF_OWNER_FIREARM && owner_type != BF_OWNER_EVIDENCE))
-    return bf_error_set(BF_ENOTFOUND, "item owner %d/%lld does not exist", owner_type, (long long)owner);
-  bf_item r = {0};
-  r.id = (int64_t)NIT(st) + 1;
+    return bf_store_error(st) ? bf_store_error(st)
+                              : bf_error_set(BF_ENOTFOUND, "item owner %d/%lld does not exist", owner_type,
+                                             (long long)owner);
   r.kind = kind;
   r.owner_type = owner_type;
   r.owner = owner;
   scopy(r.calibre, sizeof r.calibre, calibre);
   bf_store_now(r.created);
-  if ((rc = tab_push(st, TB_IT, &r)) ||
+  if ((rc = tab_add(st, TB_IT, &r)) ||
       (rc = bf_store_audit(st, "item add", "item %lld %s of %s %lld", (long long)r.id,
                            bf_kind_name(kind), owner_type == BF_OWNER_FIREARM ? "firearm" : "evidence",
                            (long long)owner)))
@@ -2217,9 +2388,9 @@ int bf_store_add_item(bf_store *st, int64_t *id, int kind, const char *calibre, 
 
 int bf_store_find_sha256(const bf_store *st, const char *hex, int64_t *scan_id)
 {
-  if (ensure(st, L_SC))
+  int64_t id = 0;
+  if (ks_find(st, TB_SC, hex, &id))
     return BF_EIO;
-  int64_t id = ks_find(st, TB_SC, hex);
   if (id && scan_id)
     *scan_id = id;
   return id ? 0 : BF_ENOTFOUND;
@@ -2235,21 +2406,25 @@ int bf_store_add_scan(bf_store *st, int64_t *id, int64_t item, int land, const v
 {
   int rc;
   hid_t sp = -1, p = -1, ds = -1;
-  if ((rc = need_tx(st)) || (rc = ensure(st, L_SC | L_IT)))
-    return rc;
-  if (!bf_store_item(st, item))
-    return bf_error_set(BF_ENOTFOUND, "%s: item %lld does not exist", name, (long long)item);
-  uint8_t h[32];
   bf_scan_rec r = {0};
+  if ((rc = need_tx(st)) || (rc = tab_next_id(st, TB_SC, &r.id)))
+    return rc;
+  const bf_item *itp = bf_store_item(st, item);
+  if (!itp)
+    return bf_store_error(st) ? bf_store_error(st)
+                              : bf_error_set(BF_ENOTFOUND, "%s: item %lld does not exist", name, (long long)item);
+  bf_item it = *itp; /* its scan count changes below */
+  uint8_t h[32];
   bf_sha256(h, bytes, nbytes);
   bf_hex(r.sha256, h, 32);
-  int64_t prev;
-  if (!bf_store_find_sha256(st, r.sha256, &prev)) {
-    const bf_scan_rec *o = &SC(st)[prev - 1];
+  int64_t prev = 0;
+  const char *o = NULL;
+  if ((rc = ks_find(st, TB_SC, r.sha256, &prev)) || (prev && (rc = tab_row(st, TB_SC, prev, &o))))
+    return rc;
+  if (o)
     return bf_error_set(BF_EEXIST, "%s: duplicate: the same file (SHA-256 %.16s...) is already stored as scan %lld (%s) of item %lld",
-                        name, r.sha256, (long long)prev, o->name, (long long)o->item);
-  }
-  r.id = (int64_t)NSC(st) + 1;
+                        name, r.sha256, (long long)prev, ((const bf_scan_rec *)o)->name,
+                        (long long)((const bf_scan_rec *)o)->item);
   r.item = item;
   r.land = land;
   r.nbytes = (int64_t)nbytes;
@@ -2281,12 +2456,11 @@ int bf_store_add_scan(bf_store *st, int64_t *id, int64_t item, int land, const v
   }
   attr_str(ds, "sha256", r.sha256);
   attr_str(ds, "name", r.name);
-  if ((rc = tab_push(st, TB_SC, &r)) ||
+  it.nscans++;
+  if ((rc = tab_add(st, TB_SC, &r)) ||
       (rc = bf_store_audit(st, "scan add", "scan %lld item %lld land %d sha256 %s file %s",
-                           (long long)r.id, (long long)item, land, r.sha256, r.name)))
-    goto done;
-  IT(st)[item - 1].nscans++;
-  if ((rc = mark(st, TB_IT, (size_t)(item - 1))))
+                           (long long)r.id, (long long)item, land, r.sha256, r.name)) ||
+      (rc = tab_change(st, TB_IT, &it)))
     goto done;
   if (id)
     *id = r.id;
@@ -2624,10 +2798,10 @@ const bf_scan_rec *bf_store_scans(const bf_store *st)
 
 const bf_firearm *bf_store_firearm_by_serial(const bf_store *st, const char *serial)
 {
-  if (ensure(st, L_FA))
+  int64_t id = 0;
+  if (ks_find(st, TB_FA, serial, &id) || !id)
     return NULL;
-  int64_t id = ks_find(st, TB_FA, serial);
-  return id ? &FA(st)[id - 1] : NULL;
+  return bf_store_firearm(st, id);
 }
 
 const bf_evidence *bf_store_evidence_by_case_item(const bf_store *st, const char *case_no,
@@ -2638,10 +2812,10 @@ const bf_evidence *bf_store_evidence_by_case_item(const bf_store *st, const char
   scopy(probe.case_no, sizeof probe.case_no, case_no);
   scopy(probe.item, sizeof probe.item, item);
   row_key(TB_EV, (const char *)&probe, key, sizeof key);
-  if (ensure(st, L_EV))
+  int64_t id = 0;
+  if (ks_find(st, TB_EV, key, &id) || !id)
     return NULL;
-  int64_t id = ks_find(st, TB_EV, key);
-  return id ? &EV(st)[id - 1] : NULL;
+  return bf_store_evidence(st, id);
 }
 
 int bf_store_error(const bf_store *st)
@@ -2835,7 +3009,7 @@ int bf_store_set_hit_status(bf_store *st, int64_t hit_id, int status, const char
 {
   int rc;
   const char *cur = NULL;
-  if ((rc = need_tx(st)) || (rc = tab_current(st, TB_HI, hit_id, &cur))) /* one row, not the table */
+  if ((rc = need_tx(st)) || (rc = tab_row(st, TB_HI, hit_id, &cur))) /* one row, not the table */
     return rc;
   if (!cur)
     return bf_error_set(BF_ENOTFOUND, "%s: no hit %lld", st->path, (long long)hit_id);
@@ -2908,6 +3082,39 @@ static void verify_kind(bf_store *st, vctx *v, const char *name)
   free(buf);
 }
 
+/* Each segment's key lists name exactly its table's rows (a wrong list would let a duplicate in). */
+static void verify_keys(bf_store *st, vctx *v)
+{
+  for (int i = 0; i < st->nseg; i++)
+    for (int k = 0; k < NTB; k++) {
+      char kp[64];
+      keys_path(k, kp, sizeof kp);
+      hid_t f = st->segs[i].f;
+      if (!keyed(k) || H5Lexists(f, "/keys", H5P_DEFAULT) <= 0 || H5Lexists(f, kp, H5P_DEFAULT) <= 0)
+        continue; /* written before keys existed: the table is used instead */
+      keyrow *kr = NULL, *want = NULL;
+      char *rows = NULL;
+      size_t nk = 0, n = 0;
+      if (tbl_read_at(f, &T_KEYS, kp, 0, (void **)&kr, &nk) || tbl_read_at(f, TBL[k], TBL[k]->path, 0, (void **)&rows, &n))
+        problem(v, "%s: segment %s: %s", st->path, st->segs[i].name, bf_error_last());
+      else if (!(want = malloc((n + 1) * sizeof *want)))
+        problem(v, "%s: out of memory checking %s", st->path, kp);
+      else {
+        for (size_t j = 0; j < n; j++) {
+          want[j].hash = (int64_t)row_hash(k, rows + j * TBL[k]->rowsize);
+          memcpy(&want[j].id, rows + j * TBL[k]->rowsize, sizeof want[j].id);
+        }
+        qsort(want, n, sizeof *want, keyrow_cmp);
+        if (nk != n || (n && memcmp(want, kr, n * sizeof *kr)))
+          problem(v, "%s: segment %s: %s does not match %s (%zu keys, %zu rows)", st->path, st->segs[i].name,
+                  kp, TBL[k]->path, nk, n);
+      }
+      free(kr);
+      free(want);
+      free(rows);
+    }
+}
+
 int bf_store_verify(bf_store *st, bf_store_report_fn report, void *ctx, int *nproblems)
 {
   vctx v = {report, ctx, 0};
@@ -2944,6 +3151,7 @@ int bf_store_verify(bf_store *st, bf_store_report_fn report, void *ctx, int *npr
   int nk = kind_names(st, names, MAXKINDS);
   for (int k = 0; k < nk; k++)
     verify_kind(st, &v, names[k]);
+  verify_keys(st, &v);
   if (nproblems)
     *nproblems = v.n;
   return v.n ? bf_error_set(BF_ECHECKSUM, "%s: %d problem(s) found", st->path, v.n) : 0;
@@ -3103,7 +3311,9 @@ static int orow_cmp(const void *a, const void *b)
 }
 
 /* Table k of segments [a, b) merged: the last version of each id, in id order. */
-static int merge_table(bf_store *st, const tbl *t, int a, int b, hid_t dst, int dedupe, int64_t *rd,
+/* Merges table t of segments a..b-1 into dst (dedupe: the last row of each id); k >= 0: with
+ * the keys of table k. */
+static int merge_table(bf_store *st, const tbl *t, int k, int a, int b, hid_t dst, int dedupe, int64_t *rd,
                        int64_t *dropped)
 {
   int rc = 0;
@@ -3148,6 +3358,8 @@ static int merge_table(bf_store *st, const tbl *t, int a, int b, hid_t dst, int 
   *dropped += (int64_t)(n - m);
   if (!rc)
     rc = tbl_write_new(dst, t, t->path, all, m);
+  if (!rc && k >= 0 && keyed(k))
+    rc = keys_write(dst, k, all, m);
   free(o);
   free(all);
   return rc;
@@ -3405,10 +3617,10 @@ static int merge_run(bf_store *st, int a, int b, seg *out, bf_store_compact_resu
     return BF_EIO;
   int64_t rd = 0, wr = 0, dropped = 0;
   for (int k = 0; k < NTB && !rc; k++)
-    rc = merge_table(st, TBL[k], a, b, f, 1, &rd, &dropped);
+    rc = merge_table(st, TBL[k], k, a, b, f, 1, &rd, &dropped);
   int64_t d0 = 0;
   if (!rc)
-    rc = merge_table(st, &T_AUDIT, a, b, f, 0, &rd, &d0);
+    rc = merge_table(st, &T_AUDIT, -1, a, b, f, 0, &rd, &d0);
   for (int i = a; i < b; i++)
     out->naudit += st->segs[i].naudit;
   for (int i = a; i < b && !rc; i++) {
@@ -3613,6 +3825,20 @@ static int upgrade_segment(bf_store *st, const char *sp, int64_t *naudit)
     goto done;
   }
   if ((rc = tbl_write_new(f, &T_HITS, "/hits", h, nh)))
+    goto done;
+  for (int k = 0; k < NTB && !rc; k++) /* the keys every segment has now */
+    if (keyed(k)) {
+      char *rows = NULL;
+      size_t n = 0;
+      char kp[64];
+      keys_path(k, kp, sizeof kp);
+      if (H5Lexists(f, "/keys", H5P_DEFAULT) > 0 && H5Lexists(f, kp, H5P_DEFAULT) > 0)
+        H5Ldelete(f, kp, H5P_DEFAULT); /* made again from the rows */
+      if (!(rc = tbl_read_at(f, TBL[k], TBL[k]->path, 0, (void **)&rows, &n)))
+        rc = keys_write(f, k, rows, n);
+      free(rows);
+    }
+  if (rc)
     goto done;
   hid_t ds = H5Dopen2(f, "/audit", H5P_DEFAULT);
   *naudit = ds >= 0 ? ds_len(ds) : 0;
