@@ -141,6 +141,7 @@ typedef struct kindcache {
   int npc, cpc;
   int64_t total; /* committed values */
   int compress, sorted;
+  int indexed; /* 0: only where the data is (pieces; a writer appending); rows = the transaction's */
   hid_t txds; /* the kind's data in the transaction's segment, or -1 */
   int64_t txlen;
 } kindcache;
@@ -1552,8 +1553,36 @@ static int dcpl_deflated(hid_t ds)
   return r;
 }
 
-/* Loads a kind's index from every committed segment. */
-static int kind_load(bf_store *st, kindcache *kc, int *found)
+/* Reads segment i's index rows of the kind into kc->rows (offsets made global by base). */
+static int kind_rows_of(bf_store *st, kindcache *kc, int i, int64_t base, int64_t len)
+{
+  char ip[96], where[4400];
+  snprintf(ip, sizeof ip, "/features/%s/index", kc->name);
+  snprintf(where, sizeof where, "%s: segment %s", st->path, st->segs[i].name);
+  bf_feat_row *r = NULL;
+  size_t n = 0;
+  tbl ti = T_FEAT;
+  int rc = tbl_read_at(st->segs[i].f, &ti, ip, 0, (void **)&r, &n);
+  if (rc)
+    bf_error_prefix(rc, "%s: ", where);
+  else if (!(rc = grow((void **)&kc->rows, &kc->cap, kc->n + n + 1, sizeof *kc->rows)))
+    for (size_t j = 0; j < n && !rc; j++) {
+      if (r[j].offset < 0 || r[j].count < 0 || r[j].offset + r[j].count > len)
+        rc = bf_error_set(BF_EFORMAT, "%s: %s row %zu points beyond the %lld values stored", where, ip, j + 1,
+                          (long long)len);
+      r[j].offset += base;
+      if (kc->n && kc->rows[kc->n - 1].item > r[j].item)
+        kc->sorted = 0;
+      kc->rows[kc->n++] = r[j];
+    }
+  free(r);
+  return rc;
+}
+
+/* Finds the kind in every committed segment: where its data is (pieces), and with rows = 1 its
+ * index rows too. A writer that only appends (an ingest) needs no rows: at 1,000,000 items each
+ * kind's index is ~150 MB. */
+static int kind_load(bf_store *st, kindcache *kc, int *found, int rows)
 {
   int rc = 0;
   *found = 0;
@@ -1563,43 +1592,58 @@ static int kind_load(bf_store *st, kindcache *kc, int *found)
     if (!has_kind(f, kc->name))
       continue;
     *found = 1;
-    char ip[96], dp[96], where[4400];
-    snprintf(ip, sizeof ip, "/features/%s/index", kc->name);
+    char dp[96];
     snprintf(dp, sizeof dp, "/features/%s/data", kc->name);
-    snprintf(where, sizeof where, "%s: segment %s", st->path, st->segs[i].name);
-    bf_feat_row *r = NULL;
-    size_t n = 0;
     if ((ds = H5Dopen2(f, dp, H5P_DEFAULT)) < 0) {
-      rc = bf_error_set(BF_ECHECKSUM, "%s: %s cannot be opened (store damaged)", where, dp);
+      rc = bf_error_set(BF_ECHECKSUM, "%s: segment %s: %s cannot be opened (store damaged)", st->path,
+                        st->segs[i].name, dp);
       break;
     }
     int64_t len = ds_len(ds);
     if (kc->compress < 0)
       kc->compress = dcpl_deflated(ds);
     H5Dclose(ds);
-    tbl ti = T_FEAT;
-    if ((rc = tbl_read_at(f, &ti, ip, 0, (void **)&r, &n))) {
-      bf_error_prefix(rc, "%s: ", where);
-      break;
-    }
-    if (!(rc = grow((void **)&kc->rows, &kc->cap, kc->n + n + 1, sizeof *kc->rows)))
-      for (size_t j = 0; j < n && !rc; j++) {
-        if (r[j].offset < 0 || r[j].count < 0 || r[j].offset + r[j].count > len)
-          rc = bf_error_set(BF_EFORMAT, "%s: %s row %zu points beyond the %lld values stored", where,
-                            ip, j + 1, (long long)len);
-        r[j].offset += kc->total;
-        if (kc->n && kc->rows[kc->n - 1].item > r[j].item)
-          kc->sorted = 0;
-        kc->rows[kc->n++] = r[j];
-      }
-    free(r);
+    if (rows)
+      rc = kind_rows_of(st, kc, i, kc->total, len);
     if (!rc && (rc = add_piece(kc, i, kc->total, len)) == 0)
       kc->total += len;
   }
   if (kc->compress < 0)
     kc->compress = 1;
   kc->n0 = kc->n;
+  kc->indexed = rows;
   return rc;
+}
+
+/* The committed index rows of a kind a writer has only appended to so far, before the
+ * transaction's own rows. */
+static int kind_index(bf_store *st, kindcache *kc)
+{
+  size_t m = kc->n - kc->n0;
+  bf_feat_row *tx = malloc((m + 1) * sizeof *tx);
+  if (!tx)
+    return bf_error_set(BF_ENOMEM, "out of memory reading the %s index", kc->name);
+  memcpy(tx, kc->rows + kc->n0, m * sizeof *tx);
+  kc->n = 0;
+  kc->sorted = 1;
+  int rc = 0;
+  for (int p = 0; p < kc->npc && !rc; p++)
+    if (kc->pc[p].segi < st->nseg) /* committed pieces (the transaction's is last) */
+      rc = kind_rows_of(st, kc, kc->pc[p].segi, kc->pc[p].base, kc->pc[p].len);
+  kc->n0 = kc->n;
+  if (!rc && !(rc = grow((void **)&kc->rows, &kc->cap, kc->n + m + 1, sizeof *kc->rows)))
+    for (size_t j = 0; j < m; j++) {
+      if (kc->n && kc->rows[kc->n - 1].item > tx[j].item)
+        kc->sorted = 0;
+      kc->rows[kc->n++] = tx[j];
+    }
+  free(tx);
+  if (rc) { /* as it was: the transaction's rows only */
+    kc->n = kc->n0 = 0;
+    return rc;
+  }
+  kc->indexed = 1;
+  return 0;
 }
 
 static int tx_kind_data(bf_store *st, kindcache *kc);
@@ -1618,6 +1662,10 @@ static kindcache *kind_get(bf_store *st, const char *kind, int create, int *rc)
       kindcache *kc = &st->kinds[i];
       if (create && kc->txds < 0 && (*rc = tx_kind_data(st, kc)))
         return NULL;
+      if (!create && !kc->indexed && (*rc = kind_index(st, kc))) { /* a reader needs the rows */
+        note_load_error(st, *rc);
+        return NULL;
+      }
       return kc;
     }
   /* a kind no segment of this snapshot has stays absent until this writer creates it: asking
@@ -1640,7 +1688,7 @@ static kindcache *kind_get(bf_store *st, const char *kind, int create, int *rc)
   kc->sorted = 1;
   scopy(kc->name, sizeof kc->name, kind);
   int found = 0;
-  if ((*rc = kind_load(st, kc, &found))) {
+  if ((*rc = kind_load(st, kc, &found, !create))) {
     note_load_error(st, *rc);
     free(kc->rows);
     free(kc->pc);
@@ -2079,6 +2127,8 @@ int bf_store_commit(bf_store *st)
     kindcache *kc = &st->kinds[i];
     if (kc->npc && kc->pc[kc->npc - 1].segi == st->nseg - 1)
       kc->total += kc->pc[kc->npc - 1].len;
+    if (!kc->indexed) /* the rows are in the segment now; a reader reads them with the rest */
+      kc->n = 0;
     kc->n0 = kc->n;
   }
   st->naudit += (int64_t)st->naud;

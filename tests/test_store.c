@@ -367,6 +367,9 @@ static void keyed_ingest(void)
       CHECK(bf_store_add_evidence(st, &eid, &ev) == 0 && eid == s + 1);
       CHECK(bf_store_add_item(st, &it, BF_KIND_CARTRIDGE, "9mm", BF_OWNER_FIREARM, fid) == 0 && it == s + 1);
       CHECK(bf_store_add_scan(st, &sid, it, 0, b[s], sizeof b[s], "k.x3p", NULL) == 0 && sid == s + 1);
+      bf_feature *ft = mkfeat(BF_KIND_CARTRIDGE, 20, 10, 0, 10.0f * (float)it);
+      CHECK(bf_store_put_feature(st, "cartridge", it, sid, ft) == 0);
+      bf_feature_free(ft);
       CHECK(bf_store_commit(st) == 0);
       bf_store_close(st);
       st = NULL;
@@ -394,6 +397,16 @@ static void keyed_ingest(void)
     CHECK(bf_store_add_item(st, &it, BF_KIND_CARTRIDGE, "9mm", BF_OWNER_FIREARM, fid) == 0 && it == 3);
     CHECK(bf_store_add_scan(st, &sid, it, 0, b[2], sizeof b[2], "n.x3p", NULL) == 0 && sid == 3);
     CHECK(bf_store_add_scan(st, NULL, it, 0, b[2], sizeof b[2], "n2.x3p", NULL) == BF_EEXIST);
+    /* a feature appended without reading the kind's index, then read in the same transaction */
+    bf_feature *ft = mkfeat(BF_KIND_CARTRIDGE, 20, 10, 0, 30.0f);
+    CHECK(bf_store_put_feature(st, "cartridge", it, sid, ft) == 0);
+    bf_feature_free(ft);
+    for (int q = 1; q <= 3; q++) {
+      bf_feature **fv = NULL;
+      int nf = 0;
+      CHECK(bf_store_get_features(st, "cartridge", q, &fv, &nf) == 0 && nf == 1 && fv[0]->z[5] == 10.0f * q + 0.005f);
+      bf_store_features_free(fv, nf);
+    }
     const bf_item *ip = bf_store_item(st, 3);
     CHECK(ip && ip->nscans == 1 && ip->owner == 3);
     bf_hit h = {0}; /* loads items, firearms and evidence in the middle of the transaction */
@@ -401,15 +414,38 @@ static void keyed_ingest(void)
     CHECK(bf_store_add_hits(st, &h, 1, NULL) == 0);
     CHECK(bf_store_add_scan(st, &sid, 2, 0, b[3], sizeof b[3], "m.x3p", NULL) == 0 && sid == 4);
     CHECK(bf_store_commit(st) == 0);
+    bf_store_close(st); /* again: a writer appending to a kind over two commits, then reading it */
+    st = NULL;
+    CHECK(bf_store_open(&st, p2, BF_STORE_WRITE, "t") == 0);
+    for (int c = 0; st && c < 2; c++) { /* items 4 and 5 */
+      int64_t ni = 0;
+      CHECK(bf_store_begin(st) == 0);
+      CHECK(bf_store_add_item(st, &ni, BF_KIND_CARTRIDGE, "9mm", BF_OWNER_FIREARM, 1) == 0 && ni == 4 + c);
+      ft = mkfeat(BF_KIND_CARTRIDGE, 20, 10, 0, 50.0f + (float)c);
+      CHECK(bf_store_put_feature(st, "cartridge", ni, 0, ft) == 0);
+      bf_feature_free(ft);
+      CHECK(bf_store_commit(st) == 0);
+    }
+    for (int q = 1; st && q <= 5; q++) {
+      bf_feature **fv = NULL;
+      int nf = 0;
+      float want = q <= 3 ? 10.0f * q + 0.005f : 50.005f + (float)(q - 4);
+      int grc = bf_store_get_features(st, "cartridge", q, &fv, &nf);
+      CHECKF(grc == 0 && nf == 1 && fv[0]->z[5] == want, "item %d: rc %d n %d: %s", q, grc, nf, bf_error_last());
+      bf_store_features_free(fv, nf);
+    }
     bf_store_close(st);
     st = NULL;
     CHECK(bf_store_open(&st, p2, BF_STORE_READ, NULL) == 0);
     if (!st)
       return;
-    CHECK(bf_store_nfirearms(st) == 3 && bf_store_nitems(st) == 3 && bf_store_nscans(st) == 4);
+    CHECK(bf_store_nfirearms(st) == 3 && bf_store_nitems(st) == 5 && bf_store_nscans(st) == 4);
     const bf_item *items = bf_store_items(st);
     CHECK(items && items[0].nscans == 1 && items[1].nscans == 2 && items[2].nscans == 1);
     CHECK(!strcmp(bf_store_scans(st)[2].name, "n.x3p") && bf_store_scans(st)[2].item == 3);
+    const bf_feat_row *fr = NULL;
+    size_t nfr = 0;
+    CHECK(bf_store_feature_index(st, "cartridge", &fr, &nfr) == 0 && nfr == 5 && fr[2].item == 3 && fr[4].item == 5);
     int np = -1;
     CHECK(bf_store_verify(st, NULL, NULL, &np) == 0 && np == 0);
     bf_store_close(st);
