@@ -192,7 +192,28 @@ commits:;
       rc = bf_store_commit(st);
   double thr = m / (ck_now() - a);
   bf_store_close(st);
-  /* end to end: `bfm review` as a new process (opens the store, loads the hits, commits) */
+  /* end to end: `bfm firearm add` of one synthetic cartridge case as a new process (opens the
+   * store, checks serial and SHA-256, extracts, commits): what a lab submitting one item waits */
+  double add[5];
+  char syn[4300], cmd[9000];
+  snprintf(syn, sizeof syn, "%s/e2e-%ld", dir, n);
+  snprintf(cmd, sizeof cmd, "rm -rf '%s' && '%s' synth --out '%s' --kind cartridge --firearms 5 --firings 1 "
+           "--questioned 0 --seed %ld >/dev/null", syn, BF_BFM_EXE, syn, 900 + n % 1000);
+  int synth_ok = system(cmd) == 0;
+  for (int k = 0; k < 5; k++) {
+    char serial[64], file[4400];
+    snprintf(serial, sizeof serial, "E2E-%ld-%d", n, k);
+    snprintf(file, sizeof file, "%s/cartridge/F%04d-1.x3p", syn, k + 1);
+    char *argv[] = {(char *)BF_BFM_EXE, (char *)"firearm", (char *)"add", (char *)path, (char *)"--serial", serial,
+                    (char *)"--calibre", (char *)"9mm Luger", file, NULL};
+    int status = 0;
+    add[k] = NAN;
+    if (synth_ok)
+      ck_spawn(argv, "/dev/null", -1, 0, &status, &add[k]);
+    if (status)
+      printf("  bfm firearm add exit %d\n", status);
+  }
+  /* end to end: `bfm review` as a new process (opens the store, reads and writes one hit row) */
   double e2e[5];
   for (int k = 0; k < 5; k++) {
     char id[32];
@@ -212,10 +233,10 @@ commits:;
   bf_store_close(rs);
   (void)sbuf;
   printf("  %ld items, %.1f MB on disk: commit of one review %.1f ms (CPU %.1f ms), of a one-item ingest "
-         "%.1f ms (CPU %.1f ms) (medians of %d, in-process); ingest %.1f items/s (one commit each); `bfm review` end to end %.3f s "
-         "(median of 5, new process)\n",
+         "%.1f ms (CPU %.1f ms) (medians of %d, in-process); ingest %.1f items/s (one commit each); `bfm review` end to end %.3f s, "
+         "`bfm firearm add` of one cartridge case end to end %.3f s (medians of 5, new process)\n",
          n, ss.bytes / 1e6, 1e3 * median(rv, R), 1e3 * median(rvc, R), 1e3 * median(ig, R), 1e3 * median(igc, R),
-         R, thr, median(e2e, 5));
+         R, thr, median(e2e, 5), median(add, 5));
   fflush(stdout);
 }
 
@@ -246,7 +267,7 @@ static void sizes_run(const char *list)
       break;
     printf("%ld items (built in %.1f s):\n", n, ck_now() - t0);
     figures_at(path, n, f, pf);
-    done = n + 9 + 40; /* figures_at added entries */
+    done = n + 9 + 40 + 5; /* figures_at added entries */
   }
   bf_feature_free(f);
   bf_feature_free(pf);

@@ -13,6 +13,11 @@
  *       /scans_x3p/<scan id>                              original X3P bytes (uint8)
  *       /features/<kind>/index, /features/<kind>/data     index rows point (offset/count, local to
  *                    the segment) into one float32 array (micrometres)
+ *       /keys/firearms /keys/evidence /keys/scans         (hash, id) of every row of the segment's
+ *                    table, sorted by hash (64-bit FNV-1a of the serial; of case_no, 0x1f, item; of
+ *                    the SHA-256): the ingest's duplicate checks read these, not the tables.
+ *                    Segments written before them have none (those tables are then loaded whole,
+ *                    as before; bfm compact --all writes them)
  *   STORE.lock       the writer lock (flock; opened with O_NOFOLLOW, so a symlink is refused)
  *   STORE.tmp        the next manifest while it is written (a stale one is removed)
  * Reading: the tables are the segments' rows in manifest order where a later row with the same
@@ -35,6 +40,12 @@
  * commits a manifest without the merged ones and only then unlinks them: a reader holding them
  * keeps reading its snapshot (POSIX keeps an unlinked open file), and a reader that read the old
  * manifest but finds a segment gone re-reads the manifest.
+ *
+ * What a command reads: opening reads no table. A record is read one row at a time (the row's
+ * chunk in the segment that holds its last version) until something needs a whole table (a
+ * search's item list, a hit query); a writer adds and changes rows and appends features without
+ * reading any table or feature index, so one `bfm firearm add` or `bfm review` costs what it
+ * writes plus the key lists and one chunk per record, whatever the store holds.
  *
  * Hot data: a kind added with bf_store_add_kind(st, kind, 0) is stored without shuffle/deflate
  * (Fletcher-32 stays), so a search that streams it whole (prefilter descriptors "cartridge-pf",
