@@ -229,9 +229,10 @@ static int prepare(bf_store *st, const bf_submission *sub, const bf_prefilter *p
     bf_sha256(h, p->bytes[i], p->nbytes[i]);
     bf_hex(hex, h, 32);
     if (!bf_store_find_sha256(st, hex, &prev)) {
-      const bf_scan_rec *o = &bf_store_scans(st)[prev - 1];
-      rc = bf_error_set(BF_EEXIST, "%s: duplicate: already stored as scan %lld (%s) of item %lld", path,
-                        (long long)prev, o->name, (long long)o->item);
+      const bf_scan_rec *o = NULL; /* one row, not the table */
+      if (!(rc = bf_store_get_scan(st, prev, &o)))
+        rc = bf_error_set(BF_EEXIST, "%s: duplicate: already stored as scan %lld (%s) of item %lld", path,
+                          (long long)prev, o->name, (long long)o->item);
       break;
     }
     for (int j = 0; j < i && !rc; j++)

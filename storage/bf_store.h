@@ -176,9 +176,10 @@ int bf_store_put_feature(bf_store *st, const char *kind, int64_t item, int64_t s
 int bf_store_set_searched(bf_store *st, const int64_t *items, size_t n, int64_t run);
 
 /* Lookups (in-memory tables, valid until the next write call or close). A table is read on
- * first use; a firearm or evidence record asked for by id while its table is not loaded is read
- * alone (one chunk; what a match printing 10 candidates needs), the whole table by the calls
- * that list or search it; the pointer-returning lookups return NULL / 0 both for "absent" and when a table
+ * first use; a record asked for by id (item, firearm, evidence, scan) while its table is not
+ * loaded is read alone (one chunk; what a match printing 10 candidates needs), and the by-serial
+ * and by-case lookups use the segments' key lists; the whole table is read by the calls that
+ * list it (bf_store_items, bf_store_firearms, ...). The pointer-returning lookups return NULL / 0 both for "absent" and when a table
  * could not be read: call bf_store_load (all at once) or bf_store_error (after the fact), or
  * use the int-returning bf_store_get_* below, to tell the two apart. */
 size_t bf_store_nitems(const bf_store *st);

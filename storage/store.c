@@ -2885,20 +2885,7 @@ int bf_store_load(bf_store *st)
   return rc ? rc : bf_store_error(st);
 }
 
-#define GETTER(fn, T, bit, K)                                                                     \
-  int fn(const bf_store *st, int64_t id, const T **out)                                           \
-  {                                                                                                \
-    *out = NULL;                                                                                   \
-    int rc = ensure(st, bit);                                                                      \
-    if (rc)                                                                                        \
-      return rc;                                                                                   \
-    if (id < 1 || (size_t)id > st->tb[K].n)                                                       \
-      return bf_error_set(BF_ENOTFOUND, "%s: no %s %lld", st->path, TBL[K]->path + 1, (long long)id); \
-    *out = (const T *)(st->tb[K].rows + (size_t)(id - 1) * sizeof(T));                            \
-    return 0;                                                                                      \
-  }
-GETTER(bf_store_get_item, bf_item, L_IT, TB_IT)
-/* firearms and evidence: one row read when the table is not loaded (tab_row) */
+/* one row read when the table is not loaded (tab_row) */
 #define ROW_GETTER(fn, T, K)                                                                      \
   int fn(const bf_store *st, int64_t id, const T **out)                                           \
   {                                                                                                \
@@ -2912,9 +2899,10 @@ GETTER(bf_store_get_item, bf_item, L_IT, TB_IT)
     *out = (const T *)r;                                                                           \
     return 0;                                                                                      \
   }
+ROW_GETTER(bf_store_get_item, bf_item, TB_IT)
 ROW_GETTER(bf_store_get_firearm, bf_firearm, TB_FA)
 ROW_GETTER(bf_store_get_evidence, bf_evidence, TB_EV)
-GETTER(bf_store_get_scan, bf_scan_rec, L_SC, TB_SC)
+ROW_GETTER(bf_store_get_scan, bf_scan_rec, TB_SC)
 
 int bf_store_list_items(const bf_store *st, int kind, const char *calibre, int64_t **ids, size_t *n)
 {
