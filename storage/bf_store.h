@@ -284,6 +284,8 @@ typedef struct bf_store_stats {
   int64_t bytes;           /* manifest + live segments */
   int64_t superseded_rows; /* table rows a compaction would drop */
   int64_t audit_rows;
+  int unkeyed_segments;    /* segments without key lists (written by an older bfm): ingest loads
+                              tables whole until `bfm compact --all` rewrites them */
 } bf_store_stats;
 /* Fills s; returns 0 or the first table load error (the counts are then partial). */
 int bf_store_stats_get(bf_store *st, bf_store_stats *s);

@@ -3230,6 +3230,7 @@ int bf_store_stats_get(bf_store *st, bf_store_stats *s)
     s->bytes += st->segs[i].bytes;
     if (st->segs[i].bytes < BF_STORE_SMALL_SEGMENT)
       s->small_segments++;
+    s->unkeyed_segments += H5Lexists(st->segs[i].f, "/keys", H5P_DEFAULT) <= 0;
   }
   s->compaction_due = s->small_segments >= BF_STORE_COMPACT_DUE;
   int rc = ensure(st, L_ALL);

@@ -448,6 +448,8 @@ static void keyed_ingest(void)
     CHECK(bf_store_feature_index(st, "cartridge", &fr, &nfr) == 0 && nfr == 5 && fr[2].item == 3 && fr[4].item == 5);
     int np = -1;
     CHECK(bf_store_verify(st, NULL, NULL, &np) == 0 && np == 0);
+    bf_store_stats kss;
+    CHECK(bf_store_stats_get(st, &kss) == 0 && (round ? kss.unkeyed_segments >= 2 : kss.unkeyed_segments == 0));
     bf_store_close(st);
   }
 }

@@ -43,12 +43,13 @@ static int store_info(const char *path, int json)
     printf("{\"store\": ");
     bfm_json_str(stdout, path);
     printf(", \"schema\": %d, \"bytes\": %lld, \"segments\": %d, \"small_segments\": %d, "
-           "\"compaction_due\": %s, \"superseded_rows\": %lld, \"damaged\": %s, \"firearms\": %zu, "
+           "\"compaction_due\": %s, \"superseded_rows\": %lld, \"unkeyed_segments\": %d, \"damaged\": %s, \"firearms\": %zu, "
            "\"evidence\": %zu, \"items\": %zu, \"cartridge_items\": %zu, \"bullet_items\": %zu, "
            "\"searched_items\": %zu, \"scans\": %zu, \"hits\": %zu, \"confirmed\": %zu, "
            "\"rejected\": %zu, \"audit_rows\": %zu, \"features\": {",
            ss.schema, (long long)ss.bytes, ss.segments, ss.small_segments,
-           ss.compaction_due ? "true" : "false", (long long)ss.superseded_rows, bad ? "true" : "false",
+           ss.compaction_due ? "true" : "false", (long long)ss.superseded_rows, ss.unkeyed_segments,
+           bad ? "true" : "false",
            bf_store_nfirearms(st), bf_store_nevidence(st), bf_store_nitems(st), nk[1], nk[2], nsearched,
            bf_store_nscans(st), nh, hs[1], hs[2], na);
     for (int k = 0; k < nkind; k++) {
@@ -79,6 +80,9 @@ static int store_info(const char *path, int json)
     printf("  compaction   %s (%d small segment(s), %lld superseded row(s))\n",
            ss.compaction_due ? "due: run `bfm compact`" : "not due", ss.small_segments,
            (long long)ss.superseded_rows);
+    if (ss.unkeyed_segments)
+      printf("  key lists    missing in %d segment(s) written by an older bfm: an ingest reads whole tables "
+             "until `bfm compact --all`\n", ss.unkeyed_segments);
   }
   free(au);
   bf_store_close(st);
