@@ -172,6 +172,7 @@ typedef struct tab {
   int64_t *ks;
   uint64_t *kh;
   size_t kscap, ksn;
+  int *ksbig, nksbig; /* segments whose key lists are searched in the file, not read (KEYS_READ) */
 } tab;
 
 struct bf_store {
@@ -989,6 +990,7 @@ static void tab_free(tab *tb)
   free(tb->tx_new);
   free(tb->ks);
   free(tb->kh);
+  free(tb->ksbig);
   const tbl *t = tb->t;
   memset(tb, 0, sizeof *tb);
   tb->t = t;
@@ -1325,6 +1327,17 @@ static int tab_row(const bf_store *cst, int k, int64_t id, const char **out)
 
 static void keys_path(int k, char *buf, size_t n) { snprintf(buf, n, "/keys%s", TBL[k]->path); }
 
+/* Key lists up to this many rows are read into the hash index; longer ones (compacted
+ * segments) are binary-searched in the file, so a new process's first lookup does not read
+ * 16 bytes for every row stored. */
+#define KEYS_READ 65536
+
+static int64_t keys_read_max(void)
+{
+  const char *e = getenv("BF_STORE_KEYS_READ"); /* tests: search small lists in the file too */
+  return e && *e ? atoll(e) : KEYS_READ;
+}
+
 static int keyrow_cmp(const void *a, const void *b)
 {
   const keyrow *x = a, *y = b;
@@ -1370,12 +1383,30 @@ static int ks_ensure(bf_store *st, int k)
     return 0;
   char kp[64];
   keys_path(k, kp, sizeof kp);
+  free(tb->ksbig);
+  tb->ksbig = NULL;
+  tb->nksbig = 0;
   for (int i = 0; i < st->nseg && !tb->loaded && all && !rc; i++) {
     keyrow *kr = NULL;
     size_t n = 0;
-    if (H5Lexists(st->segs[i].f, "/keys", H5P_DEFAULT) <= 0 || H5Lexists(st->segs[i].f, kp, H5P_DEFAULT) <= 0)
+    hid_t ds;
+    if (H5Lexists(st->segs[i].f, "/keys", H5P_DEFAULT) <= 0 || H5Lexists(st->segs[i].f, kp, H5P_DEFAULT) <= 0) {
       all = 0; /* written before keys existed */
-    else if ((rc = tbl_read_at(st->segs[i].f, &T_KEYS, kp, 0, (void **)&kr, &n)))
+      break;
+    }
+    if ((ds = H5Dopen2(st->segs[i].f, kp, H5P_DEFAULT)) >= 0) {
+      int64_t len = ds_len(ds);
+      H5Dclose(ds);
+      if (len > keys_read_max()) { /* a large (compacted) segment: searched in place */
+        int *v = realloc(tb->ksbig, (size_t)(tb->nksbig + 1) * sizeof *v);
+        if (!v)
+          rc = bf_error_set(BF_ENOMEM, "out of memory for the %s key index", tb->t->path);
+        else
+          (tb->ksbig = v)[tb->nksbig++] = i;
+        continue;
+      }
+    }
+    if ((rc = tbl_read_at(st->segs[i].f, &T_KEYS, kp, 0, (void **)&kr, &n)))
       bf_error_prefix(rc, "%s: segment %s: ", st->path, st->segs[i].name);
     for (size_t j = 0; j < n && !rc; j++)
       rc = ks_add(tb, (uint64_t)kr[j].hash | 1, kr[j].id);
@@ -1385,6 +1416,9 @@ static int ks_ensure(bf_store *st, int k)
     for (size_t j = 0; j < tb->n_new && !rc; j++)
       rc = ks_add(tb, row_hash(k, tb->tx_new + j * tb->t->rowsize), tb->lz_max + (int64_t)j + 1);
   if (!rc && (tb->loaded || !all)) {
+    free(tb->ksbig);
+    tb->ksbig = NULL;
+    tb->nksbig = 0;
     free(tb->ks);
     free(tb->kh);
     tb->ks = NULL;
@@ -1412,6 +1446,56 @@ static int ks_ensure(bf_store *st, int k)
   return rc;
 }
 
+/* A candidate id once (a changed row is listed again by the segment that changed it). */
+static void cand_add(int64_t *cand, int *nc, int64_t id)
+{
+  for (int c = 0; c < *nc; c++)
+    if (cand[c] == id)
+      return;
+  if (*nc < 16)
+    cand[(*nc)++] = id;
+}
+
+/* Binary search of segment si's sorted key list for hash h: ~log2(n) one-row reads, each one
+ * chunk (the chunk cache of the open dataset keeps the last ones). */
+static int keys_search(bf_store *st, int k, int si, uint64_t h, int64_t *cand, int *nc)
+{
+  char kp[64];
+  keys_path(k, kp, sizeof kp);
+  hid_t ds = H5Dopen2(st->segs[si].f, kp, H5P_DEFAULT), fs = -1, ms = -1, mt = -1;
+  if (ds < 0)
+    return bf_error_set(BF_ECHECKSUM, "%s: segment %s: %s cannot be opened", st->path, st->segs[si].name, kp);
+  int64_t n = ds_len(ds), lo = 0, hi = n;
+  int rc = 0;
+  fs = H5Dget_space(ds);
+  hsize_t one = 1;
+  ms = H5Screate_simple(1, &one, NULL);
+  mt = tbl_memtype(&T_KEYS);
+  keyrow r;
+  /* reads row at into r; 0 or an error */
+#define KEY_AT(at)                                                                                    (H5Sselect_hyperslab(fs, H5S_SELECT_SET, &(hsize_t){(hsize_t)(at)}, NULL, &one, NULL) < 0 ||                 H5Dread(ds, mt, ms, fs, H5P_DEFAULT, &r) < 0                                                    ? bf_error_set(BF_ECHECKSUM, "%s: segment %s: cannot read %s (checksum or storage error)", st->path,                       st->segs[si].name, kp)                                                               : 0)
+  while (lo < hi && !rc) { /* first row with hash >= h (unsigned order, as written) */
+    int64_t m = lo + (hi - lo) / 2;
+    if (!(rc = KEY_AT(m))) {
+      if ((uint64_t)r.hash < h)
+        lo = m + 1;
+      else
+        hi = m;
+    }
+  }
+  for (int64_t at = lo; at < n && !rc; at++) {
+    if ((rc = KEY_AT(at)) || (uint64_t)r.hash != h)
+      break;
+    cand_add(cand, nc, r.id);
+  }
+#undef KEY_AT
+  H5Tclose(mt);
+  H5Sclose(ms);
+  H5Sclose(fs);
+  H5Dclose(ds);
+  return rc;
+}
+
 /* The lowest id of table k whose row has this key (0: none); 0 or a read error. */
 static int ks_find(const bf_store *cst, int k, const char *key, int64_t *out)
 {
@@ -1423,13 +1507,11 @@ static int ks_find(const bf_store *cst, int k, const char *key, int64_t *out)
   if ((rc = ks_ensure(st, k)))
     return rc;
   uint64_t h = key_hash(key);
-  for (size_t i = h & (tb->kscap - 1); tb->ks[i]; i = (i + 1) & (tb->kscap - 1)) {
-    int seen = 0; /* a changed row is listed again by the segment that changed it */
-    for (int c = 0; c < nc; c++)
-      seen |= cand[c] == tb->ks[i];
-    if (tb->kh[i] == h && !seen && nc < 16)
-      cand[nc++] = tb->ks[i];
-  }
+  for (size_t i = h & (tb->kscap - 1); tb->ks[i]; i = (i + 1) & (tb->kscap - 1))
+    if (tb->kh[i] == h)
+      cand_add(cand, &nc, tb->ks[i]);
+  for (int b = 0; b < tb->nksbig && !rc; b++)
+    rc = keys_search(st, k, tb->ksbig[b], h, cand, &nc);
   char rk[160];
   for (int c = 0; c < nc && !rc; c++) { /* reading a row may load the table: ids first */
     const char *row = NULL;
