@@ -66,9 +66,10 @@ static int load_key(scan *v, int max, const char *data, const char *prefix)
       continue;
     scan *s = &v[n];
     memset(s, 0, sizeof *s);
-    snprintf(s->path, sizeof s->path, "%s/%s", data, fld[0]);
     const char *base = strrchr(fld[0], '/') ? strrchr(fld[0], '/') + 1 : fld[0];
-    snprintf(s->name, sizeof s->name, "%s", base);
+    if (snprintf(s->path, sizeof s->path, "%s/%s", data, fld[0]) >= (int)sizeof s->path ||
+        snprintf(s->name, sizeof s->name, "%s", base) >= (int)sizeof s->name)
+      continue; /* a path too long for the table: not a KEY.csv row we can use */
     snprintf(s->study, sizeof s->study, "%s", fld[2]);
     snprintf(s->source, sizeof s->source, "%s", fld[3]);
     snprintf(s->group, sizeof s->group, "%s", fld[4]);

@@ -124,7 +124,8 @@ static int read_key(const char *data, keyrow **out)
     }
     if (k < 5)
       continue;
-    snprintf(v[n].scan, sizeof v[n].scan, "%s", fld[0]);
+    if (snprintf(v[n].scan, sizeof v[n].scan, "%s", fld[0]) >= (int)sizeof v[n].scan)
+      continue; /* too long to be a KEY.csv scan path */
     snprintf(v[n].kind, sizeof v[n].kind, "%s", fld[1]);
     snprintf(v[n].study, sizeof v[n].study, "%s", fld[2]);
     snprintf(v[n].source, sizeof v[n].source, "%s", fld[3]);

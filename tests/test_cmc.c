@@ -348,7 +348,8 @@ static int load(bf_feature **f, const char *dir, const char *name)
 {
   char p[4200];
   bf_surface *s = NULL;
-  snprintf(p, sizeof p, "%s/%s", dir, name);
+  if (snprintf(p, sizeof p, "%s/%s", dir, name) >= (int)sizeof p)
+    return BF_ELIMIT;
   int rc = bf_x3p_read(&s, p, NULL);
   if (!rc)
     rc = bf_breechface_extract(f, s, NULL);

@@ -13,7 +13,8 @@ static unsigned seed;
 static void copy_store(const char *from, const char *to)
 {
   char cmd[20000];
-  snprintf(cmd, sizeof cmd, "rm -rf '%s' '%s.d' && cp '%s' '%s' && cp -r '%s.d' '%s.d'", to, to, from, to, from, to);
+  CHECK(snprintf(cmd, sizeof cmd, "rm -rf '%s' '%s.d' && cp '%s' '%s' && cp -r '%s.d' '%s.d'", to, to, from, to,
+                 from, to) < (int)sizeof cmd);
   CHECK(system(cmd) == 0);
 }
 
