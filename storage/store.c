@@ -1705,7 +1705,8 @@ static int kind_index(bf_store *st, kindcache *kc)
   bf_feat_row *tx = malloc((m + 1) * sizeof *tx);
   if (!tx)
     return bf_error_set(BF_ENOMEM, "out of memory reading the %s index", kc->name);
-  memcpy(tx, kc->rows + kc->n0, m * sizeof *tx);
+  if (m)
+    memcpy(tx, kc->rows + kc->n0, m * sizeof *tx);
   kc->n = 0;
   kc->sorted = 1;
   int rc = 0;
@@ -2059,8 +2060,10 @@ static int tx_rows(bf_store *st, int k, char **out, size_t *n)
       return 0;
     if (!(*out = malloc((tb->n_chg + tb->n_new) * rs)))
       return bf_error_set(BF_ENOMEM, "out of memory committing %s", tb->t->path);
-    memcpy(*out, tb->tx_chg, tb->n_chg * rs);
-    memcpy(*out + tb->n_chg * rs, tb->tx_new, tb->n_new * rs);
+    if (tb->n_chg)
+      memcpy(*out, tb->tx_chg, tb->n_chg * rs);
+    if (tb->n_new)
+      memcpy(*out + tb->n_chg * rs, tb->tx_new, tb->n_new * rs);
     *n = tb->n_chg + tb->n_new;
     return 0;
   }
