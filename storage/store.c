@@ -173,6 +173,7 @@ typedef struct tab {
   uint64_t *kh;
   size_t kscap, ksn;
   int *ksbig, nksbig; /* segments whose key lists are searched in the file, not read (KEYS_READ) */
+  int ksearches;      /* lookups so far: a bulk ingest reads the long lists after KEYS_SEARCHES */
 } tab;
 
 struct bf_store {
@@ -1332,6 +1333,8 @@ static void keys_path(int k, char *buf, size_t n) { snprintf(buf, n, "/keys%s", 
  * 16 bytes for every row stored. */
 #define KEYS_READ 65536
 
+#define KEYS_SEARCHES 64
+
 static int64_t keys_read_max(void)
 {
   const char *e = getenv("BF_STORE_KEYS_READ"); /* tests: search small lists in the file too */
@@ -1374,6 +1377,23 @@ static int keys_write(hid_t f, int k, const char *rows, size_t n)
   return rc;
 }
 
+/* Reads segment i's key list of table k into the hash index. */
+static int keys_read_into(bf_store *st, int k, int i)
+{
+  tab *tb = &st->tb[k];
+  char kp[64];
+  keys_path(k, kp, sizeof kp);
+  keyrow *kr = NULL;
+  size_t n = 0;
+  int rc = tbl_read_at(st->segs[i].f, &T_KEYS, kp, 0, (void **)&kr, &n);
+  if (rc)
+    bf_error_prefix(rc, "%s: segment %s: ", st->path, st->segs[i].name);
+  for (size_t j = 0; j < n && !rc; j++)
+    rc = ks_add(tb, (uint64_t)kr[j].hash | 1, kr[j].id);
+  free(kr);
+  return rc;
+}
+
 /* Table k's key index, made once: from the segments' keys, or from the loaded table. */
 static int ks_ensure(bf_store *st, int k)
 {
@@ -1386,9 +1406,8 @@ static int ks_ensure(bf_store *st, int k)
   free(tb->ksbig);
   tb->ksbig = NULL;
   tb->nksbig = 0;
+  tb->ksearches = 0;
   for (int i = 0; i < st->nseg && !tb->loaded && all && !rc; i++) {
-    keyrow *kr = NULL;
-    size_t n = 0;
     hid_t ds;
     if (H5Lexists(st->segs[i].f, "/keys", H5P_DEFAULT) <= 0 || H5Lexists(st->segs[i].f, kp, H5P_DEFAULT) <= 0) {
       all = 0; /* written before keys existed */
@@ -1406,11 +1425,7 @@ static int ks_ensure(bf_store *st, int k)
         continue;
       }
     }
-    if ((rc = tbl_read_at(st->segs[i].f, &T_KEYS, kp, 0, (void **)&kr, &n)))
-      bf_error_prefix(rc, "%s: segment %s: ", st->path, st->segs[i].name);
-    for (size_t j = 0; j < n && !rc; j++)
-      rc = ks_add(tb, (uint64_t)kr[j].hash | 1, kr[j].id);
-    free(kr);
+    rc = keys_read_into(st, k, i);
   }
   if (!rc && !tb->loaded && all)
     for (size_t j = 0; j < tb->n_new && !rc; j++)
@@ -1510,6 +1525,20 @@ static int ks_find(const bf_store *cst, int k, const char *key, int64_t *out)
   for (size_t i = h & (tb->kscap - 1); tb->ks[i]; i = (i + 1) & (tb->kscap - 1))
     if (tb->kh[i] == h)
       cand_add(cand, &nc, tb->ks[i]);
+  if (tb->nksbig && ++tb->ksearches > KEYS_SEARCHES) { /* many lookups (an ingest of many rows): */
+    for (int b = 0; b < tb->nksbig && !rc; b++)      /* reading the long lists once is cheaper */
+      rc = keys_read_into(st, k, tb->ksbig[b]);
+    free(tb->ksbig);
+    tb->ksbig = NULL;
+    tb->nksbig = 0;
+    if (rc) {
+      note_load_error(st, rc);
+      return rc;
+    }
+    for (size_t i = h & (tb->kscap - 1); tb->ks[i]; i = (i + 1) & (tb->kscap - 1))
+      if (tb->kh[i] == h)
+        cand_add(cand, &nc, tb->ks[i]);
+  }
   for (int b = 0; b < tb->nksbig && !rc; b++)
     rc = keys_search(st, k, tb->ksbig[b], h, cand, &nc);
   char rk[160];

@@ -385,6 +385,12 @@ static void keyed_ingest(void)
     const bf_firearm *f = bf_store_firearm_by_serial(st, "K-1");
     CHECK(f && f->id == 2);
     CHECK(bf_store_firearm_by_serial(st, "K-2") == NULL && bf_store_error(st) == 0);
+    int wrong = 0; /* past 64 lookups the searched lists are read into memory: same answers */
+    for (int q = 0; q < 70; q++) {
+      const bf_firearm *fq = bf_store_firearm_by_serial(st, q % 2 ? "K-0" : "K-1");
+      wrong += !fq || fq->id != (q % 2 ? 1 : 2);
+    }
+    CHECK(wrong == 0 && bf_store_firearm_by_serial(st, "K-2") == NULL);
     const bf_evidence *e = bf_store_evidence_by_case_item(st, "E", "0");
     CHECK(e && e->id == 1);
     int64_t sid = 0, fid = 0, it = 0;
