@@ -161,6 +161,7 @@ typedef struct tab {
   int lz_state; /* 0: layout not read, 1: read, -1: unusable (load the table instead) */
   int64_t *lz_n, *lz_lo, *lz_nnew, lz_max, lz_changed;
   int lz_ns; /* segments the layout covers: a commit since then adds one, so it is read again */
+  int lz_reads; /* rows read one by one so far (TAB_LAZY_READS) */
   int64_t *lz_id; /* open addressing: id (0 empty) -> lz_row[slot] */
   char **lz_row;
   size_t lz_cap, lz_cnt;
@@ -1114,6 +1115,9 @@ static int ensure(const bf_store *cst, int what)
  * (its id); anything unexpected, or more than TAB_LAZY_CHANGED changed rows to look through,
  * loads the whole table instead, as before. */
 #define TAB_LAZY_CHANGED 4096
+/* A caller that reads more rows than this one by one (a search reading every candidate's item)
+ * gets the whole table instead: one read of each chunk, not one per row. */
+#define TAB_LAZY_READS 256
 
 static int tbl_read_rows(hid_t loc, const tbl *t, hsize_t first, hsize_t n, void *dst)
 {
@@ -1276,6 +1280,12 @@ static int tab_row(const bf_store *cst, int k, int64_t id, const char **out)
     return 0;
   if (tb->lz_cap && *lazy_slot(tb, id)) {
     *out = *lazy_slot(tb, id);
+    return 0;
+  }
+  if (++tb->lz_reads > TAB_LAZY_READS) {
+    if ((rc = ensure(st, 1 << k)))
+      return rc;
+    *out = (size_t)id <= tb->n ? tb->rows + (size_t)(id - 1) * rs : NULL;
     return 0;
   }
   int s = 0;
