@@ -303,14 +303,14 @@ static int group_open(runner *r, const pend *g, size_t gn, group_run *w, bf_batc
     w->nq++;
   }
   bf_search_default_cmp(&w->cmp, w->kind);
+  if (w->nq)
+    ret = bf_search_store_source(&w->src, &w->sctx, r->st, w->kind, g[0].calibre);
   bf_search_opts so = BF_SEARCH_OPTS_INIT;
-  so.keep = o->keep > 0 ? o->keep : w->kind == BF_KIND_BULLET ? BF_SEARCH_KEEP_BULLET : so.keep;
+  so.keep = o->keep > 0 ? o->keep : bf_search_keep(w->kind, w->nq && !ret ? w->src.nrows : 0);
   so.screen = o->screen >= 0 ? o->screen : BF_BATCH_SCREEN;
   so.threads = o->threads;
   so.cache = o->reuse ? r->cache[w->kind] : NULL;
   w->so = so;
-  if (w->nq)
-    ret = bf_search_store_source(&w->src, &w->sctx, r->st, w->kind, g[0].calibre);
   return ret;
 }
 

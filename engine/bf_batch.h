@@ -28,7 +28,7 @@
  *  - An item whose features cannot be read or compared is reported through `note`, left
  *    unsearched (a later run retries it) and the run goes on.
  *
- * Stage sizes: the prefilter keeps 200 (every Fadul mate among 10,000 cases is in its top 200),
+ * Stage sizes: the prefilter keeps bf_search_keep (200, or 1 in 150 candidates above 30,000),
  * the screen passes BF_BATCH_SCREEN = BF_SEARCH_FULL = 10 to the CMC, the same rule as bfm
  * match (bf_search.h says what it was measured on).
  *
@@ -79,7 +79,7 @@ typedef struct bf_batch_stats {
 
 typedef struct bf_batch_options {
   int threads;      /* OpenMP threads per process; 0: OpenMP default */
-  int keep;         /* prefilter candidates; 0: 200 (cartridge), 50 (bullet) */
+  int keep;         /* prefilter candidates; 0: bf_search_keep (cartridge 200 or N/150, bullet 50) */
   int screen;       /* screen survivors; -1: BF_BATCH_SCREEN; 0: no screen */
   int group;        /* queries per commit */
   long limit;       /* at most this many items this run; -1: all */

@@ -112,14 +112,24 @@ typedef struct bf_search_opts {
  * 10,000: worst 5 after the screen. 10 keeps a margin over the worst seen and halves the CMC
  * work of the former default (20). `bfm match --screen K` widens it (and --top K above it). */
 #define BF_SEARCH_FULL 10
+/* The prefilter's keep grows with the store: a hard mate's prefilter rank grows with the
+ * number of distractors. Measured with `bfm match` on the 43 Fadul cartridge rows: among 10,000
+ * synthetic cases the top 200 held every mate; among 100,000 the worst mate (Fadul 10-1 vs L)
+ * was 434th and 497th, and the top 200 lost 2 of 148 (benchmarks/RESULTS.md, third session).
+ * Cartridges: the larger of BF_SEARCH_KEEP and 1 in BF_SEARCH_KEEP_PER of the candidates (667 at
+ * 100,000: 1.3x the worst rank seen); the screen's cost grows with it. */
+#define BF_SEARCH_KEEP 200
+#define BF_SEARCH_KEEP_PER 150
+/* Bullets have no screen: their prefilter passes this many straight to the SAM comparison. */
+#define BF_SEARCH_KEEP_BULLET 50
+/* The default keep for n candidates of a kind (the one rule for bfm match and bfm batch). */
+int bf_search_keep(int kind, size_t n);
 /* Defaults measured with bench_search --screen 200 --full 20 (40 Fadul scans among 10,000
  * synthetic cases): the prefilter's top 200 holds every mate (top 20: 95 %), the screen's top 20
  * keeps every one, and the CMC puts all 126 mate pairs in the top 10. */
 #define BF_SEARCH_OPTS_INIT \
-  {.keep = 200, .block = 1024, .chunk = 16, .threads = 0, .prefilter_only = 0, \
+  {.keep = BF_SEARCH_KEEP, .block = 1024, .chunk = 16, .threads = 0, .prefilter_only = 0, \
    .screen = BF_SEARCH_FULL, .cache = NULL}
-/* Bullets have no screen: their prefilter passes this many straight to the SAM comparison. */
-#define BF_SEARCH_KEEP_BULLET 50
 
 /* A query: its item id (excluded from its own results; 0 for scans given on the spot), kind,
  * prefilter descriptor (bf_prefilter_len floats) and full features. */

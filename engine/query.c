@@ -87,7 +87,7 @@ static int run(bf_query_result *r, bf_store *st, const bf_prefilter *pf, bf_feat
     return rc;
   count_indexed(st, r->kind, r->item, &r->stored, &r->unindexed);
   bf_search_opts so = BF_SEARCH_OPTS_INIT;
-  int keep = o->keep ? o->keep : r->kind == BF_KIND_BULLET ? BF_SEARCH_KEEP_BULLET : so.keep;
+  int keep = o->keep ? o->keep : bf_search_keep(r->kind, src.nrows);
   so.keep = keep > o->top ? keep : o->top;
   if (o->screen >= 0)
     so.screen = o->screen;

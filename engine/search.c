@@ -8,6 +8,7 @@
 #include "bf_fft.h"
 #include "bf_striae.h"
 
+#include <limits.h>
 #include <math.h>
 #include <omp.h>
 #include <stdlib.h>
@@ -1511,6 +1512,14 @@ static int screen_reduce_cartridge(void *ctx, bf_feature *const *c, int nc, bf_f
   *out = f;
   *nout = 1;
   return 0;
+}
+
+int bf_search_keep(int kind, size_t n)
+{
+  if (kind == BF_KIND_BULLET)
+    return BF_SEARCH_KEEP_BULLET;
+  size_t k = n / BF_SEARCH_KEEP_PER;
+  return k > BF_SEARCH_KEEP ? (int)(k < INT_MAX ? k : INT_MAX) : BF_SEARCH_KEEP;
 }
 
 int bf_search_screen_surface(bf_feature **out, int kind, bf_feature *const *f, int n)
