@@ -190,8 +190,6 @@ struct bf_store {
   bf_audit_rec *aud; /* audit rows of the transaction */
   size_t naud, caud;
   int64_t naudit; /* committed audit rows */
-  int64_t *hset; /* open addressing over hits (index+1, 0 empty) */
-  size_t hcap;
   kindcache kinds[MAXKINDS];
   int nkinds;
   char absent[MAXKINDS][48]; /* kinds looked up and found in no segment of this snapshot */
@@ -473,67 +471,14 @@ static int64_t ds_len(hid_t ds)
   return (int64_t)cur;
 }
 
-/* ---- hit uniqueness set ---- */
-
-static size_t hkey(const bf_hit *h, size_t cap)
-{
-  uint64_t k = (uint64_t)h->run * 0x9E3779B97F4A7C15ull ^ (uint64_t)h->query * 0xC2B2AE3D27D4EB4Full ^
-               (uint64_t)h->candidate * 0x165667B19E3779F9ull;
-  k ^= k >> 29;
-  return (size_t)(k & (cap - 1));
-}
-
-static int hset_find(const bf_store *st, const bf_hit *h)
-{
-  if (!st->hcap)
-    return -1;
-  for (size_t i = hkey(h, st->hcap);; i = (i + 1) & (st->hcap - 1)) {
-    int64_t v = st->hset[i];
-    if (!v)
-      return -1;
-    const bf_hit *o = &HI(st)[v - 1];
-    if (o->run == h->run && o->query == h->query && o->candidate == h->candidate)
-      return (int)(v - 1);
-  }
-}
-
-static int hset_build(bf_store *st, size_t need)
-{
-  size_t cap = 1024;
-  while (cap < 2 * need)
-    cap *= 2;
-  if (cap <= st->hcap && st->hset)
-    return 0;
-  int64_t *s = calloc(cap, sizeof *s);
-  if (!s)
-    return bf_error_set(BF_ENOMEM, "out of memory for the hit index");
-  free(st->hset);
-  st->hset = s;
-  st->hcap = cap;
-  for (size_t j = 0; j < NHI(st); j++) {
-    size_t i = hkey(&HI(st)[j], cap);
-    while (s[i])
-      i = (i + 1) & (cap - 1);
-    s[i] = (int64_t)j + 1;
-  }
-  return 0;
-}
-
-static void hset_add(bf_store *st, size_t j)
-{
-  size_t i = hkey(&HI(st)[j], st->hcap);
-  while (st->hset[i])
-    i = (i + 1) & (st->hcap - 1);
-  st->hset[i] = (int64_t)j + 1;
-}
-
 /* ---- unique keys ----
  * Firearms by serial, evidence by case number and item, scans by SHA-256: an ingest looks each
  * up, so a lookup must neither scan nor load the table (at 1,000,000 firearms that was 1.9 GB of
  * rows read, and scanned twice per item). Every segment holds /keys/<table>: (hash, id) of each
  * row of its table, sorted by hash; a writer reads them into one hash index (16 bytes a row),
  * then checks a hash's rows one by one. Keys never change once stored. A segment written before
- * the keys existed has none: the table is loaded and the index made from its rows. */
+ * the keys existed has none: the table is loaded and the index made from its rows. Hits are
+ * keyed by (run, query, candidate) with the same index, in memory only (a batch loads them). */
 
 /* The key of a row of table k in buf; 0 when the table has none. */
 static int row_key(int k, const char *row, char *buf, size_t n)
@@ -544,11 +489,15 @@ static int row_key(int k, const char *row, char *buf, size_t n)
     snprintf(buf, n, "%s\x1f%s", ((const bf_evidence *)row)->case_no, ((const bf_evidence *)row)->item);
   else if (k == TB_SC)
     snprintf(buf, n, "%s", ((const bf_scan_rec *)row)->sha256);
+  else if (k == TB_HI)
+    snprintf(buf, n, "%lld %lld %lld", (long long)((const bf_hit *)row)->run,
+             (long long)((const bf_hit *)row)->query, (long long)((const bf_hit *)row)->candidate);
   else
     return 0;
   return 1;
 }
 
+/* Tables whose segments hold key lists (/keys/<table>). */
 static int keyed(int k) { return k == TB_FA || k == TB_EV || k == TB_SC; }
 
 static uint64_t key_hash(const char *key)
@@ -601,6 +550,19 @@ static int ks_add(tab *tb, uint64_t h, int64_t id)
   }
   ks_slot(tb, h, id);
   return 0;
+}
+
+/* Forgets table k's key index (made again on the next lookup). */
+static void ks_clear(tab *tb)
+{
+  free(tb->ks);
+  free(tb->kh);
+  free(tb->ksbig);
+  tb->ks = NULL;
+  tb->kh = NULL;
+  tb->ksbig = NULL;
+  tb->kscap = tb->ksn = 0;
+  tb->nksbig = tb->ksearches = 0;
 }
 
 /* ---- files: paths, sync, lock ---- */
@@ -990,9 +952,7 @@ static void tab_free(tab *tb)
   free(tb->dl);
   free(tb->tx_chg);
   free(tb->tx_new);
-  free(tb->ks);
-  free(tb->kh);
-  free(tb->ksbig);
+  ks_clear(tb);
   const tbl *t = tb->t;
   memset(tb, 0, sizeof *tb);
   tb->t = t;
@@ -1047,8 +1007,6 @@ static int load_tab(bf_store *st, int k)
       rc = tab_merge(tb, rows, n, i, where);
     free(rows);
   }
-  if (!rc && k == TB_HI)
-    rc = hset_build(st, NHI(st));
   if (rc) {
     tb->n = 0;
     note_load_error(st, rc);
@@ -1250,6 +1208,19 @@ static int lazy_ready(bf_store *st, int k)
   return tb->loaded || tb->lz_state > 0 ? 0 : ensure(st, 1 << k);
 }
 
+/* The transaction's changed version of row id of a table that is not loaded, or NULL. */
+static char *chg_find(const tab *tb, int64_t id)
+{
+  size_t rs = tb->t->rowsize;
+  for (size_t i = 0; i < tb->n_chg; i++) {
+    int64_t cid;
+    memcpy(&cid, tb->tx_chg + i * rs, sizeof cid);
+    if (cid == id)
+      return tb->tx_chg + i * rs;
+  }
+  return NULL;
+}
+
 static int tab_row(const bf_store *cst, int k, int64_t id, const char **out)
 {
   bf_store *st = (bf_store *)cst;
@@ -1264,14 +1235,8 @@ static int tab_row(const bf_store *cst, int k, int64_t id, const char **out)
       *out = tb->rows + (size_t)(id - 1) * rs;
     return 0;
   }
-  for (size_t i = tb->n_chg; i-- > 0;) { /* the transaction's own versions first */
-    int64_t cid;
-    memcpy(&cid, tb->tx_chg + i * rs, sizeof cid);
-    if (cid == id) {
-      *out = tb->tx_chg + i * rs;
-      return 0;
-    }
-  }
+  if ((*out = chg_find(tb, id))) /* the transaction's own versions first */
+    return 0;
   if (id > tb->lz_max && (size_t)(id - tb->lz_max) <= tb->n_new) {
     *out = tb->tx_new + (size_t)(id - tb->lz_max - 1) * rs;
     return 0;
@@ -1413,10 +1378,7 @@ static int ks_ensure(bf_store *st, int k)
     return 0;
   char kp[64];
   keys_path(k, kp, sizeof kp);
-  free(tb->ksbig);
-  tb->ksbig = NULL;
-  tb->nksbig = 0;
-  tb->ksearches = 0;
+  all = keyed(k);
   for (int i = 0; i < st->nseg && !tb->loaded && all && !rc; i++) {
     hid_t ds;
     if (H5Lexists(st->segs[i].f, "/keys", H5P_DEFAULT) <= 0 || H5Lexists(st->segs[i].f, kp, H5P_DEFAULT) <= 0) {
@@ -1441,14 +1403,7 @@ static int ks_ensure(bf_store *st, int k)
     for (size_t j = 0; j < tb->n_new && !rc; j++)
       rc = ks_add(tb, row_hash(k, tb->tx_new + j * tb->t->rowsize), tb->lz_max + (int64_t)j + 1);
   if (!rc && (tb->loaded || !all)) {
-    free(tb->ksbig);
-    tb->ksbig = NULL;
-    tb->nksbig = 0;
-    free(tb->ks);
-    free(tb->kh);
-    tb->ks = NULL;
-    tb->kh = NULL;
-    tb->kscap = tb->ksn = 0;
+    ks_clear(tb);
     rc = ensure(st, 1 << k);
     for (size_t j = 0; j < tb->n && !rc; j++)
       rc = ks_add(tb, row_hash(k, tb->rows + j * tb->t->rowsize), (int64_t)j + 1);
@@ -1461,11 +1416,7 @@ static int ks_ensure(bf_store *st, int k)
       rc = bf_error_set(BF_ENOMEM, "out of memory for the %s key index", tb->t->path);
   }
   if (rc) {
-    free(tb->ks);
-    free(tb->kh);
-    tb->ks = NULL;
-    tb->kh = NULL;
-    tb->kscap = tb->ksn = 0;
+    ks_clear(tb);
     note_load_error(st, rc);
   }
   return rc;
@@ -1481,27 +1432,33 @@ static void cand_add(int64_t *cand, int *nc, int64_t id)
     cand[(*nc)++] = id;
 }
 
+/* Row `at` of an open key list. */
+static int key_at(hid_t ds, hid_t fs, hid_t ms, hid_t mt, int64_t at, keyrow *r)
+{
+  hsize_t one = 1, first = (hsize_t)at;
+  return H5Sselect_hyperslab(fs, H5S_SELECT_SET, &first, NULL, &one, NULL) < 0 ||
+                 H5Dread(ds, mt, ms, fs, H5P_DEFAULT, r) < 0
+             ? BF_ECHECKSUM
+             : 0;
+}
+
 /* Binary search of segment si's sorted key list for hash h: ~log2(n) one-row reads, each one
  * chunk (the chunk cache of the open dataset keeps the last ones). */
 static int keys_search(bf_store *st, int k, int si, uint64_t h, int64_t *cand, int *nc)
 {
   char kp[64];
   keys_path(k, kp, sizeof kp);
-  hid_t ds = H5Dopen2(st->segs[si].f, kp, H5P_DEFAULT), fs = -1, ms = -1, mt = -1;
+  hid_t ds = H5Dopen2(st->segs[si].f, kp, H5P_DEFAULT);
   if (ds < 0)
     return bf_error_set(BF_ECHECKSUM, "%s: segment %s: %s cannot be opened", st->path, st->segs[si].name, kp);
   int64_t n = ds_len(ds), lo = 0, hi = n;
-  int rc = 0;
-  fs = H5Dget_space(ds);
   hsize_t one = 1;
-  ms = H5Screate_simple(1, &one, NULL);
-  mt = tbl_memtype(&T_KEYS);
+  hid_t fs = H5Dget_space(ds), ms = H5Screate_simple(1, &one, NULL), mt = tbl_memtype(&T_KEYS);
   keyrow r;
-  /* reads row at into r; 0 or an error */
-#define KEY_AT(at)                                                                                    (H5Sselect_hyperslab(fs, H5S_SELECT_SET, &(hsize_t){(hsize_t)(at)}, NULL, &one, NULL) < 0 ||                 H5Dread(ds, mt, ms, fs, H5P_DEFAULT, &r) < 0                                                    ? bf_error_set(BF_ECHECKSUM, "%s: segment %s: cannot read %s (checksum or storage error)", st->path,                       st->segs[si].name, kp)                                                               : 0)
+  int rc = 0;
   while (lo < hi && !rc) { /* first row with hash >= h (unsigned order, as written) */
     int64_t m = lo + (hi - lo) / 2;
-    if (!(rc = KEY_AT(m))) {
+    if (!(rc = key_at(ds, fs, ms, mt, m, &r))) {
       if ((uint64_t)r.hash < h)
         lo = m + 1;
       else
@@ -1509,16 +1466,17 @@ static int keys_search(bf_store *st, int k, int si, uint64_t h, int64_t *cand, i
     }
   }
   for (int64_t at = lo; at < n && !rc; at++) {
-    if ((rc = KEY_AT(at)) || (uint64_t)r.hash != h)
+    if ((rc = key_at(ds, fs, ms, mt, at, &r)) || (uint64_t)r.hash != h)
       break;
     cand_add(cand, nc, r.id);
   }
-#undef KEY_AT
   H5Tclose(mt);
   H5Sclose(ms);
   H5Sclose(fs);
   H5Dclose(ds);
-  return rc;
+  return rc ? bf_error_set(rc, "%s: segment %s: cannot read %s (checksum or storage error)", st->path,
+                           st->segs[si].name, kp)
+            : 0;
 }
 
 /* The lowest id of table k whose row has this key (0: none); 0 or a read error. */
@@ -1578,13 +1536,10 @@ static int tab_change(bf_store *st, int k, const void *row)
     memcpy(tb->tx_new + (size_t)(id - tb->lz_max - 1) * rs, row, rs);
     return 0;
   }
-  for (size_t i = 0; i < tb->n_chg; i++) {
-    int64_t cid;
-    memcpy(&cid, tb->tx_chg + i * rs, sizeof cid);
-    if (cid == id) {
-      memcpy(tb->tx_chg + i * rs, row, rs);
-      return 0;
-    }
+  char *c = chg_find(tb, id);
+  if (c) {
+    memcpy(c, row, rs);
+    return 0;
   }
   int rc = grow((void **)&tb->tx_chg, &tb->c_chg, tb->n_chg + 1, rs);
   if (!rc)
@@ -1619,9 +1574,6 @@ static void drop_caches(bf_store *st)
   memset(st->kinds, 0, sizeof st->kinds);
   st->nkinds = 0;
   st->nabsent = 0;
-  free(st->hset);
-  st->hset = NULL;
-  st->hcap = 0;
   for (int k = 0; k < NTB; k++) {
     tab_free(&st->tb[k]);
     st->tb[k].t = TBL[k];
@@ -3079,7 +3031,7 @@ int bf_store_add_hits(bf_store *st, const bf_hit *hits, size_t n, size_t *added)
   n0 = NHI(st);
   if (!n)
     return 0;
-  if ((rc = tab_grow(&st->tb[TB_HI], NHI(st) + n)) || (rc = hset_build(st, NHI(st) + n)))
+  if ((rc = tab_grow(&st->tb[TB_HI], NHI(st) + n)) || (rc = ks_ensure(st, TB_HI)))
     return rc;
   char now[32];
   bf_store_now(now);
@@ -3089,15 +3041,19 @@ int bf_store_add_hits(bf_store *st, const bf_hit *hits, size_t n, size_t *added)
                         (long long)hits[i].query, (long long)hits[i].candidate);
       goto done;
     }
-    if (hset_find(st, &hits[i]) >= 0)
+    char key[80];
+    int64_t old = 0;
+    row_key(TB_HI, (const char *)&hits[i], key, sizeof key);
+    if ((rc = ks_find(st, TB_HI, key, &old)))
+      goto done;
+    if (old)
       continue; /* already stored (e.g. a resumed batch): never twice */
     bf_hit h = hits[i];
     h.id = (int64_t)NHI(st) + 1;
     if (!h.time[0])
       scopy(h.time, sizeof h.time, now);
-    if ((rc = tab_push(st, TB_HI, &h)))
+    if ((rc = tab_push(st, TB_HI, &h))) /* and into the key index */
       goto done;
-    hset_add(st, NHI(st) - 1);
     nf++;
   }
   if (nf && (rc = bf_store_audit(st, "hits add", "%zu hit(s) of run %lld added (%zu already stored)", nf,
@@ -3108,10 +3064,7 @@ int bf_store_add_hits(bf_store *st, const bf_hit *hits, size_t n, size_t *added)
 done:
   if (rc) { /* forget the in-memory rows; the transaction will be aborted */
     st->tb[TB_HI].n = n0;
-    free(st->hset);
-    st->hset = NULL;
-    st->hcap = 0;
-    hset_build(st, NHI(st));
+    ks_clear(&st->tb[TB_HI]);
   }
   return rc;
 }
