@@ -105,6 +105,15 @@ static void asym_reverse(double sub[4])
   sub[1] = t;
 }
 
+/* cmp with the comparison that declares itself symmetric but is not exactly (asym_cmp). */
+static bf_search_cmp asym_of(const bf_search_cmp *cmp)
+{
+  bf_search_cmp ac = *cmp;
+  ac.compare = asym_cmp;
+  ac.reverse = asym_reverse;
+  return ac;
+}
+
 static uint32_t rng = 99;
 static double urand(void)
 {
@@ -536,9 +545,7 @@ int main(void)
    * are compared smaller id first whichever is the query, so a pair scores alike from both
    * sides (the batch's same answer on any number of ranks rests on this) */
   {
-    bf_search_cmp ac = cmp;
-    ac.compare = asym_cmp;
-    ac.reverse = asym_reverse;
+    bf_search_cmp ac = asym_of(&cmp);
     bf_search_query aq[2];
     bf_feature *af[2] = {0};
     mate_queries(&m, ngroups, aq, af);
@@ -565,9 +572,7 @@ int main(void)
    * pairs they need are merged, each computes half, both record every score and finish: the
    * one-process answer, and each pair computed once between them */
   {
-    bf_search_cmp ac = cmp;
-    ac.compare = asym_cmp;
-    ac.reverse = asym_reverse;
+    bf_search_cmp ac = asym_of(&cmp);
     bf_search_query aq[2];
     bf_feature *af[2] = {0};
     mate_queries(&m, ngroups, aq, af);
