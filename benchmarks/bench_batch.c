@@ -189,6 +189,8 @@ int main(int argc, char **argv)
            label[k], s[k].searched,
            s[k].seconds, s[k].searched / s[k].seconds, s[k].screen_pairs, s[k].full_pairs,
            s[k].full_reused, s[k].preps_made, s[k].preps_cached, nh[k], cpu[k]);
+    printf("        stages (wall s): read %.2f, prefilter %.2f, screen %.2f, full %.2f\n",
+           s[k].t_read, s[k].t_prefilter, s[k].t_screen, s[k].t_full);
   }
   int same = nh[0] == nh[1];
   for (size_t i = 0; same && i < nh[0]; i++)

@@ -77,6 +77,8 @@ static void add_search_stats(bf_batch_stats *s, const bf_search_stats *ss, const
   s->full_pairs += ss->full_pairs, s->full_reused += ss->full_reused;
   s->full_failed += ss->full_failed + ss->screen_failed;
   s->preps_made += ss->preps_made, s->preps_cached += ss->preps_cached;
+  s->t_read += ss->t_read, s->t_prefilter += ss->t_prefilter;
+  s->t_screen += ss->t_screen, s->t_full += ss->t_full;
   if (ss->full_failed || ss->screen_failed)
     note(o, 0, "a candidate comparison failed (left unscored): %s", ss->failure);
 }

@@ -1151,7 +1151,8 @@ static int coarsen(bf_feature **out, const bf_feature *f)
  * correlation) of the two surfaces block-averaged to BF_SEARCH_SCREEN_UM, standardised (missing =
  * 0), over rotations of the full circle and translations up to BF_SEARCH_SCREEN_SHIFT_UM. The
  * query's rotated copies (every theta_step of BF_CMC_OPTS_INIT) and their FFTs are made once per
- * query; a pair costs one forward FFT and one inverse FFT per rotation tried. Rotations tried:
+ * query; a pair costs one forward FFT and one inverse FFT per rotation tried (only the rows of
+ * the shifts searched are transformed back: bf_fft_band_inverse). Rotations tried:
  * +-SCR_WINDOW around the pair's rotation estimate s and s + 180 (the prefilter's method on the
  * screen's own spectra: the log |FFT| of both sampled on rings, the best angle shift of the
  * ring-summed circular correlation; |FFT| of a real image repeats every 180°), plus every
@@ -1163,6 +1164,7 @@ static int coarsen(bf_feature **out, const bf_feature *f)
 typedef struct ccf_state {
   int P, S, nrot;
   const bf_fft_plan *plan;
+  const bf_fft_band *band; /* the inverse on the shifts' rows only (NULL: 2S + 1 > P) */
   double theta0, dtheta;
   fftwf_complex *A; /* nrot x P x (P/2+1) */
   double *ea;       /* energy of each rotated query */
@@ -1253,6 +1255,17 @@ static void place(float *buf, int P, int lim, const bf_feature *g)
     memcpy(buf + (size_t)(oy + y) * P + ox, g->z + (size_t)(sy + y) * g->nx + sx, sizeof(float) * wx);
 }
 
+/* F = A conj(B) (the spectrum of the correlation sum a(x + s) b(x)), vectorised */
+static void cross_spectrum(fftwf_complex *restrict F, const fftwf_complex *restrict A,
+                           const fftwf_complex *restrict B, size_t n)
+{
+#pragma omp simd
+  for (size_t i = 0; i < n; i++) {
+    F[i][0] = A[i][0] * B[i][0] + A[i][1] * B[i][1];
+    F[i][1] = A[i][1] * B[i][0] - A[i][0] * B[i][1];
+  }
+}
+
 static void screen_free_cartridge(void *ctx, void *state)
 {
   (void)ctx;
@@ -1292,7 +1305,7 @@ static int screen_prep_cartridge(void *ctx, void **state, bf_feature *const *q, 
   c->dtheta = 360.0 / c->nrot; /* the circle in equal steps */
   c->theta0 = 0;
   int P = c->P, H = P / 2 + 1;
-  if (!(c->plan = bf_fft_plan_get(P, P))) {
+  if (!(c->plan = bf_fft_plan_get(P, P)) || (2 * c->S + 1 <= P && !(c->band = bf_fft_band_get(P, c->S)))) {
     ret = BF_ENOMEM;
     goto done;
   }
@@ -1341,7 +1354,7 @@ static int screen_cartridge(void *ctx, void *qs, bf_feature *const *q, int nq,
   const ccf_state *st = qs;
   bf_feature *g = NULL;
   float *buf = NULL;
-  fftwf_complex *B = NULL, *F = NULL;
+  fftwf_complex *B = NULL, *F = NULL, *R = NULL;
   if (nc < 1 || !st)
     return bf_error_set(BF_EINVAL, "search: a cartridge case without a feature");
   int ret = coarsen(&g, c[0]);
@@ -1351,7 +1364,9 @@ static int screen_cartridge(void *ctx, void *qs, bf_feature *const *q, int nq,
   buf = fftwf_malloc(sizeof(float) * P * P);
   B = fftwf_malloc(sizeof(fftwf_complex) * P * H);
   F = fftwf_malloc(sizeof(fftwf_complex) * P * H);
-  if (!buf || !B || !F) {
+  if (st->band)
+    R = fftwf_malloc(sizeof(fftwf_complex) * (2 * S + 1) * H);
+  if (!buf || !B || !F || (st->band && !R)) {
     ret = bf_error_set(BF_ENOMEM, "search: out of memory");
     goto done;
   }
@@ -1375,16 +1390,17 @@ static int screen_cartridge(void *ctx, void *qs, bf_feature *const *q, int nq,
       off = 180 - off;
     if (off > SCR_WINDOW && (coarse < 1 || r % coarse))
       continue;
-    const fftwf_complex *A = st->A + (size_t)r * P * H;
-    for (size_t i = 0; i < (size_t)P * H; i++) { /* A . conj(B): corr(s) = sum a(x+s) b(x) */
-      F[i][0] = A[i][0] * B[i][0] + A[i][1] * B[i][1];
-      F[i][1] = A[i][1] * B[i][0] - A[i][0] * B[i][1];
-    }
-    fftwf_execute_dft_c2r(st->plan->c2r, F, buf);
+    cross_spectrum(F, st->A + (size_t)r * P * H, B, (size_t)P * H);
+    /* the correlation at shifts up to S (< P): buf row sy + S (band) or sy mod P (full) */
+    if (st->band)
+      bf_fft_band_inverse(st->band, F, R, buf);
+    else
+      fftwf_execute_dft_c2r(st->plan->c2r, F, buf);
     double norm = st->ea[r] * eb > 0 ? 1.0 / ((double)P * P * sqrt(st->ea[r] * eb)) : 0;
     for (int sy = -S; sy <= S; sy++)
       for (int sx = -S; sx <= S; sx++) {
-        double v = buf[(size_t)((sy + P) % P) * P + (sx + P) % P] * norm;
+        size_t row = st->band ? (size_t)(sy + S) : (size_t)(sy < 0 ? sy + P : sy);
+        double v = buf[row * P + (sx < 0 ? sx + P : sx)] * norm;
         if (v > best) {
           best = v;
           bth = th > 180 ? th - 360 : th;
@@ -1402,6 +1418,7 @@ done:
   fftwf_free(buf);
   fftwf_free(B);
   fftwf_free(F);
+  fftwf_free(R);
   bf_feature_free(g);
   return ret;
 }

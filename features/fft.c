@@ -28,6 +28,8 @@ typedef struct {
 static pthread_mutex_t planner = PTHREAD_MUTEX_INITIALIZER;
 static entry *cache[BF_FFT_MAX_PLANS];
 static int ncache;
+static bf_fft_band *bands[BF_FFT_MAX_PLANS];
+static int nbands;
 static int wisdom_new; /* a plan was measured without wisdom: worth writing back */
 
 void bf_fft_lock(void)
@@ -151,6 +153,74 @@ const bf_fft_plan *bf_fft_plan_estimate(int n0, int n1)
   return plan_get(n0, n1, 0);
 }
 
+/* The band plans at the flags of plan_new (with the lock held); the arrays only for planning. */
+static int band_make(bf_fft_band *b, unsigned flags)
+{
+  int n = b->n, h = n / 2 + 1, r = 2 * b->s + 1;
+  fftwf_complex *c = fftwf_alloc_complex((size_t)n * h), *rb = fftwf_alloc_complex((size_t)r * h);
+  float *o = fftwf_alloc_real((size_t)r * n);
+  if (c && rb && o) {
+    b->cols = fftwf_plan_many_dft(1, &n, h, c, NULL, h, 1, c, NULL, h, 1, FFTW_BACKWARD, flags);
+    b->rows = fftwf_plan_many_dft_c2r(1, &n, r, rb, NULL, 1, h, o, NULL, 1, n, flags);
+  }
+  if (!b->cols || !b->rows) {
+    destroy(b->cols);
+    destroy(b->rows);
+    b->cols = b->rows = NULL;
+  }
+  fftwf_free(c);
+  fftwf_free(rb);
+  fftwf_free(o);
+  return b->cols ? 0 : -1;
+}
+
+const bf_fft_band *bf_fft_band_get(int n, int s)
+{
+  bf_fft_band *b = NULL;
+  int full = 0;
+  if (n < 2 || s < 0 || 2 * s + 1 > n || (size_t)n * n > ((size_t)1 << 31)) {
+    bf_error_set(BF_EINVAL, "FFT band of rows +-%d of %d x %d out of range", s, n, n);
+    return NULL;
+  }
+  bf_fft_lock();
+  for (int i = 0; i < nbands && !b; i++)
+    if (bands[i]->n == n && bands[i]->s == s)
+      b = bands[i];
+  if (!b && nbands < BF_FFT_MAX_PLANS && (b = bf_calloc(1, sizeof *b))) {
+    b->n = n;
+    b->s = s;
+    int ok;
+    if (getenv("BF_FFTW_ESTIMATE"))
+      ok = !band_make(b, FFTW_ESTIMATE);
+    else if (!(ok = !band_make(b, FFTW_MEASURE | FFTW_WISDOM_ONLY)) &&
+             (ok = !band_make(b, FFTW_MEASURE)))
+      wisdom_new = 1;
+    if (ok)
+      bands[nbands++] = b;
+    else {
+      bf_free(b);
+      b = NULL;
+    }
+  } else if (!b)
+    full = nbands >= BF_FFT_MAX_PLANS;
+  bf_fft_unlock();
+  if (!b)
+    bf_error_set(full ? BF_ELIMIT : BF_ENOMEM, "no FFT band plan for rows +-%d of %d x %d%s", s,
+                 n, n, full ? " (plan cache full)" : "");
+  return b;
+}
+
+void bf_fft_band_inverse(const bf_fft_band *b, fftwf_complex *F, fftwf_complex *rowbuf, float *out)
+{
+  int n = b->n, s = b->s;
+  size_t h = (size_t)n / 2 + 1;
+  fftwf_execute_dft(b->cols, F, F);
+  /* rows -s..-1 are the last s rows, then rows 0..s */
+  memcpy(rowbuf, F + (size_t)(n - s) * h, (size_t)s * h * sizeof *F);
+  memcpy(rowbuf + (size_t)s * h, F, (size_t)(s + 1) * h * sizeof *F);
+  fftwf_execute_dft_c2r(b->rows, rowbuf, out);
+}
+
 void bf_fft_cleanup(void)
 {
   bf_fft_lock();
@@ -160,6 +230,12 @@ void bf_fft_cleanup(void)
     bf_free(cache[i]);
   }
   ncache = 0;
+  for (int i = 0; i < nbands; i++) {
+    destroy(bands[i]->cols);
+    destroy(bands[i]->rows);
+    bf_free(bands[i]);
+  }
+  nbands = 0;
   bf_fft_unlock();
 }
 

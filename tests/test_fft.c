@@ -1,6 +1,6 @@
 /* The FFT ground floor: one plan cache (one plan per size, from any thread), the one size rule,
  * the wisdom file (saved atomically, private; a corrupt, foreign or planted file ignored with a
- * note) and order statistics by selection. */
+ * note), the band inverse (the rows of small shifts only) and order statistics by selection. */
 #include "bf_test.h"
 #include "bf_error.h"
 #include "bf_fft.h"
@@ -168,12 +168,52 @@ static void test_select(void)
   CHECK(bf_select_double(d, 5, 2) == 3 && bf_select_double(d, 2, 0) == 1);
 }
 
+/* The band inverse gives the full inverse's values on rows -s..s (random spectrum of a real
+ * image), from any thread; a band wider than the transform is refused. */
+static void test_band(void)
+{
+  const int n = 60, s = 7, h = n / 2 + 1;
+  const bf_fft_band *b = bf_fft_band_get(n, s);
+  CHECK(b && b == bf_fft_band_get(n, s) && b->n == n && b->s == s);
+  CHECK(!bf_fft_band_get(10, 5) && !bf_fft_band_get(10, -1));
+  const bf_fft_plan *p = bf_fft_plan_get(n, n);
+  float *img = fftwf_alloc_real((size_t)n * n), *full = fftwf_alloc_real((size_t)n * n);
+  float *band = fftwf_alloc_real((size_t)(2 * s + 1) * n);
+  fftwf_complex *F = fftwf_alloc_complex((size_t)n * h), *G = fftwf_alloc_complex((size_t)n * h);
+  fftwf_complex *rb = fftwf_alloc_complex((size_t)(2 * s + 1) * h);
+  unsigned u = 7;
+  for (int i = 0; i < n * n; i++) {
+    u = u * 1103515245u + 12345u;
+    img[i] = (float)(u >> 8) / 16777216.0f - 0.5f;
+  }
+  fftwf_execute_dft_r2c(p->r2c, img, F);
+  memcpy(G, F, sizeof(fftwf_complex) * n * h);
+  fftwf_execute_dft_c2r(p->c2r, G, full);
+  bf_fft_band_inverse(b, F, rb, band);
+  double worst = 0;
+  for (int y = -s; y <= s; y++)
+    for (int x = 0; x < n; x++) {
+      double d = fabs(band[(size_t)(y + s) * n + x] - full[(size_t)((y + n) % n) * n + x]);
+      worst = d > worst ? d : worst;
+    }
+  /* both are n*n times the image (the round trip), so compare at that scale */
+  CHECK(worst < 1e-4 * n * n);
+  CHECK(fabs(band[(size_t)s * n + 3] / (n * n) - img[3]) < 1e-4);
+  fftwf_free(img);
+  fftwf_free(full);
+  fftwf_free(band);
+  fftwf_free(F);
+  fftwf_free(G);
+  fftwf_free(rb);
+}
+
 int main(void)
 {
   setenv("BF_FFTW_WISDOM", "off", 1);
   test_sizes();
   test_select();
   test_cache();
+  test_band();
   test_wisdom();
   bf_fft_cleanup();
   return bf_t_done();
