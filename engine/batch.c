@@ -480,6 +480,7 @@ int bf_batch_run(bf_store *st, const bf_batch_options *o, bf_batch_stats *stats)
   int ret = check_opts(o);
   if (ret)
     return ret;
+  int omp_prev = bf_search_threads_begin(o->threads);
   if ((ret = runner_init(&r, st, o)) || (ret = index_missing(st, r.pf, stats)) ||
       (ret = plan(st, o, stats, &pq, &npend)))
     goto done;
@@ -507,6 +508,7 @@ done:
   bf_free(ok);
   bf_free(pq);
   runner_free(&r);
+  bf_search_threads_end(omp_prev);
   return ret;
 }
 

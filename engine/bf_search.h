@@ -124,6 +124,13 @@ typedef struct bf_search_opts {
 #define BF_SEARCH_KEEP_BULLET 50
 /* The default keep for n candidates of a kind (the one rule for bfm match and bfm batch). */
 int bf_search_keep(int kind, size_t n);
+/* A use case's thread limit (batch, match: their `threads` option) over everything it runs,
+ * the comparisons' own parallel loops included: a loop nested in a one-thread region is not
+ * nested in an active one, so it would otherwise start the OpenMP default (`--threads 1` ran
+ * the CMC on every core). threads > 0 sets the calling thread's OpenMP default until
+ * bf_search_threads_end(the returned value) restores it; 0 leaves it. */
+int bf_search_threads_begin(int threads);
+void bf_search_threads_end(int prev);
 /* Defaults measured with bench_search --screen 200 --full 20 (40 Fadul scans among 10,000
  * synthetic cases): the prefilter's top 200 holds every mate (top 20: 95 %), the screen's top 20
  * keeps every one, and the CMC puts all 126 mate pairs in the top 10. */

@@ -132,8 +132,10 @@ int bf_query_item(bf_query_result *out, bf_store *st, int64_t item, const bf_que
   out->item = item;
   out->kind = it->kind;
   snprintf(out->calibre, sizeof out->calibre, "%s", o.calibre ? o.calibre : it->calibre);
+  int omp_prev = bf_search_threads_begin(o.threads);
   if (!(rc = bf_prefilter_new(&pf, NULL)) && !(rc = bf_search_store_item(st, pf, item, &feat, &nfeat, &desc)))
     rc = run(out, st, pf, feat, nfeat, desc, &o);
+  bf_search_threads_end(omp_prev);
   bf_search_free_features(feat, nfeat);
   bf_feature_free(desc);
   bf_prefilter_free(pf);
@@ -149,6 +151,7 @@ int bf_query_scans(bf_query_result *out, bf_store *st, const bf_scanset *scans, 
   bf_feature **feat = NULL, *desc = NULL;
   int nfeat = 0, rc = 0, kind = o.kind;
   memset(out, 0, sizeof *out);
+  int omp_prev = bf_search_threads_begin(o.threads);
   if ((rc = check_opts(&o)) || (rc = bf_query_extract(&feat, &nfeat, &kind, scans)))
     goto done;
   out->kind = kind;
@@ -161,6 +164,7 @@ int bf_query_scans(bf_query_result *out, bf_store *st, const bf_scanset *scans, 
   }
   rc = run(out, st, pf, feat, nfeat, desc, &o);
 done:
+  bf_search_threads_end(omp_prev);
   bf_search_free_features(feat, nfeat);
   bf_feature_free(desc);
   bf_prefilter_free(pf);

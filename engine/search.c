@@ -1535,6 +1535,19 @@ static int screen_reduce_cartridge(void *ctx, bf_feature *const *c, int nc, bf_f
   return 0;
 }
 
+int bf_search_threads_begin(int threads)
+{
+  int prev = omp_get_max_threads();
+  if (threads > 0)
+    omp_set_num_threads(threads);
+  return prev;
+}
+
+void bf_search_threads_end(int prev)
+{
+  omp_set_num_threads(prev);
+}
+
 int bf_search_keep(int kind, size_t n)
 {
   if (kind == BF_KIND_BULLET)

@@ -22,6 +22,7 @@
 #include "bf_x3p.h"
 
 #include <hdf5.h>
+#include <omp.h>
 #include <signal.h>
 #include <stdint.h>
 #include <sys/wait.h>
@@ -175,7 +176,7 @@ static void lib_hit_rule(void)
 }
 
 typedef struct prog {
-  int calls, bad;
+  int calls, bad, omp_max; /* omp_max: the most OpenMP threads a region would start, seen here */
   size_t last, pending;
 } prog;
 
@@ -186,6 +187,8 @@ static void on_prog(void *ctx, const bf_batch_stats *s)
     p->bad++;
   p->last = s->searched;
   p->pending = s->pending;
+  if (omp_get_max_threads() > p->omp_max)
+    p->omp_max = omp_get_max_threads();
 }
 
 /* run ids, --limit and resuming: two partial runs then the rest give the uninterrupted hits */
@@ -197,12 +200,19 @@ static void lib_resume_and_progress(void)
   bf_batch_options o = lib_opts();
   o.group = 2;
   o.limit = 3;
-  prog p = {0, 0, 0, 0};
+  o.threads = 1; /* the whole run on one thread (the CMC's own loops too), then the default again */
+  prog p = {0, 0, 0, 0, 0};
   o.progress = on_prog;
   o.progress_ctx = &p;
   bf_batch_stats s;
+  int omp_default = omp_get_max_threads();
+  omp_set_num_threads(3);
   CHECK(run_lib(a, &o, &s) == 0 && s.run == 1 && s.searched == 3 && s.pending == 3);
   CHECK(p.calls == 3 && p.bad == 0 && p.last == 3); /* planning + 2 groups (2 + 1) */
+  CHECKF(p.omp_max == 1 && omp_get_max_threads() == 3, "threads %d during, %d after", p.omp_max,
+         omp_get_max_threads());
+  omp_set_num_threads(omp_default);
+  o.threads = 2;
   CHECK(run_lib(a, &o, &s) == 0 && s.run == 2 && s.searched == 3 && s.searched_before == 3);
   o.limit = -1;
   CHECK(run_lib(a, &o, &s) == 0 && s.run == 3 && s.searched == 3 * NF - 6);
