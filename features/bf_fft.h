@@ -33,8 +33,8 @@ const bf_fft_plan *bf_fft_plan_estimate(int n0, int n1);
 /* The inverse of an n x n real 2D transform evaluated on the rows -s..s only, for a correlation
  * whose peak is sought within s points of zero shift (the search's screen): the backward
  * transform along the columns of all n/2+1 columns (in place), then the row transforms of only
- * the 2s+1 rows wanted instead of all n (1.5-2.3x faster than the full c2r at n = 96-240, s =
- * 20; the values are the full transform's). Requires 2s + 1 <= n. Cached and measured like
+ * the 2s+1 rows wanted instead of all n (1.3-2.0x faster than the full c2r at n = 96-240, s =
+ * 20: bench_kernels; the values are the full transform's). Requires 2s + 1 <= n. Cached and measured like
  * bf_fft_plan_get; thread-safe; never free the result. */
 typedef struct bf_fft_band {
   int n, s;
