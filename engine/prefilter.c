@@ -358,8 +358,11 @@ static void ring_sum(fftwf_complex *acc, const float *a, const float *b, int nr,
       im[h] += ar * bi - ai * br;
     }
   }
-  for (int h = 0; h < nh; h++)
-    acc[h] = CMPLXF(re[h], im[h]);
+  for (int h = 0; h < nh; h++) { /* a complex is laid out as its two parts (C11 6.2.5) */
+    float *c = (float *)&acc[h];
+    c[0] = re[h];
+    c[1] = im[h];
+  }
 }
 
 static double score_cartridge(const bf_prefilter *pf, const float *a, const float *b, double *shift)
