@@ -75,8 +75,8 @@ typedef struct bf_batch_stats {
   size_t new_hits;        /* hits committed by this run */
   double seconds;         /* wall time of the search (after indexing) */
   size_t preps_made, preps_cached; /* CMC preps made / taken from the run cache */
-  /* seconds by search stage, summed over this process's searches (single process only; an MPI
-   * run leaves them 0): descriptor reads, prefilter, screen, full comparison */
+  /* seconds by search stage, summed over the searches (an MPI run: over every rank, so
+   * rank-seconds): descriptor reads, prefilter, screen, full comparison */
   double t_read, t_prefilter, t_screen, t_full;
 } bf_batch_stats;
 

@@ -33,14 +33,20 @@ static int sh(const char *fmt, const char *a, const char *b)
 #ifdef BF_MPIEXEC
 /* runs a batch command; *full and *reused: the full comparisons it reports computed and reused
  * (summed over ranks by rank 0). Returns the exit status. */
+static double t_full_seen; /* the last run's full-comparison seconds (-1: no stage line) */
+
 static int run_counts(const char *cmd, long *full, long *reused)
 {
   char line[2048];
   *full = *reused = -1;
+  t_full_seen = -1;
   FILE *p = popen(cmd, "r");
   if (!p)
     return -1;
   while (fgets(line, sizeof line, p)) {
+    const char *t = strstr(line, ", full comparison ");
+    if (strstr(line, "seconds by stage") && t)
+      t_full_seen = atof(t + strlen(", full comparison "));
     const char *f = strstr(line, " full comparisons (");
     const char *b = f;
     while (f && b > line && b[-1] >= '0' && b[-1] <= '9')
@@ -181,8 +187,11 @@ int main(void)
   long f1, r1, f2, r2;
   snprintf(cmd, sizeof cmd, "'%s' batch '%s' " ALL, BF_BFM_EXE, big);
   CHECKF(run_counts(cmd, &f1, &r1) == 0, "%s", cmd);
+  double t1 = t_full_seen;
   snprintf(cmd, sizeof cmd, "%s %s batch '%s' " ALL, mpirun_cmd(), BF_BFM_EXE, bigm);
   CHECKF(run_counts(cmd, &f2, &r2) == 0, "%s", cmd);
+  /* both report the seconds of their 105 CMCs by stage (2 ranks: summed over the ranks) */
+  CHECKF(t1 > 0 && t_full_seen > 0, "full-comparison seconds %g and %g", t1, t_full_seen);
   /* each pair computed once in the job: 105 pairs of 15 items, whichever rank asked */
   printf("15 cases, all pairs: full comparisons %ld + %ld reused (one process), %ld + %ld (2 ranks)\n",
          f1, r1, f2, r2);

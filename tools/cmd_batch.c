@@ -143,9 +143,10 @@ int bfm_cmd_batch(int argc, char **argv)
          s.pre_pairs, s.screen_pairs, s.full_pairs, s.full_reused,
          s.full_failed ? " (some failed)" : "", s.seconds,
          s.seconds > 0 ? s.searched / s.seconds : 0.0, s.new_hits);
-  if (s.t_prefilter + s.t_screen + s.t_full > 0) /* one process: where the time went */
-    printf("  seconds by stage: prefilter %.1f (reading descriptors %.1f), screen %.1f, full "
-           "comparison %.1f\n", s.t_prefilter + s.t_read, s.t_read, s.t_screen, s.t_full);
+  if (s.t_prefilter + s.t_screen + s.t_full > 0) /* where the time went (MPI: all ranks') */
+    printf("  seconds by stage%s: prefilter %.1f (reading descriptors %.1f), screen %.1f, full "
+           "comparison %.1f\n", mpi ? " (summed over the ranks)" : "", s.t_prefilter + s.t_read,
+           s.t_read, s.t_screen, s.t_full);
   if (s.full_failed)
     printf("  %zu full comparisons failed (kept unscored)\n", s.full_failed);
   if (s.failed_items)
