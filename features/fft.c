@@ -68,24 +68,48 @@ static void destroy(fftwf_plan p)
     fftwf_destroy_plan(p);
 }
 
-static void make_pair(bf_fft_plan *q, float *r, fftwf_complex *c, unsigned flags)
+/* The one planning policy of every cached plan (called with the lock held): estimated when
+ * measured = 0 or BF_FFTW_ESTIMATE is set; else measured plans come from wisdom when it has them,
+ * and a plan FFTW had to time marks the wisdom as worth saving. make(arg, flags) plans and
+ * returns 0, or leaves nothing planned and returns -1. */
+static int plan_with(int (*make)(void *arg, unsigned flags), void *arg, int measured)
 {
+  if (!measured || getenv("BF_FFTW_ESTIMATE"))
+    return make(arg, FFTW_ESTIMATE);
+  if (!make(arg, FFTW_MEASURE | FFTW_WISDOM_ONLY))
+    return 0;
+  int rc = make(arg, FFTW_MEASURE);
+  wisdom_new |= !rc;
+  return rc;
+}
+
+typedef struct pair_arg {
+  bf_fft_plan *q;
+  float *r;
+  fftwf_complex *c;
+} pair_arg;
+
+static int make_pair(void *arg, unsigned flags)
+{
+  pair_arg *a = arg;
+  bf_fft_plan *q = a->q;
   if (q->n0 == 1) {
-    q->r2c = fftwf_plan_dft_r2c_1d(q->n1, r, c, flags);
-    q->c2r = fftwf_plan_dft_c2r_1d(q->n1, c, r, flags);
+    q->r2c = fftwf_plan_dft_r2c_1d(q->n1, a->r, a->c, flags);
+    q->c2r = fftwf_plan_dft_c2r_1d(q->n1, a->c, a->r, flags);
   } else {
-    q->r2c = fftwf_plan_dft_r2c_2d(q->n0, q->n1, r, c, flags);
-    q->c2r = fftwf_plan_dft_c2r_2d(q->n0, q->n1, c, r, flags);
+    q->r2c = fftwf_plan_dft_r2c_2d(q->n0, q->n1, a->r, a->c, flags);
+    q->c2r = fftwf_plan_dft_c2r_2d(q->n0, q->n1, a->c, a->r, flags);
   }
   if (!q->r2c || !q->c2r) {
     destroy(q->r2c);
     destroy(q->c2r);
     q->r2c = q->c2r = NULL;
+    return -1;
   }
+  return 0;
 }
 
-/* Called with the lock held. Measured plans come from wisdom when it has them; a plan FFTW had
- * to time marks the wisdom as worth saving. */
+/* Called with the lock held. */
 static entry *plan_new(int n0, int n1, int measured)
 {
   size_t nr = (size_t)n0 * n1, nc = (size_t)n0 * (n1 / 2 + 1);
@@ -97,17 +121,7 @@ static entry *plan_new(int n0, int n1, int measured)
   e->p.n0 = n0;
   e->p.n1 = n1;
   e->measured = measured;
-  if (measured && getenv("BF_FFTW_ESTIMATE"))
-    make_pair(&e->p, r, c, FFTW_ESTIMATE);
-  else if (measured) {
-    make_pair(&e->p, r, c, FFTW_MEASURE | FFTW_WISDOM_ONLY);
-    if (!e->p.r2c) {
-      make_pair(&e->p, r, c, FFTW_MEASURE);
-      wisdom_new |= e->p.r2c != NULL;
-    }
-  } else
-    make_pair(&e->p, r, c, FFTW_ESTIMATE);
-  if (!e->p.r2c)
+  if (plan_with(make_pair, &(pair_arg){&e->p, r, c}, measured))
     goto fail;
   fftwf_free(r);
   fftwf_free(c);
@@ -153,9 +167,10 @@ const bf_fft_plan *bf_fft_plan_estimate(int n0, int n1)
   return plan_get(n0, n1, 0);
 }
 
-/* The band plans at the flags of plan_new (with the lock held); the arrays only for planning. */
-static int band_make(bf_fft_band *b, unsigned flags)
+/* The band plans (for plan_with; the arrays only for planning). */
+static int band_make(void *arg, unsigned flags)
 {
+  bf_fft_band *b = arg;
   int n = b->n, h = n / 2 + 1, r = 2 * b->s + 1;
   fftwf_complex *c = fftwf_alloc_complex((size_t)n * h), *rb = fftwf_alloc_complex((size_t)r * h);
   float *o = fftwf_alloc_real((size_t)r * n);
@@ -189,13 +204,7 @@ const bf_fft_band *bf_fft_band_get(int n, int s)
   if (!b && nbands < BF_FFT_MAX_PLANS && (b = bf_calloc(1, sizeof *b))) {
     b->n = n;
     b->s = s;
-    int ok;
-    if (getenv("BF_FFTW_ESTIMATE"))
-      ok = !band_make(b, FFTW_ESTIMATE);
-    else if (!(ok = !band_make(b, FFTW_MEASURE | FFTW_WISDOM_ONLY)) &&
-             (ok = !band_make(b, FFTW_MEASURE)))
-      wisdom_new = 1;
-    if (ok)
+    if (!plan_with(band_make, b, 1))
       bands[nbands++] = b;
     else {
       bf_free(b);
