@@ -387,18 +387,6 @@ static void rotate_nn(float *rot, const bf_cmc_prep *b, double theta)
 
 /* Registers every kept cell of a against b rotated by theta. Scratch is per caller. */
 
-/* F <- F conj(C): the spectrum of the correlation c * r (s) = sum_p c(p) r(p + s). */
-static inline void cross_power(fftwf_complex *restrict F, const fftwf_complex *restrict C, size_t n)
-{
-#pragma omp simd
-  for (size_t k = 0; k < n; k++) {
-    float re = F[k][0] * C[k][0] + F[k][1] * C[k][1];
-    float im = F[k][1] * C[k][0] - F[k][0] * C[k][1];
-    F[k][0] = re;
-    F[k][1] = im;
-  }
-}
-
 /* Pearson correlation of a w x h cell p (row stride ps) with the window q (stride qs) over the
  * points both have: the CMC score of a cell, never a zero-filled correlation. Returns 0 when
  * fewer than 10 points overlap or either side is flat. */
@@ -476,7 +464,7 @@ static void register_theta(reg *out, const bf_cmc_prep *a, const bf_cmc_prep *b,
     }
     fftwf_execute_dft_r2c(a->plan->r2c, buf, F);
     const fftwf_complex *C = a->cfft[i];
-    cross_power(F, C, (size_t)n0 * nh);
+    bf_fft_cross(F, F, C, (size_t)n0 * nh); /* F conj(C): sum_p c(p) r(p + s) */
     fftwf_execute_dft_c2r(a->plan->c2r, F, cc);
     /* best shift with the cell wholly inside the region (no circular wrap there) */
     int bx = 0, by = 0;
@@ -575,7 +563,7 @@ static void register_theta_coarse(reg *out, const bf_cmc_prep *a, const bf_cmc_p
     }
     fftwf_execute_dft_r2c(a->cplan->r2c, buf, F);
     const fftwf_complex *C = a->ccfft[i];
-    cross_power(F, C, (size_t)n0 * nh);
+    bf_fft_cross(F, F, C, (size_t)n0 * nh); /* F conj(C): sum_p c(p) r(p + s) */
     fftwf_execute_dft_c2r(a->cplan->c2r, F, cc);
     int bx = 0, by = 0;
     /* the first maximum in scan order: the maximum by a vectorised pass, then its place */

@@ -1255,21 +1255,6 @@ static void place(float *buf, int P, int lim, const bf_feature *g)
     memcpy(buf + (size_t)(oy + y) * P + ox, g->z + (size_t)(sy + y) * g->nx + sx, sizeof(float) * wx);
 }
 
-/* F = A conj(B) (the spectrum of the correlation sum a(x + s) b(x)), vectorised; an AVX2 clone
- * where the CPU has it (no FMA: the products round as in the default clone) */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-__attribute__((target_clones("avx2", "default")))
-#endif
-static void cross_spectrum(fftwf_complex *restrict F, const fftwf_complex *restrict A,
-                           const fftwf_complex *restrict B, size_t n)
-{
-#pragma omp simd
-  for (size_t i = 0; i < n; i++) {
-    F[i][0] = A[i][0] * B[i][0] + A[i][1] * B[i][1];
-    F[i][1] = A[i][1] * B[i][0] - A[i][0] * B[i][1];
-  }
-}
-
 static void screen_free_cartridge(void *ctx, void *state)
 {
   (void)ctx;
@@ -1394,7 +1379,7 @@ static int screen_cartridge(void *ctx, void *qs, bf_feature *const *q, int nq,
       off = 180 - off;
     if (off > SCR_WINDOW && (coarse < 1 || r % coarse))
       continue;
-    cross_spectrum(F, st->A + (size_t)r * P * H, B, (size_t)P * H);
+    bf_fft_cross(F, st->A + (size_t)r * P * H, B, (size_t)P * H);
     /* the correlation at shifts up to S (< P): buf row sy + S (band) or sy mod P (full) */
     if (st->band)
       bf_fft_band_inverse(st->band, F, R, buf);

@@ -47,6 +47,11 @@ const bf_fft_band *bf_fft_band_get(int n, int s);
  * complex scratch, out: (2s+1) x n floats, both fftwf_malloc'd. */
 void bf_fft_band_inverse(const bf_fft_band *b, fftwf_complex *F, fftwf_complex *rowbuf, float *out);
 
+/* out = a conj(b) over n complex values (out may be a): the spectrum of the correlation
+ * sum_x a(x + s) b(x). Vectorised, with an AVX2 clone where the CPU has it; neither uses FMA, so
+ * each product rounds alike on every machine. The inner loop of the screen and of the CMC. */
+void bf_fft_cross(fftwf_complex *out, const fftwf_complex *a, const fftwf_complex *b, size_t n);
+
 /* The one size rule: smallest n' >= n whose factors are only 2, 3, 5 and 7 and that is a
  * multiple of 4 (FFTW's real transforms of odd sizes are much slower: 105 x 105 r2c+c2r took
  * ~1.7x the time of 108 x 108). */

@@ -230,6 +230,20 @@ void bf_fft_band_inverse(const bf_fft_band *b, fftwf_complex *F, fftwf_complex *
   fftwf_execute_dft_c2r(b->rows, rowbuf, out);
 }
 
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+__attribute__((target_clones("avx2", "default")))
+#endif
+void bf_fft_cross(fftwf_complex *out, const fftwf_complex *a, const fftwf_complex *b, size_t n)
+{
+#pragma omp simd
+  for (size_t i = 0; i < n; i++) {
+    float re = a[i][0] * b[i][0] + a[i][1] * b[i][1];
+    float im = a[i][1] * b[i][0] - a[i][0] * b[i][1];
+    out[i][0] = re;
+    out[i][1] = im;
+  }
+}
+
 void bf_fft_cleanup(void)
 {
   bf_fft_lock();

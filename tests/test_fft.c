@@ -207,6 +207,28 @@ static void test_band(void)
   fftwf_free(rb);
 }
 
+/* a conj(b), into another array and in place, product by product as written */
+static void test_cross(void)
+{
+  enum { N = 37 };
+  fftwf_complex *a = fftwf_alloc_complex(N), *b = fftwf_alloc_complex(N), *o = fftwf_alloc_complex(N);
+  for (int i = 0; i < N; i++) {
+    a[i][0] = 0.25f * i - 3, a[i][1] = 1.5f - 0.125f * i;
+    b[i][0] = 0.5f + 0.0625f * i, b[i][1] = (float)(i % 5) - 2;
+  }
+  bf_fft_cross(o, a, b, N);
+  int ok = 1;
+  for (int i = 0; i < N; i++) {
+    float re = a[i][0] * b[i][0] + a[i][1] * b[i][1], im = a[i][1] * b[i][0] - a[i][0] * b[i][1];
+    ok &= o[i][0] == re && o[i][1] == im;
+  }
+  bf_fft_cross(a, a, b, N);
+  for (int i = 0; i < N; i++)
+    ok &= a[i][0] == o[i][0] && a[i][1] == o[i][1];
+  CHECK(ok);
+  fftwf_free(a), fftwf_free(b), fftwf_free(o);
+}
+
 int main(void)
 {
   setenv("BF_FFTW_WISDOM", "off", 1);
@@ -214,6 +236,7 @@ int main(void)
   test_select();
   test_cache();
   test_band();
+  test_cross();
   test_wisdom();
   bf_fft_cleanup();
   return bf_t_done();
