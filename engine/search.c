@@ -1386,10 +1386,10 @@ static int screen_cartridge(void *ctx, void *qs, bf_feature *const *q, int nq,
     else
       fftwf_execute_dft_c2r(st->plan->c2r, F, buf);
     double norm = st->ea[r] * eb > 0 ? 1.0 / ((double)P * P * sqrt(st->ea[r] * eb)) : 0;
-    for (int sy = -S; sy <= S; sy++)
+    for (int sy = -S; sy <= S; sy++) {
+      const float *row = buf + (size_t)(st->band ? sy + S : sy < 0 ? sy + P : sy) * P;
       for (int sx = -S; sx <= S; sx++) {
-        size_t row = st->band ? (size_t)(sy + S) : (size_t)(sy < 0 ? sy + P : sy);
-        double v = buf[row * P + (sx < 0 ? sx + P : sx)] * norm;
+        double v = row[sx < 0 ? sx + P : sx] * norm;
         if (v > best) {
           best = v;
           bth = th > 180 ? th - 360 : th;
@@ -1397,6 +1397,7 @@ static int screen_cartridge(void *ctx, void *qs, bf_feature *const *q, int nq,
           by = sy * st->dx;
         }
       }
+    }
   }
   *score = best;
   sub[0] = bx;
