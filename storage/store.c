@@ -1307,7 +1307,7 @@ static void keys_path(int k, char *buf, size_t n) { snprintf(buf, n, "/keys%s", 
  * segments) are binary-searched in the file, so a new process's first lookup does not read
  * 16 bytes for every row stored. */
 #define KEYS_READ 65536
-
+/* A process that looks up more keys than this (a bulk ingest) reads the long lists instead. */
 #define KEYS_SEARCHES 64
 
 static int64_t keys_read_max(void)
@@ -1324,20 +1324,29 @@ static int keyrow_cmp(const void *a, const void *b)
   return (x->id > y->id) - (x->id < y->id);
 }
 
-/* Writes /keys/<table> of a new segment: the keys of its n rows of table k. */
-static int keys_write(hid_t f, int k, const char *rows, size_t n)
+/* The key list of n rows of table k, sorted as stored (malloc'ed; NULL when out of memory). */
+static keyrow *keys_of(int k, const char *rows, size_t n)
 {
   keyrow *kr = malloc((n + 1) * sizeof *kr);
-  char kp[64];
-  int rc = 0;
   if (!kr)
-    return bf_error_set(BF_ENOMEM, "out of memory writing keys");
+    return NULL;
   for (size_t i = 0; i < n; i++) {
     const char *r = rows + i * TBL[k]->rowsize;
     kr[i].hash = (int64_t)row_hash(k, r);
     memcpy(&kr[i].id, r, sizeof kr[i].id);
   }
   qsort(kr, n, sizeof *kr, keyrow_cmp);
+  return kr;
+}
+
+/* Writes /keys/<table> of a new segment: the keys of its n rows of table k. */
+static int keys_write(hid_t f, int k, const char *rows, size_t n)
+{
+  keyrow *kr = keys_of(k, rows, n);
+  char kp[64];
+  int rc = 0;
+  if (!kr)
+    return bf_error_set(BF_ENOMEM, "out of memory writing keys");
   if (H5Lexists(f, "/keys", H5P_DEFAULT) <= 0) {
     hid_t g = H5Gcreate2(f, "/keys", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     if (g < 0)
@@ -1489,10 +1498,6 @@ static int ks_find(const bf_store *cst, int k, const char *key, int64_t *out)
   *out = 0;
   if ((rc = ks_ensure(st, k)))
     return rc;
-  uint64_t h = key_hash(key);
-  for (size_t i = h & (tb->kscap - 1); tb->ks[i]; i = (i + 1) & (tb->kscap - 1))
-    if (tb->kh[i] == h)
-      cand_add(cand, &nc, tb->ks[i]);
   if (tb->nksbig && ++tb->ksearches > KEYS_SEARCHES) { /* many lookups (an ingest of many rows): */
     for (int b = 0; b < tb->nksbig && !rc; b++)      /* reading the long lists once is cheaper */
       rc = keys_read_into(st, k, tb->ksbig[b]);
@@ -1503,10 +1508,11 @@ static int ks_find(const bf_store *cst, int k, const char *key, int64_t *out)
       note_load_error(st, rc);
       return rc;
     }
-    for (size_t i = h & (tb->kscap - 1); tb->ks[i]; i = (i + 1) & (tb->kscap - 1))
-      if (tb->kh[i] == h)
-        cand_add(cand, &nc, tb->ks[i]);
   }
+  uint64_t h = key_hash(key);
+  for (size_t i = h & (tb->kscap - 1); tb->ks[i]; i = (i + 1) & (tb->kscap - 1))
+    if (tb->kh[i] == h)
+      cand_add(cand, &nc, tb->ks[i]);
   for (int b = 0; b < tb->nksbig && !rc; b++)
     rc = keys_search(st, k, tb->ksbig[b], h, cand, &nc);
   char rk[160];
@@ -3212,18 +3218,11 @@ static void verify_keys(bf_store *st, vctx *v)
       size_t nk = 0, n = 0;
       if (tbl_read_at(f, &T_KEYS, kp, 0, (void **)&kr, &nk) || tbl_read_at(f, TBL[k], TBL[k]->path, 0, (void **)&rows, &n))
         problem(v, "%s: segment %s: %s", st->path, st->segs[i].name, bf_error_last());
-      else if (!(want = malloc((n + 1) * sizeof *want)))
+      else if (!(want = keys_of(k, rows, n)))
         problem(v, "%s: out of memory checking %s", st->path, kp);
-      else {
-        for (size_t j = 0; j < n; j++) {
-          want[j].hash = (int64_t)row_hash(k, rows + j * TBL[k]->rowsize);
-          memcpy(&want[j].id, rows + j * TBL[k]->rowsize, sizeof want[j].id);
-        }
-        qsort(want, n, sizeof *want, keyrow_cmp);
-        if (nk != n || (n && memcmp(want, kr, n * sizeof *kr)))
-          problem(v, "%s: segment %s: %s does not match %s (%zu keys, %zu rows)", st->path, st->segs[i].name,
-                  kp, TBL[k]->path, nk, n);
-      }
+      else if (nk != n || (n && memcmp(want, kr, n * sizeof *kr)))
+        problem(v, "%s: segment %s: %s does not match %s (%zu keys, %zu rows)", st->path, st->segs[i].name,
+                kp, TBL[k]->path, nk, n);
       free(kr);
       free(want);
       free(rows);
@@ -3474,7 +3473,7 @@ static int merge_table(bf_store *st, const tbl *t, int k, int a, int b, hid_t ds
   *dropped += (int64_t)(n - m);
   if (!rc)
     rc = tbl_write_new(dst, t, t->path, all, m);
-  if (!rc && k >= 0 && keyed(k))
+  if (!rc && keyed(k))
     rc = keys_write(dst, k, all, m);
   free(o);
   free(all);
