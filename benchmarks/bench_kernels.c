@@ -30,7 +30,7 @@ static int band(int reps)
   for (size_t k = 0; k < sizeof sizes / sizeof *sizes; k++) {
     int P = sizes[k], H = P / 2 + 1, R = 2 * S + 1;
     const bf_fft_plan *p = bf_fft_plan_get(P, P);
-    const bf_fft_band *b = bf_fft_band_get(P, S);
+    const bf_fft_band *b = bf_fft_band_get(P, P, -S, R);
     float *img = fftwf_alloc_real((size_t)P * P), *full = fftwf_alloc_real((size_t)P * P);
     float *out = fftwf_alloc_real((size_t)R * P);
     fftwf_complex *F = fftwf_alloc_complex((size_t)P * H), *G = fftwf_alloc_complex((size_t)P * H);

@@ -1,6 +1,7 @@
 /* Search prefilter descriptors and their score (see bf_prefilter.h for the method). */
 #include "bf_prefilter.h"
 #include "bf_error.h"
+#include "bf_simd.h"
 
 #include <complex.h>
 #include <fftw3.h> /* after complex.h: fftwf_complex is then float complex */
@@ -341,9 +342,7 @@ done:
  * shifted against a), summed ring by ring in float; the real and imaginary sums in separate
  * vectorised arrays, an AVX2 clone where the CPU has it (no FMA: the same roundings). Every
  * search scores each stored descriptor, so this loop is the prefilter's cost. */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-__attribute__((target_clones("avx2", "default")))
-#endif
+BF_SIMD_CLONES
 static void ring_sum(fftwf_complex *acc, const float *a, const float *b, int nr, int nh)
 {
   float re[PF_MAX_ANG / 2 + 1], im[PF_MAX_ANG / 2 + 1];

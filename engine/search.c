@@ -1294,7 +1294,8 @@ static int screen_prep_cartridge(void *ctx, void **state, bf_feature *const *q, 
   c->dtheta = 360.0 / c->nrot; /* the circle in equal steps */
   c->theta0 = 0;
   int P = c->P, H = P / 2 + 1;
-  if (!(c->plan = bf_fft_plan_get(P, P)) || (2 * c->S + 1 <= P && !(c->band = bf_fft_band_get(P, c->S)))) {
+  if (!(c->plan = bf_fft_plan_get(P, P)) ||
+      (2 * c->S + 1 <= P && !(c->band = bf_fft_band_get(P, P, -c->S, 2 * c->S + 1)))) {
     ret = BF_ENOMEM;
     goto done;
   }

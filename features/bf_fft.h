@@ -30,21 +30,24 @@ const bf_fft_plan *bf_fft_plan_get(int n0, int n1);
  * more than the transforms. Without wisdom an estimated plan is deterministic. */
 const bf_fft_plan *bf_fft_plan_estimate(int n0, int n1);
 
-/* The inverse of an n x n real 2D transform evaluated on the rows -s..s only, for a correlation
- * whose peak is sought within s points of zero shift (the search's screen): the backward
- * transform along the columns of all n/2+1 columns (in place), then the row transforms of only
- * the 2s+1 rows wanted instead of all n (1.3-2.0x faster than the full c2r at n = 96-240, s =
- * 20: bench_kernels; the values are the full transform's). Requires 2s + 1 <= n. Cached and measured like
- * bf_fft_plan_get; thread-safe; never free the result. */
+/* The inverse of an n0 x n1 real 2D transform evaluated on the rows lo..lo+cnt-1 only (taken
+ * modulo n0: lo may be negative), for a correlation whose peak is sought in those rows (the
+ * search's screen: rows -s..s; the CMC: the rows of the shifts that keep a cell inside its
+ * region): the backward transform along the columns of all n1/2+1 columns (in place), then the
+ * row transforms of only the cnt rows wanted instead of all n0 (1.3-2.0x faster than the full
+ * c2r at n = 96-240 for the screen's 41 rows: bench_kernels; the values are the full
+ * transform's). Requires 1 <= cnt <= n0. Cached and measured like bf_fft_plan_get; thread-safe;
+ * never free the result. */
 typedef struct bf_fft_band {
-  int n, s;
-  fftwf_plan cols; /* in place: n x (n/2+1) complex, backward along each column */
-  fftwf_plan rows; /* (2s+1) x (n/2+1) complex -> (2s+1) x n real */
+  int n0, n1, lo, cnt;
+  fftwf_plan cols; /* in place: n0 x (n1/2+1) complex, backward along each column */
+  fftwf_plan rows; /* cnt x (n1/2+1) complex -> cnt x n1 real */
 } bf_fft_band;
-const bf_fft_band *bf_fft_band_get(int n, int s);
-/* F (n x (n/2+1), fftwf_malloc'd; overwritten) -> out[(y + s) * n + x] = the unnormalised inverse
- * at row y (-s..s, row y < 0 being n + y) and column x (0..n-1); rowbuf: (2s+1) x (n/2+1)
- * complex scratch, out: (2s+1) x n floats, both fftwf_malloc'd. */
+const bf_fft_band *bf_fft_band_get(int n0, int n1, int lo, int cnt);
+/* F (n0 x (n1/2+1), fftwf_malloc'd; overwritten) -> out[(y - lo) * n1 + x] = the unnormalised
+ * inverse at row y (lo..lo+cnt-1, row y < 0 being n0 + y) and column x (0..n1-1); rowbuf:
+ * cnt x (n1/2+1) complex scratch (unused, may be NULL, when 0 <= lo), out: cnt x n1 floats,
+ * both fftwf_malloc'd. */
 void bf_fft_band_inverse(const bf_fft_band *b, fftwf_complex *F, fftwf_complex *rowbuf, float *out);
 
 /* out = a conj(b) over n complex values (out may be a): the spectrum of the correlation

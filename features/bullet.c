@@ -3,6 +3,7 @@
 #include "bf_error.h"
 #include "bf_linalg.h"
 #include "bf_select.h"
+#include "bf_simd.h"
 
 #include <float.h>
 #include <math.h>
@@ -12,13 +13,6 @@
 
 #define BULLET_VERSION 1
 
-/* The few loops that stream the whole scan or a long filter get an AVX2 copy too, chosen at load
- * time (GCC's function multiversioning; no FMA, so every path computes the same products). */
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
-#define BF_SIMD_CLONES __attribute__((target_clones("avx2", "default")))
-#else
-#define BF_SIMD_CLONES
-#endif
 
 void bf_bullet_trace_clear(bf_bullet_trace *t)
 {

@@ -4,6 +4,7 @@
 #include "bf_fft.h"
 #include "bf_alloc.h"
 #include "bf_error.h"
+#include "bf_simd.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -171,12 +172,12 @@ const bf_fft_plan *bf_fft_plan_estimate(int n0, int n1)
 static int band_make(void *arg, unsigned flags)
 {
   bf_fft_band *b = arg;
-  int n = b->n, h = n / 2 + 1, r = 2 * b->s + 1;
-  fftwf_complex *c = fftwf_alloc_complex((size_t)n * h), *rb = fftwf_alloc_complex((size_t)r * h);
-  float *o = fftwf_alloc_real((size_t)r * n);
+  int n0 = b->n0, n1 = b->n1, h = n1 / 2 + 1, r = b->cnt;
+  fftwf_complex *c = fftwf_alloc_complex((size_t)n0 * h), *rb = fftwf_alloc_complex((size_t)r * h);
+  float *o = fftwf_alloc_real((size_t)r * n1);
   if (c && rb && o) {
-    b->cols = fftwf_plan_many_dft(1, &n, h, c, NULL, h, 1, c, NULL, h, 1, FFTW_BACKWARD, flags);
-    b->rows = fftwf_plan_many_dft_c2r(1, &n, r, rb, NULL, 1, h, o, NULL, 1, n, flags);
+    b->cols = fftwf_plan_many_dft(1, &n0, h, c, NULL, h, 1, c, NULL, h, 1, FFTW_BACKWARD, flags);
+    b->rows = fftwf_plan_many_dft_c2r(1, &n1, r, rb, NULL, 1, h, o, NULL, 1, n1, flags);
   }
   if (!b->cols || !b->rows) {
     destroy(b->cols);
@@ -189,21 +190,22 @@ static int band_make(void *arg, unsigned flags)
   return b->cols ? 0 : -1;
 }
 
-const bf_fft_band *bf_fft_band_get(int n, int s)
+const bf_fft_band *bf_fft_band_get(int n0, int n1, int lo, int cnt)
 {
   bf_fft_band *b = NULL;
   int full = 0;
-  if (n < 2 || s < 0 || 2 * s + 1 > n || (size_t)n * n > ((size_t)1 << 31)) {
-    bf_error_set(BF_EINVAL, "FFT band of rows +-%d of %d x %d out of range", s, n, n);
+  if (n0 < 1 || n1 < 2 || cnt < 1 || cnt > n0 || lo <= -n0 || lo >= n0 ||
+      (size_t)n0 * n1 > ((size_t)1 << 31)) {
+    bf_error_set(BF_EINVAL, "FFT band of rows %d..%d of %d x %d out of range", lo, lo + cnt - 1,
+                 n0, n1);
     return NULL;
   }
   bf_fft_lock();
   for (int i = 0; i < nbands && !b; i++)
-    if (bands[i]->n == n && bands[i]->s == s)
+    if (bands[i]->n0 == n0 && bands[i]->n1 == n1 && bands[i]->lo == lo && bands[i]->cnt == cnt)
       b = bands[i];
   if (!b && nbands < BF_FFT_MAX_PLANS && (b = bf_calloc(1, sizeof *b))) {
-    b->n = n;
-    b->s = s;
+    *b = (bf_fft_band){.n0 = n0, .n1 = n1, .lo = lo, .cnt = cnt};
     if (!plan_with(band_make, b, 1))
       bands[nbands++] = b;
     else {
@@ -214,25 +216,30 @@ const bf_fft_band *bf_fft_band_get(int n, int s)
     full = nbands >= BF_FFT_MAX_PLANS;
   bf_fft_unlock();
   if (!b)
-    bf_error_set(full ? BF_ELIMIT : BF_ENOMEM, "no FFT band plan for rows +-%d of %d x %d%s", s,
-                 n, n, full ? " (plan cache full)" : "");
+    bf_error_set(full ? BF_ELIMIT : BF_ENOMEM, "no FFT band plan for rows %d..%d of %d x %d%s",
+                 lo, lo + cnt - 1, n0, n1, full ? " (plan cache full)" : "");
   return b;
 }
 
 void bf_fft_band_inverse(const bf_fft_band *b, fftwf_complex *F, fftwf_complex *rowbuf, float *out)
 {
-  int n = b->n, s = b->s;
-  size_t h = (size_t)n / 2 + 1;
+  int n0 = b->n0, lo = b->lo, cnt = b->cnt;
+  size_t h = (size_t)b->n1 / 2 + 1;
   fftwf_execute_dft(b->cols, F, F);
-  /* rows -s..-1 are the last s rows, then rows 0..s */
-  memcpy(rowbuf, F + (size_t)(n - s) * h, (size_t)s * h * sizeof *F);
-  memcpy(rowbuf + (size_t)s * h, F, (size_t)(s + 1) * h * sizeof *F);
+  if (lo == 0) {
+    fftwf_execute_dft_c2r(b->rows, F, out); /* the rows wanted are the first: in place */
+    return;
+  }
+  /* rows lo..lo+cnt-1 modulo n0, in order, into rowbuf */
+  for (int k = 0; k < cnt;) {
+    int y = ((lo + k) % n0 + n0) % n0, run = n0 - y < cnt - k ? n0 - y : cnt - k;
+    memcpy(rowbuf + (size_t)k * h, F + (size_t)y * h, (size_t)run * h * sizeof *F);
+    k += run;
+  }
   fftwf_execute_dft_c2r(b->rows, rowbuf, out);
 }
 
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-__attribute__((target_clones("avx2", "default")))
-#endif
+BF_SIMD_CLONES
 void bf_fft_cross(fftwf_complex *out, const fftwf_complex *a, const fftwf_complex *b, size_t n)
 {
 #pragma omp simd
