@@ -3,6 +3,7 @@
 #include "bf_error.h"
 #include "bf_fft.h"
 #include "bf_prefilter.h"
+#include "bf_simd.h"
 
 #include <math.h>
 #include <omp.h>
@@ -24,6 +25,7 @@ struct bf_cmc_prep {
   unsigned char *use;      /* cell kept (missing <= max_missing) */
   fftwf_complex **cfft;    /* per kept cell: FFT of its standardised, zero-filled heights */
   const bf_fft_plan *plan;
+  const bf_fft_band *band; /* the inverse on the rows of shifts that keep a cell inside */
   int cells_x, cells_y;
   double max_missing;
   /* two-level search (opts.coarse): FFT correlation at half resolution, then the exact
@@ -35,6 +37,7 @@ struct bf_cmc_prep {
   fftwf_complex **ccfft;   /* per kept cell: coarse FFT */
   float **cstd;            /* per kept cell: standardised, zero-filled full-resolution cell */
   const bf_fft_plan *cplan;
+  const bf_fft_band *cband;
   /* full circle: the prefilter descriptor whose rotation estimate seeds the search */
   bf_prefilter *pf;
   bf_feature *desc;        /* NULL: the prefilter could not describe the surface */
@@ -132,7 +135,8 @@ static int prep_coarse(bf_cmc_prep *p)
         }
       p->cz[(size_t)y * p->cnx + x] = m >= 2 ? s / m : NAN;
     }
-  if (!(p->cplan = bf_fft_plan_get(p->cn0, p->cn1))) {
+  if (!(p->cplan = bf_fft_plan_get(p->cn0, p->cn1)) ||
+      !(p->cband = bf_fft_band_get(p->cn0, p->cn1, 0, p->cry - p->cch + 1))) {
     rc = BF_ENOMEM;
     goto done;
   }
@@ -238,7 +242,8 @@ int bf_cmc_prep_new(bf_cmc_prep **out, const bf_feature *f, const bf_cmc_opts *o
     rc = prep_coarse(p);
     goto done;
   }
-  if (!(p->plan = bf_fft_plan_get(p->n0, p->n1))) {
+  if (!(p->plan = bf_fft_plan_get(p->n0, p->n1)) ||
+      !(p->band = bf_fft_band_get(p->n0, p->n1, 0, p->ry - p->ch + 1))) {
     rc = BF_ENOMEM;
     goto done;
   }
@@ -305,14 +310,28 @@ static inline int ifloor(double v)
   return (int)(v + 1048576.0) - 1048576;
 }
 
-/* v, or 0 when v is NaN, without a branch (the standardising loops vectorise) */
-static inline float nan_to_zero(float v)
+/* All ones when v is a number, 0 when it is NaN, without a branch. */
+static inline uint32_t num_mask(float v)
 {
   uint32_t u;
   memcpy(&u, &v, sizeof u);
-  u &= -(uint32_t)((u & 0x7fffffffu) <= 0x7f800000u);
+  return -(uint32_t)((u & 0x7fffffffu) <= 0x7f800000u);
+}
+
+/* v where mask is all ones, 0 where it is 0 */
+static inline float masked(float v, uint32_t mask)
+{
+  uint32_t u;
+  memcpy(&u, &v, sizeof u);
+  u &= mask;
   memcpy(&v, &u, sizeof v);
   return v;
+}
+
+/* v, or 0 when v is NaN, without a branch (the standardising loops vectorise) */
+static inline float nan_to_zero(float v)
+{
+  return masked(v, num_mask(v));
 }
 
 /* One row of a nearest-neighbour sampling of z (nx x ny, NaN outside): w points from the source
@@ -387,25 +406,52 @@ static void rotate_nn(float *rot, const bf_cmc_prep *b, double theta)
 
 /* Registers every kept cell of a against b rotated by theta. Scratch is per caller. */
 
+/* dst = src (n values) while *sum, *sum2 and *count gain the sum, the sum of squares and the
+ * count of its numbers (in double, reassociated as overlap_corr's sums). */
+BF_SIMD_CLONES
+static void copy_sums(float *dst, const float *src, int n, double *sum, double *sum2,
+                      double *count)
+{
+  double s = 0, s2 = 0, c = 0;
+#pragma omp simd reduction(+ : s, s2, c)
+  for (int x = 0; x < n; x++) {
+    float v = src[x];
+    uint32_t ok = num_mask(v);
+    double z = masked(v, ok);
+    dst[x] = v;
+    s += z;
+    s2 += z * z;
+    c += masked(1.0f, ok);
+  }
+  *sum += s;
+  *sum2 += s2;
+  *count += c;
+}
+
 /* Pearson correlation of a w x h cell p (row stride ps) with the window q (stride qs) over the
  * points both have: the CMC score of a cell, never a zero-filled correlation. Returns 0 when
  * fewer than 10 points overlap or either side is flat. */
+BF_SIMD_CLONES
 static int overlap_corr(float *corr, const float *p, int ps, const float *q, int qs, int w, int h)
 {
-  double s1 = 0, s2 = 0, s11 = 0, s22 = 0, s12 = 0;
-  int m = 0;
-  for (int y = 0; y < h; y++)
+  double s1 = 0, s2 = 0, s11 = 0, s22 = 0, s12 = 0, n = 0;
+  /* simd: the sums in double may be reassociated, on each path in its own way (the float score
+   * changes only where a change in the 16th digit changes its last bit) */
+  for (int y = 0; y < h; y++) {
+    const float *pr = p + (size_t)y * ps, *qr = q + (size_t)y * qs;
+#pragma omp simd reduction(+ : s1, s2, s11, s22, s12, n)
     for (int x = 0; x < w; x++) {
-      float u = p[(size_t)y * ps + x], v = q[(size_t)y * qs + x];
-      if (isnan(u) || isnan(v))
-        continue;
-      s1 += u;
-      s2 += v;
-      s11 += (double)u * u;
-      s22 += (double)v * v;
-      s12 += (double)u * v;
-      m++;
+      uint32_t both = num_mask(pr[x]) & num_mask(qr[x]);
+      double du = masked(pr[x], both), dv = masked(qr[x], both);
+      s1 += du;
+      s2 += dv;
+      s11 += du * du;
+      s22 += dv * dv;
+      s12 += du * dv;
+      n += masked(1.0f, both);
     }
+  }
+  int m = (int)n;
   if (m < 10)
     return 0;
   double v1 = s11 - s1 * s1 / m, v2 = s22 - s2 * s2 / m;
@@ -465,7 +511,7 @@ static void register_theta(reg *out, const bf_cmc_prep *a, const bf_cmc_prep *b,
     fftwf_execute_dft_r2c(a->plan->r2c, buf, F);
     const fftwf_complex *C = a->cfft[i];
     bf_fft_cross(F, F, C, (size_t)n0 * nh); /* F conj(C): sum_p c(p) r(p + s) */
-    fftwf_execute_dft_c2r(a->plan->c2r, F, cc);
+    bf_fft_band_inverse(a->band, F, NULL, cc);
     /* best shift with the cell wholly inside the region (no circular wrap there) */
     int bx = 0, by = 0;
     float best = -INFINITY;
@@ -521,10 +567,9 @@ static void register_theta_coarse(reg *out, const bf_cmc_prep *a, const bf_cmc_p
     int cgx0 = (int)lround(cbcx + cux - 0.5 * (crx - 1)),
         cgy0 = (int)lround(cbcy + cuy - 0.5 * (cry - 1));
     /* the coarse region straight into the FFT buffer (row stride n1; the rows beyond cry and
-     * the columns beyond crx stay zero), with its count, sum and sum of squares (in double, in
-     * win_stats' order), then standardised in place, missing = 0 */
-    int nv = 0;
-    double sum = 0, sum2 = 0;
+     * the columns beyond crx stay zero), with its count, sum and sum of squares (in double),
+     * then standardised in place, missing = 0 */
+    double sum = 0, sum2 = 0, nvd = 0;
     int xa = cgx0 < 0 ? -cgx0 : 0, xb = b->cnx - cgx0 < crx ? b->cnx - cgx0 : crx;
     for (int y = 0; y < cry; y++) {
       float *brow = buf + (size_t)y * n1;
@@ -537,18 +582,11 @@ static void register_theta_coarse(reg *out, const bf_cmc_prep *a, const bf_cmc_p
       const float *src = crot + (size_t)yy * b->cnx + cgx0;
       for (int x = 0; x < xa; x++)
         brow[x] = NAN;
-      for (int x = xa; x < xb; x++) {
-        float v = src[x];
-        brow[x] = v;
-        if (!isnan(v)) {
-          sum += v;
-          sum2 += (double)v * v;
-          nv++;
-        }
-      }
+      copy_sums(brow + xa, src + xa, xb - xa, &sum, &sum2, &nvd);
       for (int x = xb; x < crx; x++)
         brow[x] = NAN;
     }
+    int nv = (int)nvd;
     if (nv < 10 || 1.0 - (double)nv / ((double)crx * cry) > o->max_missing)
       continue;
     double mean = sum / nv, var = sum2 / nv - mean * mean, sd = var > 0 ? sqrt(var) : 0;
@@ -564,27 +602,28 @@ static void register_theta_coarse(reg *out, const bf_cmc_prep *a, const bf_cmc_p
     fftwf_execute_dft_r2c(a->cplan->r2c, buf, F);
     const fftwf_complex *C = a->ccfft[i];
     bf_fft_cross(F, F, C, (size_t)n0 * nh); /* F conj(C): sum_p c(p) r(p + s) */
-    fftwf_execute_dft_c2r(a->cplan->c2r, F, cc);
+    bf_fft_band_inverse(a->cband, F, NULL, cc);
     int bx = 0, by = 0;
-    /* the first maximum in scan order: the maximum by a vectorised pass, then its place */
+    /* the first maximum in scan order: each row's maximum by a vectorised pass, the first row
+     * of the largest, then its place in that row */
     float best = -INFINITY;
     int nsx = crx - a->ccw + 1, nsy = cry - a->cch + 1;
     for (int sy = 0; sy < nsy; sy++) {
       const float *row = cc + (size_t)sy * n1;
-#pragma omp simd reduction(max : best)
+      float m = -INFINITY;
+#pragma omp simd reduction(max : m)
       for (int sx = 0; sx < nsx; sx++)
-        best = row[sx] > best ? row[sx] : best;
+        m = row[sx] > m ? row[sx] : m;
+      if (m > best) {
+        best = m;
+        by = sy;
+      }
     }
-    for (int sy = 0, found = !(best > -INFINITY); sy < nsy && !found; sy++) {
-      const float *row = cc + (size_t)sy * n1;
-      for (int sx = 0; sx < nsx; sx++)
-        if (row[sx] == best) {
-          bx = sx;
-          by = sy;
-          found = 1;
-          break;
-        }
-    }
+    for (int sx = 0; sx < nsx && best > -INFINITY; sx++)
+      if (cc[(size_t)by * n1 + sx] == best) {
+        bx = sx;
+        break;
+      }
     /* full-resolution window of the rotated target around the coarse peak */
     int px0 = 2 * (cgx0 + bx) - gx0, py0 = 2 * (cgy0 + by) - gy0; /* predicted shift */
     /* halving rounds: keep the start where the cell lies wholly inside the region */
