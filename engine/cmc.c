@@ -376,26 +376,32 @@ static inline void sample_row2(float *r0, float *r1, int w, double fx0, double f
 #endif
 }
 
+/* Nearest-neighbour samples of z (nx x ny, NaN outside) on a grid of w x h points (out, row
+ * stride w) turned by (c, s) about (cx, cy): point (x, y) is z(R(-theta) (p - c) + c) at
+ * p = (x0 + x, y0 + y), two rows at a time. */
+static void sample_grid(float *out, int w, int h, int x0, int y0, double cx, double cy, double c,
+                        double s, const float *z, int nx, int ny)
+{
+  double u0 = x0 - cx;
+  int y = 0;
+  /* source = R(-theta) (p - c) + c, stepped along the row; +0.5 and floor = round */
+#define ROW_FX(yy) (c * u0 + s * ((y0 + (yy)) - cy) + cx + 0.5)
+#define ROW_FY(yy) (-s * u0 + c * ((y0 + (yy)) - cy) + cy + 0.5)
+  for (; y + 1 < h; y += 2)
+    sample_row2(out + (size_t)y * w, out + (size_t)(y + 1) * w, w, ROW_FX(y), ROW_FY(y),
+                ROW_FX(y + 1), ROW_FY(y + 1), c, s, z, nx, ny);
+  for (; y < h; y++)
+    sample_row(out + (size_t)y * w, w, ROW_FX(y), ROW_FY(y), c, s, z, nx, ny);
+#undef ROW_FX
+#undef ROW_FY
+}
+
 /* Nearest-neighbour rotation of a plain nx x ny array about its centre by theta degrees into
  * rot (same size): rot(p) = z(R(-theta) (p - c) + c). */
 static void rotate_arr(float *rot, const float *z, int nx, int ny, double theta)
 {
-  double a = theta * M_PI / 180.0, c = cos(a), s = sin(a);
-  double cx = 0.5 * (nx - 1), cy = 0.5 * (ny - 1);
-  int y = 0;
-  /* source = R(-theta) (p - c) + c, stepped along the row; +0.5 and floor = round */
-  for (; y + 1 < ny; y += 2) {
-    double v = y - cy, v1 = (y + 1) - cy;
-    sample_row2(rot + (size_t)y * nx, rot + (size_t)(y + 1) * nx, nx,
-                c * (0 - cx) + s * v + cx + 0.5, -s * (0 - cx) + c * v + cy + 0.5,
-                c * (0 - cx) + s * v1 + cx + 0.5, -s * (0 - cx) + c * v1 + cy + 0.5, c, s, z, nx,
-                ny);
-  }
-  for (; y < ny; y++) {
-    double v = y - cy;
-    sample_row(rot + (size_t)y * nx, nx, c * (0 - cx) + s * v + cx + 0.5,
-               -s * (0 - cx) + c * v + cy + 0.5, c, s, z, nx, ny);
-  }
+  double a = theta * M_PI / 180.0;
+  sample_grid(rot, nx, ny, 0, 0, 0.5 * (nx - 1), 0.5 * (ny - 1), cos(a), sin(a), z, nx, ny);
 }
 
 /* Nearest-neighbour rotation of b about its centre by theta degrees into rot (same size). */
@@ -629,21 +635,8 @@ static void register_theta_coarse(reg *out, const bf_cmc_prep *a, const bf_cmc_p
     /* halving rounds: keep the start where the cell lies wholly inside the region */
     px0 = px0 < 0 ? 0 : px0 > rx - cw ? rx - cw : px0;
     py0 = py0 < 0 ? 0 : py0 > ry - ch ? ry - ch : py0;
-    int wx0 = gx0 + px0 - HC_W, wy0 = gy0 + py0 - HC_W;
-    double u0 = wx0 - bcx;
-    int y = 0;
-    for (; y + 1 < wh; y += 2) {
-      double v = wy0 + y - bcy, v1 = wy0 + (y + 1) - bcy;
-      sample_row2(win + (size_t)y * ww, win + (size_t)(y + 1) * ww, ww,
-                  cth * u0 + sth * v + bcx + 0.5, -sth * u0 + cth * v + bcy + 0.5,
-                  cth * u0 + sth * v1 + bcx + 0.5, -sth * u0 + cth * v1 + bcy + 0.5, cth, sth,
-                  b->z, b->nx, b->ny);
-    }
-    for (; y < wh; y++) {
-      double v = wy0 + y - bcy;
-      sample_row(win + (size_t)y * ww, ww, cth * u0 + sth * v + bcx + 0.5,
-                 -sth * u0 + cth * v + bcy + 0.5, cth, sth, b->z, b->nx, b->ny);
-    }
+    sample_grid(win, ww, wh, gx0 + px0 - HC_W, gy0 + py0 - HC_W, bcx, bcy, cth, sth, b->z, b->nx,
+                b->ny);
 #pragma omp simd
     for (int k = 0; k < ww * wh; k++)
       wz[k] = nan_to_zero(win[k] - fm);
