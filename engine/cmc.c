@@ -412,19 +412,16 @@ static void rotate_nn(float *rot, const bf_cmc_prep *b, double theta)
 
 /* Registers every kept cell of a against b rotated by theta. Scratch is per caller. */
 
-/* dst = src (n values) while *sum, *sum2 and *count gain the sum, the sum of squares and the
- * count of its numbers (in double, reassociated as overlap_corr's sums). */
+/* *sum, *sum2 and *count gain the sum, the sum of squares and the count of the numbers of
+ * src[0..n) (in double, reassociated as overlap_corr's sums). */
 BF_SIMD_CLONES
-static void copy_sums(float *dst, const float *src, int n, double *sum, double *sum2,
-                      double *count)
+static void row_sums(const float *src, int n, double *sum, double *sum2, double *count)
 {
   double s = 0, s2 = 0, c = 0;
 #pragma omp simd reduction(+ : s, s2, c)
   for (int x = 0; x < n; x++) {
-    float v = src[x];
-    uint32_t ok = num_mask(v);
-    double z = masked(v, ok);
-    dst[x] = v;
+    uint32_t ok = num_mask(src[x]);
+    double z = masked(src[x], ok);
     s += z;
     s2 += z * z;
     c += masked(1.0f, ok);
@@ -432,6 +429,44 @@ static void copy_sums(float *dst, const float *src, int n, double *sum, double *
   *sum += s;
   *sum2 += s2;
   *count += c;
+}
+
+/* dst = (src - m) s, missing = 0, over n values */
+BF_SIMD_CLONES
+static void standardise(float *dst, const float *src, int n, float m, float s)
+{
+#pragma omp simd
+  for (int x = 0; x < n; x++)
+    dst[x] = nan_to_zero((src[x] - m) * s);
+}
+
+/* sum of a(x, y) b(x, y) over a w x h window (row strides as, bs), in eight float lanes: lane l
+ * sums the products at x = 8k + l of every row, the last w % 8 of each row go to eight scalar
+ * sums alike, and the lanes are added in order at the end. The default path runs the eight
+ * lanes as two SSE vectors, the AVX2 clone as one: the same additions lane by lane (no FMA), so
+ * the same sum on every machine. */
+typedef float v8f __attribute__((vector_size(32)));
+BF_SIMD_CLONES
+static float dot8(const float *a, int as, const float *b, int bs, int w, int h)
+{
+  v8f acc = {0};
+  float tail[8] = {0};
+  int w8 = w & ~7;
+  for (int y = 0; y < h; y++) {
+    const float *ar = a + (size_t)y * as, *br = b + (size_t)y * bs;
+    for (int x = 0; x < w8; x += 8) {
+      v8f u, v;
+      memcpy(&u, ar + x, sizeof u);
+      memcpy(&v, br + x, sizeof v);
+      acc += u * v;
+    }
+    for (int x = w8; x < w; x++)
+      tail[x - w8] += ar[x] * br[x];
+  }
+  float t = 0;
+  for (int l = 0; l < 8; l++)
+    t += acc[l] + tail[l];
+  return t;
 }
 
 /* Pearson correlation of a w x h cell p (row stride ps) with the window q (stride qs) over the
@@ -572,26 +607,16 @@ static void register_theta_coarse(reg *out, const bf_cmc_prep *a, const bf_cmc_p
     double cux = ccx0 + 0.5 * (a->ccw - 1) - cacx, cuy = ccy0 + 0.5 * (a->cch - 1) - cacy;
     int cgx0 = (int)lround(cbcx + cux - 0.5 * (crx - 1)),
         cgy0 = (int)lround(cbcy + cuy - 0.5 * (cry - 1));
-    /* the coarse region straight into the FFT buffer (row stride n1; the rows beyond cry and
-     * the columns beyond crx stay zero), with its count, sum and sum of squares (in double),
-     * then standardised in place, missing = 0 */
+    /* the coarse region's count, sum and sum of squares (in double; outside the turned image
+     * it is missing), then the region standardised straight into the FFT buffer (row stride
+     * n1; the rows beyond cry and the columns beyond crx stay zero), missing = 0 */
     double sum = 0, sum2 = 0, nvd = 0;
     int xa = cgx0 < 0 ? -cgx0 : 0, xb = b->cnx - cgx0 < crx ? b->cnx - cgx0 : crx;
-    for (int y = 0; y < cry; y++) {
-      float *brow = buf + (size_t)y * n1;
-      int yy = cgy0 + y;
-      if ((unsigned)yy >= (unsigned)b->cny || xb <= xa) {
-        for (int x = 0; x < crx; x++)
-          brow[x] = NAN;
-        continue;
-      }
-      const float *src = crot + (size_t)yy * b->cnx + cgx0;
-      for (int x = 0; x < xa; x++)
-        brow[x] = NAN;
-      copy_sums(brow + xa, src + xa, xb - xa, &sum, &sum2, &nvd);
-      for (int x = xb; x < crx; x++)
-        brow[x] = NAN;
-    }
+    int ya = cgy0 < 0 ? -cgy0 : 0, yb = b->cny - cgy0 < cry ? b->cny - cgy0 : cry;
+    if (xb <= xa)
+      ya = yb = 0; /* no column of the region in the image */
+    for (int y = ya; y < yb; y++)
+      row_sums(crot + (size_t)(cgy0 + y) * b->cnx + cgx0 + xa, xb - xa, &sum, &sum2, &nvd);
     int nv = (int)nvd;
     if (nv < 10 || 1.0 - (double)nv / ((double)crx * cry) > o->max_missing)
       continue;
@@ -601,9 +626,13 @@ static void register_theta_coarse(reg *out, const bf_cmc_prep *a, const bf_cmc_p
     float fm = (float)mean, fs = (float)(1.0 / sd);
     for (int y = 0; y < cry; y++) {
       float *brow = buf + (size_t)y * n1;
-#pragma omp simd
-      for (int x = 0; x < crx; x++)
-        brow[x] = nan_to_zero((brow[x] - fm) * fs);
+      if (y < ya || y >= yb) {
+        memset(brow, 0, (size_t)crx * sizeof *brow);
+        continue;
+      }
+      memset(brow, 0, (size_t)xa * sizeof *brow);
+      standardise(brow + xa, crot + (size_t)(cgy0 + y) * b->cnx + cgx0 + xa, xb - xa, fm, fs);
+      memset(brow + xb, 0, (size_t)(crx - xb) * sizeof *brow);
     }
     fftwf_execute_dft_r2c(a->cplan->r2c, buf, F);
     const fftwf_complex *C = a->ccfft[i];
@@ -660,15 +689,7 @@ static void register_theta_coarse(reg *out, const bf_cmc_prep *a, const bf_cmc_p
           float *mv = &memo[(ty - py0 + HC_W) * (2 * HC_W + 1) + (tx - px0 + HC_W)];
           float acc = *mv;
           if (isnan(acc)) {
-            const float *w0 = wz + (size_t)(ty - py0 + HC_W) * ww + (tx - px0 + HC_W);
-            acc = 0;
-            for (int y = 0; y < ch; y++) {
-              const float *cr = cs + (size_t)y * cw, *wr = w0 + (size_t)y * ww;
-              /* simd: the sum may be reassociated (float rounding only) */
-#pragma omp simd reduction(+ : acc)
-              for (int x = 0; x < cw; x++)
-                acc += cr[x] * wr[x];
-            }
+            acc = dot8(cs, cw, wz + (size_t)(ty - py0 + HC_W) * ww + (tx - px0 + HC_W), ww, cw, ch);
             *mv = acc;
           }
           if (acc > nb) {
