@@ -13,6 +13,9 @@
 # core) (wall and user+sys CPU of the process), the two builds taking turns run by run. The
 # hits of the timed batch are exported and compared as (query, candidate, score, rank): both
 # builds number items alike because they ingest the same manifests in the same order.
+# BEFORE_ARGS and AFTER_ARGS (environment) are added to each build's timed `bfm batch`, e.g.
+# BEFORE_ARGS="--no-reuse --screen 20" times the batch as it ran before the reuse work (both
+# items of a pair search each other, 20 screened to the CMC), whose hits are the same.
 # BEFORE_BFM may be any older build, e.g. the tree before the batch work:
 #   git archive 927c874 | tar -x -C OLD && cmake -S OLD -B OLD/build -DCMAKE_BUILD_TYPE=Release \
 #     && cmake --build OLD/build -j && benchmarks/batch_e2e.sh OLD/build/bfm build/bfm /tmp/b
@@ -41,7 +44,10 @@ for r in $(seq 1 "$runs"); do
     cp "$s" "$t"
     [ -d "$s.d" ] && cp -r "$s.d" "$t.d"
     "$exe" ingest --quiet "$t" "$dir/new/manifest.csv" >/dev/null
-    /usr/bin/time -f "%e %U %S" -o "$dir/$b.time" "$exe" batch "$t" "${targs[@]}" --quiet >/dev/null
+    extra=${AFTER_ARGS:-}
+    [ $b = before ] && extra=${BEFORE_ARGS:-}
+    # shellcheck disable=SC2086 # the extra arguments are words
+    /usr/bin/time -f "%e %U %S" -o "$dir/$b.time" "$exe" batch "$t" "${targs[@]}" $extra --quiet >/dev/null
     read -r wall user sys <"$dir/$b.time"
     awk -v b=$b -v r=$r -v n=$ncases -v w=$wall -v u=$user -v s=$sys 'BEGIN {
       printf "%-6s run %d: %d new items in %.2f s wall = %.4f items/s; CPU %.2f s = %.4f items/CPU-s\n",
