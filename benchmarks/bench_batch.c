@@ -3,7 +3,9 @@
  * passes 20, every query reads and block-averages its candidates' full features) against "after"
  * (each unordered pair compared once, the screen passes BF_BATCH_SCREEN, screen surfaces cached
  * for the run), on the same synthetic store; checks that both store the same hits (pairs,
- * scores, ranks). In-process figure: the search time of the run (indexing excluded).
+ * scores, ranks). In-process figure: the search time of the run (indexing excluded). The
+ * per-user FFTW wisdom is loaded and saved as bfm does: run it twice on a new machine, the
+ * first run plans.
  *
  *   bench_batch [--stored M] [--firearms F] [--firings K] [--diameter UM] [--threads T]
  *               [--all-new] [--make-store PATH]
@@ -13,6 +15,7 @@
  * first run). */
 #include "bf_batch.h"
 #include "bf_error.h"
+#include "bf_fft.h"
 #include "bf_store.h"
 #include "bf_synth.h"
 
@@ -168,6 +171,9 @@ int main(int argc, char **argv)
   printf("store: %d stored%s + %d new cartridge cases (%d firearms x %d firings), disk %.0f um; "
          "%d thread(s); in-process search time (indexing excluded)\n", M,
          all_new ? " (unsearched too)" : "", F * K, F, K, diam, threads);
+  /* the per-user FFTW wisdom, as bfm uses it: otherwise the first path timed would also plan
+   * every transform (with patient plans, seconds); a first run on a machine plans and saves */
+  bf_fft_wisdom_load(NULL);
   bf_batch_options o = BF_BATCH_OPTIONS_INIT;
   o.threads = threads;
   bf_batch_stats s[2];
@@ -199,6 +205,7 @@ int main(int argc, char **argv)
   printf("speed-up %.2fx (wall), %.2fx (CPU); hit sets (pairs, scores, ranks) %s\n",
          (s[1].searched / s[1].seconds) / (s[0].searched / s[0].seconds), cpu[0] / cpu[1],
          same ? "identical" : "DIFFER");
+  bf_fft_wisdom_save(NULL);
   snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
   if (system(cmd))
     return 1;
