@@ -528,23 +528,50 @@ static void rotate_nn(float *rot, const bf_cmc_prep *b, double theta)
 
 /* Registers every kept cell of a against b rotated by theta. Scratch is per caller. */
 
+/* Four float lanes, and the same four in double: the double sums below run in two sets of four
+ * lanes (values 8k..8k+3 and 8k+4..8k+7: two chains of additions in flight, not one), each set
+ * one AVX2 vector or two SSE2 ones on the default path (the same additions lane by lane, so the
+ * same sums on every machine), the last n % 8 values in scalars, all added in a fixed order. */
+typedef float v4f __attribute__((vector_size(16)));
+typedef int v4i __attribute__((vector_size(16)));
+typedef double v4d __attribute__((vector_size(32)));
+
+static inline double hsum4(v4d v)
+{
+  return (v[0] + v[1]) + (v[2] + v[3]);
+}
+
 /* *sum, *sum2 and *count gain the sum, the sum of squares and the count of the numbers of
- * src[0..n) (in double, reassociated as overlap_corr's sums). */
+ * src[0..n) (in double; a count is exact in any order). */
 BF_SIMD_CLONES
 static void row_sums(const float *src, int n, double *sum, double *sum2, double *count)
 {
-  double s = 0, s2 = 0, c = 0;
-#pragma omp simd reduction(+ : s, s2, c)
-  for (int x = 0; x < n; x++) {
-    uint32_t ok = num_mask(src[x]);
-    double z = masked(src[x], ok);
-    s += z;
-    s2 += z * z;
-    c += masked(1.0f, ok);
+  v4d sa = {0}, sb = {0}, s2a = {0}, s2b = {0};
+  v4i c = {0};
+  int n8 = n & ~7, tc = 0;
+  for (int x = 0; x < n8; x += 8) {
+    v4f v, u;
+    memcpy(&v, src + x, sizeof v);
+    memcpy(&u, src + x + 4, sizeof u);
+    v4i okv = v == v, oku = u == u; /* 0 where NaN */
+    v4d zv = __builtin_convertvector((v4f)((v4i)v & okv), v4d);
+    v4d zu = __builtin_convertvector((v4f)((v4i)u & oku), v4d);
+    sa += zv;
+    sb += zu;
+    s2a += zv * zv;
+    s2b += zu * zu;
+    c -= okv + oku;
   }
-  *sum += s;
-  *sum2 += s2;
-  *count += c;
+  double ts = 0, ts2 = 0;
+  for (int x = n8; x < n; x++)
+    if (!isnan(src[x])) {
+      ts += src[x];
+      ts2 += (double)src[x] * src[x];
+      tc++;
+    }
+  *sum += hsum4(sa + sb) + ts;
+  *sum2 += hsum4(s2a + s2b) + ts2;
+  *count += (double)(c[0] + c[1] + c[2] + c[3] + tc);
 }
 
 /* dst = (src - m) s, missing = 0, over n values */
@@ -556,32 +583,44 @@ static void standardise(float *dst, const float *src, int n, float m, float s)
     dst[x] = nan_to_zero((src[x] - m) * s);
 }
 
-/* sum of a(x, y) b(x, y) over a w x h window (row strides as, bs), in eight float lanes: lane l
- * sums the products at x = 8k + l of every row, the last w % 8 of each row go to eight scalar
- * sums alike, and the lanes are added in order at the end. The default path runs the eight
- * lanes as two SSE vectors, the AVX2 clone as one: the same additions lane by lane (no FMA), so
- * the same sum on every machine. */
+/* sum of a(x, y) b(x, y) over a w x h window (row strides as, bs), in two sets of eight float
+ * lanes (two chains of additions in flight): lane l of set j sums the products at x = 16k + 8j + l
+ * of every row, the last w % 16 of each row go to set 0 (8 of them) and to eight scalar sums
+ * alike, and all are added in a fixed order at the end. The default path runs eight lanes as two
+ * SSE vectors, the AVX2 clone as one: the same additions lane by lane (no FMA), so the same sum
+ * on every machine. */
 typedef float v8f __attribute__((vector_size(32)));
 BF_SIMD_CLONES
 static float dot8(const float *a, int as, const float *b, int bs, int w, int h)
 {
-  v8f acc = {0};
+  v8f acc0 = {0}, acc1 = {0};
   float tail[8] = {0};
-  int w8 = w & ~7;
+  int w16 = w & ~15, w8 = w & ~7;
   for (int y = 0; y < h; y++) {
     const float *ar = a + (size_t)y * as, *br = b + (size_t)y * bs;
-    for (int x = 0; x < w8; x += 8) {
+    int x = 0;
+    for (; x < w16; x += 16) {
+      v8f u0, v0, u1, v1;
+      memcpy(&u0, ar + x, sizeof u0);
+      memcpy(&v0, br + x, sizeof v0);
+      memcpy(&u1, ar + x + 8, sizeof u1);
+      memcpy(&v1, br + x + 8, sizeof v1);
+      acc0 += u0 * v0;
+      acc1 += u1 * v1;
+    }
+    if (x < w8) {
       v8f u, v;
       memcpy(&u, ar + x, sizeof u);
       memcpy(&v, br + x, sizeof v);
-      acc += u * v;
+      acc0 += u * v;
     }
     for (int x = w8; x < w; x++)
       tail[x - w8] += ar[x] * br[x];
   }
+  v8f all = acc0 + acc1;
   float t = 0;
   for (int l = 0; l < 8; l++)
-    t += acc[l] + tail[l];
+    t += all[l] + tail[l];
   return t;
 }
 
@@ -591,30 +630,56 @@ static float dot8(const float *a, int as, const float *b, int bs, int w, int h)
 BF_SIMD_CLONES
 static int overlap_corr(float *corr, const float *p, int ps, const float *q, int qs, int w, int h)
 {
-  double s1 = 0, s2 = 0, s11 = 0, s22 = 0, s12 = 0, n = 0;
-  /* simd: the sums in double may be reassociated, on each path in its own way (the float score
-   * changes only where a change in the 16th digit changes its last bit) */
+  /* the sums in four double lanes and the row tails' scalars, as row_sums */
+  v4d s1a = {0}, s2a = {0}, s11a = {0}, s22a = {0}, s12a = {0};
+  v4d s1b = {0}, s2b = {0}, s11b = {0}, s22b = {0}, s12b = {0};
+  v4i c = {0};
+  double t1 = 0, t2 = 0, t11 = 0, t22 = 0, t12 = 0;
+  int w8 = w & ~7, tc = 0;
   for (int y = 0; y < h; y++) {
     const float *pr = p + (size_t)y * ps, *qr = q + (size_t)y * qs;
-#pragma omp simd reduction(+ : s1, s2, s11, s22, s12, n)
-    for (int x = 0; x < w; x++) {
-      uint32_t both = num_mask(pr[x]) & num_mask(qr[x]);
-      double du = masked(pr[x], both), dv = masked(qr[x], both);
-      s1 += du;
-      s2 += dv;
-      s11 += du * du;
-      s22 += dv * dv;
-      s12 += du * dv;
-      n += masked(1.0f, both);
+    for (int x = 0; x < w8; x += 8) {
+#define CORR_LANES(off, s1, s2, s11, s22, s12)                                                  \
+  do {                                                                                           \
+    v4f u, v;                                                                                    \
+    memcpy(&u, pr + x + (off), sizeof u);                                                        \
+    memcpy(&v, qr + x + (off), sizeof v);                                                        \
+    v4i both = (u == u) & (v == v);                                                              \
+    v4d du = __builtin_convertvector((v4f)((v4i)u & both), v4d);                                 \
+    v4d dv = __builtin_convertvector((v4f)((v4i)v & both), v4d);                                 \
+    s1 += du;                                                                                    \
+    s2 += dv;                                                                                    \
+    s11 += du * du;                                                                              \
+    s22 += dv * dv;                                                                              \
+    s12 += du * dv;                                                                              \
+    c -= both;                                                                                   \
+  } while (0)
+      CORR_LANES(0, s1a, s2a, s11a, s22a, s12a);
+      CORR_LANES(4, s1b, s2b, s11b, s22b, s12b);
+#undef CORR_LANES
+    }
+    for (int x = w8; x < w; x++) {
+      double du = pr[x], dv = qr[x];
+      if (isnan(du) || isnan(dv))
+        continue;
+      t1 += du;
+      t2 += dv;
+      t11 += du * du;
+      t22 += dv * dv;
+      t12 += du * dv;
+      tc++;
     }
   }
-  int m = (int)n;
+  int m = c[0] + c[1] + c[2] + c[3] + tc;
+  double a1 = hsum4(s1a + s1b) + t1, a2 = hsum4(s2a + s2b) + t2,
+         a11 = hsum4(s11a + s11b) + t11, a22 = hsum4(s22a + s22b) + t22,
+         a12 = hsum4(s12a + s12b) + t12;
   if (m < 10)
     return 0;
-  double v1 = s11 - s1 * s1 / m, v2 = s22 - s2 * s2 / m;
+  double v1 = a11 - a1 * a1 / m, v2 = a22 - a2 * a2 / m;
   if (!(v1 > 0 && v2 > 0))
     return 0;
-  *corr = (float)((s12 - s1 * s2 / m) / sqrt(v1 * v2));
+  *corr = (float)((a12 - a1 * a2 / m) / sqrt(v1 * v2));
   return 1;
 }
 
