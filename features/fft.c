@@ -69,23 +69,27 @@ static void destroy(fftwf_plan p)
     fftwf_destroy_plan(p);
 }
 
-/* Transforms of at most this many points are planned with FFTW_PATIENT rather than
+/* 2D transforms of at most this many points are planned with FFTW_PATIENT rather than
  * FFTW_MEASURE: the CMC's coarse cells (~100 x 100), transformed ~3,400 times per pair, run
  * ~15 % faster by such plans (FFTW finds odd-radix plans of 5 x 5 x 4 it does not try when
  * measuring); planning costs ~1 s a size once, then comes from wisdom. Above it, PATIENT found
- * nothing faster (128 x 128, 160 x 160) and plans for seconds. */
+ * nothing faster (128 x 128, 160 x 160) and plans for seconds. 1D transforms (bullet
+ * signatures, one size per land) stay measured: patient plans of their many sizes made a first
+ * bullet comparison take 30 s. */
 #define BF_FFT_PATIENT_MAX (128 * 128)
 
-/* The one planning policy of every cached plan of n points (called with the lock held):
- * estimated when measured = 0 or BF_FFTW_ESTIMATE is set; else measured plans (patient ones up
- * to BF_FFT_PATIENT_MAX) come from wisdom when it has them, and a plan FFTW had to time marks
- * the wisdom as worth saving. make(arg, flags) plans and returns 0, or leaves nothing planned
- * and returns -1. */
-static int plan_with(int (*make)(void *arg, unsigned flags), void *arg, int measured, size_t n)
+/* The one planning policy of every cached plan of an n0 x n1 transform (called with the lock
+ * held): estimated when measured = 0 or BF_FFTW_ESTIMATE is set; else measured plans (patient
+ * ones for 2D up to BF_FFT_PATIENT_MAX) come from wisdom when it has them, and a plan FFTW had
+ * to time marks the wisdom as worth saving. make(arg, flags) plans and returns 0, or leaves
+ * nothing planned and returns -1. */
+static int plan_with(int (*make)(void *arg, unsigned flags), void *arg, int measured, int n0,
+                     int n1)
 {
   if (!measured || getenv("BF_FFTW_ESTIMATE"))
     return make(arg, FFTW_ESTIMATE);
-  unsigned level = n <= BF_FFT_PATIENT_MAX ? FFTW_PATIENT : FFTW_MEASURE;
+  unsigned level =
+    n0 > 1 && (size_t)n0 * n1 <= BF_FFT_PATIENT_MAX ? FFTW_PATIENT : FFTW_MEASURE;
   if (!make(arg, level | FFTW_WISDOM_ONLY))
     return 0;
   int rc = make(arg, level);
@@ -131,7 +135,7 @@ static entry *plan_new(int n0, int n1, int measured)
   e->p.n0 = n0;
   e->p.n1 = n1;
   e->measured = measured;
-  if (plan_with(make_pair, &(pair_arg){&e->p, r, c}, measured, nr))
+  if (plan_with(make_pair, &(pair_arg){&e->p, r, c}, measured, n0, n1))
     goto fail;
   fftwf_free(r);
   fftwf_free(c);
@@ -215,7 +219,7 @@ const bf_fft_band *bf_fft_band_get(int n0, int n1, int lo, int cnt)
       b = bands[i];
   if (!b && nbands < BF_FFT_MAX_PLANS && (b = bf_calloc(1, sizeof *b))) {
     *b = (bf_fft_band){.n0 = n0, .n1 = n1, .lo = lo, .cnt = cnt};
-    if (!plan_with(band_make, b, 1, (size_t)n0 * n1))
+    if (!plan_with(band_make, b, 1, n0, n1))
       bands[nbands++] = b;
     else {
       bf_free(b);
