@@ -10,6 +10,10 @@
 #ifdef __SSE2__
 #include <emmintrin.h>
 #endif
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+#include <immintrin.h>
+#define HAVE_ROWS4 1 /* the sampler's four-row AVX2 path (GCC's target attribute) */
+#endif
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -428,9 +432,7 @@ static inline void sample_row2(float *r0, float *r1, int w, double fx0, double f
 #endif
 }
 
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
-#include <immintrin.h>
-#define HAVE_ROWS4 1
+#ifdef HAVE_ROWS4
 /* Points xa..xb-1 of four rows (out, row stride w; fx, fy: the four rows' source points in the
  * lanes, advanced here), with or without the bounds test (checked is a constant at each call). */
 static inline __attribute__((always_inline, target("avx2"))) void
