@@ -538,10 +538,9 @@ typedef float v4f __attribute__((vector_size(16)));
 typedef int v4i __attribute__((vector_size(16)));
 typedef double v4d __attribute__((vector_size(32)));
 
-static inline double hsum4(v4d v)
-{
-  return (v[0] + v[1]) + (v[2] + v[3]);
-}
+/* the four lanes of a v4d added in a fixed order (a macro: a 32-byte vector passed by value
+ * has another ABI without AVX, which clang warns of) */
+#define HSUM4(v) (((v)[0] + (v)[1]) + ((v)[2] + (v)[3]))
 
 /* *sum, *sum2 and *count gain the sum, the sum of squares and the count of the numbers of
  * src[0..n) (in double; a count is exact in any order). */
@@ -571,8 +570,8 @@ static void row_sums(const float *src, int n, double *sum, double *sum2, double 
       ts2 += (double)src[x] * src[x];
       tc++;
     }
-  *sum += hsum4(sa + sb) + ts;
-  *sum2 += hsum4(s2a + s2b) + ts2;
+  *sum += HSUM4(sa + sb) + ts;
+  *sum2 += HSUM4(s2a + s2b) + ts2;
   *count += (double)(c[0] + c[1] + c[2] + c[3] + tc);
 }
 
@@ -673,9 +672,9 @@ static int overlap_corr(float *corr, const float *p, int ps, const float *q, int
     }
   }
   int m = c[0] + c[1] + c[2] + c[3] + tc;
-  double a1 = hsum4(s1a + s1b) + t1, a2 = hsum4(s2a + s2b) + t2,
-         a11 = hsum4(s11a + s11b) + t11, a22 = hsum4(s22a + s22b) + t22,
-         a12 = hsum4(s12a + s12b) + t12;
+  double a1 = HSUM4(s1a + s1b) + t1, a2 = HSUM4(s2a + s2b) + t2,
+         a11 = HSUM4(s11a + s11b) + t11, a22 = HSUM4(s22a + s22b) + t22,
+         a12 = HSUM4(s12a + s12b) + t12;
   if (m < 10)
     return 0;
   double v1 = a11 - a1 * a1 / m, v2 = a22 - a2 * a2 / m;

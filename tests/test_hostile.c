@@ -8,7 +8,9 @@
 #include "bf_x3p.h"
 #include "bf_test.h"
 
+#if defined(__GNUC__) && !defined(__clang__) /* clang has no such warning */
 #pragma GCC diagnostic ignored "-Wformat-truncation" /* test paths are short */
+#endif
 
 #include <errno.h>
 #include <stdarg.h>
