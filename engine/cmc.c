@@ -314,28 +314,14 @@ static inline int ifloor(double v)
   return (int)(v + 1048576.0) - 1048576;
 }
 
-/* All ones when v is a number, 0 when it is NaN, without a branch. */
-static inline uint32_t num_mask(float v)
-{
-  uint32_t u;
-  memcpy(&u, &v, sizeof u);
-  return -(uint32_t)((u & 0x7fffffffu) <= 0x7f800000u);
-}
-
-/* v where mask is all ones, 0 where it is 0 */
-static inline float masked(float v, uint32_t mask)
-{
-  uint32_t u;
-  memcpy(&u, &v, sizeof u);
-  u &= mask;
-  memcpy(&v, &u, sizeof v);
-  return v;
-}
-
 /* v, or 0 when v is NaN, without a branch (the standardising loops vectorise) */
 static inline float nan_to_zero(float v)
 {
-  return masked(v, num_mask(v));
+  uint32_t u;
+  memcpy(&u, &v, sizeof u);
+  u &= -(uint32_t)((u & 0x7fffffffu) <= 0x7f800000u);
+  memcpy(&v, &u, sizeof v);
+  return v;
 }
 
 /* One row of a nearest-neighbour sampling of z (nx x ny, NaN outside): w points from the source
@@ -380,9 +366,8 @@ static inline __attribute__((always_inline)) void row2_span(float *r0, float *r1
     }
   }
 }
-#endif
 
-/* Narrows [*ka, *kb) to the steps k where f0 + k d lies in [lo, hi]. */
+/* Narrows [*ka, *kb) to the steps k where f0 + k d lies in [lo, hi] (keeps *ka <= *kb). */
 static void steps_within(int *ka, int *kb, double f0, double d, double lo, double hi)
 {
   if (d == 0) {
@@ -403,26 +388,36 @@ static void steps_within(int *ka, int *kb, double f0, double d, double lo, doubl
     *kb = k1 < *ka ? *ka : (int)floor(k1) + 1;
 }
 
+/* [*ka, *kb): the steps of 0..w-1 at which the points of all nrows rows (row k from (fx[k],
+ * fy[k]), stepping by (c, -s)) lie inside an nx x ny grid with a margin of a quarter point.
+ * floor(f) stays in [0, n - 1] for f in [0.25, n - 0.25], and the stepped sums differ from
+ * f0 + k d by rounding only (~1e-12 here); the rows are straight, so the steps are one interval.
+ * The samplers take these points without the bounds test. */
+static void inside_span(int *ka, int *kb, int w, const double *fx, const double *fy, int nrows,
+                        double c, double s, int nx, int ny)
+{
+  *ka = 0;
+  *kb = w;
+  for (int k = 0; k < nrows; k++) {
+    steps_within(ka, kb, fx[k], c, 0.25, nx - 0.25);
+    steps_within(ka, kb, fy[k], -s, 0.25, ny - 0.25);
+  }
+}
+#endif
+
 /* Two such rows at once, each in one lane of an SSE2 register: the same double additions and
  * truncations per row as sample_row (so the same points), without the one long dependency
- * chain of a row (the rotations were a quarter of the CMC's time). The points that lie inside
- * z with a margin of a quarter point in both rows (an interval of the row: the rows are
- * straight) are taken without the bounds test. */
+ * chain of a row (the rotations were a quarter of the CMC's time); the points inside_span
+ * finds in both rows without the bounds test. */
 static inline void sample_row2(float *r0, float *r1, int w, double fx0, double fy0, double fx1,
                                double fy1, double c, double s, const float *z, int nx, int ny)
 {
 #ifdef __SSE2__
   const __m128d vc = _mm_set1_pd(c), vs = _mm_set1_pd(s);
   __m128d fx = _mm_set_pd(fx1, fx0), fy = _mm_set_pd(fy1, fy0);
-  /* floor(f) stays in [0, n - 1] for f in [0.25, n - 0.25]: the stepped sums differ from
-   * f0 + k d by rounding only, ~1e-12 here */
-  int ka = 0, kb = w;
-  steps_within(&ka, &kb, fx0, c, 0.25, nx - 0.25);
-  steps_within(&ka, &kb, fy0, -s, 0.25, ny - 0.25);
-  steps_within(&ka, &kb, fx1, c, 0.25, nx - 0.25);
-  steps_within(&ka, &kb, fy1, -s, 0.25, ny - 0.25);
-  if (kb < ka)
-    kb = ka;
+  const double fxs[2] = {fx0, fx1}, fys[2] = {fy0, fy1};
+  int ka, kb;
+  inside_span(&ka, &kb, w, fxs, fys, 2, c, s, nx, ny);
   row2_span(r0, r1, 0, ka, &fx, &fy, vc, vs, z, nx, ny, 1);
   row2_span(r0, r1, ka, kb, &fx, &fy, vc, vs, z, nx, ny, 0);
   row2_span(r0, r1, kb, w, &fx, &fy, vc, vs, z, nx, ny, 1);
@@ -465,8 +460,8 @@ row4_span(float *out, int w, int xa, int xb, __m256d *fx, __m256d *fy, __m256d v
 }
 
 /* Four rows at once, one in each lane of an AVX2 register, as sample_row2 does two: the same
- * additions and truncations per row, the points inside all four rows' margins [ka, kb) without
- * the bounds test. */
+ * additions and truncations per row, the points [ka, kb) inside all four rows (inside_span)
+ * without the bounds test. */
 __attribute__((target("avx2"))) static void sample_rows4(float *out, int w, const double *fx0,
                                                           const double *fy0, double c, double s,
                                                           const float *z, int nx, int ny, int ka,
@@ -495,13 +490,12 @@ static void sample_grid(float *out, int w, int h, int x0, int y0, double cx, dou
   if ((size_t)nx * ny < ((size_t)1 << 31) && __builtin_cpu_supports("avx2"))
     for (; y + 3 < h; y += 4) {
       double fx[4], fy[4];
-      int ka = 0, kb = w;
+      int ka, kb;
       for (int k = 0; k < 4; k++) {
         fx[k] = ROW_FX(y + k);
         fy[k] = ROW_FY(y + k);
-        steps_within(&ka, &kb, fx[k], c, 0.25, nx - 0.25);
-        steps_within(&ka, &kb, fy[k], -s, 0.25, ny - 0.25);
       }
+      inside_span(&ka, &kb, w, fx, fy, 4, c, s, nx, ny);
       sample_rows4(out + (size_t)y * w, w, fx, fy, c, s, z, nx, ny, ka, kb);
     }
 #endif
@@ -528,8 +522,6 @@ static void rotate_nn(float *rot, const bf_cmc_prep *b, double theta)
   rotate_arr(rot, b->z, b->nx, b->ny, theta);
 }
 
-/* Registers every kept cell of a against b rotated by theta. Scratch is per caller. */
-
 /* Four float lanes, and the same four in double: the double sums below run in two sets of four
  * lanes (values 8k..8k+3 and 8k+4..8k+7: two chains of additions in flight, not one), each set
  * one AVX2 vector or two SSE2 ones on the default path (the same additions lane by lane, so the
@@ -542,10 +534,10 @@ typedef double v4d __attribute__((vector_size(32)));
  * has another ABI without AVX, which clang warns of) */
 #define HSUM4(v) (((v)[0] + (v)[1]) + ((v)[2] + (v)[3]))
 
-/* *sum, *sum2 and *count gain the sum, the sum of squares and the count of the numbers of
- * src[0..n) (in double; a count is exact in any order). */
+/* *sum, *sum2 and *count gain the sum, the sum of squares (in double) and the count of the
+ * numbers of src[0..n). */
 BF_SIMD_CLONES
-static void row_sums(const float *src, int n, double *sum, double *sum2, double *count)
+static void row_sums(const float *src, int n, double *sum, double *sum2, int *count)
 {
   v4d sa = {0}, sb = {0}, s2a = {0}, s2b = {0};
   v4i c = {0};
@@ -572,7 +564,7 @@ static void row_sums(const float *src, int n, double *sum, double *sum2, double 
     }
   *sum += HSUM4(sa + sb) + ts;
   *sum2 += HSUM4(s2a + s2b) + ts2;
-  *count += (double)(c[0] + c[1] + c[2] + c[3] + tc);
+  *count += c[0] + c[1] + c[2] + c[3] + tc;
 }
 
 /* dst = (src - m) s, missing = 0, over n values */
@@ -684,6 +676,7 @@ static int overlap_corr(float *corr, const float *p, int ps, const float *q, int
   return 1;
 }
 
+/* Registers every kept cell of a against b rotated by theta. Scratch is per caller. */
 static void register_theta(reg *out, const bf_cmc_prep *a, const bf_cmc_prep *b, double theta,
                            const bf_cmc_opts *o, const unsigned char *sel, float *rot,
                            float *region, float *buf, fftwf_complex *F, float *cc)
@@ -792,14 +785,14 @@ static void register_theta_coarse(reg *out, const bf_cmc_prep *a, const bf_cmc_p
     /* the coarse region's count, sum and sum of squares (in double; outside the turned image
      * it is missing), then the region standardised straight into the FFT buffer (row stride
      * n1; the rows beyond cry and the columns beyond crx stay zero), missing = 0 */
-    double sum = 0, sum2 = 0, nvd = 0;
+    double sum = 0, sum2 = 0;
+    int nv = 0;
     int xa = cgx0 < 0 ? -cgx0 : 0, xb = b->cnx - cgx0 < crx ? b->cnx - cgx0 : crx;
     int ya = cgy0 < 0 ? -cgy0 : 0, yb = b->cny - cgy0 < cry ? b->cny - cgy0 : cry;
     if (xb <= xa)
       ya = yb = 0; /* no column of the region in the image */
     for (int y = ya; y < yb; y++)
-      row_sums(crot + (size_t)(cgy0 + y) * b->cnx + cgx0 + xa, xb - xa, &sum, &sum2, &nvd);
-    int nv = (int)nvd;
+      row_sums(crot + (size_t)(cgy0 + y) * b->cnx + cgx0 + xa, xb - xa, &sum, &sum2, &nv);
     if (nv < 10 || 1.0 - (double)nv / ((double)crx * cry) > o->max_missing)
       continue;
     double mean = sum / nv, var = sum2 / nv - mean * mean, sd = var > 0 ? sqrt(var) : 0;
